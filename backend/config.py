@@ -1,0 +1,66 @@
+"""One settings object, built once at start-up from defaults, `GRIDLESS_*` variables and flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """Where conversations and media live unless told otherwise (XDG on Linux and Termux)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gridless"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDLESS_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    token: str | None = Field(default=None, min_length=16, max_length=256)
+
+    chat_model: Path | None = None
+    """A GGUF file to chat with; by default the bundled SmolLM2 (or the first GGUF in models_dir)."""
+    models_dir: Path | None = None
+    """Extra folder scanned for GGUF files; defaults to `<data_dir>/models`."""
+
+    context_length: int = Field(default=4096, ge=256, le=131072)
+    """Context window allocated for the chat model; conversations may ask for less, not more."""
+    threads: int = Field(default=0, ge=0, le=256)
+    """Threads for inference; 0 means one per physical core."""
+    kv_cache_mb: int = Field(default=512, ge=0, le=65536)
+    """RAM kept for saved per-conversation KV states, so switching chats does not re-read history."""
+    queue_limit: int = Field(default=8, ge=1, le=1000)
+    """Requests that may wait for one engine before new ones are answered with 'busy'."""
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    @field_validator("data_dir", "chat_model", "models_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gridless.db"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def model_folder(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def inference_threads(self) -> int:
+        if self.threads:
+            return self.threads
+        import psutil
+
+        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)

@@ -1,0 +1,292 @@
+"""The language-model engine: typed requests/events (both sides) and the worker (child side).
+
+The worker keeps one llama.cpp context. Generation uses llama.cpp's C sampler chain and
+a reused single-token batch, so the per-token path is decode, sample, detokenize and one
+pipe write, with no logits copied into Python. The live sequence's KV state is reused for
+the shared prefix of the next prompt; other conversations' states are saved in RAM
+(`KvStateCache`) and restored when they come back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runtime.child import EngineError, JobContext
+from ..runtime.protocol import ErrorCode, Event, Request
+from .gguf_check import check_gguf_file
+from .llm_cache import KvStateCache, SavedState, common_prefix
+from .llm_text import StopStreamer
+
+__all__ = ["ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
+
+# A save is worth its copy only when a switch would otherwise throw away this many tokens.
+_MIN_TOKENS_WORTH_SAVING = 48
+# Prefer a saved state over the live one only when it shares clearly more.
+_MIN_GAIN_TO_RESTORE = 16
+_FALLBACK_TEMPLATE = (  # ChatML, for GGUF files without a template of their own
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(kw_only=True, slots=True)
+class LlmConfig:
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: int = 2
+    n_batch: int = 512
+    kv_cache_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(kw_only=True, slots=True)
+class ChatRequest(Request):
+    messages: list[dict[str, str]]
+    max_tokens: int | None = None
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    context_limit: int | None = None
+    """Tokens this conversation may use (prompt + answer); the engine's own size if None."""
+    trim_history: bool = False
+    """Drop the oldest turns when the prompt does not fit, instead of failing."""
+    cache_key: str | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class PromptReady(Event):
+    prompt_tokens: int
+    cached_tokens: int
+    trimmed_messages: int
+
+
+@dataclass(kw_only=True, slots=True)
+class TokenDelta(Event):
+    text: str
+
+
+class LlmEngine:
+    def __init__(self, config: LlmConfig) -> None:
+        check_gguf_file(Path(config.model_path))
+        from llama_cpp import Llama
+        from llama_cpp import llama_cpp as lib
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.lib = lib
+        self.config = config
+        try:
+            self.llama = Llama(model_path=config.model_path, n_ctx=config.n_ctx, n_batch=config.n_batch,
+                               n_threads=config.n_threads, n_threads_batch=config.n_threads, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+                              f"could not load {Path(config.model_path).name}: {exc}") from exc
+        model = self.llama._model
+        self.ctx = self.llama._ctx.ctx
+        self.vocab = lib.llama_model_get_vocab(model.model)
+        self.mem = lib.llama_get_memory(self.ctx)
+        self.n_ctx = lib.llama_n_ctx(self.ctx)
+        template = self.llama.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE
+        eos, bos = self.llama.token_eos(), self.llama.token_bos()
+        self.formatter = Jinja2ChatFormatter(
+            template=template, eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "")
+        self.batch = lib.llama_batch_init(config.n_batch, 0, 1)
+        self.piece = ctypes.create_string_buffer(256)
+        self.live_tokens: list[int] = []
+        self.live_saved = True
+        self.cache = KvStateCache(config.kv_cache_bytes)
+        self.model_name = Path(config.model_path).stem
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_name, "n_ctx": self.n_ctx,
+                "n_ctx_train": self.llama._model.n_ctx_train(), "path": self.config.model_path}
+
+    def close(self) -> None:
+        self.lib.llama_batch_free(self.batch)
+        self.llama.close()
+
+    # prompt --------------------------------------------------------------------------------
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        try:
+            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+        except Exception as exc:  # a template error is the request's fault, not a crash
+            raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+        return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def _fit(self, req: ChatRequest, limit: int) -> tuple[list[int], int]:
+        """Tokens of the prompt, trimming oldest turns if asked to; fails if it cannot fit."""
+        messages = list(req.messages)
+        tokens = self._render(messages)
+        trimmed = 0
+        reserve = min(req.max_tokens or 256, limit // 4)
+        while req.trim_history and len(tokens) + reserve > limit:
+            first = next((i for i, m in enumerate(messages) if m["role"] != "system"), None)
+            if first is None or first >= len(messages) - 1:
+                break  # only the newest message is left
+            del messages[first]
+            trimmed += 1
+            tokens = self._render(messages)
+        if len(tokens) >= limit:
+            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+                              f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
+                              "shorten the messages or raise the context length")
+        return tokens, trimmed
+
+    # KV reuse ------------------------------------------------------------------------------
+
+    def _save_live(self) -> None:
+        lib = self.lib
+        if self.live_saved or len(self.live_tokens) < _MIN_TOKENS_WORTH_SAVING:
+            return
+        size = lib.llama_state_seq_get_size(self.ctx, 0)
+        if size > self.cache.budget:
+            return
+        blob = (ctypes.c_uint8 * size)()
+        written = lib.llama_state_seq_get_data(self.ctx, blob, size, 0)
+        if written:
+            key = hashlib.blake2b(repr(self.live_tokens[:4096]).encode(), digest_size=8).hexdigest()
+            self.cache.put(key, SavedState(tokens=list(self.live_tokens), blob=blob, nbytes=written))
+        self.live_saved = True
+
+    def _restore(self, key: str, state: SavedState) -> bool:
+        lib = self.lib
+        lib.llama_memory_seq_rm(self.mem, 0, -1, -1)
+        if lib.llama_state_seq_set_data(self.ctx, state.blob, state.nbytes, 0) == 0:
+            self.cache.drop(key)
+            lib.llama_memory_seq_rm(self.mem, 0, -1, -1)
+            self.live_tokens = []
+            return False
+        self.live_tokens = list(state.tokens)
+        self.live_saved = True
+        return True
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Make the live sequence hold the longest known prefix of `tokens`; return its length."""
+        shared = common_prefix(self.live_tokens, tokens)
+        match = self.cache.best_match(tokens)
+        if match is not None and match[2] >= shared + _MIN_GAIN_TO_RESTORE:
+            self._save_live()
+            if self._restore(match[0], match[1]):
+                shared = match[2]
+            else:
+                shared = 0
+        keep = min(shared, len(tokens) - 1)  # the last prompt token is always evaluated for logits
+        if len(self.live_tokens) - keep >= _MIN_TOKENS_WORTH_SAVING:
+            self._save_live()
+        if keep < len(self.live_tokens):
+            self.lib.llama_memory_seq_rm(self.mem, 0, keep, -1)
+            del self.live_tokens[keep:]
+            self.live_saved = False
+        return keep
+
+    def _decode(self, tokens: list[int], ctx: JobContext) -> None:
+        lib, batch = self.lib, self.batch
+        step = self.config.n_batch
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start:start + step]
+            pos0 = len(self.live_tokens)
+            batch.n_tokens = len(chunk)
+            for i, tok in enumerate(chunk):
+                batch.token[i] = tok
+                batch.pos[i] = pos0 + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = 0
+            batch.logits[len(chunk) - 1] = 1
+            rc = lib.llama_decode(self.ctx, batch)
+            if rc != 0:
+                raise EngineError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
+            self.live_tokens.extend(chunk)
+            self.live_saved = False
+            if start + step < len(tokens) and ctx.cancelled():
+                raise EngineError(ErrorCode.CANCELLED, "cancelled while reading the prompt")
+
+    # generation ----------------------------------------------------------------------------
+
+    def _sampler(self, req: ChatRequest) -> Any:
+        lib = self.lib
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if req.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            return chain
+        seed = req.seed if req.seed is not None else random.getrandbits(32)
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(req.top_k))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(req.top_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(req.temperature))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+        if not isinstance(request, ChatRequest):
+            raise EngineError(ErrorCode.BAD_REQUEST, f"the llm engine cannot run {type(request).__name__}")
+        return self._chat(request, ctx)
+
+    def _chat(self, req: ChatRequest, ctx: JobContext) -> dict[str, Any]:
+        lib = self.lib
+        started = time.perf_counter()
+        limit = min(req.context_limit or self.n_ctx, self.n_ctx)
+        tokens, trimmed = self._fit(req, limit)
+        cached = self._reuse_prefix(tokens)
+        self._decode(tokens[cached:], ctx)
+        ctx.emit(PromptReady(job_id=ctx.job_id, prompt_tokens=len(tokens), cached_tokens=cached,
+                             trimmed_messages=trimmed))
+        budget = limit - len(tokens)
+        if req.max_tokens is not None:
+            budget = min(budget, req.max_tokens)
+        sampler = self._sampler(req)
+        streamer = StopStreamer(req.stop)
+        batch, piece, vocab = self.batch, self.piece, self.vocab
+        generated, finish = 0, "length"
+        first_at = last_at = 0.0
+        try:
+            while generated < budget:
+                token = lib.llama_sampler_sample(sampler, self.ctx, -1)
+                if lib.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                generated += 1
+                n = lib.llama_token_to_piece(vocab, token, piece, 256, 0, False)
+                text = streamer.feed(piece.raw[:n] if n > 0 else b"")
+                last_at = time.perf_counter()
+                if generated == 1:
+                    first_at = last_at
+                if text:
+                    ctx.emit(TokenDelta(job_id=ctx.job_id, text=text))
+                if streamer.stopped:
+                    finish = "stop"
+                    break
+                if ctx.cancelled():
+                    finish = "cancelled"
+                    break
+                if generated >= budget:
+                    break  # no need to evaluate a token nobody will continue from
+                batch.n_tokens = 1
+                batch.token[0] = token
+                batch.pos[0] = len(self.live_tokens)
+                batch.n_seq_id[0] = 1
+                batch.seq_id[0][0] = 0
+                batch.logits[0] = 1
+                rc = lib.llama_decode(self.ctx, batch)
+                if rc != 0:
+                    raise EngineError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
+                self.live_tokens.append(token)
+        finally:
+            lib.llama_sampler_free(sampler)
+        tail = streamer.flush()
+        if tail:
+            ctx.emit(TokenDelta(job_id=ctx.job_id, text=tail))
+        decode_s = last_at - first_at if generated > 1 else 0.0
+        return {
+            "finish_reason": finish, "prompt_tokens": len(tokens), "cached_tokens": cached,
+            "completion_tokens": generated, "trimmed_messages": trimmed, "model": self.model_name,
+            "ttft_s": (first_at or time.perf_counter()) - started,
+            "tokens_per_s": (generated - 1) / decode_s if decode_s > 0 else 0.0,
+        }

@@ -1,0 +1,212 @@
+"""Server side of one engine worker: a spawned child process behind a pipe.
+
+A reader thread blocks on the pipe and hands every message to the event loop with
+`call_soon_threadsafe`; the loop never blocks on the child. If the child dies (crash,
+out of memory, hard cancel) every job in flight ends with a clear error and the next
+job starts a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .child import EngineError
+from .protocol import (Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit,
+                       WorkerFailed, WorkerReady)
+
+__all__ = ["WorkerProcess", "WorkerSpec"]
+
+log = logging.getLogger(__name__)
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _spawn(factory: str, config: Any) -> tuple[subprocess.Popen[bytes], Connection]:
+    """A fresh interpreter running `backend.runtime.child`, joined to us by a socket pair.
+
+    Not multiprocessing's spawn: that re-imports the parent's main module in the child,
+    which for a web app means re-running the app's start-up code.
+    """
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.runtime.child", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
+    finally:
+        theirs.close()
+    conn = Connection(ours.detach())
+    conn.send((factory, config))
+    return process, conn
+
+
+@dataclass(kw_only=True, slots=True)
+class WorkerSpec:
+    """What to run in the child: `module:Factory` called with `config` there."""
+
+    name: str
+    factory: str
+    config: Any
+    start_timeout: float = 120.0
+
+
+class WorkerProcess:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.info: dict[str, Any] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._jobs: dict[str, asyncio.Queue[Any]] = {}
+        self._ready: asyncio.Future[Any] | None = None
+        self._start_lock = asyncio.Lock()
+        self._killed_jobs: set[str] = set()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        """Spawn the child and wait until its engine is loaded (or say why it is not)."""
+        async with self._start_lock:
+            if self.alive and self._conn is not None:
+                return
+            loop = asyncio.get_running_loop()
+            self._ready = loop.create_future()
+            process, parent = await asyncio.to_thread(_spawn, self.spec.factory, self.spec.config)
+            self._process, self._conn = process, parent
+            threading.Thread(target=self._read, args=(loop, parent, process), daemon=True,
+                             name=f"gridless-{self.spec.name}-reader").start()
+            try:
+                first = await asyncio.wait_for(self._ready, self.spec.start_timeout)
+            except TimeoutError:
+                await self.stop(force=True)
+                raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+                                  f"the {self.spec.name} engine did not start within "
+                                  f"{self.spec.start_timeout:.0f} s") from None
+            if isinstance(first, WorkerFailed):
+                await self.stop(force=True)
+                raise EngineError(first.code, first.message)
+            self.info = first.info
+
+    def _read(self, loop: asyncio.AbstractEventLoop, conn: Connection,
+              process: subprocess.Popen[bytes]) -> None:
+        try:
+            while True:
+                message = conn.recv()
+                loop.call_soon_threadsafe(self._dispatch, message)
+        except (EOFError, OSError):
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        try:
+            loop.call_soon_threadsafe(self._on_exit, process, conn)
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
+
+    def _dispatch(self, message: Any) -> None:
+        if isinstance(message, WorkerReady | WorkerFailed):
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message)
+            return
+        if isinstance(message, Event):
+            queue = self._jobs.get(message.job_id)
+            if queue is not None:
+                queue.put_nowait(message)
+
+    def _on_exit(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        if self._process is not process:
+            return  # an older process; a new one already runs
+        code = process.returncode
+        self._process, self._conn = None, None
+        conn.close()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(WorkerFailed(
+                code=ErrorCode.MODEL_LOAD_FAILED,
+                message=f"the {self.spec.name} engine exited while loading (exit code {code})"))
+        for job_id, queue in list(self._jobs.items()):
+            if job_id in self._killed_jobs:
+                queue.put_nowait(JobFailed(job_id=job_id, code=ErrorCode.CANCELLED, message="cancelled"))
+            else:
+                queue.put_nowait(JobFailed(
+                    job_id=job_id, code=ErrorCode.WORKER_CRASHED,
+                    message=f"the {self.spec.name} engine stopped unexpectedly (exit code {code}); "
+                            "it restarts on the next request"))
+        self._killed_jobs.clear()
+        if code not in (0, None):
+            log.warning("%s worker exited with code %s", self.spec.name, code)
+
+    async def run(self, request: Request, job_id: str | None = None) -> AsyncIterator[Event]:
+        """Submit one job and yield its events; the last one is JobDone or JobFailed."""
+        await self.start()
+        job_id = job_id or uuid.uuid4().hex
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._jobs[job_id] = queue
+        try:
+            self._send(Submit(job_id=job_id, request=request))
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, JobDone | JobFailed):
+                    return
+        finally:
+            self._jobs.pop(job_id, None)
+            self._killed_jobs.discard(job_id)
+
+    def _send(self, message: Any) -> None:
+        if self._conn is None:
+            raise EngineError(ErrorCode.WORKER_CRASHED, f"the {self.spec.name} engine is not running")
+        self._conn.send(message)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the engine to stop between steps; the job still ends with its own JobDone."""
+        if job_id in self._jobs and self._conn is not None:
+            try:
+                self._conn.send(Cancel(job_id=job_id))
+            except OSError:
+                pass
+
+    def kill_jobs(self) -> None:
+        """Hard cancel: terminate the process; running jobs end as cancelled, not crashed."""
+        self._killed_jobs.update(self._jobs)
+        if self._process is not None:
+            self._process.kill()
+
+    @property
+    def running_jobs(self) -> list[str]:
+        return list(self._jobs)
+
+    async def stop(self, *, force: bool = False, timeout: float = 5.0) -> None:
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        if not force and conn is not None:
+            try:
+                conn.send(Shutdown())
+            except OSError:
+                pass
+            try:
+                await asyncio.to_thread(process.wait, timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)

@@ -1,0 +1,81 @@
+"""The one SQLite database: WAL, `synchronous=FULL`, foreign keys on, numbered migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .migrations import MIGRATIONS
+
+__all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """A single aiosqlite connection (its own thread), shared by the repositories.
+
+    SQLite serialises writers anyway; one connection keeps transactions simple and
+    never blocks the event loop.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("database is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await aiosqlite.connect(self.path)
+        self._conn.row_factory = aiosqlite.Row
+        await self._conn.execute("PRAGMA journal_mode=WAL")
+        await self._conn.execute("PRAGMA synchronous=FULL")
+        await self._conn.execute("PRAGMA foreign_keys=ON")
+        await self._conn.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _migrate(self) -> None:
+        async with self.conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database {self.path} has schema version {current}, newer than this gridless "
+                f"({len(MIGRATIONS)}); upgrade gridless or use another --data-dir"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            log.info("applying database migration %d", version)
+            # executescript commits first; wrap the script and the version bump in one transaction
+            await self.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement in its own transaction; returns the number of rows changed."""
+        cur = await self.conn.execute(sql, tuple(params))
+        await self.conn.commit()
+        return cur.rowcount
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def integrity_check(self) -> str:
+        row = await self.fetch_one("PRAGMA integrity_check")
+        return str(row[0]) if row else "no answer"
