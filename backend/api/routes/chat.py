@@ -1,0 +1,110 @@
+"""POST /v1/chat/completions, streaming (server-sent events) or not, on the shared chat service."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ...chat.service import ChatJob, collect
+from ...engines.llm import ChatRequest, TokenDelta
+from ...runtime.child import EngineError
+from ...runtime.protocol import ErrorCode, JobDone, JobFailed
+from ..deps import ServicesDep
+from ..errors import ApiError, error_body, status_for
+from ..schemas import ChatCompletionBody
+
+router = APIRouter()
+
+
+def _engine_request(body: ChatCompletionBody) -> ChatRequest:
+    for i, message in enumerate(body.messages):
+        if isinstance(message.content, list):
+            for part in message.content:
+                if part.type != "text":
+                    raise ApiError(400, f"content part type '{part.type}' is not supported by this model",
+                                   param=f"messages.{i}.content", code="unsupported_content")
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                for m in body.messages]
+    return ChatRequest(messages=messages, max_tokens=body.token_limit(),
+                       temperature=0.7 if body.temperature is None else body.temperature,
+                       top_p=0.95 if body.top_p is None else body.top_p,
+                       seed=None if body.seed is None else body.seed & 0xFFFFFFFF, stop=body.stop_list())
+
+
+def _usage(result: dict[str, Any]) -> dict[str, Any]:
+    prompt, completion = int(result.get("prompt_tokens", 0)), int(result.get("completion_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": int(result.get("cached_tokens", 0))}}
+
+
+def _finish(result: dict[str, Any]) -> str:
+    reason = result.get("finish_reason", "stop")
+    return "length" if reason == "length" else "stop"
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> JSONResponse | StreamingResponse:
+    request = _engine_request(body)
+    model = services.chat.resolve(body.model)
+    job = ChatJob()
+    completion_id = f"chatcmpl-{job.id}"
+    created = int(time.time())
+    if not body.stream:
+        text, result = await collect(services.chat.stream(job, request, model_id=model.id))
+        return JSONResponse({
+            "id": completion_id, "object": "chat.completion", "created": created, "model": model.id,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": _finish(result), "logprobs": None}],
+            "usage": _usage(result)})
+
+    events = services.chat.stream(job, request, model_id=model.id)
+    # Wait for the first event before answering 200, so that queue-full, load and
+    # context errors still come back as proper HTTP errors rather than inside the stream.
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        raise ApiError(500, "the engine ended without an answer", code=ErrorCode.INTERNAL) from None
+    if isinstance(first, JobFailed):
+        raise EngineError(first.code, first.message)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                   "model": model.id, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                    "logprobs": None}]}
+        return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+    async def sse() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        pending = [first]
+        try:
+            while True:
+                event = pending.pop() if pending else await anext(events)
+                if isinstance(event, TokenDelta):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, JobDone):
+                    yield chunk({}, _finish(event.result))
+                    if include_usage:
+                        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                                   "model": model.id, "choices": [], "usage": _usage(event.result)}
+                        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+                    break
+                elif isinstance(event, JobFailed):
+                    err = error_body(event.message, code=event.code, type_="invalid_request_error"
+                                     if status_for(event.code) < 500 else "server_error")
+                    yield b"data: " + json.dumps(err).encode() + b"\n\n"
+                    break
+            yield b"data: [DONE]\n\n"
+        except StopAsyncIteration:
+            yield b"data: [DONE]\n\n"
+        finally:
+            services.chat.cancel(job)  # the client went away: no one will read the rest
+            await events.aclose()
+
+    return StreamingResponse(sse(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,19 @@
+"""GET /v1/models: the chat models this device has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..deps import ServicesDep
+
+router = APIRouter()
+
+
+@router.get("/models")
+async def list_models(services: ServicesDep) -> dict[str, Any]:
+    return {"object": "list", "data": [
+        {"id": m.id, "object": "model", "created": int(m.path.stat().st_mtime) if m.path.exists() else 0,
+         "owned_by": m.source}
+        for m in services.models.chat_models()]}

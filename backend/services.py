@@ -1,0 +1,52 @@
+"""Everything the server holds, built once from the settings and shared by pages and the API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .chat.conversations import ConversationService
+from .chat.service import ChatService
+from .config import Settings
+from .models.local import LocalModels
+from .security.owner import OwnerCredential, load_or_create_token
+from .storage.conversations import ConversationStore
+from .storage.db import Database
+
+__all__ = ["Services"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    store: ConversationStore
+    models: LocalModels
+    chat: ChatService
+    conversations: ConversationService
+    owner: OwnerCredential
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings.db_path)
+        store = ConversationStore(db)
+        models = LocalModels(settings.model_folder, settings.chat_model)
+        chat = ChatService(settings, models)
+        return cls(settings=settings, db=db, store=store, models=models, chat=chat,
+                   conversations=ConversationService(store, chat, settings.context_length),
+                   owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)))
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.media_dir.mkdir(parents=True, exist_ok=True)
+        await self.db.open()
+        recovered = await self.conversations.recover()
+        if recovered:
+            log.warning("%d answer(s) were cut off by the last shutdown; kept as interrupted", recovered)
+
+    async def stop(self) -> None:
+        await self.conversations.shutdown()
+        await self.chat.close()
+        await self.db.close()

@@ -1,0 +1,80 @@
+"""Assemble the server: NiceGUI pages, the /v1 API, the security gate, and start-up/shutdown."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import time
+from pathlib import Path
+
+from nicegui import __version__ as nicegui_version
+from nicegui import app, core, ui
+
+from backend import __version__
+from backend.api.errors import install_error_handlers
+from backend.api.health import router as health_router
+from backend.api.router import api_router
+from backend.config import Settings
+from backend.security.middleware import AccessGuard, SecurityMiddleware
+from backend.services import Services
+
+from .pages import chat
+
+__all__ = ["create", "run"]
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+
+
+def allowed_hosts(settings: Settings) -> set[str]:
+    hosts = set(LOOPBACK_NAMES)
+    if settings.host not in ("0.0.0.0", "::"):
+        hosts.add(settings.host)
+    else:  # every address of this machine, and its name
+        import psutil
+
+        hosts.update(a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs
+                     if a.family in (socket.AF_INET, socket.AF_INET6))
+        hosts.add(socket.gethostname())
+    return hosts
+
+
+def create(settings: Settings) -> Services:
+    """Register everything on NiceGUI's app; returns the services it will start."""
+    services = Services.build(settings)
+    app.state.services = services
+    guard = AccessGuard(services.owner, allowed_hosts(settings),
+                        public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
+                        public_paths={"/healthz", "/favicon.ico"})
+    app.add_middleware(SecurityMiddleware, guard=guard)
+    core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
+    app.include_router(health_router)
+    app.include_router(api_router)
+    install_error_handlers(app)
+    app.add_static_files("/static", STATIC_DIR)
+    app.on_startup(services.start)
+    app.on_shutdown(services.stop)
+    chat.register(services)
+    return services
+
+
+def owner_link(settings: Settings, token: str) -> str:
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/?token={token}"
+
+
+def run(settings: Settings) -> None:
+    started = time.perf_counter()
+    services = create(settings)
+    model = services.chat.model
+    print(f"gridless {__version__}", file=sys.stderr)
+    print(f"  data:  {settings.data_dir}", file=sys.stderr)
+    print(f"  model: {model.path if model else 'none installed'}", file=sys.stderr)
+    app.on_startup(lambda: print(f"  ready in {time.perf_counter() - started:.1f} s. Open:\n\n"
+                                 f"    {owner_link(settings, services.owner.token)}\n", flush=True))
+    ui.run(host=settings.host, port=settings.port, title="gridless", reload=False, show=False,
+           favicon="💬", dark=None, show_welcome_message=False, uvicorn_logging_level="warning",
+           reconnect_timeout=30, storage_secret=None, language="en-US")

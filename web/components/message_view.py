@@ -1,0 +1,61 @@
+"""How one stored message, or the answer being written, looks on the page."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+
+from backend.storage.conversations import Message
+
+__all__ = ["MARKDOWN_EXTRAS", "answer_markdown", "stats_text", "user_bubble"]
+
+MARKDOWN_EXTRAS = ["fenced-code-blocks", "tables", "cuddled-lists", "strike", "code-friendly"]
+
+
+def stats_text(stats: dict[str, Any], status: str = "done") -> str:
+    parts: list[str] = []
+    if stats.get("ttft_s") is not None:
+        parts.append(f"{stats['ttft_s'] * 1000:.0f} ms to first token")
+    if stats.get("tokens_per_s"):
+        parts.append(f"{stats['tokens_per_s']:.1f} tok/s")
+    if stats.get("completion_tokens"):
+        parts.append(f"{stats['completion_tokens']} tokens")
+    if stats.get("finish_reason") == "cancelled":
+        parts.append("stopped")
+    elif stats.get("finish_reason") == "length":
+        parts.append("reached the token limit")
+    if stats.get("trimmed_messages"):
+        parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
+    if status == "interrupted":
+        parts.append("interrupted")
+    return " · ".join(parts)
+
+
+def answer_markdown(text: str) -> ui.markdown:
+    return ui.markdown(text, extras=MARKDOWN_EXTRAS).classes("gl-answer w-full")
+
+
+def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[None]] | None) -> None:
+    """A user message, with an edit mode that resends it (later turns are replaced)."""
+    with ui.column().classes("w-full items-end gap-0") as box:
+        def show() -> None:
+            box.clear()
+            with box:
+                ui.label(message.content).classes("gl-bubble-user").props("data-testid=user-message")
+                if on_edit is not None:
+                    ui.button(icon="edit", on_click=edit).props("flat round dense size=sm aria-label=Edit") \
+                        .classes("text-grey-6")
+
+        def edit() -> None:
+            box.clear()
+            with box, ui.card().classes("w-full"):
+                field = ui.textarea(value=message.content).props("autogrow autofocus outlined") \
+                    .classes("w-full")
+                with ui.row().classes("w-full justify-end"):
+                    ui.button("Cancel", on_click=show).props("flat")
+                    ui.button("Send", on_click=lambda: on_edit(message, field.value)) \
+                        .props("data-testid=edit-send")  # type: ignore[misc]
+
+        show()

@@ -1,0 +1,57 @@
+"""Per-conversation system prompt and generation settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from backend.chat.params import GenerationSettings
+
+__all__ = ["edit_settings"]
+
+CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+
+
+async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int) \
+        -> tuple[str, dict[str, Any]] | None:
+    """Show the dialog; returns (system prompt, settings) or None when cancelled."""
+    choices = [c for c in CONTEXT_CHOICES if c <= context_cap] or [context_cap]
+    if settings.context_length not in choices:
+        choices = sorted({*choices, settings.context_length})
+    with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width: 520px"):
+        ui.label("Conversation settings").classes("text-h6")
+        prompt = ui.textarea("System prompt", value=system_prompt,
+                             placeholder="For example: You are a concise assistant. Answer in English.") \
+            .props("autogrow outlined maxlength=8000").classes("w-full")
+        ui.label().bind_text_from(temperature := ui.slider(min=0, max=2, step=0.05, value=settings.temperature),
+                                  "value", lambda v: f"Temperature {v:.2f} (higher is more creative)")
+        temperature.move(target_index=-1)
+        ui.label().bind_text_from(top_p := ui.slider(min=0.05, max=1, step=0.05, value=settings.top_p),
+                                  "value", lambda v: f"Top-p {v:.2f}")
+        top_p.move(target_index=-1)
+        max_tokens = ui.number("Max tokens per answer", value=settings.max_tokens, min=1, max=32768,
+                               precision=0).classes("w-full")
+        context = ui.select(choices, value=settings.context_length, label="Context length (tokens)") \
+            .classes("w-full")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Defaults", on_click=lambda: _reset(temperature, top_p, max_tokens, context, context_cap)) \
+                .props("flat")
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Save", on_click=lambda: dialog.submit(True)).props("data-testid=settings-save")
+    if not await dialog:
+        return None
+    try:
+        checked = GenerationSettings(temperature=temperature.value, top_p=top_p.value,
+                                     max_tokens=int(max_tokens.value or settings.max_tokens),
+                                     context_length=int(context.value))
+    except ValueError as exc:
+        ui.notify(f"Settings not saved: {exc}", type="negative")
+        return None
+    return (prompt.value or "").strip(), checked.model_dump()
+
+
+def _reset(temperature: ui.slider, top_p: ui.slider, max_tokens: ui.number, context: ui.select, cap: int) -> None:
+    defaults = GenerationSettings()
+    temperature.value, top_p.value, max_tokens.value = defaults.temperature, defaults.top_p, defaults.max_tokens
+    context.value = min(defaults.context_length, cap)

@@ -1,0 +1,93 @@
+"""The shared page frame: header, conversation drawer, assets. Used as a context manager."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nicegui import ui
+
+from backend.services import Services
+
+__all__ = ["frame"]
+
+HEAD = """
+<meta name="theme-color" content="#1e40af">
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+"""
+
+
+@asynccontextmanager
+async def frame(services: Services, *, current: str | None, title: str) -> AsyncIterator[ui.header]:
+    """Yields the header so a page can add its own buttons to it."""
+    ui.add_head_html(HEAD)
+    ui.page_title(f"{title} · gridless" if title else "gridless")
+    ui.colors(primary="#2563eb")
+    drawer = ui.left_drawer(value=None, fixed=True).props("width=280 bordered").classes("q-pa-sm")
+    with ui.header(elevated=False).classes("items-center no-wrap q-px-sm q-py-xs bg-white text-black border-b") \
+            as header:
+        ui.button(icon="menu", on_click=drawer.toggle).props("flat round dense aria-label=Conversations")
+        ui.label(title or "gridless").classes("text-subtitle1 ellipsis col-shrink").style("min-width: 0") \
+            .props("data-testid=conversation-title")
+        ui.space()
+        model = services.chat.model
+        ui.chip(model.id if model else "no model", icon="memory").props("outline dense") \
+            .classes("text-xs ellipsis").style("max-width: 42vw").tooltip("Model in use") \
+            .props("data-testid=model-name")
+    with drawer:
+        ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
+            .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
+        await conversation_list(services, current)
+    with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
+        yield header
+
+
+@ui.refreshable
+async def conversation_list(services: Services, current: str | None) -> None:
+    conversations = await services.store.list_recent()
+    if not conversations:
+        ui.label("No conversations yet").classes("text-grey-6 q-pa-sm")
+        return
+    with ui.list().props("dense").classes("w-full"):
+        for conv in conversations:
+            item_classes = "gl-conv-item rounded-borders" + (" gl-current" if conv.id == current else "")
+            with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
+                    .props("clickable data-testid=conversation-item"):
+                with ui.item_section():
+                    ui.item_label(conv.title).classes("ellipsis")
+                with ui.item_section().props("side"), \
+                        ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More"):
+                    with ui.menu():
+                        ui.menu_item("Rename", lambda c=conv: rename_dialog(services, c.id, c.title, current))
+                        ui.menu_item("Delete", lambda c=conv: delete_dialog(services, c.id, c.title, current))
+
+
+async def rename_dialog(services: Services, conversation_id: str, title: str, current: str | None) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-80"):
+        ui.label("Rename conversation").classes("text-h6")
+        field = ui.input("Title", value=title).props("autofocus maxlength=200").classes("w-full")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Save", on_click=lambda: dialog.submit(field.value))
+    new_title = await dialog
+    if new_title and new_title.strip():
+        await services.store.update(conversation_id, title=new_title.strip()[:200])
+        conversation_list.refresh()
+        if conversation_id == current:
+            ui.navigate.to(f"/c/{conversation_id}")
+
+
+async def delete_dialog(services: Services, conversation_id: str, title: str, current: str | None) -> None:
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Delete “{title}”?").classes("text-h6")
+        ui.label("Its messages are removed from this device.")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Delete", color="negative", on_click=lambda: dialog.submit(True))
+    if await dialog:
+        await services.conversations.delete(conversation_id)
+        if conversation_id == current:
+            ui.navigate.to("/")
+        else:
+            conversation_list.refresh()

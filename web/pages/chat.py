@@ -1,0 +1,202 @@
+"""The chat page: `/` starts a new conversation, `/c/<id>` opens one."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from backend.chat.conversations import ActiveReply, ConversationError
+from backend.services import Services
+from backend.storage.conversations import Conversation, Message
+
+from ..components.message_view import answer_markdown, stats_text, user_bubble
+from ..components.settings_dialog import edit_settings
+from ..frame import conversation_list, frame
+
+__all__ = ["register"]
+
+SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
+MAX_MESSAGE_CHARS = 100_000
+
+
+class ChatPage:
+    def __init__(self, services: Services, conversation: Conversation | None) -> None:
+        self.services = services
+        self.conversation = conversation
+        self.reply: ActiveReply | None = None
+        self.seen_version = -1
+        self.live_md: ui.markdown | None = None
+        self.live_stats: ui.label | None = None
+
+    async def build(self) -> None:
+        conv = self.conversation
+        async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as header:
+            with header:
+                ui.button(icon="tune", on_click=self.open_settings) \
+                    .props("flat round dense aria-label=Settings data-testid=settings")
+            self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
+        with ui.footer().classes("bg-white q-pa-sm border-t"), ui.row().classes("gl-composer no-wrap items-end gap-2"):
+            self.input = ui.textarea(placeholder="Message").props(
+                f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
+                .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
+            self.input.on("keydown", self.send, js_handler=(
+                "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); emit(); } }"))
+            self.send_button = ui.button(icon="arrow_upward", on_click=self.send) \
+                .props("round unelevated aria-label=Send data-testid=send")
+            self.stop_button = ui.button(icon="stop", on_click=self.stop, color="negative") \
+                .props("round unelevated aria-label=Stop data-testid=stop")
+        self.timer = ui.timer(0.1, self.poll, active=False)
+        if conv is not None:
+            self.reply = self.services.conversations.active.get(conv.id)
+        await self.render()
+
+    # rendering ------------------------------------------------------------------------------
+
+    async def render(self) -> None:
+        messages = await self.services.store.messages(self.conversation.id) if self.conversation else []
+        self.messages_box.clear()
+        self.live_md = self.live_stats = None
+        last_assistant = next((m.id for m in reversed(messages) if m.role == "assistant"), None)
+        with self.messages_box:
+            if not messages:
+                with ui.column().classes("w-full items-center q-mt-xl text-grey-7"):
+                    ui.icon("forum", size="48px")
+                    ui.label("Ask anything. It stays on this device.").classes("text-subtitle1")
+            for message in messages:
+                if message.role == "user":
+                    user_bubble(message, self.edit_and_resend)
+                elif message.role == "assistant":
+                    self.render_answer(message, is_last=message.id == last_assistant)
+        streaming = self.reply is not None and not self.reply.finished.is_set()
+        self.send_button.set_visibility(not streaming)
+        self.stop_button.set_visibility(streaming)
+        self.timer.active = streaming
+        self.seen_version = -1
+        ui.run_javascript("scrollTo(0, document.body.scrollHeight)")
+
+    def render_answer(self, message: Message, *, is_last: bool) -> None:
+        live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
+        with ui.column().classes("w-full gap-1").props("data-testid=assistant-message"):
+            md = answer_markdown(self.reply.text if live and self.reply else message.content)
+            if message.status == "error":
+                ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
+                    .props("data-testid=answer-error")
+            with ui.row().classes("items-center gap-1 w-full"):
+                stats = ui.label(stats_text(message.stats, message.status)).classes("gl-stats") \
+                    .props("data-testid=answer-stats")
+                if message.status == "interrupted":
+                    ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
+                ui.space()
+                if not live:
+                    ui.button(icon="content_copy", on_click=lambda m=message: self.copy(m.content)) \
+                        .props("flat round dense size=sm aria-label=Copy").classes("text-grey-6")
+                    if is_last:
+                        ui.button(icon="refresh", on_click=self.regenerate) \
+                            .props("flat round dense size=sm aria-label=Regenerate data-testid=regenerate") \
+                            .classes("text-grey-6")
+        if live:
+            md.classes("gl-caret")
+            self.live_md, self.live_stats = md, stats
+
+    def poll(self) -> None:
+        reply = self.reply
+        if reply is None:
+            self.timer.active = False
+            return
+        if reply.finished.is_set():
+            self.timer.active = False
+            self.reply = None
+            ui.timer(0, self.after_reply, once=True)
+            return
+        if reply.version == self.seen_version or self.live_md is None or self.live_stats is None:
+            return
+        self.seen_version = reply.version
+        self.live_md.set_content(reply.text)
+        if not reply.text:
+            self.live_stats.set_text(f"Waiting for the model… {reply.position} ahead of you"
+                                     if reply.position > 0 else "Thinking…")
+        else:
+            self.live_stats.set_text(stats_text(reply.stats))
+        ui.run_javascript(SCROLL_JS)
+
+    async def after_reply(self) -> None:
+        await self.render()
+        conversation_list.refresh()
+
+    # actions --------------------------------------------------------------------------------
+
+    async def ensure_conversation(self) -> Conversation:
+        if self.conversation is None:
+            self.conversation = await self.services.store.create()
+            ui.navigate.history.replace(f"/c/{self.conversation.id}")
+        return self.conversation
+
+    async def run_action(self, action: str, text: str = "", message: Message | None = None) -> None:
+        try:
+            if action == "send":
+                conv = await self.ensure_conversation()
+                self.reply = await self.services.conversations.send(conv.id, text)
+            elif action == "regenerate" and self.conversation:
+                self.reply = await self.services.conversations.regenerate(self.conversation.id)
+            elif action == "edit" and message is not None:
+                self.reply = await self.services.conversations.edit_and_resend(message.id, text)
+        except ConversationError as exc:
+            ui.notify(str(exc), type="warning")
+            return
+        await self.render()
+        conversation_list.refresh()
+
+    async def send(self) -> None:
+        text = (self.input.value or "").strip()
+        if not text:
+            return
+        if self.reply is not None and not self.reply.finished.is_set():
+            ui.notify("Wait for the answer, or stop it first.", type="info")
+            return
+        self.input.value = ""
+        await self.run_action("send", text)
+
+    async def regenerate(self) -> None:
+        await self.run_action("regenerate")
+
+    async def edit_and_resend(self, message: Message, text: str) -> None:
+        await self.run_action("edit", text, message)
+
+    def stop(self) -> None:
+        if self.conversation is not None:
+            self.services.conversations.stop(self.conversation.id)
+
+    async def copy(self, text: str) -> None:
+        ui.clipboard.write(text)
+        ui.notify("Copied", position="bottom", timeout=1000)
+
+    async def open_settings(self) -> None:
+        conv = self.conversation
+        settings = self.services.conversations.settings_of(conv) if conv else \
+            self.services.conversations.settings_of(Conversation(id="", title="", system_prompt="", settings={},
+                                                                  created_at=0, updated_at=0))
+        result = await edit_settings(conv.system_prompt if conv else "", settings,
+                                     self.services.settings.context_length)
+        if result is None:
+            return
+        conv = await self.ensure_conversation()
+        system_prompt, values = result
+        await self.services.store.update(conv.id, system_prompt=system_prompt, settings=values)
+        self.conversation = await self.services.store.get(conv.id)
+        ui.notify("Settings saved", timeout=1000)
+        conversation_list.refresh()
+
+
+def register(services: Services) -> None:
+    @ui.page("/")
+    async def new_chat() -> None:
+        await ChatPage(services, None).build()
+
+    @ui.page("/c/{conversation_id}")
+    async def open_chat(conversation_id: str) -> None:
+        conversation = await services.store.get(conversation_id)
+        if conversation is None:
+            async with frame(services, current=None, title="Not found"):
+                ui.label("This conversation does not exist. It may have been deleted.")
+                ui.link("Start a new chat", "/")
+            return
+        await ChatPage(services, conversation).build()
