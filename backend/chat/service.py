@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ class ChatService:
         return WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
 
     async def stream(self, job: ChatJob, request: ChatRequest, *, model_id: str | None = None,
-                     on_position: PositionCallback | None = None) -> AsyncIterator[Event]:
+                     on_position: PositionCallback | None = None) -> AsyncGenerator[Event, None]:
         """Wait for the engine in FIFO order, then yield the job's events (ending in Done/Failed)."""
         model = self.resolve(model_id)
         async with self.gate.turn(on_position):

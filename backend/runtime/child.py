@@ -11,8 +11,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from .protocol import (Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit,
-                       WorkerFailed, WorkerReady)
+from .protocol import Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
 
 __all__ = ["Engine", "EngineError", "JobContext", "worker_main"]
 
@@ -104,4 +103,8 @@ def worker_main(conn: Connection) -> None:
 
 
 if __name__ == "__main__":
-    worker_main(Connection(int(sys.argv[1])))
+    # Run through the module's real name: classes defined here (EngineError) must be the
+    # same objects the engines import, not copies living in `__main__`.
+    from backend.runtime.child import worker_main as _main
+
+    _main(Connection(int(sys.argv[1])))

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .child import EngineError
-from .protocol import (Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit,
-                       WorkerFailed, WorkerReady)
+from .protocol import Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
 
 __all__ = ["WorkerProcess", "WorkerSpec"]
 
@@ -194,7 +193,7 @@ class WorkerProcess:
     def running_jobs(self) -> list[str]:
         return list(self._jobs)
 
-    async def stop(self, *, force: bool = False, timeout: float = 5.0) -> None:
+    async def stop(self, *, force: bool = False, grace_s: float = 5.0) -> None:
         process, conn = self._process, self._conn
         if process is None:
             return
@@ -204,7 +203,7 @@ class WorkerProcess:
             except OSError:
                 pass
             try:
-                await asyncio.to_thread(process.wait, timeout)
+                await asyncio.to_thread(process.wait, grace_s)
             except subprocess.TimeoutExpired:
                 pass
         if process.poll() is None:

@@ -87,7 +87,8 @@ class ConversationStore:
 
     async def update(self, conversation_id: str, *, title: str | None = None,
                      system_prompt: str | None = None, settings: dict[str, Any] | None = None) -> bool:
-        sets, params = ["updated_at = ?"], [time.time()]
+        sets: list[str] = ["updated_at = ?"]
+        params: list[object] = [time.time()]
         for column, value in (("title", title), ("system_prompt", system_prompt),
                               ("settings", None if settings is None else json.dumps(settings))):
             if value is not None:

@@ -49,6 +49,7 @@ def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[No
                         .classes("text-grey-6")
 
         def edit() -> None:
+            assert on_edit is not None
             box.clear()
             with box, ui.card().classes("w-full"):
                 field = ui.textarea(value=message.content).props("autogrow autofocus outlined") \
@@ -56,6 +57,6 @@ def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[No
                 with ui.row().classes("w-full justify-end"):
                     ui.button("Cancel", on_click=show).props("flat")
                     ui.button("Send", on_click=lambda: on_edit(message, field.value)) \
-                        .props("data-testid=edit-send")  # type: ignore[misc]
+                        .props("data-testid=edit-send")
 
         show()

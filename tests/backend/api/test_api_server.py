@@ -1,0 +1,141 @@
+"""/v1 against a real server and the real bundled model, with the official openai client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.server import ServerProcess
+
+pytestmark = pytest.mark.engine
+MODEL = "SmolLM2-135M-Instruct.Q4_1"
+
+
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base}/v1", api_key=server.token, max_retries=0, timeout=60)
+
+
+def test_models_lists_the_bundled_model(server: ServerProcess) -> None:
+    ids = [m.id for m in client(server).models.list()]
+    assert MODEL in ids
+
+
+def test_streaming_with_openai_client(server: ServerProcess) -> None:
+    stream = client(server).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Write two sentences about cats."}],
+        stream=True, max_tokens=30, temperature=0, stream_options={"include_usage": True})
+    contents, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.choices:
+            if chunk.choices[0].delta.content:
+                contents.append(chunk.choices[0].delta.content)
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert len(contents) > 3  # streamed in pieces, not one block
+    assert finish in ("stop", "length")
+    assert usage is not None and usage.completion_tokens <= 30 and usage.prompt_tokens > 5
+
+
+def test_non_streaming_with_seed_and_stop(server: ServerProcess) -> None:
+    c = client(server)
+    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "List five fruits."}], max_tokens=25,
+                  temperature=0.9, seed=42)
+    first = c.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    second = c.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    assert first.choices[0].message.content == second.choices[0].message.content  # same seed, same text
+    assert first.usage is not None and first.usage.total_tokens == first.usage.prompt_tokens + \
+        first.usage.completion_tokens
+    limited = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Count to 50."}],
+                                        max_tokens=3)
+    assert limited.choices[0].finish_reason == "length" and limited.usage.completion_tokens == 3  # type: ignore
+
+
+def error_of(response: httpx.Response) -> dict[str, object]:
+    body = response.json()
+    assert set(body["error"]) >= {"message", "type", "code"}
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def post(server: ServerProcess, payload: object, raw: bytes | None = None) -> httpx.Response:
+    return httpx.post(f"{server.base}/v1/chat/completions", headers={**server.headers(),
+                      "content-type": "application/json"},
+                      content=raw if raw is not None else json.dumps(payload).encode(), timeout=60)
+
+
+@pytest.mark.parametrize("payload,status,code", [
+    ({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}, 404, "model_not_found"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}, 400, "invalid_value"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**12}, 400, "invalid_value"),
+    ({"model": MODEL, "messages": []}, 400, "invalid_value"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "unsupported_content"),
+])
+def test_bad_requests_get_error_objects(server: ServerProcess, payload: object, status: int, code: str) -> None:
+    response = post(server, payload)
+    assert response.status_code == status, response.text
+    assert error_of(response)["code"] == code
+    assert httpx.get(f"{server.base}/healthz").status_code == 200
+
+
+def test_malformed_json(server: ServerProcess) -> None:
+    response = post(server, None, raw=b'{"model": "x", "messages": [')
+    assert response.status_code == 400 and error_of(response)["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_longer_than_context(server: ServerProcess, stream: bool) -> None:
+    response = post(server, {"model": MODEL, "stream": stream,
+                             "messages": [{"role": "user", "content": "lorem ipsum " * 5000}]})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "context_length_exceeded"
+    ok = post(server, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
+    assert ok.status_code == 200
+
+
+def test_worker_killed_mid_answer_then_next_request_works(server: ServerProcess) -> None:
+    c = client(server)
+    c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    workers = psutil.Process(server.process.pid).children()  # type: ignore[union-attr]
+    assert len(workers) == 1
+
+    def kill_after_first_tokens() -> None:
+        time.sleep(0.3)
+        os.kill(workers[0].pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_after_first_tokens)
+    stream = c.chat.completions.create(model=MODEL, stream=True, max_tokens=2000, temperature=0.8,
+                                       messages=[{"role": "user", "content": "Write a very long story."}])
+    killer.start()
+    with pytest.raises(openai.APIError) as info:
+        for _ in stream:
+            pass
+    killer.join()
+    assert "unexpectedly" in str(info.value)
+    again = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert again.choices[0].message.content
+    assert psutil.Process(server.process.pid).children()[0].pid != workers[0].pid  # type: ignore[union-attr]
+
+
+def test_a_second_client_waits_its_turn(server: ServerProcess) -> None:
+    c = client(server)
+    results: list[str] = []
+
+    def ask(text: str) -> None:
+        r = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=20)
+        results.append(r.choices[0].finish_reason)
+
+    threads = [threading.Thread(target=ask, args=(f"Say something about number {i}.",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3  # nobody was cancelled by another client

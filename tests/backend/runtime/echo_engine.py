@@ -1,0 +1,60 @@
+"""A small engine for exercising the worker protocol without a model (runs in the child)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from backend.runtime.child import EngineError, JobContext
+from backend.runtime.protocol import Event, Request
+
+
+@dataclass(kw_only=True, slots=True)
+class Count(Request):
+    n: int
+    delay_s: float = 0.0
+
+
+@dataclass(kw_only=True, slots=True)
+class Crash(Request):
+    after: int = 0
+
+
+@dataclass(kw_only=True, slots=True)
+class Fail(Request):
+    pass
+
+
+@dataclass(kw_only=True, slots=True)
+class Tick(Event):
+    i: int
+
+
+class EchoEngine:
+    def __init__(self, config: dict[str, Any]) -> None:
+        if config.get("refuse"):
+            raise EngineError("model_load_failed", "refused to start on purpose")
+        self.started_pid = os.getpid()
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": self.started_pid}
+
+    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+        if isinstance(request, Fail):
+            raise EngineError("bad_request", "this request always fails")
+        if isinstance(request, Crash):
+            for i in range(request.after):
+                ctx.emit(Tick(job_id=ctx.job_id, i=i))
+            os._exit(3)
+        assert isinstance(request, Count)
+        for i in range(request.n):
+            if ctx.cancelled():
+                return {"finish_reason": "cancelled", "count": i}
+            ctx.emit(Tick(job_id=ctx.job_id, i=i))
+            time.sleep(request.delay_s)
+        return {"finish_reason": "stop", "count": request.n}
+
+    def close(self) -> None:
+        pass

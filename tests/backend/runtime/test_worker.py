@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backend.runtime.child import EngineError
+from backend.runtime.protocol import JobDone, JobFailed
+from backend.runtime.worker import WorkerProcess, WorkerSpec
+
+from .echo_engine import Count, Crash, Fail, Tick
+
+FACTORY = "tests.backend.runtime.echo_engine:EchoEngine"
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[WorkerProcess]:
+    w = WorkerProcess(WorkerSpec(name="echo", factory=FACTORY, config={}))
+    yield w
+    await w.stop()
+
+
+async def drain(worker: WorkerProcess, request: object, job_id: str | None = None) -> list[object]:
+    return [event async for event in worker.run(request, job_id)]  # type: ignore[arg-type]
+
+
+async def test_events_arrive_in_order_and_end_with_done(worker: WorkerProcess) -> None:
+    events = await drain(worker, Count(n=5))
+    assert [e.i for e in events if isinstance(e, Tick)] == [0, 1, 2, 3, 4]
+    assert isinstance(events[-1], JobDone) and events[-1].result == {"finish_reason": "stop", "count": 5}
+    assert worker.alive and worker.info["pid"] == worker.pid
+
+
+async def test_engine_error_is_reported_and_worker_survives(worker: WorkerProcess) -> None:
+    events = await drain(worker, Fail())
+    assert isinstance(events[-1], JobFailed) and events[-1].code == "bad_request"
+    pid = worker.pid
+    assert isinstance((await drain(worker, Count(n=1)))[-1], JobDone)
+    assert worker.pid == pid
+
+
+async def test_cancel_between_steps(worker: WorkerProcess) -> None:
+    seen: list[object] = []
+    async for event in worker.run(Count(n=10_000, delay_s=0.001), "job-1"):
+        seen.append(event)
+        if len(seen) == 3:
+            worker.cancel("job-1")
+    done = seen[-1]
+    assert isinstance(done, JobDone) and done.result["finish_reason"] == "cancelled"
+    assert 3 <= done.result["count"] < 10_000
+
+
+async def test_crash_fails_the_job_clearly_and_next_job_restarts(worker: WorkerProcess) -> None:
+    await worker.start()
+    first_pid = worker.pid
+    events = await drain(worker, Crash(after=2))
+    assert [e.i for e in events if isinstance(e, Tick)] == [0, 1]
+    failed = events[-1]
+    assert isinstance(failed, JobFailed) and failed.code == "worker_crashed"
+    assert "exit code 3" in failed.message
+    assert isinstance((await drain(worker, Count(n=2)))[-1], JobDone)
+    assert worker.pid != first_pid
+
+
+async def test_hard_kill_ends_running_job_as_cancelled(worker: WorkerProcess) -> None:
+    async def kill_soon() -> None:
+        await asyncio.sleep(0.3)
+        worker.kill_jobs()
+
+    killer = asyncio.create_task(kill_soon())
+    events = await drain(worker, Count(n=100_000, delay_s=0.01))
+    await killer
+    assert isinstance(events[-1], JobFailed) and events[-1].code == "cancelled"
+    assert isinstance((await drain(worker, Count(n=1)))[-1], JobDone)
+
+
+async def test_start_failure_is_a_clear_error() -> None:
+    w = WorkerProcess(WorkerSpec(name="echo", factory=FACTORY, config={"refuse": True}))
+    with pytest.raises(EngineError) as info:
+        await w.start()
+    assert info.value.code == "model_load_failed" and "on purpose" in info.value.message
+    assert not w.alive
+
+
+async def test_unknown_factory_fails_to_start() -> None:
+    w = WorkerProcess(WorkerSpec(name="echo", factory="tests.nowhere:Nothing", config={}))
+    with pytest.raises(EngineError, match="ModuleNotFoundError"):
+        await w.start()
