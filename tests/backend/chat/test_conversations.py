@@ -1,0 +1,107 @@
+"""The conversation service with a real engine: answers outlive pages, are saved while streaming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from backend.chat.conversations import ConversationError
+from backend.config import Settings
+from backend.services import Services
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=2))
+    await built.start()
+    yield built
+    await built.stop()
+
+
+async def test_send_streams_saves_and_titles(services: Services) -> None:
+    conv = await services.store.create()
+    reply = await services.conversations.send(conv.id, "  Tell me about owls in two sentences.  ")
+    assert services.conversations.active[conv.id] is reply
+    with pytest.raises(ConversationError):
+        await services.conversations.send(conv.id, "another one while answering")
+    await asyncio.wait_for(reply.finished.wait(), 60)
+    messages = await services.store.messages(conv.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[0].content == "Tell me about owls in two sentences."
+    assert messages[1].status == "done" and messages[1].content == reply.text and reply.text
+    assert messages[1].stats["tokens_per_s"] > 0 and messages[1].stats["ttft_s"] > 0
+    titled = await services.store.get(conv.id)
+    assert titled is not None and titled.title.startswith("Tell me about owls")
+    assert conv.id not in services.conversations.active
+
+
+async def test_text_is_saved_while_streaming(services: Services) -> None:
+    conv = await services.store.create(settings={"max_tokens": 2000, "temperature": 0.8})
+    reply = await services.conversations.send(conv.id, "Write a very long story about a lighthouse.")
+    saved = ""
+    for _ in range(60):
+        await asyncio.sleep(0.25)
+        row = await services.store.get_message(reply.message_id)
+        assert row is not None
+        if row.status == "streaming" and row.content:
+            saved = row.content
+            break
+    assert saved, "nothing was saved while the answer streamed"
+    services.conversations.stop(conv.id)
+    await reply.finished.wait()
+    final = await services.store.get_message(reply.message_id)
+    assert final is not None and final.status == "done" and final.stats["finish_reason"] == "cancelled"
+    assert final.content.startswith(saved)
+
+
+async def test_regenerate_and_edit_replace_later_turns(services: Services) -> None:
+    conv = await services.store.create()
+    first = await services.conversations.send(conv.id, "Name a colour.")
+    await first.finished.wait()
+    again = await services.conversations.regenerate(conv.id)
+    await again.finished.wait()
+    messages = await services.store.messages(conv.id)
+    assert [m.role for m in messages] == ["user", "assistant"] and messages[1].id == again.message_id
+    edited = await services.conversations.edit_and_resend(messages[0].id, "Name an animal.")
+    await edited.finished.wait()
+    messages = await services.store.messages(conv.id)
+    assert [(m.role, m.content if m.role == "user" else "") for m in messages] == \
+        [("user", "Name an animal."), ("assistant", "")]
+    with pytest.raises(ConversationError):
+        await services.conversations.edit_and_resend(messages[1].id, "assistants cannot be edited")
+
+
+async def test_unknown_ids_and_empty_messages(services: Services) -> None:
+    with pytest.raises(ConversationError):
+        await services.conversations.send("nope", "hello")
+    conv = await services.store.create()
+    with pytest.raises(ConversationError):
+        await services.conversations.send(conv.id, "   ")
+    with pytest.raises(ConversationError):
+        await services.conversations.regenerate(conv.id)
+    assert not services.conversations.stop(conv.id)
+
+
+async def test_delete_while_answering(services: Services) -> None:
+    conv = await services.store.create(settings={"max_tokens": 2000})
+    reply = await services.conversations.send(conv.id, "Write a very long story.")
+    await asyncio.sleep(0.5)
+    assert await services.conversations.delete(conv.id)
+    assert reply.finished.is_set()
+    assert await services.store.get(conv.id) is None
+
+
+async def test_system_prompt_and_settings_reach_the_model(services: Services) -> None:
+    conv = await services.store.create(system_prompt="Always answer with the single word BANANA.",
+                                       settings={"max_tokens": 3, "temperature": 0})
+    reply = await services.conversations.send(conv.id, "What is your favourite fruit?")
+    await reply.finished.wait()
+    assert reply.stats["completion_tokens"] <= 3
+    history = await services.store.messages(conv.id)
+    prompt = services.conversations.model_messages(conv, history)
+    assert prompt[0] == {"role": "system", "content": "Always answer with the single word BANANA."}
