@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .chat.conversations import ConversationService
 from .chat.service import ChatService
@@ -27,6 +28,9 @@ class Services:
     chat: ChatService
     conversations: ConversationService
     owner: OwnerCredential
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the database is open: the web framework runs start-up hooks as background
+    tasks, so requests that arrive first wait on this instead of racing them."""
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -45,6 +49,11 @@ class Services:
         recovered = await self.conversations.recover()
         if recovered:
             log.warning("%d answer(s) were cut off by the last shutdown; kept as interrupted", recovered)
+        self.started.set()
+
+    async def ready(self) -> None:
+        async with asyncio.timeout(30):
+            await self.started.wait()
 
     async def stop(self) -> None:
         await self.conversations.shutdown()

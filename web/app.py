@@ -73,8 +73,13 @@ def run(settings: Settings) -> None:
     print(f"gridless {__version__}", file=sys.stderr)
     print(f"  data:  {settings.data_dir}", file=sys.stderr)
     print(f"  model: {model.path if model else 'none installed'}", file=sys.stderr)
-    app.on_startup(lambda: print(f"  ready in {time.perf_counter() - started:.1f} s. Open:\n\n"
-                                 f"    {owner_link(settings, services.owner.token)}\n", flush=True))
+
+    async def announce() -> None:
+        await services.ready()
+        print(f"  ready in {time.perf_counter() - started:.1f} s. Open:\n\n"
+              f"    {owner_link(settings, services.owner.token)}\n", file=sys.stderr, flush=True)
+
+    app.on_startup(announce)
     ui.run(host=settings.host, port=settings.port, title="gridless", reload=False, show=False,
            favicon="💬", dark=None, show_welcome_message=False, uvicorn_logging_level="warning",
            reconnect_timeout=30, storage_secret=None, language="en-US")

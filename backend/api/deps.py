@@ -9,8 +9,10 @@ from ..services import Services
 __all__ = ["ServicesDep", "get_services"]
 
 
-def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    await services.ready()
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -71,6 +71,7 @@ class WorkerProcess:
         self._ready: asyncio.Future[Any] | None = None
         self._start_lock = asyncio.Lock()
         self._killed_jobs: set[str] = set()
+        self._early_cancels: set[str] = set()
 
     @property
     def alive(self) -> bool:
@@ -155,12 +156,14 @@ class WorkerProcess:
 
     async def run(self, request: Request, job_id: str | None = None) -> AsyncIterator[Event]:
         """Submit one job and yield its events; the last one is JobDone or JobFailed."""
-        await self.start()
         job_id = job_id or uuid.uuid4().hex
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._jobs[job_id] = queue
         try:
+            await self.start()
+            self._jobs[job_id] = queue
             self._send(Submit(job_id=job_id, request=request))
+            if job_id in self._early_cancels:  # cancelled while the engine was starting
+                self._send(Cancel(job_id=job_id))
             while True:
                 event = await queue.get()
                 yield event
@@ -169,6 +172,7 @@ class WorkerProcess:
         finally:
             self._jobs.pop(job_id, None)
             self._killed_jobs.discard(job_id)
+            self._early_cancels.discard(job_id)
 
     def _send(self, message: Any) -> None:
         if self._conn is None:
@@ -176,8 +180,15 @@ class WorkerProcess:
         self._conn.send(message)
 
     def cancel(self, job_id: str) -> None:
-        """Ask the engine to stop between steps; the job still ends with its own JobDone."""
-        if job_id in self._jobs and self._conn is not None:
+        """Ask the engine to stop between steps; the job still ends with its own JobDone.
+
+        A job that has not reached the engine yet (it is still starting) is cancelled as
+        soon as it is submitted.
+        """
+        if job_id not in self._jobs:
+            self._early_cancels.add(job_id)
+            return
+        if self._conn is not None:
             try:
                 self._conn.send(Cancel(job_id=job_id))
             except OSError:

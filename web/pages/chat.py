@@ -189,10 +189,12 @@ class ChatPage:
 def register(services: Services) -> None:
     @ui.page("/")
     async def new_chat() -> None:
+        await services.ready()
         await ChatPage(services, None).build()
 
     @ui.page("/c/{conversation_id}")
     async def open_chat(conversation_id: str) -> None:
+        await services.ready()
         conversation = await services.store.get(conversation_id)
         if conversation is None:
             async with frame(services, current=None, title="Not found"):

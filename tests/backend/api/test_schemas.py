@@ -23,8 +23,9 @@ def test_out_of_bounds_values_are_refused(patch: dict[str, Any]) -> None:
 
 def test_accepts_openai_shapes() -> None:
     body = ChatCompletionBody.model_validate({
-        **BASE, "messages": [{"role": "developer", "content": "be brief"},
-                             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+        **BASE, "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
         "stop": "END", "max_completion_tokens": 7, "user": "ignored", "frequency_penalty": 0})
     assert body.messages[1].text() == "ab"
     assert body.stop_list() == ["END"]

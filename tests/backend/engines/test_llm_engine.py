@@ -118,7 +118,7 @@ async def test_long_history_is_trimmed_when_asked(smollm_path: Path) -> None:
             history += [{"role": "user", "content": f"Question {i}: " + "tell me about rivers " * 6},
                         {"role": "assistant", "content": "Rivers flow to the sea. " * 5}]
         history.append({"role": "user", "content": "Summarise."})
-        text, ready, result = await ask(worker, history, max_tokens=16, trim_history=True)
+        _, ready, result = await ask(worker, history, max_tokens=16, trim_history=True)
         assert ready is not None and ready.trimmed_messages > 0 and ready.prompt_tokens < 512
         assert result["trimmed_messages"] == ready.trimmed_messages
     finally:

@@ -87,3 +87,12 @@ async def test_unknown_factory_fails_to_start() -> None:
     w = WorkerProcess(WorkerSpec(name="echo", factory="tests.nowhere:Nothing", config={}))
     with pytest.raises(EngineError, match="ModuleNotFoundError"):
         await w.start()
+
+
+async def test_cancel_while_the_engine_is_starting_is_not_lost(worker: WorkerProcess) -> None:
+    assert not worker.alive
+    worker.cancel("early")
+    events = await drain(worker, Count(n=100_000, delay_s=0.01), "early")
+    done = events[-1]
+    assert isinstance(done, JobDone) and done.result["finish_reason"] == "cancelled"
+    assert done.result["count"] == 0
