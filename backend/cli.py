@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="owner token instead of the saved/generated one (env GRIDLESS_TOKEN)")
     serve.add_argument("--model", dest="chat_model", type=Path, help="GGUF chat model (env GRIDLESS_CHAT_MODEL)")
     serve.add_argument("--context-length", type=int, help="context window in tokens (env GRIDLESS_CONTEXT_LENGTH)")
-    serve.add_argument("--threads", type=int, help="inference threads, 0 = physical cores (env GRIDLESS_THREADS)")
+    serve.add_argument("--threads", type=int, help="inference threads, 0 = physical cores - 1 (env GRIDLESS_THREADS)")
     return parser
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from nicegui import ui
 
 from backend.services import Services
 
-__all__ = ["frame"]
+__all__ = ["Frame", "frame"]
 
 HEAD = """
 <meta name="theme-color" content="#1e40af">
@@ -18,9 +19,20 @@ HEAD = """
 """
 
 
+@dataclass(kw_only=True, slots=True)
+class Frame:
+    header: ui.header
+    title: ui.label
+
+    def set_title(self, title: str) -> None:
+        """A page that names its conversation after it was built (the first message)."""
+        self.title.set_text(title or "gridless")
+        ui.page_title(f"{title} · gridless" if title else "gridless")
+
+
 @asynccontextmanager
-async def frame(services: Services, *, current: str | None, title: str) -> AsyncIterator[ui.header]:
-    """Yields the header so a page can add its own buttons to it."""
+async def frame(services: Services, *, current: str | None, title: str) -> AsyncIterator[Frame]:
+    """Yields the header (a page adds its own buttons to it) and the title label."""
     ui.add_head_html(HEAD)
     ui.page_title(f"{title} · gridless" if title else "gridless")
     ui.colors(primary="#2563eb")
@@ -28,8 +40,8 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
     with ui.header(elevated=False).classes("items-center no-wrap q-px-sm q-py-xs bg-white text-black border-b") \
             as header:
         ui.button(icon="menu", on_click=drawer.toggle).props("flat round dense aria-label=Conversations")
-        ui.label(title or "gridless").classes("text-subtitle1 ellipsis col-shrink").style("min-width: 0") \
-            .props("data-testid=conversation-title")
+        title_label = ui.label(title or "gridless").classes("text-subtitle1 ellipsis col-shrink") \
+            .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
         model = services.chat.model
         ui.chip(model.id if model else "no model", icon="memory").props("outline dense") \
@@ -40,7 +52,7 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
         await conversation_list(services, current)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
-        yield header
+        yield Frame(header=header, title=title_label)
 
 
 @ui.refreshable
@@ -51,13 +63,16 @@ async def conversation_list(services: Services, current: str | None) -> None:
         return
     with ui.list().props("dense").classes("w-full"):
         for conv in conversations:
-            item_classes = "gl-conv-item rounded-borders" + (" gl-current" if conv.id == current else "")
-            with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
-                    .props("clickable data-testid=conversation-item"):
-                with ui.item_section():
-                    ui.item_label(conv.title).classes("ellipsis")
-                with ui.item_section().props("side"), \
-                        ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More"):
+            row_classes = "gl-conv-item rounded-borders w-full no-wrap items-center gap-0" + \
+                (" gl-current" if conv.id == current else "")
+            # the menu button sits beside the clickable item, not inside it, so opening the
+            # menu does not also open the conversation
+            with ui.row().classes(row_classes):
+                with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes("col-grow") \
+                        .style("min-width: 0").props("clickable data-testid=conversation-item"):
+                    with ui.item_section():
+                        ui.item_label(conv.title).classes("ellipsis")
+                with ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More"):
                     with ui.menu():
                         ui.menu_item("Rename", lambda c=conv: rename_dialog(services, c.id, c.title, current))
                         ui.menu_item("Delete", lambda c=conv: delete_dialog(services, c.id, c.title, current))

@@ -29,8 +29,9 @@ class ChatPage:
 
     async def build(self) -> None:
         conv = self.conversation
-        async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as header:
-            with header:
+        async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as page:
+            self.frame = page
+            with page.header:
                 ui.button(icon="tune", on_click=self.open_settings) \
                     .props("flat round dense aria-label=Settings data-testid=settings")
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
@@ -120,7 +121,14 @@ class ChatPage:
 
     async def after_reply(self) -> None:
         await self.render()
-        conversation_list.refresh()
+        await self.refresh_names()
+
+    async def refresh_names(self) -> None:
+        """The header, tab title and drawer follow the conversation's current name."""
+        if self.conversation is not None:
+            self.conversation = await self.services.store.get(self.conversation.id) or self.conversation
+            self.frame.set_title(self.conversation.title)
+        conversation_list.refresh(self.services, self.conversation.id if self.conversation else None)
 
     # actions --------------------------------------------------------------------------------
 
@@ -143,7 +151,7 @@ class ChatPage:
             ui.notify(str(exc), type="warning")
             return
         await self.render()
-        conversation_list.refresh()
+        await self.refresh_names()
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
@@ -181,9 +189,8 @@ class ChatPage:
         conv = await self.ensure_conversation()
         system_prompt, values = result
         await self.services.store.update(conv.id, system_prompt=system_prompt, settings=values)
-        self.conversation = await self.services.store.get(conv.id)
         ui.notify("Settings saved", timeout=1000)
-        conversation_list.refresh()
+        await self.refresh_names()
 
 
 def register(services: Services) -> None:
