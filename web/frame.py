@@ -63,12 +63,11 @@ async def conversation_list(services: Services, current: str | None) -> None:
         return
     with ui.list().props("dense").classes("w-full"):
         for conv in conversations:
-            row_classes = "gl-conv-item rounded-borders w-full no-wrap items-center gap-0" + \
-                (" gl-current" if conv.id == current else "")
+            item_classes = "col-grow rounded-borders" + (" gl-current" if conv.id == current else "")
             # the menu button sits beside the clickable item, not inside it, so opening the
             # menu does not also open the conversation
-            with ui.row().classes(row_classes):
-                with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes("col-grow") \
+            with ui.row().classes("gl-conv-item w-full no-wrap items-center gap-0"):
+                with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
                         .style("min-width: 0").props("clickable data-testid=conversation-item"):
                     with ui.item_section():
                         ui.item_label(conv.title).classes("ellipsis")

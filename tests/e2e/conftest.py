@@ -1,0 +1,82 @@
+"""Playwright fixtures for the end-to-end tests: one Chromium per session, a fresh context per test.
+
+Debian's Chromium is used (never `playwright install`). A failing test leaves a screenshot of
+each of its pages, and the server's log is already in the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) \
+        -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("end-to-end tests need Debian's chromium at /usr/bin/chromium")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def _context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
+             viewport: ViewportSize) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(30_000)
+    context.set_default_navigation_timeout(30_000)
+    yield context
+    call_report = getattr(request.node, "report_call", None)
+    if call_report is not None and call_report.failed:
+        for i, page in enumerate(context.pages):
+            try:
+                page.screenshot(path=str(tmp_path / f"failure-{i}.png"), full_page=True)
+            except Exception as exc:  # the page may be the reason the test failed
+                print(f"could not save a screenshot of page {i}: {exc}")
+        print(f"screenshots and server log are in {tmp_path}")
+    context.close()
+
+
+@pytest.fixture
+def context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) with a desktop-sized window."""
+    yield from _context(browser, request, tmp_path, DESKTOP)
+
+
+@pytest.fixture
+def phone_context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh browser profile with a phone-sized window (390×844)."""
+    yield from _context(browser, request, tmp_path, PHONE)
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def phone_page(phone_context: BrowserContext) -> Page:
+    return phone_context.new_page()
