@@ -47,10 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from backend.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
-THREADS = 2
 N_CTX = 4096
 STORY_TOKENS = 128
 TURN_TOKENS = 64
@@ -131,10 +131,10 @@ def raw_chunks(llama: Any, messages: list[Message], max_tokens: int) -> Iterator
 
 # start-up and idle memory -------------------------------------------------------------------
 
-def start_server(data_dir: Path) -> tuple[ServerProcess, float]:
+def start_server(data_dir: Path, threads: int) -> tuple[ServerProcess, float]:
     """Start a server and time Popen -> first healthy answer with 20 ms polling (the helper's own
     wait polls every 100 ms, so it runs in a thread and only this loop's time counts)."""
-    server = ServerProcess(data_dir=data_dir, extra_args=["--threads", str(THREADS)])
+    server = ServerProcess(data_dir=data_dir, extra_args=["--threads", str(threads)])
     started = time.perf_counter()
     starter = threading.Thread(target=server.start, daemon=True)
     starter.start()
@@ -228,7 +228,10 @@ def multi_turn(ask_api: Callable[[list[Message], int], Stream], ask_raw: Callabl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke test")
+    parser.add_argument("--threads", type=int, default=Settings().inference_threads,
+                        help="inference threads on both sides (default: the app's own default)")
     args = parser.parse_args()
+    threads = args.threads
     runs, reps, starts = (2, 1, 1) if args.quick else (7, 3, 3)
     model_path = bundled_chat_model()
     if model_path is None:
@@ -237,14 +240,14 @@ def main() -> None:
     from llama_cpp import Llama
 
     # other work on the machine skews every number here; the load average makes that visible
-    result: dict[str, Any] = {"model": model_path.stem, "threads": THREADS, "n_ctx": N_CTX,
+    result: dict[str, Any] = {"model": model_path.stem, "threads": threads, "n_ctx": N_CTX,
                               "load_avg_1m": {"start": round(os.getloadavg()[0], 2)}}
     servers: list[ServerProcess] = []
     with tempfile.TemporaryDirectory(prefix="gridless-bench-") as tmp:
         try:
             healthy: list[float] = []
             for i in range(starts):
-                server, elapsed = start_server(Path(tmp) / f"data{i}")
+                server, elapsed = start_server(Path(tmp) / f"data{i}", threads)
                 servers.append(server)
                 healthy.append(elapsed)
                 log(f"start {i + 1}/{starts}: healthy after {elapsed:.3f} s")
@@ -258,7 +261,7 @@ def main() -> None:
             with httpx.Client(base_url=server.base, headers=server.headers(), timeout=120) as client:
                 model = client.get("/v1/models").json()["data"][0]["id"]
                 result["model"] = model
-                llama = Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=THREADS, n_threads_batch=THREADS,
+                llama = Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
                               verbose=False)
 
                 def ask_api(messages: list[Message], max_tokens: int) -> Stream:

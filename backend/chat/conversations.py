@@ -20,11 +20,12 @@ from ..storage.conversations import Conversation, ConversationStore, Message
 from .params import GenerationSettings
 from .service import ChatJob, ChatService
 
-__all__ = ["ActiveReply", "ConversationError", "ConversationService"]
+__all__ = ["MAX_MESSAGE_CHARS", "ActiveReply", "ConversationError", "ConversationService"]
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 0.5
 TITLE_CHARS = 48
+MAX_MESSAGE_CHARS = 100_000
 
 
 class ConversationError(Exception):
@@ -73,10 +74,18 @@ class ConversationService:
         if conversation_id in self.active:
             raise ConversationError("an answer is still being written; stop it first")
 
-    async def send(self, conversation_id: str, text: str) -> ActiveReply:
+    @staticmethod
+    def _checked(text: str) -> str:
         text = text.strip()
         if not text:
             raise ConversationError("the message is empty")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise ConversationError(f"the message is too long ({len(text):,} characters; "
+                                    f"at most {MAX_MESSAGE_CHARS:,})")
+        return text
+
+    async def send(self, conversation_id: str, text: str) -> ActiveReply:
+        text = self._checked(text)
         conversation = await self._require(conversation_id)
         self._require_idle(conversation_id)
         history = await self.store.messages(conversation_id)
@@ -98,12 +107,10 @@ class ConversationService:
         return await self._start_reply(conversation)
 
     async def edit_and_resend(self, message_id: str, text: str) -> ActiveReply:
-        text = text.strip()
         message = await self.store.get_message(message_id)
         if message is None or message.role != "user":
             raise ConversationError("only your own messages can be edited")
-        if not text:
-            raise ConversationError("the message is empty")
+        text = self._checked(text)
         conversation = await self._require(message.conversation_id)
         self._require_idle(conversation.id)
         await self.store.truncate_after(conversation.id, message.seq)

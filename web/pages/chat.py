@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from backend.chat.conversations import ActiveReply, ConversationError
+from backend.chat.conversations import MAX_MESSAGE_CHARS, ActiveReply, ConversationError
 from backend.services import Services
 from backend.storage.conversations import Conversation, Message
 
@@ -15,7 +15,6 @@ from ..frame import conversation_list, frame
 __all__ = ["register"]
 
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
-MAX_MESSAGE_CHARS = 100_000
 
 
 class ChatPage:

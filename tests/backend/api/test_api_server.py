@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -139,3 +140,18 @@ def test_a_second_client_waits_its_turn(server: ServerProcess) -> None:
     for t in threads:
         t.join()
     assert len(results) == 3  # nobody was cancelled by another client
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.gguf"
+    fake.write_text("these are my shopping notes, not a model")
+    with ServerProcess(data_dir=tmp_path / "data", extra_args=["--model", str(fake)]) as srv:
+        response = post(srv, {"model": "notes", "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 500
+        error = error_of(response)
+        assert error["code"] == "model_load_failed" and "not a GGUF" in str(error["message"])
+        streamed = post(srv, {"model": "notes", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        assert streamed.status_code == 500 and error_of(streamed)["code"] == "model_load_failed"
+        assert httpx.get(f"{srv.base}/healthz").json()["status"] == "ok"
+        bundled = post(srv, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
+        assert bundled.status_code == 200  # the other models still work

@@ -82,6 +82,9 @@ async def test_unknown_ids_and_empty_messages(services: Services) -> None:
     conv = await services.store.create()
     with pytest.raises(ConversationError):
         await services.conversations.send(conv.id, "   ")
+    with pytest.raises(ConversationError, match="too long"):
+        await services.conversations.send(conv.id, "x" * 100_001)
+    assert await services.store.messages(conv.id) == []  # nothing stored half-way
     with pytest.raises(ConversationError):
         await services.conversations.regenerate(conv.id)
     assert not services.conversations.stop(conv.id)

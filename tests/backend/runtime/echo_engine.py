@@ -56,5 +56,8 @@ class EchoEngine:
             time.sleep(request.delay_s)
         return {"finish_reason": "stop", "count": request.n}
 
+    def idle(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
