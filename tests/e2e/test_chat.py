@@ -417,3 +417,27 @@ def test_header_shows_title_after_first_message(server: ServerProcess, page: Pag
     expect(page.locator(TITLE)).to_have_text("Say hello.", timeout=10_000)
     expect(page).to_have_title("Say hello. · gridless")
     expect(page.locator(ITEM)).to_have_class(re.compile(r"\bgl-current\b"))
+
+
+def test_conversation_settings_apply_and_persist(server: ServerProcess, page: Page) -> None:
+    sign_in(page, server)
+    page.locator("[data-testid=settings]").click()
+    dialog = page.locator(".q-dialog")
+    expect(dialog).to_contain_text("Conversation settings")
+    dialog.get_by_label("System prompt").fill("You are a pirate.")
+    dialog.get_by_label("Max tokens per answer").fill("5")
+    page.locator("[data-testid=settings-save]").click()
+    expect(dialog).to_be_hidden()
+    conv_id = conversation_id(page)  # saving settings on a new chat creates it
+
+    send(page, "Write a long story about a dragon.")
+    stats = page.locator(STATS).last
+    expect(stats).to_contain_text("5 tokens", timeout=ANSWER_TIMEOUT_MS)
+    expect(stats).to_contain_text("reached the token limit")
+
+    page.reload()
+    wait_live(page)
+    assert conversation_id(page) == conv_id
+    page.locator("[data-testid=settings]").click()
+    expect(dialog.get_by_label("System prompt")).to_have_value("You are a pirate.")
+    expect(dialog.get_by_label("Max tokens per answer")).to_have_value("5")
