@@ -45,7 +45,7 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
         ui.space()
         model = services.chat.model
         ui.chip(model.id if model else "no model", icon="memory").props("outline dense") \
-            .classes("text-xs ellipsis").style("max-width: 42vw").tooltip("Model in use") \
+            .classes("text-xs ellipsis").style("max-width: 45vw; flex-shrink: 0").tooltip("Model in use") \
             .props("data-testid=model-name")
     with drawer:
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
@@ -63,7 +63,7 @@ async def conversation_list(services: Services, current: str | None) -> None:
         return
     with ui.list().props("dense").classes("w-full"):
         for conv in conversations:
-            item_classes = "col-grow rounded-borders" + (" gl-current" if conv.id == current else "")
+            item_classes = "col rounded-borders" + (" gl-current" if conv.id == current else "")
             # the menu button sits beside the clickable item, not inside it, so opening the
             # menu does not also open the conversation
             with ui.row().classes("gl-conv-item w-full no-wrap items-center gap-0"):
@@ -71,7 +71,8 @@ async def conversation_list(services: Services, current: str | None) -> None:
                         .style("min-width: 0").props("clickable data-testid=conversation-item"):
                     with ui.item_section():
                         ui.item_label(conv.title).classes("ellipsis")
-                with ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More"):
+                with ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More") \
+                        .style("flex-shrink: 0"):
                     with ui.menu():
                         ui.menu_item("Rename", lambda c=conv: rename_dialog(services, c.id, c.title, current))
                         ui.menu_item("Delete", lambda c=conv: delete_dialog(services, c.id, c.title, current))
