@@ -158,6 +158,7 @@ class WorkerProcess:
         """Submit one job and yield its events; the last one is JobDone or JobFailed."""
         job_id = job_id or uuid.uuid4().hex
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        ended = False
         try:
             await self.start()
             self._jobs[job_id] = queue
@@ -166,10 +167,13 @@ class WorkerProcess:
                 self._send(Cancel(job_id=job_id))
             while True:
                 event = await queue.get()
+                ended = isinstance(event, JobDone | JobFailed)
                 yield event
-                if isinstance(event, JobDone | JobFailed):
+                if ended:
                     return
         finally:
+            if not ended and job_id in self._jobs:
+                self.cancel(job_id)  # whoever was reading went away: the engine stops too
             self._jobs.pop(job_id, None)
             self._killed_jobs.discard(job_id)
             self._early_cancels.discard(job_id)

@@ -21,6 +21,20 @@ from ..schemas import ChatCompletionBody
 router = APIRouter()
 
 
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes its generator when the response ends for any reason. When a client goes away
+    mid-stream the framework stops iterating but leaves the generator to the garbage
+    collector, so its cleanup (cancelling the job) would run at some later time."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 def _engine_request(body: ChatCompletionBody) -> ChatRequest:
     for i, message in enumerate(body.messages):
         if isinstance(message.content, list):
@@ -103,8 +117,7 @@ async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> J
         except StopAsyncIteration:
             yield b"data: [DONE]\n\n"
         finally:
-            services.chat.cancel(job)  # the client went away: no one will read the rest
-            await events.aclose()
+            await events.aclose()  # a client that went away cancels the job (WorkerProcess.run)
 
-    return StreamingResponse(sse(), media_type="text/event-stream",
+    return ClosingStreamingResponse(sse(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

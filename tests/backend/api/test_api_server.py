@@ -155,3 +155,35 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
         assert httpx.get(f"{srv.base}/healthz").json()["status"] == "ok"
         bundled = post(srv, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
         assert bundled.status_code == 200  # the other models still work
+
+
+def test_full_queue_answers_busy(tmp_path: Path) -> None:
+    with ServerProcess(data_dir=tmp_path / "data", env={"GRIDLESS_QUEUE_LIMIT": "1"}) as srv:
+        long = {"model": MODEL, "max_tokens": 300, "messages": [{"role": "user", "content": "Write a long story."}]}
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(post(srv, long).status_code)) for _ in range(2)]
+        for t in threads:
+            t.start()
+            time.sleep(0.3)  # the first runs, the second waits in line
+        busy = post(srv, long)
+        assert busy.status_code == 503 and error_of(busy)["code"] == "busy"
+        assert int(busy.headers["retry-after"]) > 0
+        for t in threads:
+            t.join()
+        assert results == [200, 200]
+
+
+def test_client_that_disconnects_stops_the_generation(server: ServerProcess) -> None:
+    c = client(server)
+    c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    worker = psutil.Process(server.process.pid).children()[0]  # type: ignore[union-attr]
+    stream = c.chat.completions.create(model=MODEL, stream=True, max_tokens=4000,
+                                       messages=[{"role": "user", "content": "Write a very long story."}])
+    for i, _ in enumerate(stream):
+        if i == 5:
+            break
+    stream.close()
+    time.sleep(1.0)
+    before = sum(worker.cpu_times()[:2])
+    time.sleep(1.0)
+    assert sum(worker.cpu_times()[:2]) - before < 0.2  # the worker is idle, not writing 4000 tokens

@@ -96,3 +96,13 @@ async def test_cancel_while_the_engine_is_starting_is_not_lost(worker: WorkerPro
     done = events[-1]
     assert isinstance(done, JobDone) and done.result["finish_reason"] == "cancelled"
     assert done.result["count"] == 0
+
+
+async def test_a_reader_that_goes_away_cancels_the_job(worker: WorkerProcess) -> None:
+    events = worker.run(Count(n=100_000, delay_s=0.01))
+    for _ in range(3):
+        assert isinstance(await anext(events), Tick)
+    await events.aclose()  # type: ignore[attr-defined]
+    # the abandoned job would take 1000 s; the next one only runs this soon if it was stopped
+    finished = await asyncio.wait_for(drain(worker, Count(n=1)), 10)
+    assert isinstance(finished[-1], JobDone)
