@@ -47,7 +47,7 @@ def create(settings: Settings) -> Services:
     app.state.services = services
     guard = AccessGuard(services.owner, allowed_hosts(settings),
                         public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
-                        public_paths={"/healthz", "/favicon.ico"})
+                        public_paths={"/healthz", "/favicon.ico"}, max_body_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
     app.include_router(health_router)

@@ -36,8 +36,10 @@ class AccessGuard:
     """The decisions, kept free of ASGI plumbing so they can be tested directly."""
 
     def __init__(self, owner: OwnerCredential, hosts: set[str], public_prefixes: tuple[str, ...],
-                 public_paths: set[str], secure_cookies: bool = False) -> None:
+                 public_paths: set[str], secure_cookies: bool = False,
+                 max_body_bytes: int = 4 * 1024 * 1024) -> None:
         self.owner = owner
+        self.max_body_bytes = max_body_bytes
         self.hosts = {h.lower() for h in hosts}
         self.public_prefixes = public_prefixes
         self.public_paths = public_paths
@@ -126,7 +128,11 @@ class SecurityMiddleware:
             if not guard.origin_ok(headers.get("origin"), headers.get("host")) \
                     or headers.get("sec-fetch-site") == "cross-site":
                 return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
-        await self.app(scope, receive, _with_headers(send, private=True))
+        declared = headers.get("content-length", "")
+        if declared and (not declared.isdigit() or int(declared) > guard.max_body_bytes):
+            return await _respond(send, 413, "request_too_large",
+                                  f"The request body is larger than {guard.max_body_bytes:,} bytes.", path)
+        await self.app(scope, _capped(receive, guard.max_body_bytes), _with_headers(send, private=True))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard, headers = self.guard, _headers(scope)
@@ -142,6 +148,22 @@ class SecurityMiddleware:
             await send({"type": "websocket.http.response.body", "body": b"unauthorized"})
         else:
             await send({"type": "websocket.close", "code": 4401})
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """A body sent without a length (chunked) is cut off at the limit: the app sees the
+    client leave rather than reading an unbounded body into memory."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return {"type": "http.disconnect"}
+        return message
+    return wrapped
 
 
 def _with_headers(send: Send, *, private: bool) -> Send:

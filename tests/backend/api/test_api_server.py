@@ -187,3 +187,10 @@ def test_client_that_disconnects_stops_the_generation(server: ServerProcess) -> 
     before = sum(worker.cpu_times()[:2])
     time.sleep(1.0)
     assert sum(worker.cpu_times()[:2]) - before < 0.2  # the worker is idle, not writing 4000 tokens
+
+
+def test_oversize_body_is_refused(server: ServerProcess) -> None:
+    huge = {"model": MODEL, "messages": [{"role": "user", "content": "x" * (5 * 1024 * 1024)}]}
+    response = post(server, huge)
+    assert response.status_code == 413 and error_of(response)["code"] == "request_too_large"
+    assert httpx.get(f"{server.base}/healthz").status_code == 200
