@@ -92,11 +92,6 @@ class ChatService:
         if job.id in self._running and self._worker is not None:
             self._worker.cancel(job.id)
 
-    def kill(self) -> None:
-        """Hard stop of whatever the engine is doing (the next request restarts it)."""
-        if self._worker is not None:
-            self._worker.kill_jobs()
-
     async def close(self) -> None:
         if self._worker is not None:
             await self._worker.stop()

@@ -30,13 +30,6 @@ class LocalModel:
     path: Path
     source: str  # "bundled", "folder" or "configured"
 
-    @property
-    def size_bytes(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
-
 
 class LocalModels:
     def __init__(self, folder: Path, configured: Path | None = None) -> None:

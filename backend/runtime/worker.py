@@ -204,10 +204,6 @@ class WorkerProcess:
         if self._process is not None:
             self._process.kill()
 
-    @property
-    def running_jobs(self) -> list[str]:
-        return list(self._jobs)
-
     async def stop(self, *, force: bool = False, grace_s: float = 5.0) -> None:
         process, conn = self._process, self._conn
         if process is None:
