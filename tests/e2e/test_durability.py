@@ -43,8 +43,11 @@ def test_killed_server_leaves_the_answer_interrupted(page: Page, server: ServerP
     status, after_kill = answer_row(db)
     assert status == "streaming" and after_kill.startswith(saved)
 
+    context = page.context
+    page.close()  # the old page would reload itself when its server comes back; look with a fresh one
     restarted = ServerProcess(data_dir=server.data_dir, port=server.port, extra_args=server.extra_args).start()
     try:
+        page = context.new_page()
         page.goto(conversation_url)
         expect(page.locator("[data-testid=interrupted]")).to_be_visible(timeout=30_000)
         shown = page.locator("[data-testid=assistant-message] .gl-answer").last.inner_text()
