@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 import time
@@ -23,7 +22,6 @@ from .pages import chat
 
 __all__ = ["create", "run"]
 
-log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 

@@ -13,7 +13,7 @@ from ..runtime.child import EngineError
 from ..runtime.protocol import ErrorCode
 from ..runtime.scheduler import EngineBusy
 
-__all__ = ["ApiError", "error_body", "install_error_handlers", "status_for"]
+__all__ = ["ApiError", "error_body", "error_type", "install_error_handlers", "status_for"]
 
 _STATUS = {
     ErrorCode.BAD_REQUEST: 400,
@@ -27,12 +27,16 @@ _STATUS = {
 }
 
 
+def error_type(status: int) -> str:
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
                  type_: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param = status, message, code, param
-        self.type = type_ or ("invalid_request_error" if status < 500 else "server_error")
+        self.type = type_ or error_type(status)
 
 
 def error_body(message: str, *, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -60,9 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
         status = status_for(exc.code)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, EngineBusy) else None
-        return _json(status, error_body(exc.message, code=exc.code,
-                                        type_="invalid_request_error" if status < 500 else "server_error"),
-                     headers)
+        return _json(status, error_body(exc.message, code=exc.code, type_=error_type(status)), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Any:

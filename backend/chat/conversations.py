@@ -61,8 +61,10 @@ class ConversationService:
     async def recover(self) -> int:
         return await self.store.mark_interrupted()
 
-    def settings_of(self, conversation: Conversation) -> GenerationSettings:
-        return GenerationSettings.from_stored(conversation.settings, context_cap=self.context_cap)
+    def settings_of(self, conversation: Conversation | None) -> GenerationSettings:
+        """A conversation's settings, or the defaults for one not created yet."""
+        stored = conversation.settings if conversation is not None else {}
+        return GenerationSettings.from_stored(stored, context_cap=self.context_cap)
 
     async def _require(self, conversation_id: str) -> Conversation:
         conversation = await self.store.get(conversation_id)

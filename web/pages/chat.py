@@ -178,9 +178,7 @@ class ChatPage:
 
     async def open_settings(self) -> None:
         conv = self.conversation
-        settings = self.services.conversations.settings_of(conv) if conv else \
-            self.services.conversations.settings_of(Conversation(id="", title="", system_prompt="", settings={},
-                                                                  created_at=0, updated_at=0))
+        settings = self.services.conversations.settings_of(conv)
         result = await edit_settings(conv.system_prompt if conv else "", settings,
                                      self.services.settings.context_length)
         if result is None:

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ...chat.service import ChatJob, collect
 from ...engines.llm import ChatRequest, TokenDelta
 from ...runtime.child import EngineError
-from ...runtime.protocol import ErrorCode, JobDone, JobFailed
+from ...runtime.protocol import ErrorCode, Event, JobDone, JobFailed
 from ..deps import ServicesDep
-from ..errors import ApiError, error_body, status_for
+from ..errors import ApiError, error_body, error_type, status_for
 from ..schemas import ChatCompletionBody
 
 router = APIRouter()
@@ -87,37 +87,36 @@ async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> J
         raise EngineError(first.code, first.message)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                   "model": model.id, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                                    "logprobs": None}]}
+    def data(payload: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return data({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                     "model": model.id, "choices": choices, **extra})
+
+    def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
+        return chunk([{"index": 0, "delta": content, "finish_reason": finish, "logprobs": None}])
+
     async def sse() -> AsyncIterator[bytes]:
-        yield chunk({"role": "assistant", "content": ""})
-        pending = [first]
+        yield delta({"role": "assistant", "content": ""})
+        event: Event | None = first
         try:
-            while True:
-                event = pending.pop() if pending else await anext(events)
+            while event is not None:
                 if isinstance(event, TokenDelta):
-                    yield chunk({"content": event.text})
+                    yield delta({"content": event.text})
                 elif isinstance(event, JobDone):
-                    yield chunk({}, _finish(event.result))
+                    yield delta({}, _finish(event.result))
                     if include_usage:
-                        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                   "model": model.id, "choices": [], "usage": _usage(event.result)}
-                        yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+                        yield chunk([], usage=_usage(event.result))
                     break
                 elif isinstance(event, JobFailed):
-                    err = error_body(event.message, code=event.code, type_="invalid_request_error"
-                                     if status_for(event.code) < 500 else "server_error")
-                    yield b"data: " + json.dumps(err).encode() + b"\n\n"
+                    status = status_for(event.code)
+                    yield data(error_body(event.message, code=event.code, type_=error_type(status)))
                     break
-            yield b"data: [DONE]\n\n"
-        except StopAsyncIteration:
+                event = await anext(events, None)
             yield b"data: [DONE]\n\n"
         finally:
             await events.aclose()  # a client that went away cancels the job (WorkerProcess.run)
 
     return ClosingStreamingResponse(sse(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+                                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
