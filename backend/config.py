@@ -40,7 +40,20 @@ class Settings(BaseSettings):
     """Requests that may wait for one engine before new ones are answered with 'busy'."""
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
-    @field_validator("data_dir", "chat_model", "models_dir", mode="after")
+    memory_fraction: float = Field(default=0.75, gt=0.05, le=1.0)
+    """Share of physical RAM that loaded models may use together."""
+    memory_budget_mb: int | None = Field(default=None, ge=64)
+    """A fixed memory budget instead of the fraction."""
+    idle_unload_s: float = Field(default=600.0, ge=0)
+    """Models unused this long are unloaded; 0 keeps them loaded."""
+    hf_endpoint: str | None = None
+    """Hub address; defaults to `HF_ENDPOINT` or huggingface.co."""
+    catalog: Path | None = None
+    """The curated catalog file; defaults to `models/catalog.json` in the app."""
+    max_model_upload_mb: int = Field(default=32 * 1024, ge=1)
+    """Largest model file accepted through the upload form."""
+
+    @field_validator("data_dir", "chat_model", "models_dir", "catalog", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -56,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def model_folder(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def hub_endpoint(self) -> str:
+        return (self.hf_endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
     @property
     def inference_threads(self) -> int:

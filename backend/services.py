@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from .chat.conversations import ConversationService
 from .chat.service import ChatService
 from .config import Settings
-from .models.local import LocalModels
+from .models.manager import ModelManager
+from .runtime.residency import MemoryBudget, ResidencyManager
 from .security.owner import OwnerCredential, load_or_create_token
 from .storage.conversations import ConversationStore
 from .storage.db import Database
@@ -24,7 +25,8 @@ class Services:
     settings: Settings
     db: Database
     store: ConversationStore
-    models: LocalModels
+    models: ModelManager
+    residency: ResidencyManager
     chat: ChatService
     conversations: ConversationService
     owner: OwnerCredential
@@ -36,16 +38,22 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.db_path)
         store = ConversationStore(db)
-        models = LocalModels(settings.model_folder, settings.chat_model)
-        chat = ChatService(settings, models)
-        return cls(settings=settings, db=db, store=store, models=models, chat=chat,
+        budget_bytes = settings.memory_budget_mb * 1024 * 1024 if settings.memory_budget_mb else None
+        residency = ResidencyManager(MemoryBudget(fraction=settings.memory_fraction, fixed_bytes=budget_bytes),
+                                     idle_unload_s=settings.idle_unload_s)
+        models = ModelManager(settings, db, residency)
+        chat = ChatService(settings, models, residency)
+        return cls(settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, settings.context_length),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)))
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.model_folder.mkdir(parents=True, exist_ok=True)
         await self.db.open()
+        await self.models.start()
+        self.residency.start()
         recovered = await self.conversations.recover()
         if recovered:
             log.warning("%d answer(s) were cut off by the last shutdown; kept as interrupted", recovered)
@@ -57,5 +65,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.conversations.shutdown()
+        await self.models.stop()
+        await self.residency.stop()
         await self.chat.close()
         await self.db.close()

@@ -67,13 +67,13 @@ def owner_link(settings: Settings, token: str) -> str:
 def run(settings: Settings) -> None:
     started = time.perf_counter()
     services = create(settings)
-    model = services.chat.model
     print(f"gridless {__version__}", file=sys.stderr)
     print(f"  data:  {settings.data_dir}", file=sys.stderr)
-    print(f"  model: {model.path if model else 'none installed'}", file=sys.stderr)
 
     async def announce() -> None:
         await services.ready()
+        model = services.chat.model
+        print(f"  model: {model.path if model else 'none installed'}", file=sys.stderr)
         print(f"  ready in {time.perf_counter() - started:.1f} s. Open:\n\n"
               f"    {owner_link(settings, services.owner.token)}\n", file=sys.stderr, flush=True)
 

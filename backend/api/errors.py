@@ -22,6 +22,7 @@ _STATUS = {
     ErrorCode.MODEL_LOAD_FAILED: 500,
     ErrorCode.WORKER_CRASHED: 500,
     ErrorCode.BUSY: 503,
+    ErrorCode.INSUFFICIENT_MEMORY: 503,
     ErrorCode.CANCELLED: 499,
     ErrorCode.INTERNAL: 500,
 }

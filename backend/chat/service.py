@@ -9,9 +9,11 @@ from typing import Any
 
 from ..config import Settings
 from ..engines.llm import ChatRequest, LlmConfig, TokenDelta
-from ..models.local import LocalModel, LocalModels
+from ..models.manager import ModelManager
+from ..models.registry import ModelRecord
 from ..runtime.child import EngineError
 from ..runtime.protocol import Event, JobDone, JobFailed
+from ..runtime.residency import ResidencyManager, Resident
 from ..runtime.scheduler import FifoGate, PositionCallback
 from ..runtime.worker import WorkerProcess, WorkerSpec
 
@@ -32,40 +34,71 @@ class ChatJob:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, models: LocalModels) -> None:
+    """One resident chat model at a time, loaded on demand within the memory budget."""
+
+    def __init__(self, settings: Settings, manager: ModelManager, residency: ResidencyManager) -> None:
         self.settings = settings
-        self.models = models
+        self.manager = manager
+        self.residency = residency
         self.gate = FifoGate("chat", settings.queue_limit)
         self._worker: WorkerProcess | None = None
-        self._model: LocalModel | None = None
+        self._loaded: ModelRecord | None = None
         self._running: dict[str, ChatJob] = {}
 
     @property
-    def model(self) -> LocalModel | None:
-        """The model in use (loaded or about to be): the last one asked for, else the default."""
-        if self._model is None:
-            self._model = self.models.default_chat_model()
-        return self._model
+    def model(self) -> ModelRecord | None:
+        """The model answers come from: the loaded one while a job runs, else the active one."""
+        if self._running and self._loaded is not None:
+            return self._loaded
+        return self.manager.active("chat")
+
+    @property
+    def loaded(self) -> ModelRecord | None:
+        return self._loaded if self._worker is not None and self._worker.alive else None
 
     @property
     def loaded_info(self) -> dict[str, Any]:
         return self._worker.info if self._worker is not None and self._worker.alive else {}
 
-    def resolve(self, model_id: str | None) -> LocalModel:
-        model = self.models.find(model_id) if model_id else self.model
-        if model is None:
-            if model_id:
-                raise ModelUnavailable(f"the model '{model_id}' does not exist; GET /v1/models lists them")
-            raise ModelUnavailable("no chat model is installed")
-        return model
+    def chat_models(self) -> list[ModelRecord]:
+        return self.manager.installed("chat") + [m for m in self.manager.installed("vision")]
 
-    def _worker_for(self, model: LocalModel) -> WorkerProcess:
-        if self._worker is not None and self._worker.spec.config.model_path == str(model.path):
+    def resolve(self, model_id: str | None) -> ModelRecord:
+        if model_id:
+            model = self.manager.get(model_id)
+            if model is None or model.job not in ("chat", "vision"):
+                raise ModelUnavailable(f"the model '{model_id}' does not exist; GET /v1/models lists them")
+            return model
+        active = self.model
+        if active is None:
+            raise ModelUnavailable("no chat model is installed")
+        return active
+
+    async def _load(self, model: ModelRecord) -> WorkerProcess:
+        """The worker for `model`, replacing the loaded one; refuses what does not fit."""
+        if (self._worker is not None and self._loaded is not None and self._loaded.id == model.id
+                and self._loaded.path == model.path):
             return self._worker
-        config = LlmConfig(model_path=str(model.path), n_ctx=self.settings.context_length,
-                           n_threads=self.settings.inference_threads,
-                           kv_cache_bytes=self.settings.kv_cache_mb * 1024 * 1024)
-        return WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
+        n_ctx = self.manager.context_for(model)
+        estimate = self.manager.check_fit(model, n_ctx)
+        await self.residency.admit("chat", model.name, estimate.total, heavy=True, override=model.memory_override)
+        await self.unload()
+        # saved conversation states may use what the budget leaves, up to the configured amount
+        room = max(0, self.residency.budget.limit - estimate.total)
+        config = LlmConfig(model_path=str(model.path), n_ctx=n_ctx, n_threads=self.settings.inference_threads,
+                           kv_cache_bytes=min(self.settings.kv_cache_mb * 1024 * 1024, room))
+        worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
+        self._worker, self._loaded = worker, model
+        self.residency.register(Resident(name="chat", model=model.id, heavy=True, estimate=estimate.total,
+                                         unload=self.unload, pid=lambda: worker.pid))
+        return worker
+
+    async def unload(self) -> None:
+        """Stop the worker: all of the model's memory goes back to the system."""
+        worker, self._worker, self._loaded = self._worker, None, None
+        self.residency.forget("chat")
+        if worker is not None:
+            await worker.stop()
 
     async def stream(self, job: ChatJob, request: ChatRequest, *, model_id: str | None = None,
                      on_position: PositionCallback | None = None) -> AsyncGenerator[Event, None]:
@@ -75,15 +108,12 @@ class ChatService:
             if job.cancelled:
                 yield JobDone(job_id=job.id, result={"finish_reason": "cancelled", "completion_tokens": 0})
                 return
-            worker = self._worker_for(model)
-            if worker is not self._worker:
-                if self._worker is not None:
-                    await self._worker.stop()  # one resident chat model: unloading frees it all
-                self._worker, self._model = worker, model
+            worker = await self._load(model)
             self._running[job.id] = job
             try:
-                async for event in worker.run(request, job.id):
-                    yield event
+                with self.residency.in_use("chat"):
+                    async for event in worker.run(request, job.id):
+                        yield event
             finally:
                 self._running.pop(job.id, None)
 
@@ -93,8 +123,7 @@ class ChatService:
             self._worker.cancel(job.id)
 
     async def close(self) -> None:
-        if self._worker is not None:
-            await self._worker.stop()
+        await self.unload()
 
 
 async def collect(events: AsyncIterator[Event]) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ class ErrorCode:
     WORKER_CRASHED = "worker_crashed"
     CANCELLED = "cancelled"
     BUSY = "busy"
+    INSUFFICIENT_MEMORY = "insufficient_memory"
     INTERNAL = "internal_error"
 
 

@@ -38,4 +38,46 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: installed models and downloads
+    """
+    CREATE TABLE models (
+        id              TEXT PRIMARY KEY,
+        job             TEXT NOT NULL CHECK (job IN ('chat', 'vision', 'images', 'speech', 'voice')),
+        name            TEXT NOT NULL,
+        format          TEXT NOT NULL,
+        path            TEXT NOT NULL,
+        projector       TEXT,
+        folder          TEXT,
+        size_bytes      INTEGER NOT NULL,
+        quantization    TEXT,
+        license         TEXT,
+        source          TEXT NOT NULL CHECK (source IN ('bundled', 'hub', 'import', 'folder')),
+        repo            TEXT,
+        revision        TEXT,
+        sha256          TEXT,
+        info            TEXT NOT NULL DEFAULT '{}',
+        memory_override INTEGER NOT NULL DEFAULT 0,
+        context_length  INTEGER,
+        added_at        REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX models_path ON models (path);
+
+    CREATE TABLE downloads (
+        id          TEXT PRIMARY KEY,
+        repo        TEXT NOT NULL,
+        revision    TEXT NOT NULL,
+        job         TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        files       TEXT NOT NULL,
+        state       TEXT NOT NULL
+                    CHECK (state IN ('queued', 'running', 'paused', 'failed', 'done', 'cancelled')),
+        bytes_done  INTEGER NOT NULL DEFAULT 0,
+        bytes_total INTEGER NOT NULL,
+        error       TEXT,
+        model_id    TEXT,
+        options     TEXT NOT NULL DEFAULT '{}',
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    """,
 ]

@@ -14,6 +14,5 @@ router = APIRouter()
 @router.get("/models")
 async def list_models(services: ServicesDep) -> dict[str, Any]:
     return {"object": "list", "data": [
-        {"id": m.id, "object": "model", "created": int(m.path.stat().st_mtime) if m.path.exists() else 0,
-         "owned_by": m.source}
-        for m in services.models.chat_models()]}
+        {"id": m.id, "object": "model", "created": int(m.added_at), "owned_by": m.source}
+        for m in services.chat.chat_models()]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 from tests.server import ServerProcess
 
 pytestmark = pytest.mark.engine
-MODEL = "SmolLM2-135M-Instruct.Q4_1"
+MODEL = "smollm2-135m-instruct"
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
@@ -142,15 +143,27 @@ def test_a_second_client_waits_its_turn(server: ServerProcess) -> None:
     assert len(results) == 3  # nobody was cancelled by another client
 
 
-def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path, smollm_path: Path) -> None:
     fake = tmp_path / "notes.gguf"
     fake.write_text("these are my shopping notes, not a model")
-    with ServerProcess(data_dir=tmp_path / "data", extra_args=["--model", str(fake)]) as srv:
+    models = tmp_path / "models"
+    models.mkdir()
+    damaged = models / "damaged.gguf"
+    shutil.copyfile(smollm_path, damaged)
+    with ServerProcess(data_dir=tmp_path / "data", extra_args=["--model", str(fake)],
+                       env={"GRIDLESS_MODELS_DIR": str(models)}) as srv:
+        # refused when found: never listed, never loaded
+        assert "notes" not in [m.id for m in client(srv).models.list()]
         response = post(srv, {"model": "notes", "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 404 and error_of(response)["code"] == "model_not_found"
+        # a model whose file is damaged after it was registered fails to load, clearly
+        with damaged.open("r+b") as fh:
+            fh.truncate(100_000)
+        response = post(srv, {"model": "damaged", "messages": [{"role": "user", "content": "hi"}]})
         assert response.status_code == 500
         error = error_of(response)
-        assert error["code"] == "model_load_failed" and "not a GGUF" in str(error["message"])
-        streamed = post(srv, {"model": "notes", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        assert error["code"] == "model_load_failed" and "truncated" in str(error["message"])
+        streamed = post(srv, {"model": "damaged", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
         assert streamed.status_code == 500 and error_of(streamed)["code"] == "model_load_failed"
         assert httpx.get(f"{srv.base}/healthz").json()["status"] == "ok"
         bundled = post(srv, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})

@@ -1,0 +1,167 @@
+"""The curated catalog: recommended models per job and device size (`models/catalog.json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .files import allowed_suffixes
+from .memory import MIB, MemoryEstimate, estimate_file_model, estimate_llm, format_bytes
+from .names import UnsafeName, safe_relative_path, safe_repo_id
+
+__all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Fit"]
+
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "models" / "catalog.json"
+
+
+class CatalogError(ValueError):
+    pass
+
+
+class CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    role: Literal["model", "projector", "config"] = "model"
+    size_mb: float = Field(gt=0)
+    """Approximate; the exact size comes from the hub when the download starts."""
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """When set, the hub's checksum must match it; otherwise the hub's LFS checksum is used."""
+
+    @field_validator("path")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        try:
+            return safe_relative_path(value)
+        except UnsafeName as exc:
+            raise ValueError(str(exc)) from None
+
+
+class LlmShape(BaseModel):
+    """What the memory estimate needs from a language model's header, known in advance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: int = Field(gt=0)
+    head_count: int = Field(gt=0)
+    head_count_kv: int = Field(gt=0)
+    key_length: int = Field(gt=0)
+    value_length: int = Field(gt=0)
+    embedding_length: int = Field(gt=0)
+    feed_forward_length: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    trained_context: int = Field(gt=0)
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,79}$")
+    job: Literal["chat", "vision", "images", "speech", "voice"]
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(max_length=400)
+    repo: str
+    files: list[CatalogFile] = Field(min_length=1)
+    license: str
+    quantization: str | None = None
+    parameters: str | None = None
+    shape: LlmShape | None = None
+    min_device_ram_gb: float = Field(gt=0)
+    """The smallest phone (total RAM) this is recommended for."""
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        try:
+            return safe_repo_id(value)
+        except UnsafeName as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogEntry:
+        models = [f for f in self.files if f.role == "model"]
+        if len(models) != 1:
+            raise ValueError("exactly one file must have the role 'model'")
+        if self.job == "vision" and not any(f.role == "projector" for f in self.files):
+            raise ValueError("a vision model needs its projector (mmproj) file")
+        if self.job in ("chat", "vision") and self.shape is None:
+            raise ValueError("a language model needs its shape for the memory estimate")
+        suffixes = allowed_suffixes(self.job)
+        for f in self.files:
+            if not f.path.endswith(suffixes):
+                raise ValueError(f"{f.path}: a {self.job} model file must end with one of {suffixes}")
+        return self
+
+    @property
+    def main_file(self) -> CatalogFile:
+        return next(f for f in self.files if f.role == "model")
+
+    @property
+    def size_bytes(self) -> int:
+        return int(sum(f.size_mb for f in self.files) * 1_000_000)
+
+    def estimate(self, n_ctx: int) -> MemoryEstimate:
+        if self.shape is not None:
+            shape = self.shape.model_dump()
+            return estimate_llm(shape, self.size_bytes, min(n_ctx, self.shape.trained_context))
+        return estimate_file_model(self.job, self.size_bytes)
+
+
+class Fit(BaseModel):
+    fits: bool
+    estimate: int
+    reason: str | None = None
+
+
+class Catalog:
+    def __init__(self, entries: list[CatalogEntry]) -> None:
+        self.entries = entries
+        self._by_id = {e.id: e for e in entries}
+
+    @classmethod
+    def load(cls, path: Path = CATALOG_FILE) -> Catalog:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CatalogError(f"cannot read the catalog {path}: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("version") != 1 or not isinstance(raw.get("models"), list):
+            raise CatalogError(f"{path} is not a version 1 catalog")
+        entries: list[CatalogEntry] = []
+        for i, item in enumerate(raw["models"]):
+            try:
+                entries.append(CatalogEntry.model_validate(item))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise CatalogError(f"{path}: entry {i} ({item.get('id', '?')}): {where}: {first['msg']}") from None
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise CatalogError(f"{path}: duplicate ids")
+        return cls(entries)
+
+    def get(self, entry_id: str) -> CatalogEntry | None:
+        return self._by_id.get(entry_id)
+
+    def for_job(self, job: str) -> list[CatalogEntry]:
+        return [e for e in self.entries if e.job == job]
+
+    @staticmethod
+    def fit(entry: CatalogEntry, *, budget: int, physical: int, n_ctx: int) -> Fit:
+        """Whether the entry suits this device, and why not."""
+        estimate = entry.estimate(n_ctx).total
+        if estimate > budget:
+            return Fit(fits=False, estimate=estimate,
+                       reason=f"needs about {format_bytes(estimate)}, more than the "
+                              f"{format_bytes(budget)} memory budget of this device")
+        if physical < entry.min_device_ram_gb * 1024 * MIB * 0.9:
+            return Fit(fits=False, estimate=estimate,
+                       reason=f"recommended for devices with {entry.min_device_ram_gb:g} GB of RAM or more")
+        return Fit(fits=True, estimate=estimate)
+
+
+def catalog_summary(entry: CatalogEntry) -> dict[str, Any]:
+    return {"id": entry.id, "job": entry.job, "name": entry.name, "repo": entry.repo,
+            "files": [f.path for f in entry.files], "license": entry.license, "size": entry.size_bytes}

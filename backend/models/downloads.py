@@ -1,0 +1,528 @@
+"""Background downloads from the hub that survive reloads, restarts and lost networks.
+
+Each download keeps its own partial files under `<models>/.partial/<id>/`, named by the
+download and not by a random suffix, so after a restart it asks the server only for the
+bytes it lacks (an HTTP Range request through huggingface-hub's `http_get`). The checksum
+runs while bytes arrive (after re-reading what was already on disk when resuming); a file
+is moved into place only when its checksum matches the hub's LFS sha256 (or its git blob
+id for small files) and its contents are a model this app accepts.
+
+State lives in the `downloads` table; progress is also kept in memory for the pages,
+and written to the table about once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx2
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import hf_hub_url
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.file_download import http_get
+from huggingface_hub.utils import build_hf_headers, disable_progress_bars
+
+from ..storage.db import Database
+from .hub import RemoteFile
+from .memory import format_bytes
+from .names import safe_relative_path, safe_repo_id
+
+__all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager"]
+
+log = logging.getLogger(__name__)
+
+DISK_MARGIN = 64 * 1024 * 1024
+"""Free space left over after a download, so the phone is not filled to the last byte."""
+_CHUNK = 512 * 1024
+_RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
+ACTIVE_STATES = ("queued", "running")
+
+
+class DownloadError(RuntimeError):
+    """A download that cannot start or cannot go on; the message is for people."""
+
+
+class _Stopped(Exception):
+    """Raised inside the transfer thread when the download is paused or cancelled."""
+
+
+@dataclass(kw_only=True, slots=True)
+class DownloadFile:
+    path: str
+    size: int
+    role: str = "model"
+    sha256: str | None = None
+    git_sha1: str | None = None
+    done: bool = False
+
+
+@dataclass(kw_only=True, slots=True)
+class Download:
+    id: str
+    repo: str
+    revision: str
+    job: str
+    name: str
+    files: list[DownloadFile]
+    state: str = "queued"
+    bytes_done: int = 0
+    bytes_total: int = 0
+    error: str | None = None
+    model_id: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    speed: float = 0.0
+    """Bytes per second, smoothed; 0 when not running."""
+    fetched: int = 0
+    """Bytes received from the network in this process (not counting what was on disk)."""
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.state != "running" or self.speed <= 0:
+            return None
+        return max(0.0, (self.bytes_total - self.bytes_done) / self.speed)
+
+    @property
+    def fraction(self) -> float:
+        return self.bytes_done / self.bytes_total if self.bytes_total else 0.0
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "repo": self.repo, "job": self.job, "name": self.name, "state": self.state,
+                "bytes_done": self.bytes_done, "bytes_total": self.bytes_total, "speed": self.speed,
+                "eta_s": self.eta_s, "error": self.error, "model_id": self.model_id,
+                "files": [f.path for f in self.files]}
+
+
+class _PartWriter:
+    """The file object `http_get` writes into: hashes and counts every byte, and stops the
+    transfer when asked. When the server ignores the Range request, `http_get` rewinds and
+    truncates; the hash then starts again from what is left."""
+
+    def __init__(self, fh: BinaryIO, hasher: Any, on_bytes: Callable[[int], None], stop: threading.Event,
+                 make_hasher: Callable[[], Any]) -> None:
+        self.fh, self.hasher, self.on_bytes, self.stop, self.make_hasher = fh, hasher, on_bytes, stop, make_hasher
+
+    def write(self, data: bytes) -> int:
+        if self.stop.is_set():
+            raise _Stopped
+        written = self.fh.write(data)
+        self.hasher.update(data)
+        self.on_bytes(len(data))
+        return written
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.fh.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        end = self.fh.truncate(size)
+        self.fh.flush()
+        self.hasher = self.make_hasher()
+        _hash_prefix(Path(self.fh.name), end, self.hasher, self.stop)
+        self.on_bytes(0)
+        return end
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _hash_prefix(path: Path, length: int, hasher: Any, stop: threading.Event) -> None:
+    with path.open("rb") as fh:
+        remaining = length
+        while remaining > 0:
+            if stop.is_set():
+                raise _Stopped
+            block = fh.read(min(8 * _CHUNK, remaining))
+            if not block:
+                break
+            hasher.update(block)
+            remaining -= len(block)
+
+
+def _new_hasher(f: DownloadFile) -> Any:
+    if f.sha256 is not None:
+        return hashlib.sha256()
+    hasher = hashlib.sha1()
+    hasher.update(f"blob {f.size}\0".encode())
+    return hasher
+
+
+class DownloadManager:
+    """Runs one download at a time in a thread; others wait in order."""
+
+    def __init__(self, db: Database, models_folder: Path, *, endpoint: str | None = None,
+                 token: str | None = None,
+                 install: Callable[[Download, Path], Awaitable[str]] | None = None) -> None:
+        self.db = db
+        self.folder = models_folder
+        self.partial_root = models_folder / ".partial"
+        self.endpoint = endpoint
+        self.token = token
+        self.install = install
+        """Called with the download and the folder of its verified files; registers the model
+        and returns its id. Raising there fails the download with the exception's message."""
+        self._downloads: dict[str, Download] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._stop_signals: dict[str, asyncio.Event] = {}
+        self._saving: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Download], None]] = []
+        disable_progress_bars()
+        # Progress and pause answer within one chunk; the library's default chunk is 10 MB.
+        hf_constants.DOWNLOAD_CHUNK_SIZE = _CHUNK
+
+    # ----- state -------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        rows = await self.db.fetch_all("SELECT * FROM downloads ORDER BY created_at")
+        for row in rows:
+            files = [DownloadFile(**f) for f in json.loads(row["files"])]
+            dl = Download(id=row["id"], repo=row["repo"], revision=row["revision"], job=row["job"], name=row["name"],
+                          files=files, state=row["state"], bytes_done=row["bytes_done"],
+                          bytes_total=row["bytes_total"], error=row["error"], model_id=row["model_id"],
+                          options=json.loads(row["options"]), created_at=row["created_at"],
+                          updated_at=row["updated_at"])
+            if dl.state == "running":  # the server stopped while it ran: carry on from the partial files
+                dl.state = "queued"
+            self._downloads[dl.id] = dl
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._runner(), name="downloads")
+
+    async def stop(self) -> None:
+        """Stop transferring; a running download stays 'running' in the table and goes on
+        at the next start. Waits for the transfer thread to let go of its files."""
+        for download_id in list(self._stops):
+            self._signal_stop(download_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), 15)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def all(self) -> list[Download]:
+        return sorted(self._downloads.values(), key=lambda d: d.created_at, reverse=True)
+
+    def get(self, download_id: str) -> Download | None:
+        return self._downloads.get(download_id)
+
+    def active_for(self, repo: str, path: str) -> Download | None:
+        return next((d for d in self._downloads.values() if d.repo == repo and d.state not in ("done", "cancelled")
+                     and any(f.path == path for f in d.files)), None)
+
+    def subscribe(self, listener: Callable[[Download], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def partial_bytes(self) -> int:
+        if not self.partial_root.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.partial_root.rglob("*") if p.is_file())
+
+    async def _save(self, dl: Download) -> None:
+        dl.updated_at = time.time()
+        await self.db.execute(
+            "INSERT INTO downloads (id, repo, revision, job, name, files, state, bytes_done, bytes_total, error,"
+            " model_id, options, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET files = excluded.files, state = excluded.state,"
+            " bytes_done = excluded.bytes_done, error = excluded.error, model_id = excluded.model_id,"
+            " updated_at = excluded.updated_at",
+            (dl.id, dl.repo, dl.revision, dl.job, dl.name, json.dumps([asdict(f) for f in dl.files]), dl.state,
+             dl.bytes_done, dl.bytes_total, dl.error, dl.model_id, json.dumps(dl.options), dl.created_at,
+             dl.updated_at))
+        self._notify(dl)
+
+    def _notify(self, dl: Download) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(dl)
+            except Exception:
+                log.exception("download listener failed")
+
+    # ----- commands ----------------------------------------------------------------------
+
+    async def add(self, *, repo: str, job: str, name: str, files: list[tuple[RemoteFile, str]],
+                  options: dict[str, Any] | None = None) -> Download:
+        """Queue a download of `files` (each with its role) whose metadata came from the hub."""
+        repo = safe_repo_id(repo)
+        revisions = {f.revision for f, _ in files}
+        if len(revisions) != 1 or None in revisions:
+            raise DownloadError("the hub did not give one commit for all files")
+        entries = []
+        for remote, role in files:
+            safe_relative_path(remote.path)
+            if remote.sha256 is None and remote.git_sha1 is None:
+                raise DownloadError(f"the hub gave no checksum for {remote.path}; it cannot be verified")
+            entries.append(DownloadFile(path=remote.path, size=remote.size, role=role, sha256=remote.sha256,
+                                        git_sha1=remote.git_sha1 if remote.sha256 is None else None))
+        total = sum(f.size for f in entries)
+        self.check_disk(total)
+        dl = Download(id=uuid.uuid4().hex[:12], repo=repo, revision=str(revisions.pop()), job=job, name=name,
+                      files=entries, bytes_total=total, options=options or {})
+        self._downloads[dl.id] = dl
+        await self._save(dl)
+        self._wake.set()
+        return dl
+
+    def check_disk(self, needed: int, already: int = 0) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.folder).free
+        missing = needed - already + DISK_MARGIN
+        if missing > free:
+            raise DownloadError(f"not enough free space: the download needs {format_bytes(needed - already)} "
+                                f"but only {format_bytes(free)} is free in {self.folder}")
+
+    async def pause(self, download_id: str) -> Download:
+        dl = self._require(download_id)
+        if dl.state in ACTIVE_STATES:
+            self._signal_stop(download_id)
+            dl.state, dl.speed = "paused", 0.0
+            await self._save(dl)
+        return dl
+
+    async def resume(self, download_id: str) -> Download:
+        dl = self._require(download_id)
+        if dl.state in ("paused", "failed"):
+            self.check_disk(dl.bytes_total, self._bytes_on_disk(dl))
+            dl.state, dl.error = "queued", None
+            await self._save(dl)
+            self._wake.set()
+        return dl
+
+    async def cancel(self, download_id: str) -> Download:
+        dl = self._require(download_id)
+        if dl.state != "done":
+            running = download_id in self._stops
+            self._signal_stop(download_id)
+            dl.state, dl.speed = "cancelled", 0.0
+            await self._save(dl)
+            if not running:  # nothing else will clean up
+                await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+        return dl
+
+    async def forget(self, download_id: str) -> None:
+        """Remove a finished, failed or cancelled download from the list."""
+        dl = self._require(download_id)
+        if dl.state in ACTIVE_STATES or dl.state == "paused":
+            raise DownloadError("cancel the download first")
+        self._downloads.pop(download_id, None)
+        await self.db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
+        await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+
+    def _stop_signal(self, download_id: str) -> asyncio.Event:
+        return self._stop_signals.setdefault(download_id, asyncio.Event())
+
+    def _signal_stop(self, download_id: str) -> None:
+        if download_id in self._stops:
+            self._stops[download_id].set()
+        self._stop_signal(download_id).set()
+
+    def _require(self, download_id: str) -> Download:
+        dl = self._downloads.get(download_id)
+        if dl is None:
+            raise KeyError(download_id)
+        return dl
+
+    # ----- running -----------------------------------------------------------------------
+
+    def _partial_dir(self, dl: Download) -> Path:
+        return self.partial_root / dl.id
+
+    def _part(self, dl: Download, index: int) -> Path:
+        return self._partial_dir(dl) / f"{index}.part"
+
+    def _staged(self, dl: Download, f: DownloadFile) -> Path:
+        return self._partial_dir(dl) / "verified" / f.path
+
+    def _bytes_on_disk(self, dl: Download) -> int:
+        total = 0
+        for i, f in enumerate(dl.files):
+            if f.done:
+                total += f.size
+            elif (part := self._part(dl, i)).exists():
+                total += min(part.stat().st_size, f.size)
+        return total
+
+    async def _runner(self) -> None:
+        while True:
+            queued = [d for d in self._downloads.values() if d.state == "queued"]
+            if not queued:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            dl = min(queued, key=lambda d: d.created_at)
+            try:
+                await self._run(dl)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("download %s failed", dl.id)
+                dl.state, dl.error, dl.speed = "failed", f"unexpected error: {exc}", 0.0
+                await self._save(dl)
+
+    async def _run(self, dl: Download) -> None:
+        stop = threading.Event()
+        self._stops[dl.id] = stop
+        self._stop_signals[dl.id] = asyncio.Event()
+        self._idle.clear()
+        dl.state, dl.error, dl.fetched = "running", None, 0
+        dl.bytes_done = self._bytes_on_disk(dl)
+        await self._save(dl)
+        attempt = 0
+        try:
+            for index, f in enumerate(dl.files):
+                while not f.done:
+                    try:
+                        await self._fetch(dl, index, f, stop)
+                        attempt = 0
+                    except _Stopped:
+                        return
+                    except _Retryable as exc:
+                        if attempt >= len(_RETRY_DELAYS):
+                            dl.state, dl.speed = "failed", 0.0
+                            dl.error = (f"{exc} — {format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)} "
+                                        "are kept; Resume continues from there")
+                            return
+                        log.warning("download %s: %s; retrying in %.0f s", dl.id, exc, _RETRY_DELAYS[attempt])
+                        dl.speed = 0.0
+                        dl.error = f"{exc}; retrying…"
+                        self._notify(dl)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stop_signal(dl.id).wait(), _RETRY_DELAYS[attempt])
+                        if stop.is_set():
+                            return
+                        attempt += 1
+                    except DownloadError as exc:
+                        dl.state, dl.error, dl.speed = "failed", str(exc), 0.0
+                        return
+                    await self._save(dl)
+            await self._finish(dl)
+        finally:
+            self._stops.pop(dl.id, None)
+            self._stop_signals.pop(dl.id, None)
+            if not self._stops:
+                self._idle.set()
+            if dl.state == "cancelled":
+                await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+            await self._save(dl)
+
+    async def _fetch(self, dl: Download, index: int, f: DownloadFile, stop: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        part = self._part(dl, index)
+        base = sum(x.size for x in dl.files[:index])
+        window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+        last_save = [time.monotonic()]
+
+        def progress(position: int, received: int) -> None:  # on the loop
+            dl.bytes_done = base + position
+            dl.fetched += received
+            now = time.monotonic()
+            window.append((now, dl.fetched))
+            while len(window) > 2 and now - window[0][0] > 3.0:
+                window.pop(0)
+            span = now - window[0][0]
+            if span > 0.2:
+                dl.speed = (dl.fetched - window[0][1]) / span
+            self._notify(dl)
+            if now - last_save[0] >= 1.0 and dl.state == "running":
+                last_save[0] = now
+                task = loop.create_task(self._save(dl))
+                self._saving.add(task)
+                task.add_done_callback(self._saving.discard)
+
+        def work() -> None:  # in a thread
+            part.parent.mkdir(parents=True, exist_ok=True)
+            have = part.stat().st_size if part.exists() else 0
+            if have > f.size:  # cannot be ours: start over
+                part.unlink()
+                have = 0
+            hasher = _new_hasher(f)
+            if have:
+                _hash_prefix(part, have, hasher, stop)
+            url = hf_hub_url(dl.repo, f.path, revision=dl.revision, endpoint=self.endpoint)
+            with part.open("r+b" if part.exists() else "w+b") as fh:
+                fh.seek(have)
+                position = [have]
+
+                def on_bytes(n: int) -> None:
+                    position[0] = fh.tell()
+                    loop.call_soon_threadsafe(progress, position[0], max(n, 0))
+
+                writer = _PartWriter(fh, hasher, on_bytes, stop, lambda: _new_hasher(f))
+                try:
+                    http_get(url, writer, resume_size=have,  # type: ignore[arg-type]
+                             headers=build_hf_headers(token=self.token), expected_size=f.size,
+                             displayed_filename=f.path)
+                except _Stopped:
+                    raise
+                except HfHubHTTPError as exc:
+                    status = exc.response.status_code if exc.response is not None else None
+                    if status in (500, 502, 503, 504):
+                        raise _Retryable(f"the server answered HTTP {status}") from None
+                    raise DownloadError(f"{f.path}: the hub answered HTTP {status}") from None
+                except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
+                    raise _Retryable(f"the connection was lost ({exc.__class__.__name__})") from None
+                except OSError as exc:
+                    if "Consistency check failed" in str(exc):
+                        raise _Retryable("the server sent a different number of bytes than announced") from None
+                    raise DownloadError(f"{f.path}: cannot write the file: {exc.strerror or exc}") from None
+                fh.flush()
+                os.fsync(fh.fileno())
+                writer_hash = writer.hasher.hexdigest()
+            expected = f.sha256 or f.git_sha1 or ""
+            if writer_hash != expected:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"{f.path} failed its checksum (expected {expected[:12]}…, got "
+                                    f"{writer_hash[:12]}…); the damaged file was deleted. Retry to download "
+                                    "it again.")
+            staged = self._staged(dl, f)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, staged)
+
+        try:
+            await asyncio.to_thread(work)
+        except DownloadError:
+            dl.bytes_done = self._bytes_on_disk(dl)
+            raise
+        f.done = True
+        dl.bytes_done = base + f.size
+
+    async def _finish(self, dl: Download) -> None:
+        if self.install is None:
+            raise DownloadError("nothing can install downloaded models")
+        staging = self._partial_dir(dl) / "verified"
+        try:
+            dl.model_id = await self.install(dl, staging)
+        except Exception as exc:  # the files are not a usable model: say why, keep nothing
+            dl.state, dl.error, dl.speed = "failed", str(exc), 0.0
+            for f in dl.files:
+                f.done = False
+            dl.bytes_done = 0
+            await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+            return
+        dl.state, dl.speed, dl.bytes_done = "done", 0.0, dl.bytes_total
+        await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+
+
+class _Retryable(Exception):
+    """A transfer that may work if tried again (network, server restarts)."""

@@ -1,0 +1,293 @@
+"""Read what a GGUF file says about itself, without loading it.
+
+The header is parsed directly from a memory map with every count bounded by the bytes
+that are really there, so a damaged or hostile file (a tensor count of 2^60, a string
+longer than the file, a file cut short) is refused in milliseconds with a clear reason
+instead of allocating memory or reading garbage. Type codes and block sizes come from
+the `gguf` package.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+
+__all__ = ["GgufError", "GgufInfo", "read_gguf_info"]
+
+MAGIC = b"GGUF"
+_SCALARS: dict[int, struct.Struct] = {
+    GGUFValueType.UINT8: struct.Struct("<B"), GGUFValueType.INT8: struct.Struct("<b"),
+    GGUFValueType.UINT16: struct.Struct("<H"), GGUFValueType.INT16: struct.Struct("<h"),
+    GGUFValueType.UINT32: struct.Struct("<I"), GGUFValueType.INT32: struct.Struct("<i"),
+    GGUFValueType.FLOAT32: struct.Struct("<f"), GGUFValueType.BOOL: struct.Struct("<?"),
+    GGUFValueType.UINT64: struct.Struct("<Q"), GGUFValueType.INT64: struct.Struct("<q"),
+    GGUFValueType.FLOAT64: struct.Struct("<d"),
+}
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_MAX_KEY = 65_536
+_MAX_STRING_KEPT = 256 * 1024
+_MAX_ARRAY_KEPT = 64
+_MAX_DIMS = 8
+
+
+class GgufError(ValueError):
+    """The file is not a usable GGUF; the message says why in words a person understands."""
+
+
+@dataclass(kw_only=True, slots=True)
+class GgufInfo:
+    version: int
+    architecture: str
+    name: str
+    file_size: int
+    tensor_count: int
+    parameters: int
+    data_end: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Scalars and strings as they are; long arrays (the vocabulary) only as their length."""
+    array_lengths: dict[str, int] = field(default_factory=dict)
+
+    def arch_value(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(f"{self.architecture}.{key}", default)
+
+    @property
+    def is_projector(self) -> bool:
+        """A vision projector (mmproj), not a language model."""
+        return self.architecture == "clip"
+
+    @property
+    def layers(self) -> int:
+        return int(self.arch_value("block_count", 0) or 0)
+
+    @property
+    def trained_context(self) -> int | None:
+        value = self.arch_value("context_length")
+        return int(value) if value else None
+
+    @property
+    def embedding_length(self) -> int:
+        return int(self.arch_value("embedding_length", 0) or 0)
+
+    @property
+    def head_count(self) -> int:
+        return _first_int(self.arch_value("attention.head_count", 0))
+
+    @property
+    def head_count_kv(self) -> int:
+        return _first_int(self.arch_value("attention.head_count_kv", self.head_count)) or self.head_count
+
+    @property
+    def key_length(self) -> int:
+        heads = self.head_count
+        default = self.embedding_length // heads if heads else 0
+        return int(self.arch_value("attention.key_length", default) or default)
+
+    @property
+    def value_length(self) -> int:
+        return int(self.arch_value("attention.value_length", self.key_length) or self.key_length)
+
+    @property
+    def vocab_size(self) -> int:
+        value = self.arch_value("vocab_size")
+        return int(value) if value else self.array_lengths.get("tokenizer.ggml.tokens", 0)
+
+    @property
+    def feed_forward_length(self) -> int:
+        return _first_int(self.arch_value("feed_forward_length", 0))
+
+    @property
+    def quantization(self) -> str | None:
+        """`Q4_K_M`, `Q8_0`, `F16`… from `general.file_type`, else from the file name."""
+        file_type = self.metadata.get("general.file_type")
+        if isinstance(file_type, int):
+            try:
+                return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+            except ValueError:
+                return None
+        return None
+
+    @property
+    def license(self) -> str | None:
+        value = self.metadata.get("general.license")
+        return str(value) if value else None
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.metadata.get("tokenizer.chat_template"))
+
+    def summary(self) -> dict[str, Any]:
+        """What the registry keeps about the file (JSON-friendly)."""
+        return {"architecture": self.architecture, "name": self.name, "parameters": self.parameters,
+                "layers": self.layers, "embedding_length": self.embedding_length, "head_count": self.head_count,
+                "head_count_kv": self.head_count_kv, "key_length": self.key_length,
+                "value_length": self.value_length, "vocab_size": self.vocab_size,
+                "feed_forward_length": self.feed_forward_length, "trained_context": self.trained_context,
+                "quantization": self.quantization, "license": self.license,
+                "chat_template": self.has_chat_template, "projector": self.is_projector,
+                "projection_dim": self.metadata.get("clip.vision.projection_dim"),
+                "size_label": self.metadata.get("general.size_label")}
+
+
+def _first_int(value: Any) -> int:
+    """Per-layer values may be arrays in some architectures; the first one stands for all."""
+    if isinstance(value, list):
+        return int(value[0]) if value else 0
+    return int(value or 0)
+
+
+class _Cursor:
+    def __init__(self, buf: mmap.mmap | bytes, size: int) -> None:
+        self.buf, self.size, self.pos = buf, size, 0
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise GgufError(f"the file ends inside its header ({what}); it is truncated or damaged")
+
+    def unpack(self, fmt: struct.Struct, what: str) -> Any:
+        self.need(fmt.size, what)
+        (value,) = fmt.unpack_from(self.buf, self.pos)
+        self.pos += fmt.size
+        return value
+
+    def string(self, what: str, keep: bool = True, limit: int | None = None) -> str | None:
+        length = self.unpack(_U64, what)
+        if limit is not None and length > limit:
+            raise GgufError(f"{what} is {length} bytes long, more than the {limit} allowed")
+        self.need(length, what)
+        start = self.pos
+        self.pos += length
+        if not keep or length > _MAX_STRING_KEPT:
+            return None
+        return bytes(self.buf[start:start + length]).decode("utf-8", errors="replace")
+
+    def skip_strings(self, count: int, what: str) -> None:
+        for _ in range(count):
+            length = self.unpack(_U64, what)
+            self.need(length, what)
+            self.pos += length
+
+    def value(self, vtype: int, key: str, depth: int = 0) -> tuple[Any, int | None]:
+        """(value, array length or None); long arrays are skipped, not kept."""
+        if vtype in _SCALARS:
+            return self.unpack(_SCALARS[vtype], key), None
+        if vtype == GGUFValueType.STRING:
+            return self.string(key), None
+        if vtype != GGUFValueType.ARRAY or depth > 1:
+            raise GgufError(f"metadata '{key}' has an unknown value type {vtype}")
+        item_type = self.unpack(_U32, key)
+        count = self.unpack(_U64, key)
+        if item_type in _SCALARS:
+            width = _SCALARS[item_type].size
+            self.need(count * width, key)
+            if count <= _MAX_ARRAY_KEPT:
+                items = [self.unpack(_SCALARS[item_type], key) for _ in range(count)]
+                return items, count
+            self.pos += count * width
+            return None, count
+        if item_type == GGUFValueType.STRING:
+            self.need(count * 8, key)  # every string has at least its length
+            if count <= _MAX_ARRAY_KEPT:
+                return [self.string(key) for _ in range(count)], count
+            self.skip_strings(count, key)
+            return None, count
+        if item_type == GGUFValueType.ARRAY:
+            self.need(count * 12, key)
+            for _ in range(count):
+                self.value(GGUFValueType.ARRAY, key, depth + 1)
+            return None, count
+        raise GgufError(f"metadata '{key}' is an array of unknown type {item_type}")
+
+
+def _tensor_bytes(dims: list[int], ggml_type: int, name: str) -> tuple[int, int]:
+    elements = 1
+    for d in dims:
+        elements *= d
+    try:
+        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        raise GgufError(f"tensor '{name}' has an unknown type {ggml_type}") from None
+    if elements % block:
+        raise GgufError(f"tensor '{name}' has {elements} values, not a whole number of blocks")
+    return elements, elements // block * type_size
+
+
+def read_gguf_info(path: Path) -> GgufInfo:
+    """Parse the header and tensor table; raise GgufError with a plain reason if unusable."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise GgufError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if size < 24:
+        with path.open("rb") as fh:
+            start = fh.read(4)
+        if start != MAGIC:
+            raise GgufError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')")
+        raise GgufError(f"{path.name} is truncated: {size} bytes cannot hold a GGUF header")
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != MAGIC:
+            raise GgufError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')")
+        cur = _Cursor(buf, size)
+        cur.pos = 4
+        version = cur.unpack(_U32, "version")
+        if version not in (2, 3):
+            raise GgufError(f"{path.name} is GGUF version {version}; only versions 2 and 3 are supported")
+        tensor_count = cur.unpack(_U64, "tensor count")
+        kv_count = cur.unpack(_U64, "metadata count")
+        # every metadata entry takes at least 12 bytes and every tensor entry at least 28
+        if kv_count * 12 > size or tensor_count * 28 > size:
+            raise GgufError(f"{path.name} claims {kv_count} metadata entries and {tensor_count} tensors, "
+                            "more than the file could hold; the header is damaged")
+        metadata: dict[str, Any] = {}
+        arrays: dict[str, int] = {}
+        for _ in range(kv_count):
+            key = cur.string("metadata key", limit=_MAX_KEY) or ""
+            vtype = cur.unpack(_U32, key)
+            value, length = cur.value(vtype, key)
+            if length is not None:
+                arrays[key] = length
+            if value is not None:
+                metadata[key] = value
+        alignment = metadata.get("general.alignment", 32)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise GgufError(f"{path.name} has an invalid alignment {alignment!r}")
+        parameters = 0
+        data_extent = 0
+        for _ in range(tensor_count):
+            name = cur.string("tensor name", limit=_MAX_KEY) or "?"
+            n_dims = cur.unpack(_U32, name)
+            if not 0 < n_dims <= _MAX_DIMS:
+                raise GgufError(f"tensor '{name}' has {n_dims} dimensions")
+            dims = [cur.unpack(_U64, name) for _ in range(n_dims)]
+            ggml_type = cur.unpack(_U32, name)
+            offset = cur.unpack(_U64, name)
+            elements, nbytes = _tensor_bytes(dims, ggml_type, name)
+            parameters += elements
+            data_extent = max(data_extent, offset + nbytes)
+        data_start = -(-cur.pos // alignment) * alignment
+    data_end = data_start + data_extent
+    if tensor_count and data_end > size:
+        raise GgufError(f"{path.name} is truncated: its tensors need {data_end} bytes but the file has {size}")
+    architecture = metadata.get("general.architecture")
+    if not isinstance(architecture, str) or not architecture:
+        raise GgufError(f"{path.name} does not say which architecture it is (general.architecture)")
+    name = metadata.get("general.name") or path.stem
+    return GgufInfo(version=version, architecture=architecture, name=str(name), file_size=size,
+                    tensor_count=tensor_count, parameters=parameters, data_end=data_end,
+                    metadata=metadata, array_lengths=arrays)
+
+
+_QUANT_IN_NAME = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(IQ\d_[A-Z]+|Q\d_K_[SML]|Q\d_K|Q\d_[01]|Q\d|BF16|F16|F32|FP16|FP32|TQ\d_\d|MXFP4)"
+    r"(?![A-Za-z0-9])")
+
+
+def quantization_from_name(file_name: str) -> str | None:
+    """`model.Q4_K_M.gguf` → `Q4_K_M`; None when the name does not say."""
+    match = _QUANT_IN_NAME.search(file_name.rsplit("/", 1)[-1])
+    return match.group(1).upper() if match else None

@@ -1,0 +1,153 @@
+"""Talking to the Hugging Face hub (or any server speaking its protocol, set by `HF_ENDPOINT`).
+
+All calls block; callers run them in a thread. Every name that comes back is checked
+before anything else uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx2
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.hf_api import RepoFile
+
+from .gguf_info import quantization_from_name
+from .names import UnsafeName, safe_relative_path, safe_repo_id
+
+__all__ = ["HubClient", "HubError", "RemoteFile", "RepoListing"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+T = TypeVar("T")
+
+
+class HubError(RuntimeError):
+    """The hub could not answer; the message is for people."""
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class RemoteFile:
+    path: str
+    size: int
+    sha256: str | None = None
+    """For files kept in LFS (all model weights)."""
+    git_sha1: str | None = None
+    """For small files kept in git: the blob id, sha1 of `blob <size>\\0<content>`."""
+    revision: str | None = None
+    url: str | None = None
+
+    @property
+    def quantization(self) -> str | None:
+        return quantization_from_name(self.path)
+
+    @property
+    def is_projector(self) -> bool:
+        return self.path.rsplit("/", 1)[-1].lower().startswith("mmproj")
+
+
+@dataclass(kw_only=True, slots=True)
+class RepoListing:
+    repo: str
+    files: list[RemoteFile]
+    rejected: list[str]
+    """Names in the listing that were not safe to use (never written anywhere)."""
+
+    def gguf_groups(self) -> dict[str, list[RemoteFile]]:
+        """Model files by quantization (projectors apart, under 'mmproj')."""
+        groups: dict[str, list[RemoteFile]] = {}
+        for f in self.files:
+            if not f.path.endswith(".gguf"):
+                continue
+            key = "mmproj" if f.is_projector else (f.quantization or "other")
+            groups.setdefault(key, []).append(f)
+        return groups
+
+    def projectors(self) -> list[RemoteFile]:
+        return [f for f in self.files if f.path.endswith(".gguf") and f.is_projector]
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except GatedRepoError:
+        raise HubError(f"{what}: this repository is gated; accept its licence on the hub and log in first") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"{what}: no such repository on the hub") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{what}: no such revision on the hub") from None
+    except EntryNotFoundError:
+        raise HubError(f"{what}: no such file in the repository") from None
+    except OfflineModeIsEnabled:
+        raise HubError(f"{what}: offline mode is on (HF_HUB_OFFLINE)") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise HubError(f"{what}: the hub answered with HTTP {status}") from None
+    except (httpx2.TransportError, OSError) as exc:
+        raise HubError(f"{what}: the hub cannot be reached (no network?): {exc.__class__.__name__}") from None
+
+
+class HubClient:
+    def __init__(self, endpoint: str | None = None, token: str | None = None, timeout: float = 10.0) -> None:
+        self.endpoint = endpoint.rstrip("/") if endpoint else None
+        self.token = token
+        self.timeout = timeout
+        self.api = HfApi(endpoint=self.endpoint, token=token)
+
+    def search(self, query: str, limit: int = 30) -> list[dict[str, Any]]:
+        """GGUF model repositories matching `query`, most downloaded first."""
+        query = query.strip()[:100]
+        models = _call("search", lambda: list(self.api.list_models(
+            search=query or None, filter="gguf", sort="downloads", limit=limit)))
+        found = []
+        for m in models:
+            try:
+                repo = safe_repo_id(m.id)
+            except UnsafeName:
+                continue
+            found.append({"repo": repo, "downloads": getattr(m, "downloads", None) or 0,
+                          "likes": getattr(m, "likes", None) or 0,
+                          "updated": m.last_modified.isoformat() if m.last_modified is not None else None})
+        return found
+
+    def listing(self, repo: str, revision: str | None = None) -> RepoListing:
+        repo = safe_repo_id(repo)
+        entries = _call(repo, lambda: list(self.api.list_repo_tree(repo, recursive=True, revision=revision)))
+        files: list[RemoteFile] = []
+        rejected: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, RepoFile):
+                continue
+            try:
+                path = safe_relative_path(entry.path)
+            except UnsafeName:
+                rejected.append(entry.path)
+                continue
+            lfs = entry.lfs
+            files.append(RemoteFile(path=path, size=int(entry.size),
+                                    sha256=lfs.sha256 if lfs is not None else None,
+                                    git_sha1=entry.blob_id if lfs is None else None, revision=revision))
+        return RepoListing(repo=repo, files=files, rejected=rejected)
+
+    def file(self, repo: str, path: str, revision: str | None = None) -> RemoteFile:
+        """Exact size, checksum, commit and download address of one file."""
+        repo, path = safe_repo_id(repo), safe_relative_path(path)
+        url = hf_hub_url(repo, path, revision=revision, endpoint=self.endpoint)
+        meta = _call(f"{repo}/{path}", lambda: get_hf_file_metadata(url, token=self.token, timeout=self.timeout))
+        etag = (meta.etag or "").strip('"').lower()
+        if meta.size is None:
+            raise HubError(f"{repo}/{path}: the hub did not say how large the file is")
+        return RemoteFile(path=path, size=int(meta.size), sha256=etag if _SHA256.match(etag) else None,
+                          git_sha1=etag if _SHA1.match(etag) else None, revision=meta.commit_hash,
+                          url=hf_hub_url(repo, path, revision=meta.commit_hash or revision, endpoint=self.endpoint))

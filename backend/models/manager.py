@@ -1,0 +1,420 @@
+"""The model manager: what is installed, what the catalog recommends, downloads, imports,
+deletes, which model is active per job, and whether a model fits in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..runtime.residency import MemoryRefused, ResidencyManager
+from ..storage.db import Database
+from .catalog import CATALOG_FILE, Catalog, CatalogEntry, Fit
+from .downloads import Download, DownloadError, DownloadManager
+from .files import JOBS, Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
+from .hub import HubClient, HubError, RemoteFile, RepoListing
+from .local import bundled_chat_model
+from .memory import MemoryEstimate, estimate_file_model, estimate_llm, format_bytes, largest_context_within
+from .names import UnsafeName, model_id_from, safe_relative_path, safe_repo_id
+from .registry import ModelRecord, ModelRegistry
+
+__all__ = ["CatalogRow", "DownloadError", "HubError", "ModelFileError", "ModelManager", "ModelManagerError"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelManagerError(RuntimeError):
+    """A request the manager refuses; the message is for people."""
+
+
+@dataclass(kw_only=True, slots=True)
+class CatalogRow:
+    entry: CatalogEntry
+    fit: Fit
+    installed: ModelRecord | None
+    download: Download | None
+
+
+def _language_model(job: str) -> bool:
+    return job in ("chat", "vision")
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, db: Database, residency: ResidencyManager) -> None:
+        self.settings = settings
+        self.folder = settings.model_folder
+        self.registry = ModelRegistry(db)
+        self.catalog = Catalog.load(settings.catalog or CATALOG_FILE)
+        self.hub = HubClient(settings.hub_endpoint)
+        self.residency = residency
+        self.downloads = DownloadManager(db, self.folder, endpoint=settings.hub_endpoint,
+                                         install=self._install_download)
+
+    async def start(self) -> None:
+        await self.registry.load()
+        await self._sync_bundled()
+        await self._scan_folder()
+        for record in await self.registry.forget_missing():
+            log.warning("model %s is gone from %s; removed from the list", record.id, record.path)
+        await self.downloads.load()
+        self.downloads.start()
+
+    async def stop(self) -> None:
+        await self.downloads.stop()
+
+    # ----- what is there -----------------------------------------------------------------
+
+    def installed(self, job: str | None = None) -> list[ModelRecord]:
+        return self.registry.all(job)
+
+    def active(self, job: str) -> ModelRecord | None:
+        return self.registry.active(job)
+
+    def get(self, model_id: str) -> ModelRecord | None:
+        return self.registry.get(model_id)
+
+    def disk_used(self) -> int:
+        return self.registry.disk_used() + self.downloads.partial_bytes()
+
+    def context_for(self, record: ModelRecord) -> int:
+        """The context a language model is loaded with: the owner's choice or the app setting,
+        never more than it was trained for."""
+        wanted = record.context_choice or self.settings.context_length
+        trained = record.context_length
+        return min(wanted, trained) if trained else wanted
+
+    def estimate(self, record: ModelRecord, n_ctx: int | None = None) -> MemoryEstimate:
+        if _language_model(record.job) and record.format == "gguf" and record.info.get("layers"):
+            return estimate_llm(record.info, record.size_bytes, n_ctx or self.context_for(record))
+        return estimate_file_model(record.job, record.size_bytes)
+
+    def check_fit(self, record: ModelRecord, n_ctx: int | None = None) -> MemoryEstimate:
+        """The estimate, or MemoryRefused (with what would fit) when over the budget."""
+        estimate = self.estimate(record, n_ctx)
+        budget = self.residency.budget.limit
+        if estimate.total > budget and not record.memory_override:
+            raise MemoryRefused(f"{record.name} needs {estimate.describe()}, more than the memory budget of "
+                                f"{format_bytes(budget)}.", needed=estimate.total, budget=budget,
+                                suggestion=self.suggestion(record, budget))
+        return estimate
+
+    def suggestion(self, record: ModelRecord, budget: int) -> str | None:
+        options: list[str] = []
+        if _language_model(record.job) and record.info.get("layers"):
+            n_ctx = largest_context_within(record.info, record.size_bytes, budget)
+            if n_ctx is not None:
+                options.append(f"a context of {n_ctx} tokens")
+        smaller = [r for r in self.registry.all(record.job)
+                   if r.id != record.id and self.estimate(r).total <= budget]
+        if smaller:
+            options.append("the smaller installed model " + smaller[0].name)
+        else:
+            fitting = [e for e in self.catalog.for_job(record.job)
+                       if e.estimate(self.settings.context_length).total <= budget]
+            if fitting:
+                best = max(fitting, key=lambda e: e.size_bytes)
+                options.append(f"a smaller model such as {best.name} ({best.quantization or 'from the catalog'})")
+        if not options:
+            return "Use a smaller quantization of this model, or load it anyway from the Models page."
+        return "Try " + " or ".join(options) + ", or load it anyway from the Models page."
+
+    def catalog_rows(self, job: str) -> list[CatalogRow]:
+        budget, physical = self.residency.budget.limit, self.residency.budget.physical
+        rows = []
+        for entry in self.catalog.for_job(job):
+            installed = next((r for r in self.registry.all(job)
+                              if r.repo == entry.repo and r.path.name == Path(entry.main_file.path).name), None)
+            rows.append(CatalogRow(entry=entry, installed=installed,
+                                   fit=Catalog.fit(entry, budget=budget, physical=physical,
+                                                   n_ctx=self.settings.context_length),
+                                   download=self.downloads.active_for(entry.repo, entry.main_file.path)))
+        return rows
+
+    # ----- hub ---------------------------------------------------------------------------
+
+    async def search(self, query: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.hub.search, query)
+
+    async def listing(self, repo: str) -> RepoListing:
+        try:
+            return await asyncio.to_thread(self.hub.listing, repo)
+        except UnsafeName as exc:
+            raise ModelManagerError(str(exc)) from None
+
+    async def pull_catalog(self, entry_id: str, *, override: bool = False) -> Download:
+        entry = self.catalog.get(entry_id)
+        if entry is None:
+            raise ModelManagerError(f"there is no catalog entry '{entry_id}'")
+        fit = Catalog.fit(entry, budget=self.residency.budget.limit, physical=self.residency.budget.physical,
+                          n_ctx=self.settings.context_length)
+        if not fit.fits and not override:
+            raise MemoryRefused(f"{entry.name} {fit.reason}.", needed=fit.estimate, budget=self.residency.budget.limit)
+        files = await self._remote_files(entry.repo, [(f.path, f.role) for f in entry.files])
+        for remote, pinned in zip(files, entry.files, strict=True):
+            if pinned.sha256 and remote[0].sha256 != pinned.sha256:
+                raise ModelManagerError(f"{entry.repo}/{pinned.path} on the hub is not the file the catalog "
+                                        "names (its checksum differs); not downloading it")
+        return await self._queue(entry.repo, entry.job, entry.name, files,
+                                 {"catalog_id": entry.id, "memory_override": override})
+
+    async def pull(self, repo: str, path: str, *, job: str | None = None, override: bool = False) -> Download:
+        """Download one file from a hub repository; a vision model's projector comes with it."""
+        try:
+            repo, path = safe_repo_id(repo), safe_relative_path(path)
+        except UnsafeName as exc:
+            raise ModelManagerError(str(exc)) from None
+        wanted: list[tuple[str, str]] = [(path, "model")]
+        if path.endswith(".gguf") and job in (None, "vision", "chat"):
+            try:
+                listing = await self.listing(repo)
+            except HubError:
+                listing = None
+            projectors = listing.projectors() if listing is not None else []
+            if projectors and job != "chat":
+                job = "vision"
+                wanted.append((self._pick_projector(projectors, path).path, "projector"))
+        job = job or ("images" if path.endswith(".safetensors") else "chat")
+        if job not in JOBS:
+            raise ModelManagerError(f"unknown job '{job}'")
+        if not path.endswith(allowed_suffixes(job)):
+            raise ModelManagerError(f"{path} is not a {job} model file (expected {', '.join(allowed_suffixes(job))})")
+        files = await self._remote_files(repo, wanted)
+        size = sum(f.size for f, _ in files)
+        estimate = estimate_file_model(job, size).total
+        budget = self.residency.budget.limit
+        if estimate > budget and not override:
+            raise MemoryRefused(f"{path} is {format_bytes(size)}; a model this large needs about "
+                                f"{format_bytes(estimate)}, more than the {format_bytes(budget)} memory budget.",
+                                needed=estimate, budget=budget,
+                                suggestion="Choose a smaller quantization (a lower Q number), or download it anyway.")
+        name = Path(path).stem
+        return await self._queue(repo, job, name, files, {"memory_override": override})
+
+    @staticmethod
+    def _pick_projector(projectors: list[RemoteFile], model_path: str) -> RemoteFile:
+        """The projector that matches the model's quantization, else f16, else the first."""
+        quant = RemoteFile(path=model_path, size=0).quantization
+        for want in (quant, "F16", "Q8_0"):
+            for p in projectors:
+                if want and p.quantization == want:
+                    return p
+        return projectors[0]
+
+    async def _remote_files(self, repo: str, wanted: list[tuple[str, str]]) -> list[tuple[RemoteFile, str]]:
+        for path, _ in wanted:
+            existing = self.downloads.active_for(repo, path)
+            if existing is not None:
+                raise ModelManagerError(f"{path} is already being downloaded")
+            if any(r.repo == repo and r.path.name == Path(path).name and r.path.exists()
+                   for r in self.registry.all()):
+                raise ModelManagerError(f"{repo}/{path} is already installed")
+        found: list[tuple[RemoteFile, str]] = []
+        revision: str | None = None
+        for path, role in wanted:
+            remote = await asyncio.to_thread(self.hub.file, repo, path, revision)
+            revision = revision or remote.revision
+            found.append((remote, role))
+        return found
+
+    async def _queue(self, repo: str, job: str, name: str, files: list[tuple[RemoteFile, str]],
+                     options: dict[str, Any]) -> Download:
+        try:
+            return await self.downloads.add(repo=repo, job=job, name=name, files=files, options=options)
+        except UnsafeName as exc:
+            raise ModelManagerError(str(exc)) from None
+
+    async def _install_download(self, dl: Download, staging: Path) -> str:
+        """Check the verified files, move them into place and register the model."""
+        root = self.folder / dl.repo.replace("/", "__")
+        main = next(f for f in dl.files if f.role == "model")
+        projector = next((f for f in dl.files if f.role == "projector"), None)
+        inspected = await asyncio.to_thread(self._inspect_set, dl.job, staging / main.path,
+                                            staging / projector.path if projector else None,
+                                            [staging / f.path for f in dl.files if f.role == "config"])
+        placed: dict[str, Path] = {}
+        for f in dl.files:
+            dest = root / f.path
+            if not dest.resolve().is_relative_to(root.resolve()):
+                raise ModelManagerError(f"{f.path} would land outside the models folder")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shared = any(p == dest for r in self.registry.all() for p in r.files)
+            if shared and dest.exists():
+                (staging / f.path).unlink()  # a projector another quantization already brought
+            else:
+                await asyncio.to_thread(os.replace, staging / f.path, dest)
+            placed[f.path] = dest
+        catalog_id = dl.options.get("catalog_id")
+        record = ModelRecord(
+            id=model_id_from(catalog_id or Path(main.path).stem), job=dl.job, name=dl.name, format=inspected.format,
+            path=root if dl.job == "speech" else placed[main.path],
+            projector=placed[projector.path] if projector else None,
+            folder=root if dl.job == "speech" else None,
+            size_bytes=sum(f.size for f in dl.files), quantization=inspected.quantization,
+            license=self._licence(catalog_id, inspected), source="hub", repo=dl.repo, revision=dl.revision,
+            sha256=main.sha256,
+            info=inspected.info | {"companions": [str(placed[f.path]) for f in dl.files if f.role == "config"]},
+            memory_override=bool(dl.options.get("memory_override")))
+        record = await self.registry.add(record)
+        log.info("installed %s from %s", record.id, dl.repo)
+        return record.id
+
+    def _licence(self, catalog_id: str | None, inspected: Inspected) -> str | None:
+        entry = self.catalog.get(catalog_id) if catalog_id else None
+        return entry.license if entry is not None else inspected.license
+
+    @staticmethod
+    def _inspect_set(job: str, main: Path, projector: Path | None, configs: list[Path]) -> Inspected:
+        inspected = inspect_model_file(main, job)
+        if _language_model(job) and inspected.projector:
+            raise ModelFileError(f"{main.name} is a vision projector, not a language model")
+        if projector is not None:
+            proj = inspect_model_file(projector, "vision")
+            if not proj.projector:
+                raise ModelFileError(f"{projector.name} is not a vision projector (mmproj)")
+            width, expected = proj.info.get("projection_dim"), inspected.info.get("embedding_length")
+            if width and expected and width != expected:
+                raise ModelFileError(f"{projector.name} projects to {width} values but {main.name} expects "
+                                     f"{expected}; they do not belong together")
+        for config in configs:
+            check_companion_file(config)
+        return inspected
+
+    # ----- local files -------------------------------------------------------------------
+
+    async def import_file(self, source: Path, job: str, *, name: str | None = None, move: bool = False,
+                          projector: Path | None = None) -> ModelRecord:
+        """Copy (or move) a model file from this device into the models folder and register it."""
+        if job not in ("chat", "vision", "images"):
+            raise ModelManagerError(f"importing {job} models is not supported; download them from the catalog")
+        if not await asyncio.to_thread(source.is_file):
+            raise ModelManagerError(f"{source} is not a file")
+        if not source.name.endswith(allowed_suffixes(job)):
+            raise ModelManagerError(f"{source.name}: a {job} model must be a {' or '.join(allowed_suffixes(job))} file")
+        if job == "vision" and projector is None:
+            found = sorted(source.parent.glob("mmproj*.gguf"))
+            if not found:
+                raise ModelManagerError(f"no vision projector (mmproj*.gguf) next to {source.name}")
+            projector = found[0]
+        inspected = await asyncio.to_thread(self._inspect_set, job, source, projector, [])
+        sources = [p for p in (source, projector) if p is not None]
+        total = sum(p.stat().st_size for p in sources)
+        free = shutil.disk_usage(self.folder if self.folder.exists() else self.folder.parent).free
+        if not move and total > free:
+            raise ModelManagerError(f"not enough free space to copy {format_bytes(total)} "
+                                    f"({format_bytes(free)} free)")
+        dest_dir = self.folder / "imported"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        placed: list[Path] = []
+        for src in sources:
+            dest = dest_dir / src.name
+            n = 2
+            while dest.exists():
+                dest = dest_dir / f"{src.stem}-{n}{src.suffix}"
+                n += 1
+            staging = self.folder / ".partial" / f"import-{uuid.uuid4().hex[:8]}" / src.name
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if move:
+                    await asyncio.to_thread(shutil.move, src, staging)
+                else:
+                    await asyncio.to_thread(shutil.copyfile, src, staging)
+                await asyncio.to_thread(os.replace, staging, dest)
+            finally:
+                shutil.rmtree(staging.parent, ignore_errors=True)
+            placed.append(dest)
+        record = ModelRecord(id=model_id_from(name or source.stem), job=job, name=name or source.stem,
+                             format=inspected.format, path=placed[0],
+                             projector=placed[1] if len(placed) > 1 else None, size_bytes=total,
+                             quantization=inspected.quantization, license=inspected.license, source="import",
+                             info=inspected.info)
+        return await self.registry.add(record)
+
+    async def delete(self, model_id: str) -> ModelRecord:
+        record = self.registry.get(model_id)
+        if record is None:
+            raise KeyError(model_id)
+        if not record.deletable:
+            raise ModelManagerError(f"{record.name} comes with the app and cannot be deleted")
+        for resident in self.residency.residents:
+            if resident.model == record.id and not await self.residency.unload(resident.name):
+                raise ModelManagerError(f"{record.name} is working right now; try again when it has finished")
+        await self.registry.remove(model_id)
+        still_used = {p for r in self.registry.all() for p in r.files}
+        folder_root = self.folder.resolve()
+        for path in record.files:
+            inside = path.resolve().is_relative_to(folder_root)
+            if inside and path not in still_used:
+                await asyncio.to_thread(self._remove_path, path)
+        if record.folder is not None and record.folder.resolve().is_relative_to(folder_root):
+            await asyncio.to_thread(shutil.rmtree, record.folder, True)
+        return record
+
+    def _remove_path(self, path: Path) -> None:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        parent = path.parent
+        root = self.folder.resolve()
+        while parent.resolve() != root and parent.resolve().is_relative_to(root):
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            parent = parent.parent
+
+    async def activate(self, job: str, model_id: str) -> ModelRecord:
+        record = self.registry.get(model_id)
+        if record is None or record.job != job:
+            raise KeyError(model_id)
+        await self.registry.set_active(job, model_id)
+        return record
+
+    async def set_memory_override(self, model_id: str, override: bool) -> ModelRecord:
+        return await self.registry.set_memory_override(model_id, override)
+
+    async def set_context(self, model_id: str, context_length: int | None) -> ModelRecord:
+        if context_length is not None and not 256 <= context_length <= 131072:
+            raise ModelManagerError("the context length must be between 256 and 131072 tokens")
+        return await self.registry.set_context_choice(model_id, context_length)
+
+    # ----- start-up ----------------------------------------------------------------------
+
+    async def _register_found(self, path: Path, job: str, source: str, *, model_id: str | None = None,
+                              name: str | None = None) -> ModelRecord | None:
+        if self.registry.by_path(path) is not None:
+            return None
+        try:
+            inspected = await asyncio.to_thread(inspect_model_file, path, job)
+        except ModelFileError as exc:
+            log.warning("ignoring %s: %s", path, exc)
+            return None
+        if inspected.projector:
+            return None
+        return await self.registry.add(ModelRecord(
+            id=model_id or model_id_from(path.stem), job=job, name=name or path.stem, format=inspected.format,
+            path=path, size_bytes=inspected.size, quantization=inspected.quantization, license=inspected.license,
+            source=source, info=inspected.info))
+
+    async def _sync_bundled(self) -> None:
+        path = bundled_chat_model()
+        if path is not None:
+            await self._register_found(path, "chat", "bundled", model_id="smollm2-135m-instruct",
+                                       name="SmolLM2 135M Instruct")
+
+    async def _scan_folder(self) -> None:
+        """GGUF files put straight into the models folder (or named by GRIDLESS_CHAT_MODEL) are chat models."""
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob("*.gguf")):
+                await self._register_found(path, "chat", "folder")
+        configured = self.settings.chat_model
+        if configured is not None:
+            record = self.registry.by_path(configured) or await self._register_found(configured, "chat", "folder")
+            if record is not None:
+                await self.registry.set_active("chat", record.id)

@@ -1,0 +1,111 @@
+"""How much RAM a model will take once loaded, worked out before loading (or downloading) it.
+
+For a GGUF language model the parts are the ones llama.cpp allocates on a CPU:
+- weights: the tensor data, memory-mapped and read in full while generating;
+- KV cache: per layer and per context position, one f16 key and value vector per KV head;
+- compute buffer: the largest of the per-batch scratch tensors, which is either the
+  logits of a full batch or one head's attention scores over the whole context;
+- the worker's interpreter and libraries.
+It is a ceiling: pages of the caches that a short chat never touches are not resident yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["MemoryEstimate", "estimate_file_model", "estimate_llm", "format_bytes", "largest_context_within"]
+
+MIB = 1024 * 1024
+WORKER_OVERHEAD = 64 * MIB
+"""A worker process with Python, numpy and the engine's libraries, before any model."""
+_F16 = 2
+_F32 = 4
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class MemoryEstimate:
+    weights: int
+    kv_cache: int
+    compute: int
+    overhead: int
+    context_length: int | None = None
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.overhead
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"total": self.total}
+
+    def describe(self) -> str:
+        parts = [f"weights {format_bytes(self.weights)}"]
+        if self.kv_cache:
+            parts.append(f"KV cache {format_bytes(self.kv_cache)} for {self.context_length} tokens")
+        parts.append(f"working memory {format_bytes(self.compute + self.overhead)}")
+        return f"about {format_bytes(self.total)} ({', '.join(parts)})"
+
+
+def _int(shape: Mapping[str, Any], key: str) -> int:
+    return int(shape.get(key) or 0)
+
+
+def kv_bytes_per_token(shape: Mapping[str, Any]) -> int:
+    return (_int(shape, "layers") * _int(shape, "head_count_kv")
+            * (_int(shape, "key_length") + _int(shape, "value_length")) * _F16)
+
+
+def _compute_bytes(shape: Mapping[str, Any], n_ctx: int, n_batch: int) -> int:
+    logits = _int(shape, "vocab_size") * n_batch * _F32
+    scores = n_batch * n_ctx * max(_int(shape, "head_count"), 1) * _F32
+    activations = n_batch * (_int(shape, "embedding_length") * 8 + _int(shape, "feed_forward_length") * 2) * _F32
+    return max(logits, scores) + activations
+
+
+def estimate_llm(shape: Mapping[str, Any], weights: int, n_ctx: int, *, n_batch: int = 512) -> MemoryEstimate:
+    """Memory of a llama.cpp worker holding a model of this shape (`GgufInfo.summary()`)
+    whose files (model and projector) take `weights` bytes, with an `n_ctx` context."""
+    return MemoryEstimate(weights=weights, kv_cache=kv_bytes_per_token(shape) * n_ctx,
+                          compute=_compute_bytes(shape, n_ctx, n_batch), overhead=WORKER_OVERHEAD,
+                          context_length=n_ctx)
+
+
+def largest_context_within(shape: Mapping[str, Any], weights: int, budget: int, *, n_batch: int = 512,
+                           minimum: int = 512) -> int | None:
+    """The longest context (a multiple of 256) whose estimate fits `budget`, if any ≥ `minimum`."""
+    def fits(steps: int) -> bool:
+        return estimate_llm(shape, weights, steps * 256, n_batch=n_batch).total <= budget
+
+    low, high = 0, (_int(shape, "trained_context") or 131072) // 256
+    while low < high:  # the estimate grows with the context, so the fitting lengths are a prefix
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    best = low * 256
+    return best if best >= minimum else None
+
+
+_FILE_MODEL_FACTORS: dict[str, tuple[float, int]] = {
+    # job: (times the file size, plus working memory) — measured on the bundled and tiny models
+    "images": (1.1, 320 * MIB),
+    "speech": (2.0, 120 * MIB),
+    "voice": (1.5, 60 * MIB),
+}
+
+
+def estimate_file_model(job: str, size: int) -> MemoryEstimate:
+    """A rougher estimate for engines whose memory follows their file size."""
+    factor, extra = _FILE_MODEL_FACTORS.get(job, (1.2, 128 * MIB))
+    return MemoryEstimate(weights=size, kv_cache=0, compute=int(size * (factor - 1)) + extra,
+                          overhead=WORKER_OVERHEAD)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backend.config import Settings
+from backend.models.downloads import Download
+from backend.models.manager import ModelManager
+from backend.runtime.residency import MemoryBudget, ResidencyManager
+from backend.storage.db import Database
+from tests.ggufs import write_lm_gguf, write_projector_gguf
+from tests.hubserver import HubServer
+
+REPO = "acme/tiny-GGUF"
+VISION_REPO = "acme/tiny-vision-GGUF"
+MODEL_FILE = "tiny-Q4_K_M.gguf"
+
+
+@pytest.fixture(scope="session")
+def hub_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("hub-files")
+    return {
+        MODEL_FILE: write_lm_gguf(folder / MODEL_FILE, size_mb=6),
+        "tiny-Q8_0.gguf": write_lm_gguf(folder / "tiny-Q8_0.gguf", size_mb=3, seed=2),
+        "vision-Q8_0.gguf": write_lm_gguf(folder / "vision-Q8_0.gguf", size_mb=2, seed=3),
+        "mmproj-vision-f16.gguf": write_projector_gguf(folder / "mmproj-vision-f16.gguf"),
+        "notes.gguf": _text(folder / "notes.gguf", "not a model at all\n" * 1000),
+    }
+
+
+def _text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def hub(hub_files: dict[str, Path]) -> Iterator[HubServer]:
+    with HubServer() as server:
+        server.add_repo(REPO, {k: v for k, v in hub_files.items() if k.startswith(("tiny", "notes"))},
+                        license="apache-2.0")
+        server.add_repo(VISION_REPO, {k: hub_files[k] for k in ("vision-Q8_0.gguf", "mmproj-vision-f16.gguf")})
+        yield server
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path) -> Path:
+    path = tmp_path / "catalog.json"
+    shape = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
+             "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
+    path.write_text(json.dumps({"version": 1, "models": [
+        {"id": "tiny-chat", "job": "chat", "name": "Tiny chat", "description": "test", "repo": REPO,
+         "files": [{"path": MODEL_FILE, "size_mb": 6}], "license": "apache-2.0", "quantization": "Q4_K_M",
+         "shape": shape, "min_device_ram_gb": 1},
+        {"id": "huge-chat", "job": "chat", "name": "Huge chat", "description": "test", "repo": REPO,
+         "files": [{"path": "tiny-Q8_0.gguf", "size_mb": 900_000}], "license": "apache-2.0", "shape": shape,
+         "min_device_ram_gb": 1},
+    ]}))
+    return path
+
+
+@dataclass
+class Env:
+    hub: HubServer
+    settings: Settings
+    db: Database
+    residency: ResidencyManager
+    manager: ModelManager
+
+    async def restart(self) -> None:
+        """Like the server being killed and started again: a new manager on the same data."""
+        await self.manager.stop()
+        await self.db.close()
+        self.db = Database(self.settings.db_path)
+        await self.db.open()
+        self.manager = ModelManager(self.settings, self.db, self.residency)
+        await self.manager.start()
+
+
+def settings_for(tmp_path: Path, hub: HubServer, catalog: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", hf_endpoint=hub.url, catalog=catalog)
+
+
+@pytest.fixture
+async def env(tmp_path: Path, hub: HubServer, catalog_file: Path) -> AsyncIterator[Env]:
+    settings = settings_for(tmp_path, hub, catalog_file)
+    db = Database(settings.db_path)
+    await db.open()
+    residency = ResidencyManager(MemoryBudget())
+    manager = ModelManager(settings, db, residency)
+    await manager.start()
+    environment = Env(hub=hub, settings=settings, db=db, residency=residency, manager=manager)
+    yield environment
+    await environment.manager.stop()
+    await environment.db.close()
+
+
+async def wait_for(env: Env, download_id: str, states: tuple[str, ...] = ("done", "failed"),
+                   timeout: float = 30.0) -> Download:
+    async with asyncio.timeout(timeout):
+        while True:
+            dl = env.manager.downloads.get(download_id)
+            assert dl is not None
+            if dl.state in states:
+                return dl
+            await asyncio.sleep(0.02)
