@@ -28,24 +28,33 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", dest="chat_model", type=Path, help="GGUF chat model (env GRIDLESS_CHAT_MODEL)")
     serve.add_argument("--context-length", type=int, help="context window in tokens (env GRIDLESS_CONTEXT_LENGTH)")
     serve.add_argument("--threads", type=int, help="inference threads, 0 = physical cores - 1 (env GRIDLESS_THREADS)")
+    from .models.cli import add_parser
+
+    add_parser(commands)
     return parser
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
     """Flags override `GRIDLESS_*` variables, which override defaults."""
-    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    own = {"command", "models_command", "job", "repo", "file", "force", "path", "name"}
+    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in own and v is not None}
     return Settings(**given)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = build_settings(args)
     except ValidationError as exc:
         for err in exc.errors():
             print(f"gridless: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
+    if args.command == "models":
+        from .models.cli import run as models_run
+
+        return models_run(args, settings)
     if args.command == "serve":
         from web.app import run
 

@@ -11,14 +11,16 @@ from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
 
 from backend import __version__
+from backend.api import model_upload
 from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
+from backend.api.model_upload import UPLOAD_PATH
 from backend.api.router import api_router
 from backend.config import Settings
 from backend.security.middleware import AccessGuard, SecurityMiddleware
 from backend.services import Services
 
-from .pages import chat
+from .pages import chat, models
 
 __all__ = ["create", "run"]
 
@@ -45,16 +47,19 @@ def create(settings: Settings) -> Services:
     app.state.services = services
     guard = AccessGuard(services.owner, allowed_hosts(settings),
                         public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
-                        public_paths={"/healthz", "/favicon.ico"}, max_body_bytes=settings.max_request_bytes)
+                        public_paths={"/healthz", "/favicon.ico"}, max_body_bytes=settings.max_request_bytes,
+                        body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024})
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
     app.include_router(health_router)
     app.include_router(api_router)
+    app.include_router(model_upload.router)
     install_error_handlers(app)
     app.add_static_files("/static", STATIC_DIR)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     chat.register(services)
+    models.register(services)
     return services
 
 

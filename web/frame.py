@@ -44,12 +44,15 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
         model = services.chat.model
-        ui.chip(model.id if model else "no model", icon="memory").props("outline dense") \
-            .classes("text-xs ellipsis").style("max-width: 45vw; flex-shrink: 0").tooltip("Model in use") \
+        ui.chip(model.id if model else "no model", icon="memory", on_click=lambda: ui.navigate.to("/models")) \
+            .props("outline dense clickable").classes("text-xs ellipsis") \
+            .style("max-width: 45vw; flex-shrink: 0").tooltip("Model in use: tap to change") \
             .props("data-testid=model-name")
     with drawer:
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
+        ui.button("Models", icon="memory", on_click=lambda: ui.navigate.to("/models")) \
+            .props("flat no-caps align=left").classes("w-full q-mb-sm").props("data-testid=nav-models")
         await conversation_list(services, current)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
         yield Frame(header=header, title=title_label)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -183,6 +184,7 @@ class DownloadManager:
         self._saving: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._lock_file: Any = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Download], None]] = []
@@ -205,8 +207,25 @@ class DownloadManager:
                 dl.state = "queued"
             self._downloads[dl.id] = dl
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Run downloads in this process, unless another process (the server, or the command
+        line) already does: both writing the same partial files would corrupt them."""
+        self.partial_root.mkdir(parents=True, exist_ok=True)
+        lock = (self.partial_root / ".lock").open("a+")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            log.warning("another gridless process is running the downloads in %s", self.folder)
+            return False
+        self._lock_file = lock
         self._task = asyncio.get_running_loop().create_task(self._runner(), name="downloads")
+        return True
+
+    def _require_runner(self) -> None:
+        if self._task is None:
+            raise DownloadError("another gridless process (the server or the command line) is running the "
+                                "downloads for this models folder; use that one")
 
     async def stop(self) -> None:
         """Stop transferring; a running download stays 'running' in the table and goes on
@@ -219,6 +238,10 @@ class DownloadManager:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
     def all(self) -> list[Download]:
         return sorted(self._downloads.values(), key=lambda d: d.created_at, reverse=True)
@@ -264,6 +287,7 @@ class DownloadManager:
     async def add(self, *, repo: str, job: str, name: str, files: list[tuple[RemoteFile, str]],
                   options: dict[str, Any] | None = None) -> Download:
         """Queue a download of `files` (each with its role) whose metadata came from the hub."""
+        self._require_runner()
         repo = safe_repo_id(repo)
         revisions = {f.revision for f, _ in files}
         if len(revisions) != 1 or None in revisions:
@@ -294,6 +318,7 @@ class DownloadManager:
 
     async def pause(self, download_id: str) -> Download:
         dl = self._require(download_id)
+        self._require_runner()
         if dl.state in ACTIVE_STATES:
             self._signal_stop(download_id)
             dl.state, dl.speed = "paused", 0.0
@@ -302,6 +327,7 @@ class DownloadManager:
 
     async def resume(self, download_id: str) -> Download:
         dl = self._require(download_id)
+        self._require_runner()
         if dl.state in ("paused", "failed"):
             self.check_disk(dl.bytes_total, self._bytes_on_disk(dl))
             dl.state, dl.error = "queued", None
@@ -311,6 +337,7 @@ class DownloadManager:
 
     async def cancel(self, download_id: str) -> Download:
         dl = self._require(download_id)
+        self._require_runner()
         if dl.state != "done":
             running = download_id in self._stops
             self._signal_stop(download_id)
@@ -323,6 +350,7 @@ class DownloadManager:
     async def forget(self, download_id: str) -> None:
         """Remove a finished, failed or cancelled download from the list."""
         dl = self._require(download_id)
+        self._require_runner()
         if dl.state in ACTIVE_STATES or dl.state == "paused":
             raise DownloadError("cancel the download first")
         self._downloads.pop(download_id, None)

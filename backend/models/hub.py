@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -27,6 +28,10 @@ from .gguf_info import quantization_from_name
 from .names import UnsafeName, safe_relative_path, safe_repo_id
 
 __all__ = ["HubClient", "HubError", "RemoteFile", "RepoListing"]
+
+# Nothing but the requests the owner asked for: no telemetry, and no fetching of the
+# library's agent-detection registry for its User-Agent header.
+hf_constants.HF_HUB_DISABLE_TELEMETRY = True
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")

@@ -27,6 +27,7 @@ from .registry import ModelRecord, ModelRegistry
 __all__ = ["CatalogRow", "DownloadError", "HubError", "ModelFileError", "ModelManager", "ModelManagerError"]
 
 log = logging.getLogger(__name__)
+IDLE_KEY = "idle_unload_s"
 
 
 class ModelManagerError(RuntimeError):
@@ -58,6 +59,9 @@ class ModelManager:
 
     async def start(self) -> None:
         await self.registry.load()
+        idle = await self.registry.get_setting(IDLE_KEY)
+        if isinstance(idle, (int, float)):
+            self.residency.idle_unload_s = float(idle)
         await self._sync_bundled()
         await self._scan_folder()
         for record in await self.registry.forget_missing():
@@ -292,6 +296,8 @@ class ModelManager:
         """Copy (or move) a model file from this device into the models folder and register it."""
         if job not in ("chat", "vision", "images"):
             raise ModelManagerError(f"importing {job} models is not supported; download them from the catalog")
+        if not source.is_absolute():
+            raise ModelManagerError(f"give the full path of the file (starting with /), not '{source}'")
         if not await asyncio.to_thread(source.is_file):
             raise ModelManagerError(f"{source} is not a file")
         if not source.name.endswith(allowed_suffixes(job)):
@@ -378,6 +384,11 @@ class ModelManager:
 
     async def set_memory_override(self, model_id: str, override: bool) -> ModelRecord:
         return await self.registry.set_memory_override(model_id, override)
+
+    async def set_idle_unload(self, seconds: float) -> None:
+        """How long an unused model stays loaded (0: until something else needs the room)."""
+        await self.registry.set_setting(IDLE_KEY, max(0.0, float(seconds)))
+        self.residency.idle_unload_s = max(0.0, float(seconds))
 
     async def set_context(self, model_id: str, context_length: int | None) -> ModelRecord:
         if context_length is not None and not 256 <= context_length <= 131072:

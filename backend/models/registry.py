@@ -137,8 +137,7 @@ class ModelRegistry:
         record = self._records.get(model_id)
         if record is None or record.job != job:
             raise KeyError(model_id)
-        await self.db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-                              " SET value = excluded.value", (_ACTIVE_KEY + job, json.dumps(model_id)))
+        await self.set_setting(_ACTIVE_KEY + job, model_id)
         self._active[job] = model_id
 
     async def set_memory_override(self, model_id: str, override: bool) -> ModelRecord:
@@ -152,6 +151,14 @@ class ModelRegistry:
         await self.db.execute("UPDATE models SET context_length = ? WHERE id = ?", (context_length, model_id))
         self._records[model_id] = record
         return record
+
+    async def get_setting(self, key: str) -> Any:
+        row = await self.db.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(row["value"]) if row else None
+
+    async def set_setting(self, key: str, value: Any) -> None:
+        await self.db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                              " SET value = excluded.value", (key, json.dumps(value)))
 
     async def forget_missing(self) -> list[ModelRecord]:
         """Drop records whose files are gone (deleted by hand, package uninstalled)."""

@@ -37,9 +37,11 @@ class AccessGuard:
 
     def __init__(self, owner: OwnerCredential, hosts: set[str], public_prefixes: tuple[str, ...],
                  public_paths: set[str], secure_cookies: bool = False,
-                 max_body_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_body_bytes: int = 4 * 1024 * 1024, body_limits: dict[str, int] | None = None) -> None:
         self.owner = owner
         self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits or {}
+        """Paths with their own limit (model uploads), instead of `max_body_bytes`."""
         self.hosts = {h.lower() for h in hosts}
         self.public_prefixes = public_prefixes
         self.public_paths = public_paths
@@ -63,6 +65,9 @@ class AccessGuard:
         except ValueError:
             return False
         return bool(parts.netloc) and parts.netloc.lower() == (host_header or "").lower()
+
+    def body_limit(self, path: str) -> int:
+        return self.body_limits.get(path, self.max_body_bytes)
 
     def is_public(self, path: str) -> bool:
         return path in self.public_paths or path.startswith(self.public_prefixes)
@@ -128,11 +133,11 @@ class SecurityMiddleware:
             if not guard.origin_ok(headers.get("origin"), headers.get("host")) \
                     or headers.get("sec-fetch-site") == "cross-site":
                 return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
-        declared = headers.get("content-length", "")
-        if declared and (not declared.isdigit() or int(declared) > guard.max_body_bytes):
+        declared, limit = headers.get("content-length", ""), guard.body_limit(path)
+        if declared and (not declared.isdigit() or int(declared) > limit):
             return await _respond(send, 413, "request_too_large",
-                                  f"The request body is larger than {guard.max_body_bytes:,} bytes.", path)
-        await self.app(scope, _capped(receive, guard.max_body_bytes), _with_headers(send, private=True))
+                                  f"The request body is larger than {limit:,} bytes.", path)
+        await self.app(scope, _capped(receive, limit), _with_headers(send, private=True))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard, headers = self.guard, _headers(scope)

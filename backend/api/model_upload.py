@@ -1,0 +1,78 @@
+"""PUT /api/models/upload: a model file from the owner's device, streamed to disk.
+
+The body is the raw file (no multipart, no base64), written as it arrives into the
+models folder's partial area, checked (magic bytes, header), and only then moved into
+place and registered. Anything wrong leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ..models.downloads import DISK_MARGIN
+from ..models.files import ModelFileError
+from ..models.manager import ModelManagerError
+from ..models.memory import format_bytes
+from ..models.names import UnsafeName, safe_relative_path
+from .deps import ServicesDep
+
+__all__ = ["UPLOAD_PATH", "router"]
+
+UPLOAD_PATH = "/api/models/upload"
+router = APIRouter()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status)
+
+
+@router.put(UPLOAD_PATH, include_in_schema=False)
+async def upload_model(request: Request, services: ServicesDep, filename: str = Query(max_length=200),
+                       job: str = Query(default="chat", pattern="^(chat|images)$")) -> Any:
+    try:
+        name = safe_relative_path(filename)
+    except UnsafeName as exc:
+        return _error(400, str(exc))
+    if "/" in name:
+        return _error(400, "send a file name without folders")
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return _error(411, "the upload must say its length (Content-Length)")
+    size = int(declared)
+    folder = services.settings.model_folder
+    free = await asyncio.to_thread(lambda: shutil.disk_usage(folder).free)
+    if size + DISK_MARGIN > free:
+        return _error(507, f"not enough free space: the file is {format_bytes(size)} but only "
+                           f"{format_bytes(free)} is free")
+    staging = folder / ".partial" / f"upload-{uuid.uuid4().hex[:12]}"
+    target = staging / name
+    try:
+        await asyncio.to_thread(staging.mkdir, parents=True)
+        received = await _receive(request, target)
+        if received != size:
+            return _error(400, f"the upload stopped after {format_bytes(received)} of {format_bytes(size)}")
+        record = await services.models.import_file(target, job, move=True)
+    except (ModelFileError, ModelManagerError) as exc:
+        return _error(400, str(exc))
+    finally:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+    return {"id": record.id, "name": record.name, "job": record.job, "size_bytes": record.size_bytes}
+
+
+async def _receive(request: Request, target: Path) -> int:
+    received = 0
+    fh = await asyncio.to_thread(target.open, "wb")
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            await asyncio.to_thread(fh.write, chunk)
+    finally:
+        await asyncio.to_thread(fh.close)
+    return received
