@@ -285,8 +285,11 @@ class DownloadManager:
     # ----- commands ----------------------------------------------------------------------
 
     async def add(self, *, repo: str, job: str, name: str, files: list[tuple[RemoteFile, str]],
-                  options: dict[str, Any] | None = None) -> Download:
-        """Queue a download of `files` (each with its role) whose metadata came from the hub."""
+                  options: dict[str, Any] | None = None, starts: dict[str, Path] | None = None) -> Download:
+        """Queue a download of `files` (each with its role) whose metadata came from the hub.
+
+        `starts` maps a file to a local copy of its first bytes (read to check its header);
+        the download carries on from there instead of fetching them again."""
         self._require_runner()
         repo = safe_repo_id(repo)
         revisions = {f.revision for f, _ in files}
@@ -303,6 +306,13 @@ class DownloadManager:
         self.check_disk(total)
         dl = Download(id=uuid.uuid4().hex[:12], repo=repo, revision=str(revisions.pop()), job=job, name=name,
                       files=entries, bytes_total=total, options=options or {})
+        for index, f in enumerate(entries):
+            start = (starts or {}).get(f.path)
+            if start is not None and start.exists():
+                part = self._part(dl, index)
+                part.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(start, part)
+                dl.bytes_done += min(part.stat().st_size, f.size)
         self._downloads[dl.id] = dl
         await self._save(dl)
         self._wake.set()

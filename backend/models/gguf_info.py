@@ -18,7 +18,7 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
-__all__ = ["GgufError", "GgufInfo", "read_gguf_info"]
+__all__ = ["GgufError", "GgufIncomplete", "GgufInfo", "quantization_from_name", "read_gguf_info"]
 
 MAGIC = b"GGUF"
 _SCALARS: dict[int, struct.Struct] = {
@@ -38,6 +38,10 @@ _MAX_DIMS = 8
 
 class GgufError(ValueError):
     """The file is not a usable GGUF; the message says why in words a person understands."""
+
+
+class GgufIncomplete(GgufError):
+    """Only the start of the file was given, and the header goes on past it."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -142,12 +146,14 @@ def _first_int(value: Any) -> int:
 
 
 class _Cursor:
-    def __init__(self, buf: mmap.mmap | bytes, size: int) -> None:
-        self.buf, self.size, self.pos = buf, size, 0
+    def __init__(self, buf: mmap.mmap | bytes, size: int, total: int) -> None:
+        self.buf, self.size, self.total, self.pos = buf, size, total, 0
 
     def need(self, n: int, what: str) -> None:
-        if n < 0 or self.pos + n > self.size:
+        if n < 0 or self.pos + n > self.total:
             raise GgufError(f"the file ends inside its header ({what}); it is truncated or damaged")
+        if self.pos + n > self.size:
+            raise GgufIncomplete(f"the header goes on past the first {self.size} bytes")
 
     def unpack(self, fmt: struct.Struct, what: str) -> Any:
         self.need(fmt.size, what)
@@ -217,12 +223,16 @@ def _tensor_bytes(dims: list[int], ggml_type: int, name: str) -> tuple[int, int]
     return elements, elements // block * type_size
 
 
-def read_gguf_info(path: Path) -> GgufInfo:
-    """Parse the header and tensor table; raise GgufError with a plain reason if unusable."""
+def read_gguf_info(path: Path, *, total_size: int | None = None) -> GgufInfo:
+    """Parse the header and tensor table; raise GgufError with a plain reason if unusable.
+
+    With `total_size`, `path` holds only the start of a file of that size (fetched from a
+    server before downloading the rest); GgufIncomplete means more of it is needed."""
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise GgufError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    total = total_size if total_size is not None else size
     if size < 24:
         with path.open("rb") as fh:
             start = fh.read(4)
@@ -232,7 +242,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         if buf[:4] != MAGIC:
             raise GgufError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')")
-        cur = _Cursor(buf, size)
+        cur = _Cursor(buf, size, total)
         cur.pos = 4
         version = cur.unpack(_U32, "version")
         if version not in (2, 3):
@@ -240,7 +250,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
         tensor_count = cur.unpack(_U64, "tensor count")
         kv_count = cur.unpack(_U64, "metadata count")
         # every metadata entry takes at least 12 bytes and every tensor entry at least 28
-        if kv_count * 12 > size or tensor_count * 28 > size:
+        if kv_count * 12 > total or tensor_count * 28 > total:
             raise GgufError(f"{path.name} claims {kv_count} metadata entries and {tensor_count} tensors, "
                             "more than the file could hold; the header is damaged")
         metadata: dict[str, Any] = {}
@@ -271,13 +281,13 @@ def read_gguf_info(path: Path) -> GgufInfo:
             data_extent = max(data_extent, offset + nbytes)
         data_start = -(-cur.pos // alignment) * alignment
     data_end = data_start + data_extent
-    if tensor_count and data_end > size:
-        raise GgufError(f"{path.name} is truncated: its tensors need {data_end} bytes but the file has {size}")
+    if tensor_count and data_end > total:
+        raise GgufError(f"{path.name} is truncated: its tensors need {data_end} bytes but the file has {total}")
     architecture = metadata.get("general.architecture")
     if not isinstance(architecture, str) or not architecture:
         raise GgufError(f"{path.name} does not say which architecture it is (general.architecture)")
     name = metadata.get("general.name") or path.stem
-    return GgufInfo(version=version, architecture=architecture, name=str(name), file_size=size,
+    return GgufInfo(version=version, architecture=architecture, name=str(name), file_size=total,
                     tensor_count=tensor_count, parameters=parameters, data_end=data_end,
                     metadata=metadata, array_lengths=arrays)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
@@ -23,6 +24,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import build_hf_headers, get_session
 
 from .gguf_info import quantization_from_name
 from .names import UnsafeName, safe_relative_path, safe_repo_id
@@ -156,3 +158,37 @@ class HubClient:
         return RemoteFile(path=path, size=int(meta.size), sha256=etag if _SHA256.match(etag) else None,
                           git_sha1=etag if _SHA1.match(etag) else None, revision=meta.commit_hash,
                           url=hf_hub_url(repo, path, revision=meta.commit_hash or revision, endpoint=self.endpoint))
+
+    def fetch_start(self, remote: RemoteFile, dest: Path, nbytes: int) -> int:
+        """Make `dest` hold the first `nbytes` of a file, asking (with a Range request) only
+        for what it does not have yet; returns its size."""
+        if remote.url is None:
+            raise HubError(f"{remote.path}: no download address")
+        have = dest.stat().st_size if dest.exists() else 0
+        if have >= nbytes:
+            return have
+        headers = build_hf_headers(token=self.token) | {"Range": f"bytes={have}-{nbytes - 1}"}
+
+        def fetch() -> int:
+            written = have
+            with get_session().stream("GET", remote.url or "", headers=headers, follow_redirects=True,
+                                      timeout=self.timeout) as response, dest.open("ab") as fh:
+                response.raise_for_status()
+                if response.status_code == 200:  # the server ignored Range: start over
+                    fh.truncate(0)
+                    written = 0
+                for chunk in response.iter_bytes(256 * 1024):
+                    chunk = chunk[: nbytes - written]
+                    fh.write(chunk)
+                    written += len(chunk)
+                    if written >= nbytes:
+                        break
+            return written
+
+        try:
+            return fetch()
+        except httpx2.HTTPStatusError as exc:
+            raise HubError(f"{remote.path}: the hub answered HTTP {exc.response.status_code}") from None
+        except (httpx2.TransportError, OSError) as exc:
+            raise HubError(f"{remote.path}: the hub cannot be reached (no network?): "
+                           f"{exc.__class__.__name__}") from None

@@ -18,6 +18,7 @@ from ..storage.db import Database
 from .catalog import CATALOG_FILE, Catalog, CatalogEntry, Fit
 from .downloads import Download, DownloadError, DownloadManager
 from .files import JOBS, Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
+from .gguf_info import GgufError, GgufIncomplete, read_gguf_info
 from .hub import HubClient, HubError, RemoteFile, RepoListing
 from .local import bundled_chat_model
 from .memory import MemoryEstimate, estimate_file_model, estimate_llm, format_bytes, largest_context_within
@@ -174,6 +175,7 @@ class ModelManager:
         except UnsafeName as exc:
             raise ModelManagerError(str(exc)) from None
         wanted: list[tuple[str, str]] = [(path, "model")]
+        listing: RepoListing | None = None
         if path.endswith(".gguf") and job in (None, "vision", "chat"):
             try:
                 listing = await self.listing(repo)
@@ -190,15 +192,61 @@ class ModelManager:
             raise ModelManagerError(f"{path} is not a {job} model file (expected {', '.join(allowed_suffixes(job))})")
         files = await self._remote_files(repo, wanted)
         size = sum(f.size for f, _ in files)
-        estimate = estimate_file_model(job, size).total
+        scratch = self.folder / ".partial" / f"header-{uuid.uuid4().hex[:8]}" / Path(path).name
+        try:
+            shape = None
+            if _language_model(job):
+                shape = await self._remote_shape(files[0][0], scratch)
+            if not override:
+                self._check_download_fits(path, job, size, shape, listing if job != "images" else None)
+            starts = {files[0][0].path: scratch} if shape is not None else None
+            return await self._queue(repo, job, Path(path).stem, files, {"memory_override": override}, starts)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch.parent, True)
+
+    async def _remote_shape(self, remote: RemoteFile, scratch: Path) -> dict[str, Any] | None:
+        """A language model's shape from the start of its file on the hub, before downloading
+        it all; those bytes then begin the download. None if the header cannot be read."""
+        await asyncio.to_thread(scratch.parent.mkdir, parents=True, exist_ok=True)
+        nbytes = 256 * 1024  # the tensor table follows the vocabulary: a few MB for large vocabularies
+        while True:
+            got = await asyncio.to_thread(self.hub.fetch_start, remote, scratch, min(nbytes, remote.size))
+            try:
+                info = await asyncio.to_thread(read_gguf_info, scratch, total_size=remote.size)
+            except GgufIncomplete:
+                if got >= remote.size or nbytes >= 64 * 1024 * 1024:
+                    return None
+                nbytes *= 4
+                continue
+            except GgufError as exc:
+                raise ModelManagerError(f"{exc} (on the hub; nothing was downloaded)") from None
+            return info.summary() if info.layers else None
+
+    def _check_download_fits(self, path: str, job: str, size: int, shape: dict[str, Any] | None,
+                             listing: RepoListing | None) -> None:
         budget = self.residency.budget.limit
-        if estimate > budget and not override:
-            raise MemoryRefused(f"{path} is {format_bytes(size)}; a model this large needs about "
-                                f"{format_bytes(estimate)}, more than the {format_bytes(budget)} memory budget.",
-                                needed=estimate, budget=budget,
-                                suggestion="Choose a smaller quantization (a lower Q number), or download it anyway.")
-        name = Path(path).stem
-        return await self._queue(repo, job, name, files, {"memory_override": override})
+        if shape is not None:
+            n_ctx = min(self.settings.context_length, int(shape.get("trained_context") or self.settings.context_length))
+            estimate = estimate_llm(shape, size, n_ctx)
+        else:
+            estimate = estimate_file_model(job, size)
+        if estimate.total <= budget:
+            return
+        options: list[str] = []
+        if shape is not None:
+            n_ctx_fit = largest_context_within(shape, size, budget)
+            if n_ctx_fit is not None:
+                options.append(f"a context of {n_ctx_fit} tokens")
+            smaller = [f for f in (listing.files if listing else [])
+                       if f.path.endswith(".gguf") and not f.is_projector and f.size < size - 1
+                       and estimate_llm(shape, f.size, n_ctx).total <= budget]
+            if smaller:
+                best = max(smaller, key=lambda f: f.size)
+                options.append(f"the smaller quantization {best.path} ({format_bytes(best.size)})")
+        suggestion = ("Try " + " or ".join(options) + ", or download it anyway.") if options else \
+            "Choose a smaller quantization (a lower Q number), or download it anyway."
+        raise MemoryRefused(f"{path} needs {estimate.describe()}, more than the {format_bytes(budget)} memory "
+                            "budget.", needed=estimate.total, budget=budget, suggestion=suggestion)
 
     @staticmethod
     def _pick_projector(projectors: list[RemoteFile], model_path: str) -> RemoteFile:
@@ -227,9 +275,10 @@ class ModelManager:
         return found
 
     async def _queue(self, repo: str, job: str, name: str, files: list[tuple[RemoteFile, str]],
-                     options: dict[str, Any]) -> Download:
+                     options: dict[str, Any], starts: dict[str, Path] | None = None) -> Download:
         try:
-            return await self.downloads.add(repo=repo, job=job, name=name, files=files, options=options)
+            return await self.downloads.add(repo=repo, job=job, name=name, files=files, options=options,
+                                            starts=starts)
         except UnsafeName as exc:
             raise ModelManagerError(str(exc)) from None
 

@@ -11,7 +11,7 @@ import pytest
 from backend.models import downloads as downloads_module
 from backend.models.downloads import DownloadError
 from backend.models.manager import ModelManagerError
-from backend.runtime.residency import MemoryRefused
+from backend.runtime.residency import MemoryBudget, MemoryRefused
 from tests.backend.models.conftest import MODEL_FILE, REPO, VISION_REPO, Env, wait_for
 
 
@@ -53,10 +53,11 @@ async def test_killed_download_resumes_with_only_the_rest(env: Env, hub_files: d
     resumed = await wait_for(env, dl.id)
     assert resumed.state == "done", resumed.error
     gets = [r for r in env.hub.requests if r.method == "GET" and MODEL_FILE in r.path]
-    assert len(gets) == 2 and gets[0].range is None
-    kept = int(gets[1].range.removeprefix("bytes=").removesuffix("-"))  # type: ignore[union-attr]
+    # the header is read first (for the memory estimate) and becomes the start of the file
+    assert [g.range for g in gets[:2]] == ["bytes=0-262143", "bytes=262144-"] and len(gets) == 3
+    kept = int(gets[2].range.removeprefix("bytes=").removesuffix("-"))  # type: ignore[union-attr]
     assert kept >= size * 0.3, f"only {kept} of {size} bytes were kept"
-    assert gets[1].sent == size - kept, "the resumed request fetched more than the rest"
+    assert gets[2].sent == size - kept, "the resumed request fetched more than the rest"
     record = env.manager.get(resumed.model_id or "")
     assert record is not None and sha256(record.path) == sha256(hub_files[MODEL_FILE])
 
@@ -84,7 +85,7 @@ async def test_checksum_mismatch_deletes_the_file(env: Env) -> None:
     assert failed.state == "failed"
     assert failed.error is not None and "checksum" in failed.error and "deleted" in failed.error
     assert model_files(env) == []
-    assert not any(p.is_file() for p in (env.settings.model_folder / ".partial").rglob("*"))
+    assert not any(p.is_file() for p in (env.settings.model_folder / ".partial").rglob("*.part"))
     assert env.manager.installed("chat") == [m for m in env.manager.installed("chat") if m.source == "bundled"]
 
 
@@ -159,11 +160,18 @@ async def test_vision_model_brings_its_projector(env: Env) -> None:
     assert record.projector.is_file()
 
 
+async def test_a_hub_file_that_is_not_a_model_is_refused_before_downloading(env: Env) -> None:
+    with pytest.raises(ModelManagerError, match="not a GGUF"):
+        await env.manager.pull(REPO, "notes.gguf")
+    assert env.manager.downloads.all() == [] and model_files(env) == []
+
+
 async def test_a_download_that_is_not_a_model_is_refused_and_removed(env: Env) -> None:
-    dl = await env.manager.pull(REPO, "notes.gguf")
+    dl = await env.manager.pull_catalog("notes-chat")  # no header check first: found at install
     failed = await wait_for(env, dl.id)
     assert failed.state == "failed" and failed.error is not None and "not a GGUF" in failed.error
     assert model_files(env) == []
+    assert not any((env.settings.model_folder / ".partial").rglob("*.part"))
 
 
 async def test_catalog_entry_too_big_for_the_budget_is_refused(env: Env) -> None:
@@ -180,3 +188,25 @@ async def test_network_loss_mid_download_is_retried(env: Env, hub_files: dict[st
     assert done.state == "done", done.error
     record = env.manager.get(done.model_id or "")
     assert record is not None and sha256(record.path) == sha256(hub_files[MODEL_FILE])
+
+
+async def test_hub_file_is_estimated_from_its_header_before_downloading(env: Env, hub_files: dict[str, Path]) -> None:
+    size = hub_files[MODEL_FILE].stat().st_size
+    dl = await env.manager.pull(REPO, MODEL_FILE)
+    done = await wait_for(env, dl.id)
+    assert done.state == "done", done.error
+    assert env.hub.sent(REPO, MODEL_FILE) == size, "the header bytes were fetched twice"
+
+
+async def test_hub_file_over_the_budget_is_refused_before_downloading(env: Env) -> None:
+    env.residency.budget = MemoryBudget(fixed_bytes=80 * 1024 * 1024)
+    env.hub.reset_counters()
+    with pytest.raises(MemoryRefused, match="memory budget") as refused:
+        await env.manager.pull(REPO, MODEL_FILE)
+    assert "context of" in str(refused.value)
+    assert env.hub.sent(REPO, MODEL_FILE) <= 256 * 1024  # only the header was read
+    assert env.manager.downloads.all() == []
+    assert not any(p.is_file() for p in (env.settings.model_folder / ".partial").rglob("*.part"))
+    assert not [p for p in (env.settings.model_folder / ".partial").glob("header-*")]
+    forced = await env.manager.pull(REPO, MODEL_FILE, override=True)
+    assert (await wait_for(env, forced.id)).state == "done"
