@@ -137,9 +137,11 @@ class Catalog:
                 first = exc.errors()[0]
                 where = ".".join(str(x) for x in first["loc"])
                 raise CatalogError(f"{path}: entry {i} ({item.get('id', '?')}): {where}: {first['msg']}") from None
-        ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            raise CatalogError(f"{path}: duplicate ids")
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                raise CatalogError(f"{path}: the id '{entry.id}' is used by more than one entry")
+            seen.add(entry.id)
         return cls(entries)
 
     def get(self, entry_id: str) -> CatalogEntry | None:

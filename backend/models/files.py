@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .gguf_info import GgufError, quantization_from_name, read_gguf_info
+from .gguf_info import GgufError, GgufNoArchitecture, quantization_from_name, read_gguf_info
 
 __all__ = ["JOBS", "Inspected", "ModelFileError", "allowed_suffixes", "check_companion_file", "inspect_model_file"]
 
@@ -46,9 +46,12 @@ def allowed_suffixes(job: str) -> tuple[str, ...]:
 def _inspect_gguf(path: Path, job: str) -> Inspected:
     try:
         info = read_gguf_info(path)
-    except GgufError as exc:
-        if job == "images" and "architecture" in str(exc):
+    except GgufNoArchitecture:
+        if job == "images":
             return Inspected(format="gguf", size=path.stat().st_size, quantization=quantization_from_name(path.name))
+        raise ModelFileError(f"{path.name} does not say which architecture it is; it is not a language model") \
+            from None
+    except GgufError as exc:
         raise ModelFileError(str(exc)) from None
     summary = info.summary()
     if job in ("chat", "vision") and not info.is_projector:
@@ -98,7 +101,8 @@ def _inspect_safetensors(path: Path) -> Inspected:
     if end > data_size:
         raise ModelFileError(f"{path.name} is truncated: its tensors need {end + 8 + header_len} bytes "
                              f"but the file has {size}")
-    return Inspected(format="safetensors", size=size, info={"parameters": parameters, "tensors": len(header)},
+    tensors = len(header) - ("__metadata__" in header)
+    return Inspected(format="safetensors", size=size, info={"parameters": parameters, "tensors": tensors},
                      quantization=quantization_from_name(path.name))
 
 

@@ -40,6 +40,10 @@ class GgufError(ValueError):
     """The file is not a usable GGUF; the message says why in words a person understands."""
 
 
+class GgufNoArchitecture(GgufError):
+    """A well-formed GGUF without `general.architecture` (some image model conversions)."""
+
+
 class GgufIncomplete(GgufError):
     """Only the start of the file was given, and the header goes on past it."""
 
@@ -60,6 +64,10 @@ class GgufInfo:
     def arch_value(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(f"{self.architecture}.{key}", default)
 
+    def count(self, key: str, default: int = 0) -> int:
+        """A whole-number architecture value (the first, for per-layer arrays)."""
+        return _count(self.arch_value(key, default), f"{self.architecture}.{key}")
+
     @property
     def is_projector(self) -> bool:
         """A vision projector (mmproj), not a language model."""
@@ -67,43 +75,40 @@ class GgufInfo:
 
     @property
     def layers(self) -> int:
-        return int(self.arch_value("block_count", 0) or 0)
+        return self.count("block_count")
 
     @property
     def trained_context(self) -> int | None:
-        value = self.arch_value("context_length")
-        return int(value) if value else None
+        return self.count("context_length") or None
 
     @property
     def embedding_length(self) -> int:
-        return int(self.arch_value("embedding_length", 0) or 0)
+        return self.count("embedding_length")
 
     @property
     def head_count(self) -> int:
-        return _first_int(self.arch_value("attention.head_count", 0))
+        return self.count("attention.head_count")
 
     @property
     def head_count_kv(self) -> int:
-        return _first_int(self.arch_value("attention.head_count_kv", self.head_count)) or self.head_count
+        return self.count("attention.head_count_kv") or self.head_count
 
     @property
     def key_length(self) -> int:
         heads = self.head_count
-        default = self.embedding_length // heads if heads else 0
-        return int(self.arch_value("attention.key_length", default) or default)
+        return self.count("attention.key_length") or (self.embedding_length // heads if heads else 0)
 
     @property
     def value_length(self) -> int:
-        return int(self.arch_value("attention.value_length", self.key_length) or self.key_length)
+        return self.count("attention.value_length") or self.key_length
 
     @property
     def vocab_size(self) -> int:
-        value = self.arch_value("vocab_size")
-        return int(value) if value else self.array_lengths.get("tokenizer.ggml.tokens", 0)
+        return self.count("vocab_size") or self.array_lengths.get("tokenizer.ggml.tokens", 0)
 
     @property
     def feed_forward_length(self) -> int:
-        return _first_int(self.arch_value("feed_forward_length", 0))
+        return self.count("feed_forward_length")
 
     @property
     def quantization(self) -> str | None:
@@ -134,15 +139,25 @@ class GgufInfo:
                 "feed_forward_length": self.feed_forward_length, "trained_context": self.trained_context,
                 "quantization": self.quantization, "license": self.license,
                 "chat_template": self.has_chat_template, "projector": self.is_projector,
-                "projection_dim": self.metadata.get("clip.vision.projection_dim"),
+                "projection_dim": _count(self.metadata.get("clip.vision.projection_dim"), "clip.vision.projection_dim")
+                or None,
                 "size_label": self.metadata.get("general.size_label")}
 
 
-def _first_int(value: Any) -> int:
-    """Per-layer values may be arrays in some architectures; the first one stands for all."""
+_MAX_COUNT = 1 << 40
+
+
+def _count(value: Any, key: str) -> int:
+    """A whole number ≥ 0 (per-layer arrays: the first one stands for all), else GgufError."""
     if isinstance(value, list):
-        return int(value[0]) if value else 0
-    return int(value or 0)
+        value = value[0] if value else 0
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNT:
+        raise GgufError(f"its header has {value!r} for '{key}', where a whole number belongs; it is damaged")
+    return value
 
 
 class _Cursor:
@@ -285,11 +300,13 @@ def read_gguf_info(path: Path, *, total_size: int | None = None) -> GgufInfo:
         raise GgufError(f"{path.name} is truncated: its tensors need {data_end} bytes but the file has {total}")
     architecture = metadata.get("general.architecture")
     if not isinstance(architecture, str) or not architecture:
-        raise GgufError(f"{path.name} does not say which architecture it is (general.architecture)")
+        raise GgufNoArchitecture(f"{path.name} does not say which architecture it is (general.architecture)")
     name = metadata.get("general.name") or path.stem
-    return GgufInfo(version=version, architecture=architecture, name=str(name), file_size=total,
+    info = GgufInfo(version=version, architecture=architecture, name=str(name), file_size=total,
                     tensor_count=tensor_count, parameters=parameters, data_end=data_end,
                     metadata=metadata, array_lengths=arrays)
+    info.summary()  # every number the app uses is checked now, not when it is first needed
+    return info
 
 
 _QUANT_IN_NAME = re.compile(
@@ -300,4 +317,7 @@ _QUANT_IN_NAME = re.compile(
 def quantization_from_name(file_name: str) -> str | None:
     """`model.Q4_K_M.gguf` → `Q4_K_M`; None when the name does not say."""
     match = _QUANT_IN_NAME.search(file_name.rsplit("/", 1)[-1])
-    return match.group(1).upper() if match else None
+    if not match:
+        return None
+    found = match.group(1).upper()
+    return {"FP16": "F16", "FP32": "F32"}.get(found, found)

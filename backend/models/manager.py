@@ -452,7 +452,7 @@ class ModelManager:
             return None
         try:
             inspected = await asyncio.to_thread(inspect_model_file, path, job)
-        except ModelFileError as exc:
+        except (ModelFileError, OSError) as exc:  # one bad file must not keep the app from starting
             log.warning("ignoring %s: %s", path, exc)
             return None
         if inspected.projector:

@@ -51,4 +51,4 @@ def safe_relative_path(name: str) -> str:
 def model_id_from(text: str) -> str:
     """A short id for a model made from a file or repo name: lower case, `[a-z0-9._-]`."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
-    return slug[:80] or "model"
+    return slug[:80].rstrip("-.") or "model"

@@ -1,0 +1,256 @@
+"""The curated catalog: the shipped file, validation of broken ones, and fitting a device."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.models.catalog import CATALOG_FILE, Catalog, CatalogError
+from backend.models.files import JOBS, allowed_suffixes
+from backend.models.memory import MIB, WORKER_OVERHEAD, estimate_file_model, estimate_llm, largest_context_within
+from backend.models.names import safe_relative_path, safe_repo_id
+
+GIB = 1024 * MIB
+
+SHAPE = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
+         "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
+
+
+def chat_entry(entry_id: str = "tiny-chat", **changes: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": entry_id, "job": "chat", "name": "Tiny chat", "description": "test", "repo": "acme/tiny-GGUF",
+        "files": [{"path": "tiny-Q4_K_M.gguf", "size_mb": 6}], "license": "apache-2.0",
+        "quantization": "Q4_K_M", "shape": dict(SHAPE), "min_device_ram_gb": 1}
+    entry.update(changes)
+    return entry
+
+
+def vision_entry(entry_id: str = "tiny-vision") -> dict[str, Any]:
+    return chat_entry(entry_id, job="vision", files=[{"path": "v-Q8_0.gguf", "size_mb": 20},
+                                                      {"path": "mmproj-v-f16.gguf", "role": "projector",
+                                                       "size_mb": 10}])
+
+
+def write_catalog(path: Path, models: list[dict[str, Any]], version: Any = 1) -> Path:
+    path.write_text(json.dumps({"version": version, "models": models}))
+    return path
+
+
+def load_error(tmp_path: Path, models: list[dict[str, Any]], **kw: Any) -> str:
+    with pytest.raises(CatalogError) as caught:
+        Catalog.load(write_catalog(tmp_path / "catalog.json", models, **kw))
+    return str(caught.value)
+
+
+# ----- the shipped catalog ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Catalog:
+    return Catalog.load(CATALOG_FILE)
+
+
+def test_the_shipped_catalog_loads(shipped: Catalog) -> None:
+    assert CATALOG_FILE.name == "catalog.json" and CATALOG_FILE.parent.name == "models"
+    assert len(shipped.entries) >= 10
+    assert len({e.id for e in shipped.entries}) == len(shipped.entries)
+    for job in JOBS:
+        assert shipped.for_job(job), f"no catalog entry for {job}"
+
+
+def test_every_shipped_entry_is_consistent(shipped: Catalog) -> None:
+    for entry in shipped.entries:
+        assert safe_repo_id(entry.repo) == entry.repo
+        assert shipped.get(entry.id) is entry
+        assert sum(f.role == "model" for f in entry.files) == 1
+        for f in entry.files:
+            assert safe_relative_path(f.path) == f.path
+            assert f.path.endswith(allowed_suffixes(entry.job)), (entry.id, f.path)
+        if entry.job == "vision":
+            assert any(f.role == "projector" for f in entry.files), entry.id
+        if entry.job in ("chat", "vision"):
+            assert entry.shape is not None and entry.shape.key_length * entry.shape.head_count >= 64
+            assert entry.main_file.path.endswith(".gguf")
+        assert entry.size_bytes > 0 and entry.estimate(4096).total > entry.size_bytes
+
+
+def test_shipped_estimates_grow_with_model_size(shipped: Catalog) -> None:
+    chats = {e.id: e.estimate(4096).total for e in shipped.for_job("chat")}
+    assert chats["qwen3-0.6b-q4_k_m"] < chats["qwen3-1.7b-q4_k_m"] < chats["qwen3-4b-q4_k_m"]
+    small = shipped.get("smolvlm-256m-instruct-q8_0")
+    assert small is not None and small.estimate(100_000).context_length == 8192, "capped at the trained context"
+
+
+# ----- broken catalogs ----------------------------------------------------------------------
+
+
+def test_a_valid_test_catalog(tmp_path: Path) -> None:
+    catalog = Catalog.load(write_catalog(tmp_path / "c.json", [chat_entry(), vision_entry()]))
+    assert [e.id for e in catalog.entries] == ["tiny-chat", "tiny-vision"]
+    assert catalog.get("tiny-vision").main_file.path == "v-Q8_0.gguf"  # type: ignore[union-attr]
+    assert catalog.get("absent") is None and catalog.for_job("images") == []
+
+
+@pytest.mark.parametrize("field", ["id", "job", "name", "repo", "files", "license", "min_device_ram_gb",
+                                   "shape", "description"])
+def test_missing_fields_name_the_entry(tmp_path: Path, field: str) -> None:
+    broken = chat_entry("broken-one")
+    del broken[field]
+    message = load_error(tmp_path, [chat_entry(), broken])
+    assert "entry 1" in message
+    if field != "id":
+        assert "broken-one" in message
+    if field != "shape":
+        assert field in message
+
+
+def test_unknown_fields_are_refused(tmp_path: Path) -> None:
+    message = load_error(tmp_path, [chat_entry(homepage="https://example.org")])
+    assert "tiny-chat" in message and "homepage" in message
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
+    message = load_error(tmp_path, [chat_entry("twin"), vision_entry("other"), chat_entry("twin")])
+    assert "duplicate" in message
+
+
+def test_duplicate_ids_are_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, [chat_entry("twin"), vision_entry("other"), chat_entry("twin")])
+    assert "twin" in message
+
+
+@pytest.mark.parametrize("path", ["../x.gguf", "/etc/x.gguf", "a/../x.gguf", "C:\\x.gguf", "x.gguf\x00"])
+def test_unsafe_file_paths_are_refused(tmp_path: Path, path: str) -> None:
+    message = load_error(tmp_path, [chat_entry("sneaky", files=[{"path": path, "size_mb": 1}])])
+    assert "sneaky" in message and "files.0.path" in message
+
+
+@pytest.mark.parametrize("repo", ["../x", "a/b/c", "solo"])
+def test_unsafe_repos_are_refused(tmp_path: Path, repo: str) -> None:
+    message = load_error(tmp_path, [chat_entry("bad-repo", repo=repo)])
+    assert "bad-repo" in message and "repo" in message
+
+
+def test_vision_without_projector(tmp_path: Path) -> None:
+    entry = vision_entry("blind")
+    entry["files"] = entry["files"][:1]
+    message = load_error(tmp_path, [entry])
+    assert "blind" in message and "projector" in message
+
+
+@pytest.mark.parametrize(("job", "path"), [("chat", "model.safetensors"), ("vision", "model.bin"),
+                                           ("images", "model.ckpt"), ("speech", "model.pt"), ("voice", "v.gguf")])
+def test_wrong_suffix_for_the_job(tmp_path: Path, job: str, path: str) -> None:
+    entry = chat_entry("wrong-suffix", job=job, files=[{"path": path, "size_mb": 1}])
+    if job == "vision":
+        entry["files"].append({"path": "mmproj.gguf", "role": "projector", "size_mb": 1})
+    message = load_error(tmp_path, [entry])
+    assert "wrong-suffix" in message and path in message and "must end with" in message
+
+
+def test_language_models_need_a_shape_and_one_main_file(tmp_path: Path) -> None:
+    message = load_error(tmp_path, [chat_entry("no-shape", shape=None)])
+    assert "no-shape" in message and "shape" in message
+    two = chat_entry("two-mains", files=[{"path": "a.gguf", "size_mb": 1}, {"path": "b.gguf", "size_mb": 1}])
+    assert "exactly one file" in load_error(tmp_path, [two])
+    zero = chat_entry("zero", files=[{"path": "a.gguf", "size_mb": 0}])
+    assert "zero" in load_error(tmp_path, [zero])
+
+
+@pytest.mark.parametrize(("field", "value"), [("id", "Has Capitals"), ("job", "translate"),
+                                              ("min_device_ram_gb", 0), ("name", "")])
+def test_bad_values(tmp_path: Path, field: str, value: Any) -> None:
+    assert field in load_error(tmp_path, [chat_entry(**{field: value})])
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_other_catalog_versions_are_refused(tmp_path: Path, version: Any) -> None:
+    assert "not a version 1 catalog" in load_error(tmp_path, [chat_entry()], version=version)
+
+
+def test_unreadable_catalogs(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(CatalogError, match="cannot read"):
+        Catalog.load(path)
+    with pytest.raises(CatalogError, match="cannot read"):
+        Catalog.load(tmp_path / "absent.json")
+    path.write_text(json.dumps({"version": 1, "models": {"a": 1}}))
+    with pytest.raises(CatalogError, match="version 1"):
+        Catalog.load(path)
+
+
+# ----- fitting a device ---------------------------------------------------------------------
+
+
+def test_fit_within_the_budget(shipped: Catalog) -> None:
+    entry = shipped.get("qwen3-0.6b-q4_k_m")
+    assert entry is not None
+    fit = Catalog.fit(entry, budget=6 * GIB, physical=8 * GIB, n_ctx=4096)
+    assert fit.fits and fit.reason is None and fit.estimate == entry.estimate(4096).total
+
+
+def test_an_entry_over_the_budget_does_not_fit(shipped: Catalog) -> None:
+    entry = shipped.get("qwen3-4b-q4_k_m")
+    assert entry is not None
+    needed = entry.estimate(4096).total
+    fit = Catalog.fit(entry, budget=needed - 1, physical=64 * GIB, n_ctx=4096)
+    assert not fit.fits and fit.estimate == needed
+    assert fit.reason is not None and "memory budget" in fit.reason
+    assert Catalog.fit(entry, budget=needed, physical=64 * GIB, n_ctx=4096).fits
+
+
+def test_an_entry_for_a_bigger_device_does_not_fit(shipped: Catalog) -> None:
+    entry = shipped.get("qwen3-4b-q4_k_m")
+    assert entry is not None and entry.min_device_ram_gb == 8
+    fit = Catalog.fit(entry, budget=64 * GIB, physical=4 * GIB, n_ctx=4096)
+    assert not fit.fits and fit.reason == "recommended for devices with 8 GB of RAM or more"
+    assert Catalog.fit(entry, budget=64 * GIB, physical=int(7.5 * GIB), n_ctx=4096).fits, \
+        "a phone sold as 8 GB reports a little less"
+
+
+def test_fit_uses_the_context(tmp_path: Path) -> None:
+    catalog = Catalog.load(write_catalog(tmp_path / "c.json", [chat_entry(shape=SHAPE | {"trained_context": 32768})]))
+    entry = catalog.entries[0]
+    short, long = entry.estimate(512).total, entry.estimate(32768).total
+    assert short < long
+    budget = (short + long) // 2
+    assert Catalog.fit(entry, budget=budget, physical=8 * GIB, n_ctx=512).fits
+    assert not Catalog.fit(entry, budget=budget, physical=8 * GIB, n_ctx=32768).fits
+
+
+# ----- the estimate arithmetic ----------------------------------------------------------------
+
+
+def test_llm_estimate_parts() -> None:
+    estimate = estimate_llm(SHAPE, 6_000_000, 1024)
+    assert estimate.kv_cache == 2 * 2 * (16 + 16) * 2 * 1024
+    assert estimate.weights == 6_000_000 and estimate.overhead == WORKER_OVERHEAD
+    assert estimate.total == estimate.weights + estimate.kv_cache + estimate.compute + estimate.overhead
+    assert estimate.context_length == 1024 and estimate.as_dict()["total"] == estimate.total
+    assert "KV cache" in estimate.describe() and "1024 tokens" in estimate.describe()
+
+
+def test_file_model_estimates() -> None:
+    images = estimate_file_model("images", 1_000_000_000)
+    assert images.kv_cache == 0 and images.total > 1_000_000_000 + WORKER_OVERHEAD
+    assert estimate_file_model("voice", 60_000_000).total < images.total
+    assert "KV cache" not in images.describe()
+
+
+@pytest.mark.parametrize("target", [512, 768, 1024, 2048])
+def test_largest_context_within_is_the_longest_that_fits(target: int) -> None:
+    shape = SHAPE | {"trained_context": 8192}
+    budget = estimate_llm(shape, 2_000_000, target).total
+    assert largest_context_within(shape, 2_000_000, budget) == target
+    assert largest_context_within(shape, 2_000_000, budget - 1) == (target - 256 if target > 512 else None)
+
+
+def test_largest_context_within_stops_at_the_trained_context() -> None:
+    shape = copy.deepcopy(SHAPE)
+    assert largest_context_within(shape, 2_000_000, 64 * 1024 * MIB) == 2048
+    assert largest_context_within(shape, 2_000_000, WORKER_OVERHEAD) is None
