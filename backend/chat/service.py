@@ -81,22 +81,26 @@ class ChatService:
             return self._worker
         n_ctx = self.manager.context_for(model)
         estimate = self.manager.check_fit(model, n_ctx)
-        await self.residency.admit("chat", model.name, estimate.total, heavy=True, override=model.memory_override)
-        await self.unload()
+        resident = Resident(name="chat", model=model.id, heavy=True, estimate=estimate.total, unload=self.unload,
+                            pid=lambda: self._worker.pid if self._worker is not None else None)
+        await self.residency.admit("chat", model.name, estimate.total, heavy=True, override=model.memory_override,
+                                   resident=resident)
+        await self._stop_worker()
         # saved conversation states may use what the budget leaves, up to the configured amount
         room = max(0, self.residency.budget.limit - estimate.total)
         config = LlmConfig(model_path=str(model.path), n_ctx=n_ctx, n_threads=self.settings.inference_threads,
                            kv_cache_bytes=min(self.settings.kv_cache_mb * 1024 * 1024, room))
-        worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
-        self._worker, self._loaded = worker, model
-        self.residency.register(Resident(name="chat", model=model.id, heavy=True, estimate=estimate.total,
-                                         unload=self.unload, pid=lambda: worker.pid))
-        return worker
+        self._worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
+        self._loaded = model
+        return self._worker
 
     async def unload(self) -> None:
         """Stop the worker: all of the model's memory goes back to the system."""
-        worker, self._worker, self._loaded = self._worker, None, None
         self.residency.forget("chat")
+        await self._stop_worker()
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker, self._loaded = self._worker, None, None
         if worker is not None:
             await worker.stop()
 

@@ -101,10 +101,12 @@ class ResidencyManager:
     def get(self, name: str) -> Resident | None:
         return self._residents.get(name)
 
-    async def admit(self, name: str, model: str, estimate: int, *, heavy: bool, override: bool = False) -> list[str]:
+    async def admit(self, name: str, model: str, estimate: int, *, heavy: bool, override: bool = False,
+                    resident: Resident | None = None) -> list[str]:
         """Make room for `model` in slot `name`; returns the slots unloaded for it.
 
-        Raises MemoryRefused when it cannot fit (unless `override`)."""
+        Raises MemoryRefused when it cannot fit (unless `override`). With `resident`, it is
+        registered in the same step, so a second admission at the same time counts it."""
         async with self._lock:
             limit = self.budget.limit
             if estimate > limit and not override:
@@ -134,6 +136,8 @@ class ResidencyManager:
                                     f"{format_bytes(free_now)} free right now. Close other apps and try again.",
                                     needed=estimate, budget=free_now)
             self.last_evictions = evicted
+            if resident is not None:
+                self._residents[name] = resident
             return evicted
 
     def register(self, resident: Resident) -> None:
