@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from ..models.downloads import DISK_MARGIN
 from ..models.files import ModelFileError
@@ -61,6 +62,8 @@ async def upload_model(request: Request, services: ServicesDep, filename: str = 
         record = await services.models.import_file(target, job, move=True)
     except (ModelFileError, ModelManagerError) as exc:
         return _error(400, str(exc))
+    except ClientDisconnect:  # the device went away mid-upload: nothing is kept
+        return _error(400, "the upload was interrupted")
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
     return {"id": record.id, "name": record.name, "job": record.job, "size_bytes": record.size_bytes}

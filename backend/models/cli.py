@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _manager(settings: Settings) -> AsyncIterator[ModelManager]:
+async def _manager(settings: Settings, run_downloads: bool) -> AsyncIterator[ModelManager]:
     settings.model_folder.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_path)
     await db.open()
@@ -63,7 +63,7 @@ async def _manager(settings: Settings) -> AsyncIterator[ModelManager]:
     manager = ModelManager(settings, db, ResidencyManager(MemoryBudget(fraction=settings.memory_fraction,
                                                                        fixed_bytes=budget)))
     try:
-        await manager.start()
+        await manager.start(run_downloads=run_downloads)
         yield manager
     finally:
         await manager.stop()
@@ -71,7 +71,7 @@ async def _manager(settings: Settings) -> AsyncIterator[ModelManager]:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    async with _manager(settings) as manager:
+    async with _manager(settings, run_downloads=args.models_command == "pull") as manager:
         try:
             return await COMMANDS[args.models_command](manager, args)
         except PROBLEMS as exc:
@@ -117,7 +117,7 @@ async def _pull(manager: ModelManager, args: argparse.Namespace) -> int:
         entry = manager.catalog.get(args.repo)
         if entry is None:
             print(f"gridless: '{args.repo}' is not a catalog id; give a repository and a file", file=sys.stderr)
-            return 2
+            return 1
         repo, path = entry.repo, entry.main_file.path
     else:
         repo, path = args.repo, args.file

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx2
 from huggingface_hub import constants as hf_constants
@@ -108,52 +108,119 @@ class Download:
                 "files": [f.path for f in self.files]}
 
 
-class _PartWriter:
-    """The file object `http_get` writes into: hashes and counts every byte, and stops the
-    transfer when asked. When the server ignores the Range request, `http_get` rewinds and
-    truncates; the hash then starts again from what is left."""
+class _FollowingHasher(threading.Thread):
+    """Hashes a file while it is being written, on its own thread: it reads back (from the
+    page cache) up to what the writer says is there. The receiving thread only receives and
+    writes, and on a resume the bytes already on disk are hashed while the rest arrives.
+    `hashlib` lets go of the GIL on large blocks, so this really runs beside the transfer."""
 
-    def __init__(self, fh: BinaryIO, hasher: Any, on_bytes: Callable[[int], None], stop: threading.Event,
-                 make_hasher: Callable[[], Any]) -> None:
-        self.fh, self.hasher, self.on_bytes, self.stop, self.make_hasher = fh, hasher, on_bytes, stop, make_hasher
+    def __init__(self, path: Path, make_hasher: Callable[[], Any], stop: threading.Event, available: int) -> None:
+        super().__init__(name="download-hash", daemon=True)
+        self.path, self.make_hasher, self.stop = path, make_hasher, stop
+        self.cond = threading.Condition()
+        self.available = available
+        self.generation = 0
+        self.finished = False
+        self.abandoned = False
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+
+    def advance(self, available: int) -> None:
+        with self.cond:
+            self.available = available
+            self.cond.notify()
+
+    def restart(self, available: int) -> None:
+        """The file was cut back (a server that ignored Range): hash it again from the start."""
+        with self.cond:
+            self.generation += 1
+            self.available = available
+            self.cond.notify()
+
+    def abandon(self) -> None:
+        """The transfer failed: stop without a digest (the bytes on disk stay for a resume)."""
+        with self.cond:
+            self.abandoned = True
+            self.cond.notify()
+        self.join()
+
+    def result(self) -> str:
+        with self.cond:
+            self.finished = True
+            self.cond.notify()
+        self.join()
+        if self.error is not None:
+            raise self.error
+        if self.digest is None:
+            raise _Stopped
+        return self.digest
+
+    def run(self) -> None:
+        try:
+            self._hash()
+        except BaseException as exc:  # handed to the caller of result()
+            self.error = exc
+
+    def _hash(self) -> None:
+        with self.path.open("rb") as fh:
+            hasher, position, generation = self.make_hasher(), 0, 0
+            while True:
+                with self.cond:
+                    while (position >= self.available and not self.finished and generation == self.generation
+                           and not self.stop.is_set() and not self.abandoned):
+                        self.cond.wait(0.25)
+                    if self.abandoned:
+                        return
+                    if generation != self.generation:
+                        hasher, position, generation = self.make_hasher(), 0, self.generation
+                        fh.seek(0)
+                    target, finished = self.available, self.finished
+                if self.stop.is_set():
+                    return
+                if finished and position >= target:
+                    self.digest = hasher.hexdigest()
+                    return
+                while position < target:
+                    block = fh.read(min(8 * _CHUNK, target - position))
+                    if not block:
+                        break
+                    hasher.update(block)
+                    position += len(block)
+
+
+class _PartWriter:
+    """The file object `http_get` writes into: counts every byte, tells the hasher, and stops
+    the transfer when asked. When the server ignores the Range request, `http_get` rewinds
+    and truncates; the hasher then starts again."""
+
+    def __init__(self, fh: Any, hasher: _FollowingHasher, on_bytes: Callable[[int], None],
+                 stop: threading.Event) -> None:
+        self.fh, self.hasher, self.on_bytes, self.stop = fh, hasher, on_bytes, stop
 
     def write(self, data: bytes) -> int:
         if self.stop.is_set():
             raise _Stopped
-        written = self.fh.write(data)
-        self.hasher.update(data)
+        view = memoryview(data)
+        while view:  # an unbuffered file may take less than all of it
+            view = view[self.fh.write(view):]
+        self.hasher.advance(self.fh.tell())
         self.on_bytes(len(data))
-        return written
+        return len(data)
 
     def tell(self) -> int:
-        return self.fh.tell()
+        return int(self.fh.tell())
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.fh.seek(offset, whence)
+        return int(self.fh.seek(offset, whence))
 
     def truncate(self, size: int | None = None) -> int:
-        end = self.fh.truncate(size)
-        self.fh.flush()
-        self.hasher = self.make_hasher()
-        _hash_prefix(Path(self.fh.name), end, self.hasher, self.stop)
+        end = int(self.fh.truncate(size))
+        self.hasher.restart(end)
         self.on_bytes(0)
         return end
 
     def flush(self) -> None:
-        self.fh.flush()
-
-
-def _hash_prefix(path: Path, length: int, hasher: Any, stop: threading.Event) -> None:
-    with path.open("rb") as fh:
-        remaining = length
-        while remaining > 0:
-            if stop.is_set():
-                raise _Stopped
-            block = fh.read(min(8 * _CHUNK, remaining))
-            if not block:
-                break
-            hasher.update(block)
-            remaining -= len(block)
+        pass
 
 
 def _new_hasher(f: DownloadFile) -> Any:
@@ -185,6 +252,7 @@ class DownloadManager:
         self._idle = asyncio.Event()
         self._idle.set()
         self._lock_file: Any = None
+        self._closing = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Download], None]] = []
@@ -207,6 +275,16 @@ class DownloadManager:
                 dl.state = "queued"
             self._downloads[dl.id] = dl
 
+    def clean_leftovers(self) -> list[Path]:
+        """Partial folders no download owns (header probes, uploads and imports cut short)."""
+        if not self.partial_root.is_dir():
+            return []
+        owned = {d.id for d in self._downloads.values() if d.state not in ("done", "cancelled")}
+        gone = [p for p in self.partial_root.iterdir() if p.is_dir() and p.name not in owned]
+        for path in gone:
+            shutil.rmtree(path, ignore_errors=True)
+        return gone
+
     def start(self) -> bool:
         """Run downloads in this process, unless another process (the server, or the command
         line) already does: both writing the same partial files would corrupt them."""
@@ -222,6 +300,10 @@ class DownloadManager:
         self._task = asyncio.get_running_loop().create_task(self._runner(), name="downloads")
         return True
 
+    @property
+    def runs_here(self) -> bool:
+        return self._task is not None
+
     def _require_runner(self) -> None:
         if self._task is None:
             raise DownloadError("another gridless process (the server or the command line) is running the "
@@ -229,15 +311,21 @@ class DownloadManager:
 
     async def stop(self) -> None:
         """Stop transferring; a running download stays 'running' in the table and goes on
-        at the next start. Waits for the transfer thread to let go of its files."""
+        at the next start. The lock is given up only once the transfer thread has let go of
+        its files (it stops at its next chunk, or when the library gives up on a dead
+        connection)."""
+        self._closing = True
         for download_id in list(self._stops):
             self._signal_stop(download_id)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), 15)
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 120)
+            except TimeoutError:
+                log.warning("a download did not stop in time; its files stay locked until exit")
+                return
+            except Exception:
+                log.exception("the download runner failed")
             self._task = None
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
@@ -306,6 +394,8 @@ class DownloadManager:
         self.check_disk(total)
         dl = Download(id=uuid.uuid4().hex[:12], repo=repo, revision=str(revisions.pop()), job=job, name=name,
                       files=entries, bytes_total=total, options=options or {})
+        self._downloads[dl.id] = dl
+        await self._save(dl)  # first the row, so no partial file exists that nothing knows of
         for index, f in enumerate(entries):
             start = (starts or {}).get(f.path)
             if start is not None and start.exists():
@@ -313,8 +403,6 @@ class DownloadManager:
                 part.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(start, part)
                 dl.bytes_done += min(part.stat().st_size, f.size)
-        self._downloads[dl.id] = dl
-        await self._save(dl)
         self._wake.set()
         return dl
 
@@ -402,7 +490,7 @@ class DownloadManager:
         return total
 
     async def _runner(self) -> None:
-        while True:
+        while not self._closing:
             queued = [d for d in self._downloads.values() if d.state == "queued"]
             if not queued:
                 self._wake.clear()
@@ -414,6 +502,8 @@ class DownloadManager:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._closing:
+                    return
                 log.exception("download %s failed", dl.id)
                 dl.state, dl.error, dl.speed = "failed", f"unexpected error: {exc}", 0.0
                 await self._save(dl)
@@ -456,13 +546,13 @@ class DownloadManager:
                     await self._save(dl)
             await self._finish(dl)
         finally:
+            if dl.state == "cancelled":
+                await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+            await self._save(dl)  # before anyone waiting for idle may close the database
             self._stops.pop(dl.id, None)
             self._stop_signals.pop(dl.id, None)
             if not self._stops:
                 self._idle.set()
-            if dl.state == "cancelled":
-                await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
-            await self._save(dl)
 
     async def _fetch(self, dl: Download, index: int, f: DownloadFile, stop: threading.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -494,23 +584,24 @@ class DownloadManager:
             if have > f.size:  # cannot be ours: start over
                 part.unlink()
                 have = 0
-            hasher = _new_hasher(f)
-            if have:
-                _hash_prefix(part, have, hasher, stop)
             url = hf_hub_url(dl.repo, f.path, revision=dl.revision, endpoint=self.endpoint)
-            with part.open("r+b" if part.exists() else "w+b") as fh:
+            with part.open("r+b" if part.exists() else "w+b", buffering=0) as fh:
                 fh.seek(have)
-                position = [have]
+                hasher = _FollowingHasher(part, lambda: _new_hasher(f), stop, have)
+                hasher.start()
 
                 def on_bytes(n: int) -> None:
-                    position[0] = fh.tell()
-                    loop.call_soon_threadsafe(progress, position[0], max(n, 0))
+                    loop.call_soon_threadsafe(progress, fh.tell(), max(n, 0))
 
-                writer = _PartWriter(fh, hasher, on_bytes, stop, lambda: _new_hasher(f))
+                writer = _PartWriter(fh, hasher, on_bytes, stop)
                 try:
-                    http_get(url, writer, resume_size=have,  # type: ignore[arg-type]
-                             headers=build_hf_headers(token=self.token), expected_size=f.size,
-                             displayed_filename=f.path)
+                    try:
+                        http_get(url, writer, resume_size=have,  # type: ignore[arg-type]
+                                 headers=build_hf_headers(token=self.token), expected_size=f.size,
+                                 displayed_filename=f.path)
+                    except BaseException:
+                        hasher.abandon()
+                        raise
                 except _Stopped:
                     raise
                 except HfHubHTTPError as exc:
@@ -519,14 +610,14 @@ class DownloadManager:
                         raise _Retryable(f"the server answered HTTP {status}") from None
                     raise DownloadError(f"{f.path}: the hub answered HTTP {status}") from None
                 except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
-                    raise _Retryable(f"the connection was lost ({exc.__class__.__name__})") from None
+                    log.info("download %s: %r", dl.id, exc)
+                    raise _Retryable("the connection was lost") from None
                 except OSError as exc:
                     if "Consistency check failed" in str(exc):
                         raise _Retryable("the server sent a different number of bytes than announced") from None
                     raise DownloadError(f"{f.path}: cannot write the file: {exc.strerror or exc}") from None
-                fh.flush()
                 os.fsync(fh.fileno())
-                writer_hash = writer.hasher.hexdigest()
+                writer_hash = hasher.result()
             expected = f.sha256 or f.git_sha1 or ""
             if writer_hash != expected:
                 part.unlink(missing_ok=True)

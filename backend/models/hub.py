@@ -6,6 +6,7 @@ before anything else uses it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ __all__ = ["HubClient", "HubError", "RemoteFile", "RepoListing"]
 # Nothing but the requests the owner asked for: no telemetry, and no fetching of the
 # library's agent-detection registry for its User-Agent header.
 hf_constants.HF_HUB_DISABLE_TELEMETRY = True
+# The app says what went wrong itself; the library's retry warnings and request lines are noise.
+logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
@@ -112,8 +116,17 @@ class HubClient:
         self.timeout = timeout
         self.api = HfApi(endpoint=self.endpoint, token=token)
 
+    def check_reachable(self, what: str) -> None:
+        """One quick request, so that being offline is said at once rather than after the
+        library's retries (about 20 s) on every listing and search."""
+        try:
+            get_session().head(f"{self.endpoint or hf_constants.ENDPOINT}/api/models", timeout=min(self.timeout, 5))
+        except httpx2.TransportError as exc:
+            raise HubError(f"{what}: the hub cannot be reached (no network?)") from exc
+
     def search(self, query: str, limit: int = 30) -> list[dict[str, Any]]:
         """GGUF model repositories matching `query`, most downloaded first."""
+        self.check_reachable("search")
         query = query.strip()[:100]
         models = _call("search", lambda: list(self.api.list_models(
             search=query or None, filter="gguf", sort="downloads", limit=limit)))
@@ -130,6 +143,7 @@ class HubClient:
 
     def listing(self, repo: str, revision: str | None = None) -> RepoListing:
         repo = safe_repo_id(repo)
+        self.check_reachable(repo)
         entries = _call(repo, lambda: list(self.api.list_repo_tree(repo, recursive=True, revision=revision)))
         files: list[RemoteFile] = []
         rejected: list[str] = []

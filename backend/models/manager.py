@@ -58,7 +58,9 @@ class ModelManager:
         self.downloads = DownloadManager(db, self.folder, endpoint=settings.hub_endpoint,
                                          install=self._install_download)
 
-    async def start(self) -> None:
+    async def start(self, *, run_downloads: bool = True) -> None:
+        """Load the registry; with `run_downloads`, also carry on with unfinished downloads
+        (the server does; a short command-line action does not)."""
         await self.registry.load()
         idle = await self.registry.get_setting(IDLE_KEY)
         if isinstance(idle, (int, float)):
@@ -68,7 +70,8 @@ class ModelManager:
         for record in await self.registry.forget_missing():
             log.warning("model %s is gone from %s; removed from the list", record.id, record.path)
         await self.downloads.load()
-        self.downloads.start()
+        if run_downloads and self.downloads.start():
+            await asyncio.to_thread(self.downloads.clean_leftovers)
 
     async def stop(self) -> None:
         await self.downloads.stop()
@@ -174,6 +177,10 @@ class ModelManager:
             repo, path = safe_repo_id(repo), safe_relative_path(path)
         except UnsafeName as exc:
             raise ModelManagerError(str(exc)) from None
+        if not self.downloads.runs_here:
+            raise DownloadError("another gridless process (the server or the command line) is running the "
+                                "downloads for this models folder; use that one")
+        await asyncio.to_thread(self.hub.file, repo, path)  # fails fast when offline or the file is not there
         wanted: list[tuple[str, str]] = [(path, "model")]
         listing: RepoListing | None = None
         if path.endswith(".gguf") and job in (None, "vision", "chat"):
@@ -190,7 +197,7 @@ class ModelManager:
             raise ModelManagerError(f"unknown job '{job}'")
         if not path.endswith(allowed_suffixes(job)):
             raise ModelManagerError(f"{path} is not a {job} model file (expected {', '.join(allowed_suffixes(job))})")
-        files = await self._remote_files(repo, wanted)
+        files = await self._remote_files(repo=repo, wanted=wanted)
         size = sum(f.size for f, _ in files)
         scratch = self.folder / ".partial" / f"header-{uuid.uuid4().hex[:8]}" / Path(path).name
         try:
