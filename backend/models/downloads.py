@@ -49,6 +49,7 @@ DISK_MARGIN = 64 * 1024 * 1024
 """Free space left over after a download, so the phone is not filled to the last byte."""
 _CHUNK = 512 * 1024
 _RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
+_SYNC_EVERY = 64 * 1024 * 1024
 ACTIVE_STATES = ("queued", "running")
 
 
@@ -163,7 +164,7 @@ class _FollowingHasher(threading.Thread):
 
     def _hash(self) -> None:
         with self.path.open("rb") as fh:
-            hasher, position, generation = self.make_hasher(), 0, 0
+            hasher, position, generation, synced = self.make_hasher(), 0, 0, 0
             while True:
                 with self.cond:
                     while (position >= self.available and not self.finished and generation == self.generation
@@ -172,7 +173,7 @@ class _FollowingHasher(threading.Thread):
                     if self.abandoned:
                         return
                     if generation != self.generation:
-                        hasher, position, generation = self.make_hasher(), 0, self.generation
+                        hasher, position, generation, synced = self.make_hasher(), 0, self.generation, 0
                         fh.seek(0)
                     target, finished = self.available, self.finished
                 if self.stop.is_set():
@@ -186,6 +187,10 @@ class _FollowingHasher(threading.Thread):
                         break
                     hasher.update(block)
                     position += len(block)
+                    if position - synced >= _SYNC_EVERY:
+                        # written pages go to storage as we go, so the final fsync has little left
+                        os.fdatasync(fh.fileno())
+                        synced = position
 
 
 class _PartWriter:
