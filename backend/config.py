@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     memory_fraction: float = Field(default=0.75, gt=0.05, le=1.0)
     """Share of physical RAM that loaded models may use together."""
     memory_budget_mb: int | None = Field(default=None, ge=64)
-    """A fixed memory budget instead of the fraction."""
+    """A fixed memory budget instead of the fraction, in MB (millions of bytes, as shown on the pages)."""
     idle_unload_s: float = Field(default=600.0, ge=0)
     """Models unused this long are unloaded; 0 keeps them loaded."""
     hf_endpoint: str | None = None
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def model_folder(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def memory_budget_bytes(self) -> int | None:
+        return self.memory_budget_mb * 1_000_000 if self.memory_budget_mb else None
 
     @property
     def hub_endpoint(self) -> str:

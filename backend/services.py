@@ -38,8 +38,8 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.db_path)
         store = ConversationStore(db)
-        budget_bytes = settings.memory_budget_mb * 1024 * 1024 if settings.memory_budget_mb else None
-        residency = ResidencyManager(MemoryBudget(fraction=settings.memory_fraction, fixed_bytes=budget_bytes),
+        residency = ResidencyManager(MemoryBudget(fraction=settings.memory_fraction,
+                                                  fixed_bytes=settings.memory_budget_bytes),
                                      idle_unload_s=settings.idle_unload_s)
         models = ModelManager(settings, db, residency)
         chat = ChatService(settings, models, residency)

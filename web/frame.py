@@ -23,6 +23,11 @@ HEAD = """
 class Frame:
     header: ui.header
     title: ui.label
+    model_chip: ui.chip
+
+    def show_model(self, model_id: str | None) -> None:
+        """After another model was made active on this page."""
+        self.model_chip.set_text(model_id or "no model")
 
     def set_title(self, title: str) -> None:
         """A page that names its conversation after it was built (the first message)."""
@@ -44,7 +49,8 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
         model = services.chat.model
-        ui.chip(model.id if model else "no model", icon="memory", on_click=lambda: ui.navigate.to("/models")) \
+        model_chip = ui.chip(model.id if model else "no model", icon="memory",
+                             on_click=lambda: ui.navigate.to("/models")) \
             .props("outline dense clickable").classes("text-xs ellipsis") \
             .style("max-width: 45vw; flex-shrink: 0").tooltip("Model in use: tap to change") \
             .props("data-testid=model-name")
@@ -55,7 +61,7 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .props("flat no-caps align=left").classes("w-full q-mb-sm").props("data-testid=nav-models")
         await conversation_list(services, current)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
-        yield Frame(header=header, title=title_label)
+        yield Frame(header=header, title=title_label, model_chip=model_chip)
 
 
 @ui.refreshable

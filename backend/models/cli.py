@@ -59,9 +59,8 @@ async def _manager(settings: Settings, run_downloads: bool) -> AsyncIterator[Mod
     settings.model_folder.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_path)
     await db.open()
-    budget = settings.memory_budget_mb * 1024 * 1024 if settings.memory_budget_mb else None
     manager = ModelManager(settings, db, ResidencyManager(MemoryBudget(fraction=settings.memory_fraction,
-                                                                       fixed_bytes=budget)))
+                                                                       fixed_bytes=settings.memory_budget_bytes)))
     try:
         await manager.start(run_downloads=run_downloads)
         yield manager

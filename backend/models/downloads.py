@@ -50,6 +50,7 @@ DISK_MARGIN = 64 * 1024 * 1024
 _CHUNK = 512 * 1024
 _RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
 _SYNC_EVERY = 64 * 1024 * 1024
+STALLED_AFTER_S = 3.0
 ACTIVE_STATES = ("queued", "running")
 
 
@@ -91,10 +92,17 @@ class Download:
     """Bytes per second, smoothed; 0 when not running."""
     fetched: int = 0
     """Bytes received from the network in this process (not counting what was on disk)."""
+    last_byte_at: float = 0.0
+    """`time.monotonic()` when bytes last arrived."""
+
+    @property
+    def stalled(self) -> bool:
+        """Running, but nothing has arrived for a few seconds (the network is gone, or slow to answer)."""
+        return self.state == "running" and time.monotonic() - self.last_byte_at > STALLED_AFTER_S
 
     @property
     def eta_s(self) -> float | None:
-        if self.state != "running" or self.speed <= 0:
+        if self.state != "running" or self.speed <= 0 or self.stalled:
             return None
         return max(0.0, (self.bytes_total - self.bytes_done) / self.speed)
 
@@ -515,6 +523,7 @@ class DownloadManager:
 
     async def _run(self, dl: Download) -> None:
         stop = threading.Event()
+        dl.last_byte_at = time.monotonic()
         self._stops[dl.id] = stop
         self._stop_signals[dl.id] = asyncio.Event()
         self._idle.clear()
@@ -570,6 +579,8 @@ class DownloadManager:
             dl.bytes_done = base + position
             dl.fetched += received
             now = time.monotonic()
+            if received:
+                dl.last_byte_at = now
             window.append((now, dl.fetched))
             while len(window) > 2 and now - window[0][0] > 3.0:
                 window.pop(0)

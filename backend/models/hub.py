@@ -35,9 +35,9 @@ __all__ = ["HubClient", "HubError", "RemoteFile", "RepoListing"]
 # Nothing but the requests the owner asked for: no telemetry, and no fetching of the
 # library's agent-detection registry for its User-Agent header.
 hf_constants.HF_HUB_DISABLE_TELEMETRY = True
-# The app says what went wrong itself; the library's retry warnings and request lines are noise.
+# The app says what went wrong itself; the library's retry warnings would repeat it. (Every
+# request it makes stays in the server log, from its HTTP client's own log lines.)
 logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")

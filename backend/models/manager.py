@@ -112,7 +112,8 @@ class ModelManager:
                                 suggestion=self.suggestion(record, budget))
         return estimate
 
-    def suggestion(self, record: ModelRecord, budget: int) -> str | None:
+    def suggestion(self, record: ModelRecord, budget: int, *, here: bool = False) -> str | None:
+        """What would fit instead; `here` when shown on the Models page itself."""
         options: list[str] = []
         if _language_model(record.job) and record.info.get("layers"):
             n_ctx = largest_context_within(record.info, record.size_bytes, budget)
@@ -128,9 +129,10 @@ class ModelManager:
             if fitting:
                 best = max(fitting, key=lambda e: e.size_bytes)
                 options.append(f"a smaller model such as {best.name} ({best.quantization or 'from the catalog'})")
+        anyway = "or turn on “Load anyway” below" if here else "or turn on “Load anyway” for it on the Models page"
         if not options:
-            return "Use a smaller quantization of this model, or load it anyway from the Models page."
-        return "Try " + " or ".join(options) + ", or load it anyway from the Models page."
+            return f"Use a smaller quantization of this model, {anyway}."
+        return "Try " + " or ".join(options) + f", {anyway}."
 
     def catalog_rows(self, job: str) -> list[CatalogRow]:
         budget, physical = self.residency.budget.limit, self.residency.budget.physical

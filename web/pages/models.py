@@ -44,6 +44,8 @@ def download_status(dl: Download) -> str:
     if dl.state == "running":
         if dl.error:
             return f"{done} · {dl.error}"
+        if dl.stalled:
+            return f"{done} · waiting for the network…"
         speed = f" · {format_bytes(dl.speed)}/s" if dl.speed else ""
         left = f" · {_duration(dl.eta_s)} left" if dl.eta_s is not None else ""
         return done + speed + left
@@ -63,11 +65,12 @@ class ModelsPage:
         self.services = services
         self.manager = services.models
         self.signature: tuple[Any, ...] = ()
-        self.bars: dict[str, tuple[ui.linear_progress, ui.label]] = {}
+        self.bars: dict[str, list[tuple[ui.linear_progress, ui.label]]] = {}
 
     async def build(self) -> None:
         await self.manager.registry.load()  # the command line may have changed it
-        async with frame(self.services, current=None, title="Models"):
+        async with frame(self.services, current=None, title="Models") as page:
+            self.page = page
             self.memory_panel = ui.column().classes("w-full gap-1")
             self.downloads_box = ui.column().classes("w-full gap-2")
             with ui.tabs().classes("w-full").props("dense align=left outside-arrows mobile-arrows") as tabs:
@@ -102,8 +105,7 @@ class ModelsPage:
             self.render_all()
             return
         for dl in self.manager.downloads.all():
-            if dl.id in self.bars:
-                bar, label = self.bars[dl.id]
+            for bar, label in self.bars.get(dl.id, []):
                 bar.set_value(round(dl.fraction, 4))
                 label.set_text(download_status(dl))
         self.render_memory()
@@ -113,10 +115,10 @@ class ModelsPage:
         budget = residency.budget
         self.memory_panel.clear()
         with self.memory_panel, ui.card().classes("w-full q-pa-sm").props("flat bordered"):
-            with ui.row().classes("w-full items-center gap-2"):
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.icon("memory").classes("text-primary")
                 ui.label(f"Memory budget {format_bytes(budget.limit)} of {format_bytes(budget.physical)} RAM · "
-                         f"{format_bytes(budget.available())} free now").classes("text-body2")
+                         f"{format_bytes(budget.available())} free now").classes("text-body2 col")
             with ui.column().classes("w-full gap-1").props("data-testid=loaded-now"):
                 snapshot = residency.snapshot()
                 if not snapshot:
@@ -144,7 +146,7 @@ class ModelsPage:
 
     def render_downloads(self) -> None:
         self.downloads_box.clear()
-        self.bars = {}
+        self.bars.clear()
         downloads = [d for d in self.manager.downloads.all() if d.state != "cancelled"]
         if not downloads:
             return
@@ -172,7 +174,7 @@ class ModelsPage:
                     label = ui.label(download_status(dl)).classes(
                         "text-caption" + (" text-negative" if dl.state == "failed" else "")) \
                         .props("data-testid=download-status")
-                    self.bars[dl.id] = (bar, label)
+                    self.bars.setdefault(dl.id, []).append((bar, label))
 
     def render_job(self, job: str) -> None:
         panel = self.panels[job]
@@ -217,7 +219,8 @@ class ModelsPage:
                 "text-caption " + ("text-negative" if over else "text-grey-7"))
             if over:
                 with ui.row().classes("items-center gap-2"):
-                    ui.label(self.manager.suggestion(record, budget) or "").classes("text-caption text-negative")
+                    ui.label(self.manager.suggestion(record, budget, here=True) or "") \
+                        .classes("text-caption text-negative")
                     ui.switch("Load anyway", value=record.memory_override,
                               on_change=lambda e, r=record: self.set_override(r, e.value)) \
                         .props("dense data-testid=override")
@@ -232,7 +235,8 @@ class ModelsPage:
                 if row.installed is not None:
                     ui.badge("installed", color="grey-6")
                 elif row.download is not None:
-                    ui.badge("downloading", color="primary")
+                    ui.badge(row.download.state if row.download.state != "running" else "downloading",
+                             color="primary")
                 else:
                     ui.button("Download", icon="download", on_click=lambda e=entry, f=row.fit.fits: self.pull(e, f)) \
                         .props(f"unelevated dense no-caps data-testid=download-{entry.id}") \
@@ -243,6 +247,12 @@ class ModelsPage:
             if not row.fit.fits:
                 ui.label(f"Will not fit this device: {row.fit.reason}").classes("text-caption text-warning") \
                     .props("data-testid=does-not-fit")
+            dl = row.download
+            if dl is not None:  # the progress is also shown here, where the button was pressed
+                bar = ui.linear_progress(value=round(dl.fraction, 4), show_value=False) \
+                    .props("rounded size=6px data-testid=catalog-progress")
+                label = ui.label(download_status(dl)).classes("text-caption")
+                self.bars.setdefault(dl.id, []).append((bar, label))
 
     def import_section(self, job: str) -> None:
         with ui.expansion("Import a model file", icon="upload_file").classes("w-full") \
@@ -252,7 +262,7 @@ class ModelsPage:
                 ui.label("From this device:").classes("text-caption")
                 ui.html(f'<input type="file" accept="{suffixes}" class="gl-model-file" '
                         f'data-testid="import-file-{job}">', sanitize=False)
-                status = ui.label("").classes("text-caption")
+                status = ui.label("").classes("text-caption text-negative")
                 ui.button("Upload", icon="upload", on_click=lambda j=job, s=status: self.upload(j, s)) \
                     .props(f"unelevated dense no-caps data-testid=upload-{job}")
             ui.label("Or a file already on the server:").classes("text-caption q-mt-sm")
@@ -265,11 +275,12 @@ class ModelsPage:
     def search_section(self, job: str) -> None:
         with ui.expansion("Search Hugging Face", icon="travel_explore").classes("w-full q-mt-md") \
                 .props(f"dense data-testid=search-{job}"):
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                query = ui.input(placeholder="e.g. qwen3").props("dense outlined clearable").classes("col")
+                search_button = ui.button("Search").props("unelevated dense no-caps")
             results = ui.column().classes("w-full gap-1")
-            query = ui.input(placeholder="e.g. qwen3 gguf").props("dense outlined clearable").classes("w-full")
             query.on("keydown.enter", lambda q=query, r=results, j=job: self.search(q.value, r, j))
-            ui.button("Search", on_click=lambda q=query, r=results, j=job: self.search(q.value, r, j)) \
-                .props("unelevated dense no-caps")
+            search_button.on_click(lambda q=query, r=results, j=job: self.search(q.value, r, j))
 
     # ----- actions -----------------------------------------------------------------------
 
@@ -317,6 +328,8 @@ class ModelsPage:
         except MemoryRefused as exc:
             ui.notify(exc.message, type="warning", multi_line=True)
         await self.manager.activate(record.job, record.id)
+        if record.job == "chat":
+            self.page.show_model(record.id)
         ui.notify(f"{record.name} is now used for {record.job}")
         self.render_all()
 
@@ -328,6 +341,8 @@ class ModelsPage:
             await self.manager.delete(record.id)
         except (KeyError, ModelManagerError) as exc:
             ui.notify(str(exc), type="negative")
+        active = self.services.chat.model
+        self.page.show_model(active.id if active else None)
         self.render_all()
 
     async def set_override(self, record: ModelRecord, value: bool) -> None:
