@@ -173,7 +173,7 @@ def test_send_and_stream_then_reload(server: ServerProcess, page: Page) -> None:
     expect(page.get_by_text("No conversations yet")).to_be_visible()
     expect(page.locator(STOP)).to_be_hidden()
     expect(page.locator(TITLE)).to_have_text("gridless")
-    expect(page.locator(MODEL)).to_contain_text("SmolLM2")
+    expect(page.locator(MODEL)).to_contain_text("smollm2-135m-instruct")
 
     composer = page.locator(COMPOSER)  # Shift+Enter is a new line, not a send
     composer.fill("first line")
@@ -221,7 +221,7 @@ def assert_phone_layout(page: Page, when: str) -> None:
     assert_in_viewport(page.locator(SEND), width, height)
     model = page.locator(MODEL)
     expect(model).to_be_visible()
-    expect(model).to_contain_text("SmolLM2")
+    expect(model).to_contain_text("smollm2-135m-instruct")
     assert_in_viewport(model, width, height)
     assert_in_viewport(page.locator(TITLE), width, height)
 

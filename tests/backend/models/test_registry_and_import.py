@@ -318,7 +318,7 @@ async def test_a_model_over_the_budget_is_refused_with_a_shorter_context(env: En
     assert refused.code == ErrorCode.INSUFFICIENT_MEMORY and refused.budget == budget
     assert refused.needed == estimate_llm(record.info, record.size_bytes, 2048).total
     assert "a context of 1024 tokens" in str(refused) and "memory budget" in str(refused)
-    assert refused.suggestion is not None and "load it anyway" in refused.suggestion
+    assert refused.suggestion is not None and "Load anyway" in refused.suggestion
 
     await env.manager.set_context(record.id, 512)
     record = env.manager.get(record.id)  # type: ignore[assignment]
@@ -401,7 +401,7 @@ async def test_chat_refuses_a_model_over_the_budget_before_starting_a_worker(
         watcher.join()
         await services.stop()
     refused = caught.value
-    assert refused.code == "insufficient_memory" and refused.budget == 64 * 1024 * 1024
+    assert refused.code == "insufficient_memory" and refused.budget == 64_000_000
     assert refused.needed == estimate_llm(read_gguf_info(smollm_path).summary(), smollm_path.stat().st_size,
                                           2048).total
     assert "SmolLM2 135M Instruct" in refused.message and "memory budget" in refused.message
