@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from tests.ggufs import write_lm_gguf, write_projector_gguf
 from tests.hubserver import HubServer
 
 REPO = "acme/tiny-GGUF"
+SPEECH_REPO = "acme/whisper-tiny-ct2"
+VOICE_REPO = "acme/piper-voices"
 VISION_REPO = "acme/tiny-vision-GGUF"
 MODEL_FILE = "tiny-Q4_K_M.gguf"
 
@@ -33,14 +36,31 @@ def hub_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CTranslate2-shaped model folder (binary version 6) and a Piper-shaped voice."""
+    folder = tmp_path_factory.mktemp("speech-files")
+    (folder / "model.bin").write_bytes(struct.pack("<I", 6) + bytes(range(256)) * 4000)
+    voice = folder / "voice"
+    voice.mkdir()
+    (voice / "en_US-test-medium.onnx").write_bytes(b"\x08\x07" + bytes(200_000))
+    return {"model.bin": folder / "model.bin",
+            "config.json": _text(folder / "config.json", json.dumps({"alignment_heads": [[1, 0]]})),
+            "vocabulary.txt": _text(folder / "vocabulary.txt", "a\nb\nc\n"),
+            "en/en_US/test/medium/en_US-test-medium.onnx": voice / "en_US-test-medium.onnx",
+            "en/en_US/test/medium/en_US-test-medium.onnx.json": _text(voice / "cfg.json", json.dumps({"audio": {}}))}
+
+
 def _text(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
 
 
 @pytest.fixture
-def hub(hub_files: dict[str, Path]) -> Iterator[HubServer]:
+def hub(hub_files: dict[str, Path], speech_files: dict[str, Path]) -> Iterator[HubServer]:
     with HubServer() as server:
+        server.add_repo(SPEECH_REPO, {k: v for k, v in speech_files.items() if not k.startswith("en/")})
+        server.add_repo(VOICE_REPO, {k: v for k, v in speech_files.items() if k.startswith("en/")})
         server.add_repo(REPO, {k: v for k, v in hub_files.items() if k.startswith(("tiny", "notes"))},
                         license="apache-2.0")
         server.add_repo(VISION_REPO, {k: hub_files[k] for k in ("vision-Q8_0.gguf", "mmproj-vision-f16.gguf")})
@@ -59,6 +79,14 @@ def catalog_file(tmp_path: Path) -> Path:
         {"id": "notes-chat", "job": "chat", "name": "Not a model", "description": "test", "repo": REPO,
          "files": [{"path": "notes.gguf", "size_mb": 0.02}], "license": "apache-2.0", "shape": shape,
          "min_device_ram_gb": 1},
+        {"id": "tiny-whisper", "job": "speech", "name": "Tiny whisper", "description": "test", "repo": SPEECH_REPO,
+         "files": [{"path": "model.bin", "size_mb": 1}, {"path": "config.json", "role": "config", "size_mb": 0.001},
+                   {"path": "vocabulary.txt", "role": "config", "size_mb": 0.001}],
+         "license": "mit", "min_device_ram_gb": 1},
+        {"id": "test-voice", "job": "voice", "name": "Test voice", "description": "test", "repo": VOICE_REPO,
+         "files": [{"path": "en/en_US/test/medium/en_US-test-medium.onnx", "size_mb": 0.2},
+                   {"path": "en/en_US/test/medium/en_US-test-medium.onnx.json", "role": "config", "size_mb": 0.001}],
+         "license": "mit", "min_device_ram_gb": 1},
         {"id": "huge-chat", "job": "chat", "name": "Huge chat", "description": "test", "repo": REPO,
          "files": [{"path": "tiny-Q8_0.gguf", "size_mb": 900_000}], "license": "apache-2.0", "shape": shape,
          "min_device_ram_gb": 1},

@@ -12,7 +12,7 @@ from backend.models import downloads as downloads_module
 from backend.models.downloads import DownloadError
 from backend.models.manager import ModelManagerError
 from backend.runtime.residency import MemoryBudget, MemoryRefused
-from tests.backend.models.conftest import MODEL_FILE, REPO, VISION_REPO, Env, wait_for
+from tests.backend.models.conftest import MODEL_FILE, REPO, SPEECH_REPO, VISION_REPO, Env, wait_for
 
 
 def sha256(path: Path) -> str:
@@ -210,3 +210,40 @@ async def test_hub_file_over_the_budget_is_refused_before_downloading(env: Env) 
     assert not [p for p in (env.settings.model_folder / ".partial").glob("header-*")]
     forced = await env.manager.pull(REPO, MODEL_FILE, override=True)
     assert (await wait_for(env, forced.id)).state == "done"
+
+
+async def test_speech_model_folder_with_small_git_files(env: Env, speech_files: dict[str, Path]) -> None:
+    dl = await env.manager.pull_catalog("tiny-whisper")
+    # weights are checked by sha256, small text files by their git blob id
+    assert [(f.path, f.sha256 is not None, f.git_sha1 is not None) for f in dl.files] == [
+        ("model.bin", True, False), ("config.json", False, True), ("vocabulary.txt", False, True)]
+    done = await wait_for(env, dl.id)
+    assert done.state == "done", done.error
+    record = env.manager.get(done.model_id or "")
+    assert record is not None and record.job == "speech" and record.format == "ctranslate2"
+    assert record.path.is_dir() and record.path.name == SPEECH_REPO.replace("/", "__")
+    for name in ("model.bin", "config.json", "vocabulary.txt"):
+        assert (record.path / name).read_bytes() == speech_files[name].read_bytes()
+    await env.manager.delete(record.id)
+    assert not record.path.exists()
+
+
+async def test_voice_with_its_config_in_nested_folders(env: Env) -> None:
+    done = await wait_for(env, (await env.manager.pull_catalog("test-voice")).id)
+    assert done.state == "done", done.error
+    record = env.manager.get(done.model_id or "")
+    assert record is not None and record.job == "voice" and record.format == "onnx"
+    assert record.path.name == "en_US-test-medium.onnx" and record.path.is_file()
+    companion = record.path.with_name("en_US-test-medium.onnx.json")
+    assert companion in record.files and companion.is_file()
+    await env.manager.delete(record.id)
+    assert not record.path.exists() and not companion.exists()
+    assert not (env.settings.model_folder / "acme__piper-voices").exists()  # empty folders go too
+
+
+async def test_small_file_with_a_wrong_git_id_is_refused(env: Env) -> None:
+    env.hub.advertise_sha["config.json"] = "f" * 40
+    dl = await env.manager.pull_catalog("tiny-whisper")
+    failed = await wait_for(env, dl.id)
+    assert failed.state == "failed" and failed.error is not None and "config.json failed its checksum" in failed.error
+    assert env.manager.installed("speech") == []
