@@ -43,6 +43,7 @@ class ChatService:
         self.gate = FifoGate("chat", settings.queue_limit)
         self._worker: WorkerProcess | None = None
         self._loaded: ModelRecord | None = None
+        self._loaded_ctx = 0
         self._running: dict[str, ChatJob] = {}
 
     @property
@@ -76,10 +77,10 @@ class ChatService:
 
     async def _load(self, model: ModelRecord) -> WorkerProcess:
         """The worker for `model`, replacing the loaded one; refuses what does not fit."""
-        if (self._worker is not None and self._loaded is not None and self._loaded.id == model.id
-                and self._loaded.path == model.path):
-            return self._worker
         n_ctx = self.manager.context_for(model)
+        if (self._worker is not None and self._loaded is not None and self._loaded.id == model.id
+                and self._loaded.path == model.path and self._loaded_ctx == n_ctx):
+            return self._worker
         estimate = self.manager.check_fit(model, n_ctx)
         resident = Resident(name="chat", model=model.id, heavy=True, estimate=estimate.total, unload=self.unload,
                             pid=lambda: self._worker.pid if self._worker is not None else None)
@@ -91,7 +92,7 @@ class ChatService:
         config = LlmConfig(model_path=str(model.path), n_ctx=n_ctx, n_threads=self.settings.inference_threads,
                            kv_cache_bytes=min(self.settings.kv_cache_mb * 1024 * 1024, room))
         self._worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
-        self._loaded = model
+        self._loaded, self._loaded_ctx = model, n_ctx
         return self._worker
 
     async def unload(self) -> None:

@@ -117,8 +117,8 @@ class ModelManager:
         options: list[str] = []
         if _language_model(record.job) and record.info.get("layers"):
             n_ctx = largest_context_within(record.info, record.size_bytes, budget)
-            if n_ctx is not None:
-                options.append(f"a context of {n_ctx} tokens")
+            if n_ctx is not None:  # a power of two, as the page offers
+                options.append(f"a context of {1 << (n_ctx.bit_length() - 1)} tokens")
         smaller = [r for r in self.registry.all(record.job)
                    if r.id != record.id and self.estimate(r).total <= budget]
         if smaller:
@@ -129,7 +129,7 @@ class ModelManager:
             if fitting:
                 best = max(fitting, key=lambda e: e.size_bytes)
                 options.append(f"a smaller model such as {best.name} ({best.quantization or 'from the catalog'})")
-        anyway = "or turn on “Load anyway” below" if here else "or turn on “Load anyway” for it on the Models page"
+        anyway = "or turn on “Load anyway” below" if here else "or turn on “Load anyway” for it, on the Models page"
         if not options:
             return f"Use a smaller quantization of this model, {anyway}."
         return "Try " + " or ".join(options) + f", {anyway}."

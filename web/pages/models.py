@@ -215,8 +215,11 @@ class ModelsPage:
                      record.license, record.repo or {"bundled": "comes with the app", "import": "imported",
                                                      "folder": "models folder"}.get(record.source)]
             ui.label(" · ".join(f for f in facts if f)).classes("text-caption text-grey-8")
-            ui.label(f"Needs {estimate.describe()}").classes(
-                "text-caption " + ("text-negative" if over else "text-grey-7"))
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                ui.label(f"Needs {estimate.describe()}").classes(
+                    "text-caption col " + ("text-negative" if over else "text-grey-7"))
+                if record.job in ("chat", "vision") and record.info.get("layers"):
+                    self.context_select(record)
             if over:
                 with ui.row().classes("items-center gap-2"):
                     ui.label(self.manager.suggestion(record, budget, here=True) or "") \
@@ -224,6 +227,28 @@ class ModelsPage:
                     ui.switch("Load anyway", value=record.memory_override,
                               on_change=lambda e, r=record: self.set_override(r, e.value)) \
                         .props("dense data-testid=override")
+
+    def context_select(self, record: ModelRecord) -> None:
+        """The context this model is loaded with: shorter needs less memory."""
+        trained = record.context_length or 131072
+        default = min(self.services.settings.context_length, trained)
+        options: dict[int, str] = {0: f"default ({default:,})"}
+        size = 512
+        while size <= trained:
+            options[size] = f"{size:,} tokens"
+            size *= 2
+        if record.context_choice and record.context_choice not in options:
+            options[record.context_choice] = f"{record.context_choice:,} tokens"
+        ui.select(options, value=record.context_choice or 0, label="Context",
+                  on_change=lambda e, r=record: self.set_context(r, int(e.value or 0))) \
+            .props(f"dense outlined options-dense data-testid=context-{record.id}").classes("w-36")
+
+    async def set_context(self, record: ModelRecord, value: int) -> None:
+        try:
+            await self.manager.set_context(record.id, value or None)
+        except ModelManagerError as exc:
+            ui.notify(str(exc), type="negative")
+        self.render_all()
 
     def catalog_card(self, row: CatalogRow) -> None:
         entry = row.entry
