@@ -437,3 +437,25 @@ def test_memory_refusal_in_the_chat_then_load_anyway(make_env: MakeEnv, page: Pa
     assert answer, "the answer is empty"
     expect(page.get_by_test_id("answer-error")).to_have_count(0)
     assert healthy(env.server)
+
+
+def test_a_shorter_context_makes_the_model_fit(make_env: MakeEnv, page: Page) -> None:
+    env = make_env(env={"GRIDLESS_MEMORY_BUDGET_MB": "350"})  # 4096 tokens need about 376 MB
+    open_models(page, env.server)
+    card = page.get_by_test_id(f"model-{BUNDLED}")
+    expect(card).to_contain_text("Try a context of 2048 tokens")
+    page.get_by_test_id(f"context-{BUNDLED}").click()
+    page.get_by_role("option", name="2,048 tokens").click()
+    card = page.get_by_test_id(f"model-{BUNDLED}")
+    expect(card).to_contain_text("KV cache 47.2 MB for 2048 tokens")
+    expect(card.get_by_test_id("override")).to_have_count(0)  # it fits: nothing to override
+
+    page.goto(f"{env.server.base}/")
+    composer = page.locator("textarea[data-testid=composer]")
+    expect(composer).to_be_visible()
+    wait_live(page)
+    composer.fill("hi")
+    composer.press("Enter")
+    expect(page.get_by_test_id("answer-stats").last).to_contain_text("tok/s", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.get_by_test_id("answer-error")).to_have_count(0)
+    assert healthy(env.server)
