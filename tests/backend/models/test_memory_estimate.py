@@ -20,9 +20,17 @@ from backend.models.memory import MIB, MemoryEstimate, estimate_llm
 
 pytestmark = pytest.mark.engine
 
+# The peak is read from /proc (VmHWM, this process's own high-water mark): getrusage's
+# ru_maxrss survives exec, so a child of a large test process would report the parent's size.
 CHILD = """
-import json, resource, sys
+import json, sys
 import llama_cpp
+
+
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 
 path, n_ctx = sys.argv[1], int(sys.argv[2])
 llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=512, n_threads=1, n_threads_batch=1, verbose=True)
@@ -33,7 +41,7 @@ llm.eval(prompt)
 for _ in range(8):
     llm.eval([llm.sample(temp=0.0)])
 sys.stderr.flush()
-print(json.dumps({"n_tokens": llm.n_tokens, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"n_tokens": llm.n_tokens, "maxrss_kb": peak_kb()}))
 """
 
 
