@@ -3,9 +3,10 @@
 Each download keeps its own partial files under `<models>/.partial/<id>/`, named by the
 download and not by a random suffix, so after a restart it asks the server only for the
 bytes it lacks (an HTTP Range request through huggingface-hub's `http_get`). The checksum
-runs while bytes arrive (after re-reading what was already on disk when resuming); a file
-is moved into place only when its checksum matches the hub's LFS sha256 (or its git blob
-id for small files) and its contents are a model this app accepts.
+runs on a second thread while bytes arrive; its state is saved beside the partial file
+every 64 MB (once those bytes are on storage), so a resume reads back at most that much.
+A file is moved into place only when its checksum matches the hub's LFS sha256 (or its
+git blob id for small files) and its contents are a model this app accepts.
 
 State lives in the `downloads` table; progress is also kept in memory for the pages,
 and written to the table about once a second.
@@ -37,6 +38,7 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers, disable_progress_bars
 
 from ..storage.db import Database
+from .checksum import Sha256, drop_checkpoint, load_checkpoint, save_checkpoint
 from .hub import RemoteFile
 from .memory import format_bytes
 from .names import safe_relative_path, safe_repo_id
@@ -123,9 +125,13 @@ class _FollowingHasher(threading.Thread):
     writes, and on a resume the bytes already on disk are hashed while the rest arrives.
     `hashlib` lets go of the GIL on large blocks, so this really runs beside the transfer."""
 
-    def __init__(self, path: Path, make_hasher: Callable[[], Any], stop: threading.Event, available: int) -> None:
+    def __init__(self, path: Path, make_hasher: Callable[[], Any], stop: threading.Event, available: int,
+                 start: tuple[int, Any] | None = None) -> None:
         super().__init__(name="download-hash", daemon=True)
         self.path, self.make_hasher, self.stop = path, make_hasher, stop
+        self.start_at = start
+        """A saved (position, hasher) to go on from, instead of reading the file from its start."""
+        self.resumed_from = start[0] if start else 0
         self.cond = threading.Condition()
         self.available = available
         self.generation = 0
@@ -173,6 +179,10 @@ class _FollowingHasher(threading.Thread):
     def _hash(self) -> None:
         with self.path.open("rb") as fh:
             hasher, position, generation, synced = self.make_hasher(), 0, 0, 0
+            if self.start_at is not None:
+                position, hasher = self.start_at
+                synced = position
+                fh.seek(position)
             while True:
                 with self.cond:
                     while (position >= self.available and not self.finished and generation == self.generation
@@ -182,6 +192,8 @@ class _FollowingHasher(threading.Thread):
                         return
                     if generation != self.generation:
                         hasher, position, generation, synced = self.make_hasher(), 0, self.generation, 0
+                        self.resumed_from = 0
+                        drop_checkpoint(self.path)
                         fh.seek(0)
                     target, finished = self.available, self.finished
                 if self.stop.is_set():
@@ -196,9 +208,13 @@ class _FollowingHasher(threading.Thread):
                     hasher.update(block)
                     position += len(block)
                     if position - synced >= _SYNC_EVERY:
-                        # written pages go to storage as we go, so the final fsync has little left
+                        # written pages go to storage as we go, so the final fsync has little left;
+                        # then the checksum state up to here is saved for a resume
                         os.fdatasync(fh.fileno())
                         synced = position
+                        state = hasher.state() if isinstance(hasher, Sha256) else None
+                        if state is not None:
+                            save_checkpoint(self.path, position, state)
 
 
 class _PartWriter:
@@ -236,9 +252,17 @@ class _PartWriter:
         pass
 
 
+def _hash_file(path: Path, hasher: Any, stop: threading.Event) -> None:
+    with path.open("rb") as fh:
+        while block := fh.read(8 * _CHUNK):
+            if stop.is_set():
+                raise _Stopped
+            hasher.update(block)
+
+
 def _new_hasher(f: DownloadFile) -> Any:
     if f.sha256 is not None:
-        return hashlib.sha256()
+        return Sha256()
     hasher = hashlib.sha1()
     hasher.update(f"blob {f.size}\0".encode())
     return hasher
@@ -601,9 +625,10 @@ class DownloadManager:
                 part.unlink()
                 have = 0
             url = hf_hub_url(dl.repo, f.path, revision=dl.revision, endpoint=self.endpoint)
+            saved = load_checkpoint(part, have) if f.sha256 is not None and have else None
             with part.open("r+b" if part.exists() else "w+b", buffering=0) as fh:
                 fh.seek(have)
-                hasher = _FollowingHasher(part, lambda: _new_hasher(f), stop, have)
+                hasher = _FollowingHasher(part, lambda: _new_hasher(f), stop, have, start=saved)
                 hasher.start()
 
                 def on_bytes(n: int) -> None:
@@ -635,6 +660,13 @@ class DownloadManager:
                 os.fsync(fh.fileno())
                 writer_hash = hasher.result()
             expected = f.sha256 or f.git_sha1 or ""
+            if writer_hash != expected and hasher.resumed_from:
+                # the saved state may not describe these bytes after all: check the whole file once
+                log.warning("download %s: checksum from a saved state differs; reading %s again", dl.id, f.path)
+                full = _new_hasher(f)
+                _hash_file(part, full, stop)
+                writer_hash = full.hexdigest()
+            drop_checkpoint(part)
             if writer_hash != expected:
                 part.unlink(missing_ok=True)
                 raise DownloadError(f"{f.path} failed its checksum (expected {expected[:12]}…, got "

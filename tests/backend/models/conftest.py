@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,10 +102,13 @@ class Env:
     residency: ResidencyManager
     manager: ModelManager
 
-    async def restart(self) -> None:
-        """Like the server being killed and started again: a new manager on the same data."""
+    async def restart(self, between: Callable[[], None] | None = None) -> None:
+        """Like the server being killed and started again: a new manager on the same data
+        (`between` runs while nothing is running)."""
         await self.manager.stop()
         await self.db.close()
+        if between is not None:
+            between()
         self.db = Database(self.settings.db_path)
         await self.db.open()
         self.manager = ModelManager(self.settings, self.db, self.residency)
