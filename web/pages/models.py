@@ -69,6 +69,7 @@ class ModelsPage:
 
     async def build(self) -> None:
         await self.manager.registry.load()  # the command line may have changed it
+        self.client = ui.context.client
         async with frame(self.services, current=None, title="Models") as page:
             self.page = page
             self.memory_panel = ui.column().classes("w-full gap-1")
@@ -335,6 +336,10 @@ class ModelsPage:
             return
         dialog.close()
         self.render_all()
+        # the progress is at the top of the page; the search is at the bottom
+        # after the dialog has closed and given the page its scroll position back
+        self.client.run_javascript("setTimeout(() => document.querySelector('[data-testid=download-row]')"
+                                   "?.scrollIntoView({behavior: 'smooth', block: 'center'}), 800)")
 
     async def download_action(self, action: str, download_id: str) -> None:
         downloads = self.manager.downloads
