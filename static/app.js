@@ -55,3 +55,12 @@ window.gridless.uploadModel = function (selector, url, job) {
     xhr.send(file);
   });
 };
+
+// Installable app: the service worker serves the offline page when the server is not running.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  window.addEventListener('load', function () {
+    navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(function (error) {
+      console.warn('gridless: the service worker could not be registered', error);
+    });
+  });
+}

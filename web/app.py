@@ -20,6 +20,7 @@ from backend.config import Settings
 from backend.security.middleware import AccessGuard, SecurityMiddleware
 from backend.services import Services
 
+from . import pwa
 from .pages import chat, models
 
 __all__ = ["create", "run"]
@@ -47,13 +48,14 @@ def create(settings: Settings) -> Services:
     app.state.services = services
     guard = AccessGuard(services.owner, allowed_hosts(settings),
                         public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
-                        public_paths={"/healthz", "/favicon.ico"}, max_body_bytes=settings.max_request_bytes,
+                        public_paths={"/healthz"} | pwa.PUBLIC_PATHS, max_body_bytes=settings.max_request_bytes,
                         body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024})
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(model_upload.router)
+    app.include_router(pwa.router)
     install_error_handlers(app)
     app.add_static_files("/static", STATIC_DIR)
     app.on_startup(services.start)
@@ -84,5 +86,5 @@ def run(settings: Settings) -> None:
 
     app.on_startup(announce)
     ui.run(host=settings.host, port=settings.port, title="gridless", reload=False, show=False,
-           favicon="💬", dark=None, show_welcome_message=False, uvicorn_logging_level="warning",
-           reconnect_timeout=30, storage_secret=None, language="en-US")
+           favicon=pwa.STATIC_DIR / "icons" / "favicon.png", dark=None, show_welcome_message=False,
+           uvicorn_logging_level="warning", reconnect_timeout=30, storage_secret=None, language="en-US")

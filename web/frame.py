@@ -14,6 +14,9 @@ __all__ = ["Frame", "frame"]
 
 HEAD = """
 <meta name="theme-color" content="#1e40af">
+<link rel="manifest" href="/manifest.webmanifest">
+<link rel="apple-touch-icon" href="/static/icons/apple-touch-icon.png">
+<meta name="mobile-web-app-capable" content="yes">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
 """
