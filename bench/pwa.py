@@ -88,8 +88,10 @@ def one_run(playwright: Playwright, server: ServerProcess) -> dict[str, Any]:
             profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport=PHONE)
         try:
             first_s, first_bytes, first_requests, page = load(context, server.owner_link)
-            page.wait_for_function(
-                "async () => (await navigator.serviceWorker.ready).active.state === 'activated'")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and page.evaluate(
+                    "navigator.serviceWorker.ready.then(r => r.active ? r.active.state : 'none')") != "activated":
+                page.wait_for_timeout(100)
             page.close()
             repeat_s, repeat_bytes, repeat_requests, page = load(context, f"{server.base}/")
             controlled = bool(page.evaluate("!!navigator.serviceWorker.controller"))
