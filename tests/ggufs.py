@@ -28,7 +28,7 @@ def write_lm_gguf(path: Path, *, size_mb: float = 2.0, layers: int = 2, embeddin
     writer.add_tensor("token_embd.weight", rng.random((vocab, embedding), dtype=np.float32))
     filler = max(1, int(size_mb * 1_000_000 / 4) - vocab * embedding)
     writer.add_tensor("blk.0.ffn_up.weight", rng.random((filler,), dtype=np.float32))
-    _finish(writer)
+    finish_gguf(writer)
     return path
 
 
@@ -37,11 +37,12 @@ def write_projector_gguf(path: Path, *, projection_dim: int = 64, seed: int = 1)
     writer = gguf.GGUFWriter(str(path), "clip")
     writer.add_uint32("clip.vision.projection_dim", projection_dim)
     writer.add_tensor("mm.input_projection.weight", rng.random((projection_dim, 16), dtype=np.float32))
-    _finish(writer)
+    finish_gguf(writer)
     return path
 
 
-def _finish(writer: gguf.GGUFWriter) -> None:
+def finish_gguf(writer: gguf.GGUFWriter) -> None:
+    """Write the header, metadata and tensors, and close the file."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -22,6 +22,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kill_group(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a process started with `start_new_session=True`, and everything it started."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM the group, then SIGKILL it if it has not exited after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+
+
 @dataclass(kw_only=True)
 class ServerProcess:
     data_dir: Path
@@ -71,18 +89,10 @@ class ServerProcess:
 
     def kill_hard(self) -> None:
         """kill -9 the server and its engine workers (they share its process group)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill_group(self.process)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill_hard()
+        stop_group(self.process, grace_s=15)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from ..models.downloads import DISK_MARGIN
+from ..models.downloads import free_space_problem
 from ..models.files import ModelFileError
 from ..models.manager import ModelManagerError
 from ..models.memory import format_bytes
@@ -48,10 +48,9 @@ async def upload_model(request: Request, services: ServicesDep, filename: str = 
         return _error(411, "the upload must say its length (Content-Length)")
     size = int(declared)
     folder = services.settings.model_folder
-    free = await asyncio.to_thread(lambda: shutil.disk_usage(folder).free)
-    if size + DISK_MARGIN > free:
-        return _error(507, f"not enough free space: the file is {format_bytes(size)} but only "
-                           f"{format_bytes(free)} is free")
+    problem = await asyncio.to_thread(free_space_problem, folder, size)
+    if problem is not None:
+        return _error(507, problem)
     staging = folder / ".partial" / f"upload-{uuid.uuid4().hex[:12]}"
     target = staging / name
     try:

@@ -62,7 +62,7 @@ class ChatService:
         return self._worker.info if self._worker is not None and self._worker.alive else {}
 
     def chat_models(self) -> list[ModelRecord]:
-        return self.manager.installed("chat") + [m for m in self.manager.installed("vision")]
+        return self.manager.installed("chat") + self.manager.installed("vision")
 
     def resolve(self, model_id: str | None) -> ModelRecord:
         if model_id:

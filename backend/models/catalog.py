@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .files import allowed_suffixes
 from .memory import MIB, MemoryEstimate, estimate_file_model, estimate_llm, format_bytes
-from .names import UnsafeName, safe_relative_path, safe_repo_id
+from .names import safe_relative_path, safe_repo_id
 
 __all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Fit"]
 
@@ -34,10 +34,7 @@ class CatalogFile(BaseModel):
     @field_validator("path")
     @classmethod
     def _safe(cls, value: str) -> str:
-        try:
-            return safe_relative_path(value)
-        except UnsafeName as exc:
-            raise ValueError(str(exc)) from None
+        return safe_relative_path(value)  # UnsafeName is a ValueError: pydantic reports it
 
 
 class LlmShape(BaseModel):
@@ -75,10 +72,7 @@ class CatalogEntry(BaseModel):
     @field_validator("repo")
     @classmethod
     def _repo(cls, value: str) -> str:
-        try:
-            return safe_repo_id(value)
-        except UnsafeName as exc:
-            raise ValueError(str(exc)) from None
+        return safe_repo_id(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogEntry:
@@ -163,7 +157,3 @@ class Catalog:
                        reason=f"recommended for devices with {entry.min_device_ram_gb:g} GB of RAM or more")
         return Fit(fits=True, estimate=estimate)
 
-
-def catalog_summary(entry: CatalogEntry) -> dict[str, Any]:
-    return {"id": entry.id, "job": entry.job, "name": entry.name, "repo": entry.repo,
-            "files": [f.path for f in entry.files], "license": entry.license, "size": entry.size_bytes}

@@ -43,7 +43,7 @@ from .hub import RemoteFile
 from .memory import format_bytes
 from .names import safe_relative_path, safe_repo_id
 
-__all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager"]
+__all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager", "free_space_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,6 @@ class Download:
     @property
     def fraction(self) -> float:
         return self.bytes_done / self.bytes_total if self.bytes_total else 0.0
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "repo": self.repo, "job": self.job, "name": self.name, "state": self.state,
-                "bytes_done": self.bytes_done, "bytes_total": self.bytes_total, "speed": self.speed,
-                "eta_s": self.eta_s, "error": self.error, "model_id": self.model_id,
-                "files": [f.path for f in self.files]}
 
 
 class _FollowingHasher(threading.Thread):
@@ -337,11 +331,8 @@ class DownloadManager:
         self._task = asyncio.get_running_loop().create_task(self._runner(), name="downloads")
         return True
 
-    @property
-    def runs_here(self) -> bool:
-        return self._task is not None
-
-    def _require_runner(self) -> None:
+    def require_runner(self) -> None:
+        """Refuse to start or change downloads that another process runs."""
         if self._task is None:
             raise DownloadError("another gridless process (the server or the command line) is running the "
                                 "downloads for this models folder; use that one")
@@ -415,7 +406,7 @@ class DownloadManager:
 
         `starts` maps a file to a local copy of its first bytes (read to check its header);
         the download carries on from there instead of fetching them again."""
-        self._require_runner()
+        self.require_runner()
         repo = safe_repo_id(repo)
         revisions = {f.revision for f, _ in files}
         if len(revisions) != 1 or None in revisions:
@@ -444,16 +435,13 @@ class DownloadManager:
         return dl
 
     def check_disk(self, needed: int, already: int = 0) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.folder).free
-        missing = needed - already + DISK_MARGIN
-        if missing > free:
-            raise DownloadError(f"not enough free space: the download needs {format_bytes(needed - already)} "
-                                f"but only {format_bytes(free)} is free in {self.folder}")
+        problem = free_space_problem(self.folder, needed - already)
+        if problem is not None:
+            raise DownloadError(problem)
 
     async def pause(self, download_id: str) -> Download:
         dl = self._require(download_id)
-        self._require_runner()
+        self.require_runner()
         if dl.state in ACTIVE_STATES:
             self._signal_stop(download_id)
             dl.state, dl.speed = "paused", 0.0
@@ -462,7 +450,7 @@ class DownloadManager:
 
     async def resume(self, download_id: str) -> Download:
         dl = self._require(download_id)
-        self._require_runner()
+        self.require_runner()
         if dl.state in ("paused", "failed"):
             self.check_disk(dl.bytes_total, self._bytes_on_disk(dl))
             dl.state, dl.error = "queued", None
@@ -472,7 +460,7 @@ class DownloadManager:
 
     async def cancel(self, download_id: str) -> Download:
         dl = self._require(download_id)
-        self._require_runner()
+        self.require_runner()
         if dl.state != "done":
             running = download_id in self._stops
             self._signal_stop(download_id)
@@ -485,7 +473,7 @@ class DownloadManager:
     async def forget(self, download_id: str) -> None:
         """Remove a finished, failed or cancelled download from the list."""
         dl = self._require(download_id)
-        self._require_runner()
+        self.require_runner()
         if dl.state in ACTIVE_STATES or dl.state == "paused":
             raise DownloadError("cancel the download first")
         self._downloads.pop(download_id, None)
@@ -699,6 +687,16 @@ class DownloadManager:
             return
         dl.state, dl.speed, dl.bytes_done = "done", 0.0, dl.bytes_total
         await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
+
+
+def free_space_problem(folder: Path, needed: int) -> str | None:
+    """Why `needed` more bytes do not fit in `folder` (leaving DISK_MARGIN free), or None."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed + DISK_MARGIN <= free:
+        return None
+    return (f"not enough free space: {format_bytes(needed)} are needed but only {format_bytes(free)} "
+            f"is free in {folder}")
 
 
 class _Retryable(Exception):

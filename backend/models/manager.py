@@ -16,7 +16,7 @@ from ..config import Settings
 from ..runtime.residency import MemoryRefused, ResidencyManager
 from ..storage.db import Database
 from .catalog import CATALOG_FILE, Catalog, CatalogEntry, Fit
-from .downloads import Download, DownloadError, DownloadManager
+from .downloads import Download, DownloadError, DownloadManager, free_space_problem
 from .files import JOBS, Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
 from .gguf_info import GgufError, GgufIncomplete, read_gguf_info
 from .hub import HubClient, HubError, RemoteFile, RepoListing
@@ -165,6 +165,7 @@ class ModelManager:
                           n_ctx=self.settings.context_length)
         if not fit.fits and not override:
             raise MemoryRefused(f"{entry.name} {fit.reason}.", needed=fit.estimate, budget=self.residency.budget.limit)
+        self.downloads.require_runner()
         files = await self._remote_files(entry.repo, [(f.path, f.role) for f in entry.files])
         for remote, pinned in zip(files, entry.files, strict=True):
             if pinned.sha256 and remote[0].sha256 != pinned.sha256:
@@ -179,10 +180,8 @@ class ModelManager:
             repo, path = safe_repo_id(repo), safe_relative_path(path)
         except UnsafeName as exc:
             raise ModelManagerError(str(exc)) from None
-        if not self.downloads.runs_here:
-            raise DownloadError("another gridless process (the server or the command line) is running the "
-                                "downloads for this models folder; use that one")
-        await asyncio.to_thread(self.hub.file, repo, path)  # fails fast when offline or the file is not there
+        self.downloads.require_runner()
+        main = await asyncio.to_thread(self.hub.file, repo, path)  # fails fast when offline or not there
         wanted: list[tuple[str, str]] = [(path, "model")]
         listing: RepoListing | None = None
         if path.endswith(".gguf") and job in (None, "vision", "chat"):
@@ -199,7 +198,7 @@ class ModelManager:
             raise ModelManagerError(f"unknown job '{job}'")
         if not path.endswith(allowed_suffixes(job)):
             raise ModelManagerError(f"{path} is not a {job} model file (expected {', '.join(allowed_suffixes(job))})")
-        files = await self._remote_files(repo=repo, wanted=wanted)
+        files = await self._remote_files(repo, wanted, known=main)
         size = sum(f.size for f, _ in files)
         scratch = self.folder / ".partial" / f"header-{uuid.uuid4().hex[:8]}" / Path(path).name
         try:
@@ -267,7 +266,9 @@ class ModelManager:
                     return p
         return projectors[0]
 
-    async def _remote_files(self, repo: str, wanted: list[tuple[str, str]]) -> list[tuple[RemoteFile, str]]:
+    async def _remote_files(self, repo: str, wanted: list[tuple[str, str]],
+                            known: RemoteFile | None = None) -> list[tuple[RemoteFile, str]]:
+        """Metadata of each wanted file at one commit (`known`: the first one, already fetched)."""
         for path, _ in wanted:
             existing = self.downloads.active_for(repo, path)
             if existing is not None:
@@ -278,7 +279,10 @@ class ModelManager:
         found: list[tuple[RemoteFile, str]] = []
         revision: str | None = None
         for path, role in wanted:
-            remote = await asyncio.to_thread(self.hub.file, repo, path, revision)
+            if known is not None and known.path == path and not found:
+                remote = known
+            else:
+                remote = await asyncio.to_thread(self.hub.file, repo, path, revision)
             revision = revision or remote.revision
             found.append((remote, role))
         return found
@@ -368,10 +372,9 @@ class ModelManager:
         inspected = await asyncio.to_thread(self._inspect_set, job, source, projector, [])
         sources = [p for p in (source, projector) if p is not None]
         total = sum(p.stat().st_size for p in sources)
-        free = shutil.disk_usage(self.folder if self.folder.exists() else self.folder.parent).free
-        if not move and total > free:
-            raise ModelManagerError(f"not enough free space to copy {format_bytes(total)} "
-                                    f"({format_bytes(free)} free)")
+        problem = None if move else await asyncio.to_thread(free_space_problem, self.folder, total)
+        if problem is not None:
+            raise ModelManagerError(problem)
         dest_dir = self.folder / "imported"
         dest_dir.mkdir(parents=True, exist_ok=True)
         placed: list[Path] = []

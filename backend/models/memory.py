@@ -104,8 +104,10 @@ def estimate_file_model(job: str, size: int) -> MemoryEstimate:
 
 
 def format_bytes(n: float) -> str:
+    """In 1000-based units, as phones show storage: 512 B, 12 KB, 3.4 MB, 120 MB, 1.5 GB."""
+    unit = "B"
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
+            break
         n /= 1000
-    return f"{n:.1f} TB"
+    return f"{n:.0f} {unit}" if unit in ("B", "KB") or n >= 100 else f"{n:.1f} {unit}"

@@ -80,3 +80,8 @@ def page(context: BrowserContext) -> Page:
 @pytest.fixture
 def phone_page(phone_context: BrowserContext) -> Page:
     return phone_context.new_page()
+
+
+def wait_live(page: Page) -> None:
+    """Until the page's websocket is connected (its first handshake is done)."""
+    page.wait_for_function("window.did_handshake === true")

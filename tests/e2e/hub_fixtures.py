@@ -4,10 +4,8 @@ the helpers that start both with a real server for the Models page tests."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -15,13 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tests.server import free_port
+from tests.server import free_port, kill_group, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPE = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
-         "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
-
-
 @dataclass(kw_only=True)
 class HubProcess:
     """`python -m tests.hubserver` serving every file of `folder` as repo `repo`; can be SIGKILLed
@@ -69,36 +63,16 @@ class HubProcess:
 
     def kill(self) -> None:
         """SIGKILL, like a server that vanishes."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill_group(self.process)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_group(self.process, grace_s=10)
 
     def __enter__(self) -> HubProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def catalog_entry(entry_id: str, name: str, repo: str, path: str, size_mb: float) -> dict[str, object]:
-    """A chat entry of a version 1 catalog."""
-    return {"id": entry_id, "job": "chat", "name": name, "description": f"{name} for tests", "repo": repo,
-            "files": [{"path": path, "size_mb": size_mb}], "license": "apache-2.0",
-            "quantization": path.rsplit("-", 1)[-1].removesuffix(".gguf"), "shape": SHAPE, "min_device_ram_gb": 1}
-
-
-def write_catalog(path: Path, entries: list[dict[str, object]]) -> Path:
-    path.write_text(json.dumps({"version": 1, "models": entries}))
-    return path
 
 
 def sha256_of(path: Path) -> str:

@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.server import ServerProcess
 
-from .conftest import PHONE
+from .conftest import PHONE, wait_live
 
 pytestmark = pytest.mark.e2e
 
@@ -65,10 +65,6 @@ def sign_in(page: Page, server: ServerProcess) -> None:
     expect(page.locator(COMPOSER)).to_be_visible()
     expect(page).to_have_url(f"{server.base}/")  # the token is not left in the address bar
     wait_live(page)
-
-
-def wait_live(page: Page) -> None:
-    page.wait_for_function("window.did_handshake === true")
 
 
 def send(page: Page, text: str) -> None:

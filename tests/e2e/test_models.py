@@ -17,11 +17,12 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.catalogs import chat_entry, write_catalog
 from tests.ggufs import write_lm_gguf
 from tests.server import ServerProcess
 
-from .conftest import PHONE
-from .hub_fixtures import HubProcess, catalog_entry, sha256_of, write_catalog
+from .conftest import PHONE, wait_live
+from .hub_fixtures import HubProcess, sha256_of
 
 pytestmark = pytest.mark.e2e
 
@@ -89,8 +90,8 @@ def make_env(tmp_path: Path, hub_folder: Path) -> Iterator[MakeEnv]:
         started.append(hub)
         hub.start()
         catalog = write_catalog(tmp_path / "catalog.json", [
-            catalog_entry("tiny-chat", "Tiny chat", REPO, MAIN_FILE, MAIN_MB),
-            catalog_entry("tiny-chat-q8", "Tiny chat Q8", REPO, SECOND_FILE, SECOND_MB),
+            chat_entry("tiny-chat", name="Tiny chat", repo=REPO, path=MAIN_FILE, size_mb=MAIN_MB),
+            chat_entry("tiny-chat-q8", name="Tiny chat Q8", repo=REPO, path=SECOND_FILE, size_mb=SECOND_MB),
         ])
         server = ServerProcess(data_dir=tmp_path / "data",
                                env={"HF_ENDPOINT": hub.url, "GRIDLESS_CATALOG": str(catalog), **(env or {})})
@@ -110,8 +111,13 @@ def models_env(make_env: MakeEnv) -> ModelsEnv:
 
 # helpers ----------------------------------------------------------------------------------------
 
-def wait_live(page: Page) -> None:
-    page.wait_for_function("window.did_handshake === true")
+def say_hi_in_a_new_chat(page: Page, server: ServerProcess) -> None:
+    page.goto(f"{server.base}/")
+    composer = page.locator("textarea[data-testid=composer]")
+    expect(composer).to_be_visible()
+    wait_live(page)
+    composer.fill("hi")
+    composer.press("Enter")
 
 
 def open_models(page: Page, server: ServerProcess) -> None:
@@ -407,12 +413,7 @@ def test_memory_refusal_in_the_chat_then_load_anyway(make_env: MakeEnv, page: Pa
     expect(switch).to_contain_text("Load anyway")
     expect(switch).to_have_attribute("aria-checked", "false")
 
-    page.goto(f"{env.server.base}/")
-    composer = page.locator("textarea[data-testid=composer]")
-    expect(composer).to_be_visible()
-    wait_live(page)
-    composer.fill("hi")
-    composer.press("Enter")
+    say_hi_in_a_new_chat(page, env.server)
     error = page.get_by_test_id("answer-error")
     expect(error).to_contain_text("memory budget", timeout=60_000)
     expect(error).to_contain_text("376 MB")
@@ -425,12 +426,7 @@ def test_memory_refusal_in_the_chat_then_load_anyway(make_env: MakeEnv, page: Pa
     expect(page.get_by_test_id(f"model-{BUNDLED}").get_by_test_id("override")) \
         .to_have_attribute("aria-checked", "true")
 
-    page.goto(f"{env.server.base}/")
-    composer = page.locator("textarea[data-testid=composer]")
-    expect(composer).to_be_visible()
-    wait_live(page)
-    composer.fill("hi")
-    composer.press("Enter")
+    say_hi_in_a_new_chat(page, env.server)
     stats = page.get_by_test_id("answer-stats").last
     expect(stats).to_contain_text("tok/s", timeout=ANSWER_TIMEOUT_MS)
     answer = page.locator("[data-testid=assistant-message] .gl-answer").last.inner_text().strip()
@@ -450,12 +446,7 @@ def test_a_shorter_context_makes_the_model_fit(make_env: MakeEnv, page: Page) ->
     expect(card).to_contain_text("KV cache 47.2 MB for 2048 tokens")
     expect(card.get_by_test_id("override")).to_have_count(0)  # it fits: nothing to override
 
-    page.goto(f"{env.server.base}/")
-    composer = page.locator("textarea[data-testid=composer]")
-    expect(composer).to_be_visible()
-    wait_live(page)
-    composer.fill("hi")
-    composer.press("Enter")
+    say_hi_in_a_new_chat(page, env.server)
     expect(page.get_by_test_id("answer-stats").last).to_contain_text("tok/s", timeout=ANSWER_TIMEOUT_MS)
     expect(page.get_by_test_id("answer-error")).to_have_count(0)
     assert healthy(env.server)

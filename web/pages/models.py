@@ -82,13 +82,15 @@ class ModelsPage:
                 for job, _, _ in JOB_TABS:
                     with ui.tab_panel(job).classes("q-px-none"):
                         self.panels[job] = ui.column().classes("w-full gap-3")
+        self.build_memory()
         self.render_all()
+        self.ticks = 0
         ui.timer(0.5, self.tick)
 
     # ----- rendering ---------------------------------------------------------------------
 
     def render_all(self) -> None:
-        self.render_memory()
+        self.update_memory(disk=True)
         self.render_downloads()
         for job in self.panels:
             self.render_job(job)
@@ -109,41 +111,54 @@ class ModelsPage:
             for bar, label in self.bars.get(dl.id, []):
                 bar.set_value(round(dl.fraction, 4))
                 label.set_text(download_status(dl))
-        self.render_memory()
+        self.ticks += 1
+        self.update_memory(disk=self.ticks % 4 == 0)
 
-    def render_memory(self) -> None:
+    def build_memory(self) -> None:
+        """The memory card, built once; its figures are updated in place by `update_memory`."""
         residency = self.services.residency
-        budget = residency.budget
-        self.memory_panel.clear()
         with self.memory_panel, ui.card().classes("w-full q-pa-sm").props("flat bordered"):
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.icon("memory").classes("text-primary")
-                ui.label(f"Memory budget {format_bytes(budget.limit)} of {format_bytes(budget.physical)} RAM · "
-                         f"{format_bytes(budget.available())} free now").classes("text-body2 col")
-            with ui.column().classes("w-full gap-1").props("data-testid=loaded-now"):
-                snapshot = residency.snapshot()
-                if not snapshot:
-                    ui.label("Nothing is loaded. A model loads when it is first used.") \
-                        .classes("text-caption text-grey-7")
-                for item in snapshot:
-                    record = self.manager.get(item["model"])
-                    name = record.name if record else item["model"]
-                    kind = "heavy" if item["heavy"] else "sidecar"
-                    used = format_bytes(item["rss"]) if item["rss"] else "starting"
-                    state = "working" if item["busy"] else f"idle {_duration(item['idle_s'])}"
-                    with ui.row().classes("w-full items-center no-wrap gap-2"):
-                        ui.label(f"{item['name']}: {name} — {used} in use (estimate "
-                                 f"{format_bytes(item['estimate'])}), {kind}, {state}") \
-                            .classes("text-caption col")
-                        ui.button("Unload", on_click=lambda n=item["name"]: self.unload(n)) \
-                            .props("flat dense no-caps size=sm").bind_enabled_from(item, "busy", lambda b: not b)
+                self.budget_label = ui.label().classes("text-body2 col")
+            self.loaded_box = ui.column().classes("w-full gap-1").props("data-testid=loaded-now")
             with ui.row().classes("w-full items-center gap-2"):
-                ui.label(f"Models use {format_bytes(self.manager.disk_used())} of disk").classes("text-caption")
+                self.disk_label = ui.label().classes("text-caption")
                 ui.space()
                 ui.select(IDLE_CHOICES, value=int(residency.idle_unload_s) if int(residency.idle_unload_s)
                           in IDLE_CHOICES else 600, label="Unload when idle for",
                           on_change=lambda e: self.set_idle(e.value)) \
                     .props("dense outlined options-dense").classes("w-40")
+        self.loaded_shown: list[tuple[str, str, bool]] | None = None
+
+    def update_memory(self, *, disk: bool) -> None:
+        """Budget and what is loaded; with `disk`, the disk use too (it walks the partial files)."""
+        budget = self.services.residency.budget
+        self.budget_label.set_text(f"Memory budget {format_bytes(budget.limit)} of {format_bytes(budget.physical)} "
+                                   f"RAM · {format_bytes(budget.available())} free now")
+        lines = []
+        for item in self.services.residency.snapshot():
+            record = self.manager.get(item["model"])
+            name = record.name if record else item["model"]
+            kind = "heavy" if item["heavy"] else "sidecar"
+            used = format_bytes(item["rss"]) if item["rss"] else "starting"
+            state = "working" if item["busy"] else f"idle {_duration(item['idle_s'])}"
+            lines.append((item["name"], f"{item['name']}: {name} — {used} in use (estimate "
+                                        f"{format_bytes(item['estimate'])}), {kind}, {state}", item["busy"]))
+        if lines != self.loaded_shown:
+            self.loaded_shown = lines
+            self.loaded_box.clear()
+            with self.loaded_box:
+                if not lines:
+                    ui.label("Nothing is loaded. A model loads when it is first used.") \
+                        .classes("text-caption text-grey-7")
+                for slot, text, busy in lines:
+                    with ui.row().classes("w-full items-center no-wrap gap-2"):
+                        ui.label(text).classes("text-caption col")
+                        ui.button("Unload", on_click=lambda n=slot: self.unload(n)) \
+                            .props("flat dense no-caps size=sm").set_enabled(not busy)
+        if disk:
+            self.disk_label.set_text(f"Models use {format_bytes(self.manager.disk_used())} of disk")
 
     def render_downloads(self) -> None:
         self.downloads_box.clear()

@@ -14,6 +14,7 @@ from backend.models.downloads import Download
 from backend.models.manager import ModelManager
 from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.storage.db import Database
+from tests.catalogs import chat_entry, write_catalog
 from tests.ggufs import write_lm_gguf, write_projector_gguf
 from tests.hubserver import HubServer
 
@@ -69,16 +70,9 @@ def hub(hub_files: dict[str, Path], speech_files: dict[str, Path]) -> Iterator[H
 
 @pytest.fixture
 def catalog_file(tmp_path: Path) -> Path:
-    path = tmp_path / "catalog.json"
-    shape = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
-             "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
-    path.write_text(json.dumps({"version": 1, "models": [
-        {"id": "tiny-chat", "job": "chat", "name": "Tiny chat", "description": "test", "repo": REPO,
-         "files": [{"path": MODEL_FILE, "size_mb": 6}], "license": "apache-2.0", "quantization": "Q4_K_M",
-         "shape": shape, "min_device_ram_gb": 1},
-        {"id": "notes-chat", "job": "chat", "name": "Not a model", "description": "test", "repo": REPO,
-         "files": [{"path": "notes.gguf", "size_mb": 0.02}], "license": "apache-2.0", "shape": shape,
-         "min_device_ram_gb": 1},
+    return write_catalog(tmp_path / "catalog.json", [
+        chat_entry("tiny-chat", repo=REPO, path=MODEL_FILE, size_mb=6),
+        chat_entry("notes-chat", name="Not a model", repo=REPO, path="notes.gguf", size_mb=0.02),
         {"id": "tiny-whisper", "job": "speech", "name": "Tiny whisper", "description": "test", "repo": SPEECH_REPO,
          "files": [{"path": "model.bin", "size_mb": 1}, {"path": "config.json", "role": "config", "size_mb": 0.001},
                    {"path": "vocabulary.txt", "role": "config", "size_mb": 0.001}],
@@ -87,11 +81,9 @@ def catalog_file(tmp_path: Path) -> Path:
          "files": [{"path": "en/en_US/test/medium/en_US-test-medium.onnx", "size_mb": 0.2},
                    {"path": "en/en_US/test/medium/en_US-test-medium.onnx.json", "role": "config", "size_mb": 0.001}],
          "license": "mit", "min_device_ram_gb": 1},
-        {"id": "huge-chat", "job": "chat", "name": "Huge chat", "description": "test", "repo": REPO,
-         "files": [{"path": "tiny-Q8_0.gguf", "size_mb": 900_000}], "license": "apache-2.0", "shape": shape,
-         "min_device_ram_gb": 1},
-    ]}))
-    return path
+        chat_entry("huge-chat", name="Huge chat", repo=REPO, path="tiny-Q8_0.gguf", size_mb=900_000,
+                   quantization=None),
+    ])
 
 
 @dataclass

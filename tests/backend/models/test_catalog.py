@@ -13,31 +13,17 @@ from backend.models.catalog import CATALOG_FILE, Catalog, CatalogError
 from backend.models.files import JOBS, allowed_suffixes
 from backend.models.memory import MIB, WORKER_OVERHEAD, estimate_file_model, estimate_llm, largest_context_within
 from backend.models.names import safe_relative_path, safe_repo_id
+from tests.catalogs import TINY_SHAPE, chat_entry, write_catalog
 
 GIB = 1024 * MIB
 
-SHAPE = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
-         "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
-
-
-def chat_entry(entry_id: str = "tiny-chat", **changes: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "id": entry_id, "job": "chat", "name": "Tiny chat", "description": "test", "repo": "acme/tiny-GGUF",
-        "files": [{"path": "tiny-Q4_K_M.gguf", "size_mb": 6}], "license": "apache-2.0",
-        "quantization": "Q4_K_M", "shape": dict(SHAPE), "min_device_ram_gb": 1}
-    entry.update(changes)
-    return entry
+SHAPE = TINY_SHAPE
 
 
 def vision_entry(entry_id: str = "tiny-vision") -> dict[str, Any]:
     return chat_entry(entry_id, job="vision", files=[{"path": "v-Q8_0.gguf", "size_mb": 20},
                                                       {"path": "mmproj-v-f16.gguf", "role": "projector",
                                                        "size_mb": 10}])
-
-
-def write_catalog(path: Path, models: list[dict[str, Any]], version: Any = 1) -> Path:
-    path.write_text(json.dumps({"version": version, "models": models}))
-    return path
 
 
 def load_error(tmp_path: Path, models: list[dict[str, Any]], **kw: Any) -> str:

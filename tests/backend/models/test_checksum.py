@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backend.models import downloads
 from backend.models.checksum import Sha256, drop_checkpoint, load_checkpoint, save_checkpoint
+from backend.models.downloads import Download
 from tests.backend.models.conftest import MODEL_FILE, REPO, Env, wait_for
 
 pytestmark = pytest.mark.skipif(not Sha256.resumable(), reason="OpenSSL's SHA-256 context is not reachable here")
@@ -49,12 +51,8 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     assert load_checkpoint(part, 200_000) is None
 
 
-async def test_resume_reads_back_only_what_follows_the_saved_state(env: Env, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a state saved every 1 MB, a resume of a half-done download reads back less than 1 MB
-    (counted by wrapping the hasher), and a damaged saved state is caught by reading it all."""
-    from backend.models import downloads
-
+async def half_done(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Download]:
+    """A download, throttled, that has saved its checksum state every 1 MB and is half done."""
     monkeypatch.setattr(downloads, "_SYNC_EVERY", 1024 * 1024)
     size = env.hub.repos[REPO].files[MODEL_FILE].size
     env.hub.throttle_bps = size // 2
@@ -62,6 +60,14 @@ async def test_resume_reads_back_only_what_follows_the_saved_state(env: Env, tmp
     async with asyncio.timeout(20):
         while dl.bytes_done < size * 0.5:
             await asyncio.sleep(0.02)
+    return size, dl
+
+
+async def test_resume_reads_back_only_what_follows_the_saved_state(env: Env, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a state saved every 1 MB, a resume of a half-done download reads back less than 1 MB
+    (counted by wrapping the hasher), and a damaged saved state is caught by reading it all."""
+    size, dl = await half_done(env, monkeypatch)
     read_back: list[tuple[int, int]] = []  # (where the checksum went on from, bytes on disk after that)
     real_hash = downloads._FollowingHasher._hash
 
@@ -83,15 +89,7 @@ async def test_resume_reads_back_only_what_follows_the_saved_state(env: Env, tmp
 
 async def test_a_damaged_saved_state_is_caught(env: Env, monkeypatch: pytest.MonkeyPatch,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    from backend.models import downloads
-
-    monkeypatch.setattr(downloads, "_SYNC_EVERY", 1024 * 1024)
-    size = env.hub.repos[REPO].files[MODEL_FILE].size
-    env.hub.throttle_bps = size // 2
-    dl = await env.manager.pull(REPO, MODEL_FILE)
-    async with asyncio.timeout(20):
-        while dl.bytes_done < size * 0.5:
-            await asyncio.sleep(0.02)
+    _, dl = await half_done(env, monkeypatch)
     part_dir = env.settings.model_folder / ".partial" / dl.id
 
     def damage() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.catalogs import chat_entry, write_catalog
 from tests.ggufs import write_lm_gguf, write_oversized_count_gguf
 from tests.hubserver import HubServer
 
@@ -60,15 +60,7 @@ def hub(sources: dict[str, Path]) -> Iterator[HubServer]:
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalog.json"
-    shape = {"layers": 2, "head_count": 4, "head_count_kv": 2, "key_length": 16, "value_length": 16,
-             "embedding_length": 64, "feed_forward_length": 256, "vocab_size": 256, "trained_context": 2048}
-    path.write_text(json.dumps({"version": 1, "models": [
-        {"id": "tiny-chat", "job": "chat", "name": "Tiny chat", "description": "test", "repo": REPO,
-         "files": [{"path": SMALL_FILE, "size_mb": 1}], "license": "apache-2.0", "quantization": "Q8_0",
-         "shape": shape, "min_device_ram_gb": 1},
-    ]}))
-    return path
+    return write_catalog(tmp_path / "catalog.json", [chat_entry("tiny-chat", repo=REPO, path=SMALL_FILE, size_mb=1)])
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from backend.models.files import ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
-from tests.ggufs import write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
+from tests.ggufs import finish_gguf, write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 200
 PICKLE = pickle.dumps({"weights": list(range(100))}, protocol=4)
@@ -68,10 +68,7 @@ def write_gguf(path: Path, arch: str, fill: dict[str, Any], *, tensor: bool = Tr
             writer.add_uint32(key, value)
     if tensor:
         writer.add_tensor("w", np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_gguf(writer)
     return path
 
 

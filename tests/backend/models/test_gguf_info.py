@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from backend.models.gguf_info import GgufError, read_gguf_info
 from backend.models.gguf_info import quantization_from_name as quant
-from tests.ggufs import write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
+from tests.ggufs import finish_gguf, write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
 
 STRING, UINT32, ARRAY = 8, 4, 9
 
@@ -326,8 +326,5 @@ def test_a_float_layer_count_is_read_as_a_number(tmp_path: Path) -> None:
     writer = gguf.GGUFWriter(str(tmp_path / "float.gguf"), "llama")
     writer.add_float32("llama.block_count", 4.0)
     writer.add_tensor("w", np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_gguf(writer)
     assert read_gguf_info(tmp_path / "float.gguf").layers == 4

@@ -24,7 +24,7 @@ from backend.runtime.protocol import ErrorCode
 from backend.runtime.residency import MemoryBudget, MemoryRefused, ResidencyManager, Resident
 from backend.services import Services
 from tests.backend.models.conftest import Env, wait_for
-from tests.ggufs import write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
+from tests.ggufs import finish_gguf, write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
 
 BUNDLED_ID = "smollm2-135m-instruct"
 
@@ -113,10 +113,7 @@ def _odd_gguf(path: Path) -> Path:
     writer.add_string("llama.block_count", "many")
     writer.add_vocab_size(10)
     writer.add_tensor("w", np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_gguf(writer)
     return path
 
 
