@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     max_model_upload_mb: int = Field(default=32 * 1024, ge=1)
     """Largest model file accepted through the upload form."""
 
+    share_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port for sharing on the local network; defaults to `port`."""
+    pairing_code_ttl_s: float = Field(default=300.0, ge=2, le=300)
+    """How long a pairing code from the QR stays valid (at most five minutes)."""
+    device_idle_days: float = Field(default=30.0, gt=0)
+    """A paired device unseen this long must pair again."""
+
     @field_validator("data_dir", "chat_model", "models_dir", "catalog", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -61,6 +68,14 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "gridless.db"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def device_idle_s(self) -> float:
+        return self.device_idle_days * 86400
 
     @property
     def media_dir(self) -> Path:

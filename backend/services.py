@@ -11,7 +11,12 @@ from .chat.service import ChatService
 from .config import Settings
 from .models.manager import ModelManager
 from .runtime.residency import MemoryBudget, ResidencyManager
+from .security.certs import LocalCA
+from .security.devices import DeviceStore
 from .security.owner import OwnerCredential, load_or_create_token
+from .security.pairing import Pairing
+from .security.ratelimit import FailureLimiter
+from .security.sharing import Sharing
 from .storage.conversations import ConversationStore
 from .storage.db import Database
 
@@ -30,6 +35,12 @@ class Services:
     chat: ChatService
     conversations: ConversationService
     owner: OwnerCredential
+    devices: DeviceStore
+    pairing: Pairing
+    certs: LocalCA
+    sharing: Sharing | None = None
+    """Set by the web layer, which owns the application the LAN listener serves."""
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the database is open: the web framework runs start-up hooks as background
     tasks, so requests that arrive first wait on this instead of racing them."""
@@ -43,15 +54,25 @@ class Services:
                                      idle_unload_s=settings.idle_unload_s)
         models = ModelManager(settings, db, residency)
         chat = ChatService(settings, models, residency)
+        devices = DeviceStore(db, settings.device_idle_s)
         return cls(settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, settings.context_length),
-                   owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)))
+                   owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
+                   devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
+                   certs=LocalCA(settings.tls_dir))
+
+    def share(self) -> Sharing:
+        if self.sharing is None:
+            raise RuntimeError("sharing is not set up (the web layer provides it)")
+        return self.sharing
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
         self.settings.model_folder.mkdir(parents=True, exist_ok=True)
         await self.db.open()
+        await self.devices.load()
+        self._tasks.append(asyncio.create_task(self._keep_devices()))
         await self.models.start()
         self.residency.start()
         recovered = await self.conversations.recover()
@@ -63,7 +84,22 @@ class Services:
         async with asyncio.timeout(30):
             await self.started.wait()
 
+    async def _keep_devices(self) -> None:
+        """Write when paired devices were last seen, and forget those idle too long."""
+        while True:
+            await asyncio.sleep(30)
+            try:
+                await self.devices.flush()
+                await self.devices.prune()
+            except Exception:
+                log.exception("updating paired devices failed")
+
     async def stop(self) -> None:
+        if self.sharing is not None:
+            await self.sharing.stop()
+        for task in self._tasks:
+            task.cancel()
+        await self.devices.flush(0)
         await self.conversations.shutdown()
         await self.models.stop()
         await self.residency.stop()

@@ -7,7 +7,7 @@
 const VERSION = '__VERSION__';
 const STATIC_CACHE = 'gridless-static-' + VERSION;
 const OFFLINE_URL = '/static/offline.html';
-const PRECACHE = [OFFLINE_URL, '/static/app.css', '/static/app.js', '/static/icons/icon-192.png',
+const PRECACHE = [OFFLINE_URL, '/static/standalone.css', '/static/app.css', '/static/app.js', '/static/icons/icon-192.png',
   '/static/icons/icon-512.png', '/static/icons/maskable-512.png', '/manifest.webmanifest'];
 const CACHE_FIRST = ['/static/', '/_nicegui/' + '__NICEGUI_VERSION__' + '/'];
 

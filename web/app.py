@@ -11,22 +11,26 @@ from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
 
 from backend import __version__
-from backend.api import model_upload
+from backend.api import model_upload, pairing
+from backend.api import sharing as sharing_api
 from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
 from backend.api.model_upload import UPLOAD_PATH
 from backend.api.router import api_router
 from backend.config import Settings
 from backend.security.middleware import AccessGuard, SecurityMiddleware
+from backend.security.sharing import Sharing
 from backend.services import Services
 
-from . import pwa
-from .pages import chat, models
+from . import pwa, socket_guard
+from .pages import chat, models, sharing
 
 __all__ = ["create", "run"]
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/api/models", "/api/sharing", "/api/pairing", "/api/devices")
+"""What only the owner may open; a paired device gets the chats and nothing that manages the phone."""
 
 
 def allowed_hosts(settings: Settings) -> set[str]:
@@ -46,23 +50,45 @@ def create(settings: Settings) -> Services:
     """Register everything on NiceGUI's app; returns the services it will start."""
     services = Services.build(settings)
     app.state.services = services
-    guard = AccessGuard(services.owner, allowed_hosts(settings),
-                        public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
-                        public_paths={"/healthz"} | pwa.PUBLIC_PATHS, max_body_bytes=settings.max_request_bytes,
-                        body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024})
+
+    def https_origin() -> str | None:
+        state = services.sharing.state if services.sharing else None
+        return state.origin if state and state.secure else None
+
+    guard = _guard(services)
+    guide = SecurityMiddleware(pairing.guide_app(services.certs, https_origin), guard=guard)
+    services.sharing = Sharing(app, guide, services.certs, services.pairing)
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
+    socket_guard.install()
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(model_upload.router)
     app.include_router(pwa.router)
+    app.include_router(pairing.router)
+    app.include_router(sharing_api.router)
+    pairing.add_ca_routes(app, services.certs, https_origin)
     install_error_handlers(app)
     app.add_static_files("/static", STATIC_DIR)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     chat.register(services)
     models.register(services)
+    sharing.register(services)
     return services
+
+
+def _guard(services: Services) -> AccessGuard:
+    settings = services.settings
+    return AccessGuard(
+        services.owner, allowed_hosts(settings),
+        public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
+        public_paths={"/healthz"} | pwa.PUBLIC_PATHS | pairing.PAIR_PATHS | pairing.CA_PATHS,
+        devices=services.devices, lan_addresses=lambda: services.sharing.addresses() if services.sharing else set(),
+        limiter=services.pairing.limiter, admin_prefixes=ADMIN_PREFIXES,
+        client_principal=socket_guard.client_principal,
+        max_body_bytes=settings.max_request_bytes,
+        body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024})
 
 
 def owner_link(settings: Settings, token: str) -> str:

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 
 from nicegui import ui
 
+from backend.security.devices import OWNER, Principal
+from backend.security.middleware import principal_of
 from backend.services import Services
+
+from .approvals import ApprovalPrompt
 
 __all__ = ["Frame", "frame"]
 
@@ -38,12 +42,19 @@ class Frame:
         ui.page_title(f"{title} · gridless" if title else "gridless")
 
 
+def current_principal() -> Principal:
+    """Who opened the page being built (the security gate recorded it on the request)."""
+    request = ui.context.client.request
+    return (principal_of(request.scope) if request is not None else None) or OWNER
+
+
 @asynccontextmanager
 async def frame(services: Services, *, current: str | None, title: str) -> AsyncIterator[Frame]:
     """Yields the header (a page adds its own buttons to it) and the title label."""
     ui.add_head_html(HEAD)
     ui.page_title(f"{title} · gridless" if title else "gridless")
     ui.colors(primary="#2563eb")
+    principal = current_principal()
     drawer = ui.left_drawer(value=None, fixed=True).props("width=280 bordered").classes("q-pa-sm")
     with ui.header(elevated=False).classes("items-center no-wrap q-px-sm q-py-xs bg-white text-black border-b") \
             as header:
@@ -52,17 +63,26 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
         model = services.chat.model
-        model_chip = ui.chip(model.id if model else "no model", icon="memory",
-                             on_click=lambda: ui.navigate.to("/models")) \
-            .props("outline dense clickable").classes("text-xs ellipsis") \
-            .style("max-width: 45vw; flex-shrink: 0").tooltip("Model in use: tap to change") \
-            .props("data-testid=model-name")
+        model_chip = ui.chip(model.id if model else "no model", icon="memory") \
+            .props("outline dense").classes("text-xs ellipsis") \
+            .style("max-width: 45vw; flex-shrink: 0").props("data-testid=model-name")
+        if principal.is_owner:
+            model_chip.on("click", lambda: ui.navigate.to("/models"))
+            model_chip.props("clickable").tooltip("Model in use: tap to change")
+        else:
+            model_chip.tooltip("Model in use on the phone")
     with drawer:
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
-        ui.button("Models", icon="memory", on_click=lambda: ui.navigate.to("/models")) \
-            .props("flat no-caps align=left").classes("w-full q-mb-sm").props("data-testid=nav-models")
+        if principal.is_owner:
+            for label, icon, path in (("Models", "memory", "/models"), ("Share", "share", "/sharing"),
+                                      ("Devices", "devices", "/devices")):
+                ui.button(label, icon=icon, on_click=lambda p=path: ui.navigate.to(p)) \
+                    .props(f"flat no-caps align=left dense data-testid=nav{path.replace('/', '-')}") \
+                    .classes("w-full")
         await conversation_list(services, current)
+    if principal.is_owner:
+        ApprovalPrompt(services.pairing)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
         yield Frame(header=header, title=title_label, model_chip=model_chip)
 

@@ -6,15 +6,21 @@ socket.io polling) and the websocket, which route-level dependencies would miss.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from .devices import OWNER, DeviceStore, Principal
 from .owner import OwnerCredential
+from .ratelimit import FailureLimiter
 
-__all__ = ["AccessGuard", "SecurityMiddleware"]
+__all__ = ["AccessGuard", "SecurityMiddleware", "cookie_header", "principal_of"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,31 +54,50 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
 ]
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+STATE_KEY = "gridless_principal"
 
 
 class AccessGuard:
     """The decisions, kept free of ASGI plumbing so they can be tested directly."""
 
     def __init__(self, owner: OwnerCredential, hosts: set[str], public_prefixes: tuple[str, ...],
-                 public_paths: set[str], secure_cookies: bool = False,
+                 public_paths: set[str], *, devices: DeviceStore | None = None,
+                 lan_addresses: Callable[[], set[str]] = set, limiter: FailureLimiter | None = None,
+                 admin_prefixes: tuple[str, ...] = (),
+                 client_principal: Callable[[str], Principal | None] | None = None,
                  max_body_bytes: int = 4 * 1024 * 1024, body_limits: dict[str, int] | None = None) -> None:
         self.owner = owner
+        self.devices = devices
+        self.lan_addresses = lan_addresses
+        """The addresses being shared on right now: a request that arrived on one must name it as its Host."""
+        self.limiter = limiter or FailureLimiter()
+        self.admin_prefixes = admin_prefixes
+        self.client_principal = client_principal
+        """Who opened a page's client (by its id), so an upload goes only to one's own page."""
         self.max_body_bytes = max_body_bytes
         self.body_limits = body_limits or {}
         """Paths with their own limit (model uploads), instead of `max_body_bytes`."""
         self.hosts = {h.lower() for h in hosts}
         self.public_prefixes = public_prefixes
         self.public_paths = public_paths
-        self.secure_cookies = secure_cookies
+        self._live: dict[str, set[asyncio.Event]] = {}
+        if devices is not None:
+            devices.on_revoke(self.close_device)
 
-    def host_ok(self, host_header: str | None) -> bool:
+    def host_ok(self, host_header: str | None, local_address: str | None = None) -> bool:
+        """The Host names this server: on a shared LAN address exactly that address, elsewhere
+        one of the loopback names (or this machine's names when bound to every address)."""
         if not host_header:
             return False
         try:
             hostname = urlsplit(f"//{host_header}").hostname
         except ValueError:
             return False
-        return hostname is not None and hostname.lower() in self.hosts
+        if hostname is None:
+            return False
+        if local_address is not None and local_address in self.lan_addresses():
+            return hostname == local_address.lower()
+        return hostname.lower() in self.hosts
 
     def origin_ok(self, origin: str | None, host_header: str | None) -> bool:
         """Same origin: the Origin's host:port is the Host the request was sent to."""
@@ -84,17 +109,31 @@ class AccessGuard:
             return False
         return bool(parts.netloc) and parts.netloc.lower() == (host_header or "").lower()
 
+    def same_origin_write(self, headers: dict[str, str]) -> bool:
+        """A state-changing request made with a cookie must show it comes from our own page:
+        an Origin equal to the Host, or (where a browser sends no Origin) Sec-Fetch-Site
+        saying same-origin. SameSite=Strict cookies are the second line."""
+        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return False
+        origin = headers.get("origin")
+        if origin is None:
+            return headers.get("sec-fetch-site") == "same-origin"
+        return self.origin_ok(origin, headers.get("host"))
+
     def body_limit(self, path: str) -> int:
         return self.body_limits.get(path, self.max_body_bytes)
 
     def is_public(self, path: str) -> bool:
         return path in self.public_paths or path.startswith(self.public_prefixes)
 
-    def authenticated(self, headers: dict[str, str]) -> str | None:
-        """'cookie', 'bearer' or None."""
+    def is_admin(self, path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.admin_prefixes)
+
+    def authenticated(self, headers: dict[str, str], client: str = "") -> tuple[Principal, str] | None:
+        """Who the request speaks for and how ('cookie' or 'bearer'), or None."""
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and self.owner.token_ok(auth[7:].strip()):
-            return "bearer"
+            return OWNER, "bearer"
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
@@ -102,19 +141,87 @@ class AccessGuard:
             return None
         morsel = cookie.get(OwnerCredential.COOKIE)
         if morsel is not None and self.owner.session_ok(morsel.value):
-            return "cookie"
+            return OWNER, "cookie"
+        morsel = cookie.get(DeviceStore.COOKIE)
+        if morsel is not None and self.devices is not None:
+            device = self.devices.authenticate(morsel.value, client)
+            if device is not None:
+                return device.principal, "cookie"
         return None
 
-    def session_cookie(self) -> str:
-        parts = [f"{OwnerCredential.COOKIE}={self.owner.session_value}", "Path=/", "HttpOnly",
-                 "SameSite=Strict", f"Max-Age={COOKIE_MAX_AGE}"]
-        if self.secure_cookies:
-            parts.append("Secure")
-        return "; ".join(parts)
+    def owner_guess_allowed(self, client: str) -> float:
+        """Seconds a source must wait before another owner-token guess is looked at. The
+        owner's own device (loopback) is never held back."""
+        return 0.0 if _is_loopback(client) else self.limiter.retry_after(client)
+
+    def owner_guess_failed(self, client: str) -> None:
+        if not _is_loopback(client):
+            self.limiter.failed(client)
+
+    def session_cookie(self, secure: bool = False) -> str:
+        return cookie_header(OwnerCredential.COOKIE, self.owner.session_value, secure=secure)
+
+    # open connections of paired devices, closed when the device is revoked
+
+    def track(self, device_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._live.setdefault(device_id, set()).add(event)
+        return event
+
+    def untrack(self, device_id: str, event: asyncio.Event) -> None:
+        events = self._live.get(device_id)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._live[device_id]
+
+    def close_device(self, device_id: str) -> None:
+        for event in self._live.pop(device_id, set()):
+            event.set()
+
+
+def cookie_header(name: str, value: str, *, secure: bool, path: str = "/", max_age: int = COOKIE_MAX_AGE) -> str:
+    parts = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Strict", f"Max-Age={max_age}"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _local(scope: Scope) -> str | None:
+    server = scope.get("server")
+    return str(server[0]) if server else None
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    """The principal the gate found for this request (pages read it from `request.scope`)."""
+    state = scope.get("state")
+    return state.get(STATE_KEY) if isinstance(state, dict) else None
+
+
+def _set_principal(scope: Scope, principal: Principal) -> None:
+    state = scope.get("state")
+    if not isinstance(state, dict):
+        state = scope["state"] = {}
+    state[STATE_KEY] = principal
+
+
+NICEGUI_UPLOAD = re.compile(r"^/_nicegui/client/([^/]+)/upload/")
 
 
 class SecurityMiddleware:
@@ -131,39 +238,81 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guard, headers, path = self.guard, _headers(scope), scope["path"]
-        if not guard.host_ok(headers.get("host")):
+        guard, headers, path, client = self.guard, _headers(scope), scope["path"], _client(scope)
+        if not guard.host_ok(headers.get("host"), _local(scope)):
             return await _respond(send, 400, "invalid_host", "This server does not answer to that host name.",
                                   path)
+        unsafe = scope["method"] not in SAFE_METHODS
         if guard.is_public(path):
+            if unsafe and not guard.origin_ok(headers.get("origin"), headers.get("host")):
+                return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
+            found = guard.authenticated(headers, client)
+            if found is not None:
+                _set_principal(scope, found[0])
             return await self.app(scope, receive, _with_headers(send, private=False))
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if "token" in query and scope["method"] == "GET" and not path.startswith("/v1/"):
-            if guard.owner.token_ok(query["token"]):
-                rest = urlencode({k: v for k, v in query.items() if k != "token"})
-                return await _sign_in(send, guard, path + (f"?{rest}" if rest else ""))
-            return await _respond(send, 401, "invalid_token", "That link's token is not valid.", path)
-        how = guard.authenticated(headers)
-        if how is None:
+            return await self._owner_link(scope, send, query, path, client)
+        found = guard.authenticated(headers, client)
+        if found is None:
+            if headers.get("authorization"):
+                wait = guard.owner_guess_allowed(client)
+                if wait > 0:
+                    return await _respond(send, 429, "too_many_attempts",
+                                          f"Too many wrong keys; try again in {int(wait) + 1} s.", path)
+                guard.owner_guess_failed(client)
             return await _respond(send, 401, "unauthorized",
                                   "Sign in with the link that `gridless serve` printed.", path)
-        if how == "cookie" and scope["method"] not in SAFE_METHODS:
-            if not guard.origin_ok(headers.get("origin"), headers.get("host")) \
-                    or headers.get("sec-fetch-site") == "cross-site":
-                return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
+        principal, how = found
+        if not principal.is_owner:
+            refusal = self._device_refusal(principal, path)
+            if refusal:
+                return await _respond(send, 403, "owner_only", refusal, path)
+        if how == "cookie" and unsafe and not guard.same_origin_write(headers):
+            return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
         declared, limit = headers.get("content-length", ""), guard.body_limit(path)
         if declared and (not declared.isdigit() or int(declared) > limit):
             return await _respond(send, 413, "request_too_large",
                                   f"The request body is larger than {limit:,} bytes.", path)
-        await self.app(scope, _capped(receive, limit), _with_headers(send, private=True))
+        _set_principal(scope, principal)
+        receive = _capped(receive, limit)
+        if principal.device_id is None:
+            return await self.app(scope, receive, _with_headers(send, private=True))
+        await _revocable(self.app, scope, receive, _with_headers(send, private=True), guard, principal.device_id)
+
+    def _device_refusal(self, principal: Principal, path: str) -> str | None:
+        if self.guard.is_admin(path):
+            return "Only the phone that runs gridless can open this."
+        upload = NICEGUI_UPLOAD.match(path)
+        if upload and self.guard.client_principal is not None \
+                and self.guard.client_principal(upload.group(1)) != principal:
+            return "That upload belongs to another page."
+        return None
+
+    async def _owner_link(self, scope: Scope, send: Send, query: dict[str, str], path: str, client: str) -> None:
+        guard = self.guard
+        wait = guard.owner_guess_allowed(client)
+        if wait > 0:
+            return await _respond(send, 429, "too_many_attempts",
+                                  f"Too many wrong links; try again in {int(wait) + 1} s.", path)
+        if guard.owner.token_ok(query["token"]):
+            rest = urlencode({k: v for k, v in query.items() if k != "token"})
+            return await _sign_in(send, guard.session_cookie(secure=scope.get("scheme") == "https"),
+                                  path + (f"?{rest}" if rest else ""))
+        guard.owner_guess_failed(client)
+        return await _respond(send, 401, "invalid_token", "That link's token is not valid.", path)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard, headers = self.guard, _headers(scope)
-        ok = guard.host_ok(headers.get("host")) \
-            and guard.origin_ok(headers.get("origin"), headers.get("host")) \
-            and guard.authenticated(headers) is not None
-        if ok:
-            return await self.app(scope, receive, send)
+        found = None
+        if guard.host_ok(headers.get("host"), _local(scope)) \
+                and guard.origin_ok(headers.get("origin"), headers.get("host")):
+            found = guard.authenticated(headers, _client(scope))
+        if found is not None and (found[0].is_owner or not guard.is_admin(scope["path"])):
+            _set_principal(scope, found[0])
+            if found[0].device_id is None:
+                return await self.app(scope, receive, send)
+            return await _revocable(self.app, scope, receive, send, guard, found[0].device_id)
         await receive()  # websocket.connect
         if "websocket.http.response" in scope.get("extensions", {}):
             await send({"type": "websocket.http.response.start", "status": 401,
@@ -171,6 +320,43 @@ class SecurityMiddleware:
             await send({"type": "websocket.http.response.body", "body": b"unauthorized"})
         else:
             await send({"type": "websocket.close", "code": 4401})
+
+
+async def _revocable(app: ASGIApp, scope: Scope, receive: Receive, send: Send, guard: AccessGuard,
+                     device_id: str) -> None:
+    """Run a paired device's request or websocket so that revoking the device ends it at
+    once: the app is told the client left and a websocket is closed from our side."""
+    revoked = guard.track(device_id)
+    websocket = scope["type"] == "websocket"
+    closed = False
+
+    async def guarded_receive() -> Message:
+        nonlocal closed
+        if not revoked.is_set():
+            incoming = asyncio.ensure_future(receive())
+            waiter = asyncio.ensure_future(revoked.wait())
+            try:
+                done, _ = await asyncio.wait({incoming, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if incoming in done:
+                return incoming.result()
+            incoming.cancel()
+        if websocket and not closed:
+            closed = True
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "websocket.close", "code": 4403, "reason": "access revoked"})
+        return {"type": "websocket.disconnect", "code": 4403} if websocket else {"type": "http.disconnect"}
+
+    async def guarded_send(message: Message) -> None:
+        if closed:
+            return  # we closed the socket; the app learns it on its next receive
+        await send(message)
+
+    try:
+        await app(scope, guarded_receive, guarded_send)
+    finally:
+        guard.untrack(device_id, revoked)
 
 
 def _capped(receive: Receive, limit: int) -> Receive:
@@ -218,7 +404,7 @@ async def _respond(send: Send, status: int, code: str, message: str, path: str) 
     await send({"type": "http.response.body", "body": body})
 
 
-async def _sign_in(send: Send, guard: AccessGuard, target: str) -> None:
+async def _sign_in(send: Send, cookie: str, target: str) -> None:
     """Set the cookie on a page that then navigates itself: a redirect straight from a
     link opened elsewhere would not carry a SameSite=Strict cookie on its next hop."""
     safe_target = json.dumps(target if target.startswith("/") and not target.startswith("//") else "/")
@@ -228,6 +414,6 @@ async def _sign_in(send: Send, guard: AccessGuard, target: str) -> None:
             f"<noscript><a href='/'>Continue</a></noscript>").encode()
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-        (b"set-cookie", guard.session_cookie().encode()), (b"cache-control", b"no-store"),
+        (b"set-cookie", cookie.encode()), (b"cache-control", b"no-store"),
         *SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": body})

@@ -80,4 +80,16 @@ MIGRATIONS: list[str] = [
         updated_at  REAL NOT NULL
     );
     """,
+    # 3: paired devices (the session token is stored only as its SHA-256)
+    """
+    CREATE TABLE devices (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        token_hash  TEXT NOT NULL UNIQUE,
+        address     TEXT NOT NULL DEFAULT '',
+        user_agent  TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        last_seen   REAL NOT NULL
+    );
+    """,
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.security.devices import OWNER
 from backend.security.middleware import AccessGuard
 from backend.security.owner import OwnerCredential, load_or_create_token
 
@@ -33,8 +34,8 @@ def test_origin_must_match_host() -> None:
 def test_credentials() -> None:
     g = guard()
     owner = OwnerCredential(TOKEN)
-    assert g.authenticated({"authorization": f"Bearer {TOKEN}"}) == "bearer"
-    assert g.authenticated({"cookie": f"gridless_session={owner.session_value}"}) == "cookie"
+    assert g.authenticated({"authorization": f"Bearer {TOKEN}"}) == (OWNER, "bearer")
+    assert g.authenticated({"cookie": f"gridless_session={owner.session_value}"}) == (OWNER, "cookie")
     assert g.authenticated({"cookie": f"gridless_session={TOKEN}"}) is None  # the token is not the cookie
     assert g.authenticated({"authorization": "Bearer wrong"}) is None
     assert g.authenticated({"cookie": "garbage;;=="}) is None

@@ -1,0 +1,57 @@
+"""On every page the owner has open: "Allow <device>? code 4821" when a tablet asks to pair."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from backend.security.pairing import Pairing, PairingError, PairingRequest
+
+__all__ = ["ApprovalPrompt"]
+
+
+class ApprovalPrompt:
+    """One dialog per waiting request; closed on every page once any of them answers."""
+
+    def __init__(self, pairing: Pairing) -> None:
+        self.pairing = pairing
+        self.version = -1
+        self.dialogs: dict[str, ui.dialog] = {}
+        ui.timer(0.5, self.tick)
+
+    def tick(self) -> None:
+        if self.pairing.version == self.version:
+            return
+        self.version = self.pairing.version
+        waiting = {r.id: r for r in self.pairing.waiting()}
+        for request_id in [r for r in self.dialogs if r not in waiting]:
+            self.dialogs.pop(request_id).delete()
+        for request_id, request in waiting.items():
+            if request_id not in self.dialogs:
+                self.dialogs[request_id] = self.ask(request)
+
+    def ask(self, request: PairingRequest) -> ui.dialog:
+        with ui.dialog().props("persistent") as dialog, ui.card().classes("w-80"):
+            ui.label(f"Allow {request.name}?").classes("text-h6").props("data-testid=pair-request-name")
+            with ui.row().classes("items-baseline gap-2"):
+                ui.label("code")
+                ui.label(request.confirm).classes("text-h4 text-weight-bold") \
+                    .props("data-testid=pair-request-code")
+            ui.label(f"From {request.address}. Allow it only if the device shows the same code. It will get "
+                     "the chats, images and voice, not the models or settings.").classes("text-caption")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Deny", on_click=lambda: self.answer(request.id, False)) \
+                    .props("flat data-testid=pair-deny")
+                ui.button("Allow", on_click=lambda: self.answer(request.id, True)) \
+                    .props("unelevated data-testid=pair-allow")
+        dialog.open()
+        return dialog
+
+    def answer(self, request_id: str, allow: bool) -> None:
+        try:
+            if allow:
+                self.pairing.approve(request_id)
+            else:
+                self.pairing.deny(request_id)
+        except PairingError as exc:
+            ui.notify(exc.message, type="warning")
+        self.tick()

@@ -1,0 +1,254 @@
+"""The Share page (serve a tablet on this network: QR code, secure mode) and the Devices page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import qrcode
+import qrcode.image.svg
+from nicegui import ui
+
+from backend.security.certs import is_private_address
+from backend.security.devices import Device
+from backend.security.interfaces import NetworkInterface, lan_interfaces, preselect
+from backend.security.pairing import PairingError
+from backend.security.sharing import ShareState, SharingError
+from backend.services import Services
+
+from ..frame import frame
+
+__all__ = ["register"]
+
+SETTING_ADDRESS = "share.address"
+SETTING_SECURE = "share.secure"
+
+
+def qr_svg(text: str) -> str:
+    """A QR code as inline SVG that scales to its box."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2,
+                        error_correction=qrcode.constants.ERROR_CORRECT_M)
+    svg = image.to_string(encoding="unicode")
+    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%" role="img"', svg)
+
+
+def ago(timestamp: float, now: float | None = None) -> str:
+    seconds = max(0.0, (now or time.time()) - timestamp)
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("min", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 and unit != 'min' else ''} ago"
+    return "just now"
+
+
+class SharePage:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.sharing = services.share()
+        self.pairing = services.pairing
+        self.shown: tuple[object, ...] = ()
+        self.code_label: ui.label | None = None
+
+    async def build(self) -> None:
+        async with frame(self.services, current=None, title="Share on this network"):
+            self.body = ui.column().classes("w-full gap-3")
+            await self.render()
+            ui.timer(1.0, self.tick)
+
+    def _key(self) -> tuple[object, ...]:
+        state = self.sharing.state
+        code = self.pairing.code()[0] if state else None
+        return state, code, self.sharing.stopped_reason
+
+    async def tick(self) -> None:
+        if self._key() != self.shown:
+            await self.render()
+        elif self.sharing.state and self.code_label is not None:
+            left = int(self.pairing.code()[1])
+            self.code_label.set_text(f"This code works once, for {left // 60}:{left % 60:02d} more.")
+
+    async def render(self) -> None:
+        self.shown = self._key()
+        self.body.clear()
+        with self.body:
+            if self.sharing.state is not None:
+                self.render_on(self.sharing.state)
+            else:
+                await self.render_off()
+
+    async def render_off(self) -> None:
+        self.code_label = None
+        registry = self.services.models.registry
+        interfaces = await _interfaces()
+        ui.label("Let a tablet or laptop on the same hotspot or Wi-Fi use gridless: it gets the chats, "
+                 "images and voice, not the models or settings. You approve each device.") \
+            .classes("text-body2")
+        if self.sharing.stopped_reason:
+            ui.label(self.sharing.stopped_reason).classes("text-negative").props("data-testid=share-stopped")
+        if not interfaces:
+            ui.label("This device has no network address right now. Turn on the hotspot or join a Wi-Fi "
+                     "network, then come back.").classes("text-warning").props("data-testid=share-no-network")
+            return
+        chosen = preselect(interfaces, await registry.get_setting(SETTING_ADDRESS))
+        options = {i.address: i.label for i in interfaces}
+        address = ui.select(options, value=chosen.address if chosen else None, label="Network") \
+            .classes("w-full").props("data-testid=share-interface")
+        port = ui.number("Port", value=self.services.settings.share_port or self.services.settings.port,
+                         min=1024, max=65534, precision=0).classes("w-40").props("data-testid=share-port")
+        secure = ui.switch("Secure mode (HTTPS)", value=bool(await registry.get_setting(SETTING_SECURE))) \
+            .props("data-testid=share-secure")
+        ui.label("Needed on the tablet for the camera, the microphone and installing the app. The tablet "
+                 "installs this phone's certificate once; the page guides it.").classes("text-caption text-grey-7")
+        error = ui.label().classes("text-negative").props("data-testid=share-error")
+        error.set_visibility(False)
+
+        async def start() -> None:
+            error.set_visibility(False)
+            if secure.value and not is_private_address(address.value or ""):
+                error.set_text("Secure mode works on private network addresses only (like 192.168.x.x).")
+                error.set_visibility(True)
+                return
+            try:
+                await self.sharing.start(str(address.value), int(port.value or 0), bool(secure.value))
+            except SharingError as exc:
+                error.set_text(str(exc))
+                error.set_visibility(True)
+                return
+            await registry.set_setting(SETTING_ADDRESS, address.value)
+            await registry.set_setting(SETTING_SECURE, bool(secure.value))
+            await self.render()
+
+        ui.button("Share on this network", icon="share", on_click=start).props("unelevated data-testid=share-start")
+
+    def render_on(self, state: ShareState) -> None:
+        code, left = self.pairing.code()
+        link = f"{state.origin}/pair#{code}"
+        with ui.row().classes("items-center gap-2"):
+            ui.icon("wifi_tethering", color="positive")
+            ui.label("Sharing on").classes("text-subtitle1")
+            ui.label(state.origin).classes("text-subtitle1 text-weight-bold").props("data-testid=share-address")
+        if state.secure and state.guide_url:
+            ui.label("1. First time on this tablet: scan this and install the certificate.") \
+                .classes("text-subtitle2")
+            ui.html(qr_svg(state.guide_url)).classes("gl-qr").props("data-testid=share-ca-qr")
+            ui.label(state.guide_url).classes("text-caption").props("data-testid=share-ca-url")
+            ui.label("Its fingerprint (compare on the tablet):").classes("text-caption")
+            ui.label(self.services.certs.fingerprint()).classes("text-caption gl-mono") \
+                .props("data-testid=share-ca-fingerprint")
+            ui.label("2. Scan to pair.").classes("text-subtitle2")
+        else:
+            ui.label("Scan with the tablet's camera to pair it.").classes("text-subtitle2")
+        ui.html(qr_svg(link)).classes("gl-qr").props("data-testid=share-qr")
+        # the full link holds the code; shown small for copying to a laptop
+        ui.label(link).classes("text-caption gl-mono").style("word-break: break-all") \
+            .props("data-testid=share-link")
+        self.code_label = ui.label(f"This code works once, for {int(left) // 60}:{int(left) % 60:02d} more.") \
+            .classes("text-caption text-grey-7")
+        with ui.row().classes("gap-2"):
+            ui.button("New code", icon="refresh", on_click=self.new_code).props("flat data-testid=share-new-code")
+            ui.button("Devices", icon="devices", on_click=lambda: ui.navigate.to("/devices")).props("flat")
+            ui.button("Stop sharing", icon="portable_wifi_off", color="negative", on_click=self.stop) \
+                .props("unelevated data-testid=share-stop")
+
+    async def new_code(self) -> None:
+        try:
+            self.pairing.new_code()
+        except PairingError:
+            pass
+        await self.render()
+
+    async def stop(self) -> None:
+        await self.sharing.stop()
+        await self.render()
+
+
+async def _interfaces() -> list[NetworkInterface]:
+    return await asyncio.to_thread(lan_interfaces)
+
+
+class DevicesPage:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.devices = services.devices
+        self.shown: tuple[object, ...] = ()
+
+    async def build(self) -> None:
+        async with frame(self.services, current=None, title="Devices"):
+            ui.label("Devices you allowed to use gridless over the network. Revoking one disconnects it at "
+                     "once; it would have to pair again.").classes("text-body2")
+            self.body = ui.column().classes("w-full gap-2")
+            self.render()
+            ui.timer(2.0, self.tick)
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple((d.id, d.name, d.address, int(time.time() - d.last_seen) // 60) for d in self.devices.list())
+
+    def tick(self) -> None:
+        if self._key() != self.shown:
+            self.render()
+
+    def render(self) -> None:
+        self.shown = self._key()
+        self.body.clear()
+        devices = self.devices.list()
+        with self.body:
+            if not devices:
+                ui.label("No paired devices.").classes("text-grey-6").props("data-testid=devices-empty")
+                ui.button("Share on this network", icon="share", on_click=lambda: ui.navigate.to("/sharing")) \
+                    .props("flat")
+                return
+            for device in devices:
+                self.render_device(device)
+
+    def render_device(self, device: Device) -> None:
+        with ui.card().classes("w-full").props(f"flat bordered data-testid=device-{device.id}"), \
+                ui.row().classes("w-full items-center no-wrap"):
+            ui.icon("tablet_android").classes("text-h5 text-grey-7")
+            with ui.column().classes("col gap-0").style("min-width: 0"):
+                ui.label(device.name).classes("text-subtitle1 ellipsis").props("data-testid=device-name")
+                ui.label(f"{device.address or 'unknown address'} · last seen {ago(device.last_seen)} · paired "
+                         f"{time.strftime('%Y-%m-%d', time.localtime(device.created_at))}") \
+                    .classes("text-caption text-grey-7").props("data-testid=device-seen")
+            ui.button(icon="edit", on_click=lambda d=device: self.rename(d)) \
+                .props("flat round dense aria-label=Rename")
+            ui.button("Revoke", color="negative", on_click=lambda d=device: self.revoke(d)) \
+                .props(f"flat no-caps data-testid=revoke-{device.id}")
+
+    async def rename(self, device: Device) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-80"):
+            field = ui.input("Name", value=device.name).props("autofocus maxlength=60").classes("w-full")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Save", on_click=lambda: dialog.submit(field.value))
+        name = await dialog
+        if name and name.strip():
+            await self.devices.rename(device.id, name)
+            self.render()
+
+    async def revoke(self, device: Device) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-80"):
+            ui.label(f"Revoke “{device.name}”?").classes("text-h6")
+            ui.label("It is disconnected now and must pair again to come back.")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Revoke", color="negative", on_click=lambda: dialog.submit(True)) \
+                    .props("data-testid=confirm-ok")
+        if await dialog:
+            await self.devices.revoke(device.id)
+            ui.notify(f"{device.name} can no longer connect", timeout=2000)
+            self.render()
+
+
+def register(services: Services) -> None:
+    @ui.page("/sharing")
+    async def sharing_page() -> None:
+        await services.ready()
+        await SharePage(services).build()
+
+    @ui.page("/devices")
+    async def devices_page() -> None:
+        await services.ready()
+        await DevicesPage(services).build()
