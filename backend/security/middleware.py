@@ -259,10 +259,9 @@ class SecurityMiddleware:
                 wait = guard.owner_guess_allowed(client)
                 if wait > 0:
                     return await _respond(send, 429, "too_many_attempts",
-                                          f"Too many wrong keys; try again in {int(wait) + 1} s.", path)
+                                          f"Too many wrong keys; try again in {int(wait) + 1} s.", path, wait)
                 guard.owner_guess_failed(client)
-            return await _respond(send, 401, "unauthorized",
-                                  "Sign in with the link that `gridless serve` printed.", path)
+            return await _respond(send, 401, "unauthorized", self._sign_in_hint(scope), path)
         principal, how = found
         if not principal.is_owner:
             refusal = self._device_refusal(principal, path)
@@ -280,6 +279,11 @@ class SecurityMiddleware:
             return await self.app(scope, receive, _with_headers(send, private=True))
         await _revocable(self.app, scope, receive, _with_headers(send, private=True), guard, principal.device_id)
 
+    def _sign_in_hint(self, scope: Scope) -> str:
+        if _local(scope) in self.guard.lan_addresses():
+            return "This device is not paired. On the phone, open Share and scan its QR code with this device."
+        return "Sign in with the link that `gridless serve` printed."
+
     def _device_refusal(self, principal: Principal, path: str) -> str | None:
         if self.guard.is_admin(path):
             return "Only the phone that runs gridless can open this."
@@ -294,7 +298,7 @@ class SecurityMiddleware:
         wait = guard.owner_guess_allowed(client)
         if wait > 0:
             return await _respond(send, 429, "too_many_attempts",
-                                  f"Too many wrong links; try again in {int(wait) + 1} s.", path)
+                                  f"Too many wrong links; try again in {int(wait) + 1} s.", path, wait)
         if guard.owner.token_ok(query["token"]):
             rest = urlencode({k: v for k, v in query.items() if k != "token"})
             return await _sign_in(send, guard.session_cookie(secure=scope.get("scheme") == "https"),
@@ -387,7 +391,7 @@ def _with_headers(send: Send, *, private: bool) -> Send:
     return wrapped
 
 
-async def _respond(send: Send, status: int, code: str, message: str, path: str) -> None:
+async def _respond(send: Send, status: int, code: str, message: str, path: str, retry_after: float = 0.0) -> None:
     if path.startswith("/v1/") or path == "/v1":
         body = json.dumps({"error": {"message": message, "type": "authentication_error" if status == 401
                                      else "invalid_request_error", "param": None, "code": code}}).encode()
@@ -400,6 +404,8 @@ async def _respond(send: Send, status: int, code: str, message: str, path: str) 
                (b"cache-control", b"no-store")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="gridless"'))
+    if retry_after > 0:
+        headers.append((b"retry-after", str(int(retry_after) + 1).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
