@@ -59,7 +59,7 @@ def create(settings: Settings) -> Services:
     guide = SecurityMiddleware(pairing.guide_app(services.certs, https_origin), guard=guard)
     services.sharing = Sharing(app, guide, services.certs, services.pairing)
     app.add_middleware(SecurityMiddleware, guard=guard)
-    core.sio.eio.cors_allowed_origins = None  # engine.io's own same-origin check, on top of ours
+    core.sio.eio.cors_allowed_origins = socket_guard.same_origin  # engine.io's own check, on top of ours
     socket_guard.install()
     app.include_router(health_router)
     app.include_router(api_router)

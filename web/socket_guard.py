@@ -21,7 +21,7 @@ from nicegui.client import Client
 from backend.security.devices import Principal
 from backend.security.middleware import principal_of
 
-__all__ = ["client_principal", "install"]
+__all__ = ["client_principal", "install", "same_origin"]
 
 ROUTED_EVENTS = ("event", "javascript_response", "ack", "log")
 
@@ -31,6 +31,14 @@ def client_principal(client_id: str) -> Principal | None:
     client = Client.instances.get(client_id)
     request = getattr(client, "request", None) if client is not None else None
     return principal_of(request.scope) if request is not None else None
+
+
+def same_origin(origin: str | None, environ: dict[str, Any]) -> bool:
+    """engine.io's own origin check, with the scheme the request really came over: its ASGI
+    driver takes every request for plain HTTP, which would refuse the page on an HTTPS share."""
+    scope = environ.get("asgi.scope") or {}
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return origin == f"{scheme}://{environ.get('HTTP_HOST', '')}"
 
 
 def _socket_principal(environ: dict[str, Any] | None) -> Principal | None:

@@ -31,6 +31,10 @@ CA_YEARS = 10
 LEAF_DAYS = 397
 """Apple platforms refuse server certificates valid for longer than 398 days."""
 RENEW_WITHIN_DAYS = 30
+LEAF_SUBJECT = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gridless"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, "gridless server")])
+"""Not the address: OpenSSL checks a dotted common name against the CA's DNS name
+constraints when the certificate names no DNS host, so `CN=192.168.1.20` would be refused."""
 PERMITTED_NETWORKS = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
     "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")]
@@ -157,6 +161,7 @@ class LocalCA:
         except (OSError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
             return False
         return (cert.public_key() == key.public_key() and ips == [ipaddress.ip_address(address)]
+                and cert.subject == LEAF_SUBJECT
                 and cert.not_valid_after_utc > _now() + dt.timedelta(days=RENEW_WITHIN_DAYS))
 
     def _issue(self, ca: x509.Certificate, address: str) -> None:
@@ -165,7 +170,7 @@ class LocalCA:
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+                .subject_name(LEAF_SUBJECT)
                 .issuer_name(ca.subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(days=1))

@@ -14,7 +14,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Literal
 
@@ -35,7 +35,8 @@ class Principal:
 
     role: Literal["owner", "device"]
     device_id: str | None = None
-    name: str = "this device"
+    name: str = field(default="this device", compare=False)
+    """Shown to people; two principals are the same whatever the device is called now."""
 
     @property
     def is_owner(self) -> bool:

@@ -185,7 +185,8 @@ class Sharing:
             present = await asyncio.to_thread(lambda: {i.address for i in lan_interfaces()})
             if address not in present:
                 async with self._lock:
-                    await self._stop()
+                    # the reason first: whoever sees sharing off must also see why
                     self.stopped_reason = f"{address} is no longer an address of this device, so sharing " \
                                           "stopped. Share again on the current network."
+                    await self._stop()
                 return

@@ -90,3 +90,22 @@ def test_install_wraps_the_handlers_once() -> None:
     socket_guard.install()
     assert handlers["connect"] is connect
     assert getattr(connect, "gridless_guarded", False)
+
+
+def test_a_renamed_device_is_still_the_same_principal(clients: dict[str, Any]) -> None:
+    renamed = Principal("device", "d1", "Kitchen tablet")
+    assert socket_guard._may_attach(environ_for(renamed), "tablet-page")
+
+
+def test_engineio_origin_check_uses_the_real_scheme() -> None:
+    def environ(scheme: str, host: str = "10.0.0.1:8765") -> dict[str, Any]:
+        return {"HTTP_HOST": host, "asgi.scope": {"scheme": scheme}}
+
+    assert socket_guard.same_origin("http://10.0.0.1:8765", environ("ws"))
+    assert socket_guard.same_origin("https://10.0.0.1:8765", environ("wss"))
+    assert socket_guard.same_origin("https://10.0.0.1:8765", environ("https"))
+    assert not socket_guard.same_origin("http://10.0.0.1:8765", environ("wss"))  # downgraded page
+    assert not socket_guard.same_origin("https://10.0.0.1:8765", environ("ws"))
+    assert not socket_guard.same_origin("http://evil.example", environ("ws"))
+    assert not socket_guard.same_origin(None, environ("ws"))
+    assert not socket_guard.same_origin("http://10.0.0.1:8765", {"asgi.scope": {"scheme": "ws"}})
