@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nicegui import ui
 
 from backend.security.pairing import Pairing, PairingError, PairingRequest
@@ -12,8 +14,10 @@ __all__ = ["ApprovalPrompt"]
 class ApprovalPrompt:
     """One dialog per waiting request; closed on every page once any of them answers."""
 
-    def __init__(self, pairing: Pairing) -> None:
+    def __init__(self, pairing: Pairing, on_change: Callable[[], None] | None = None) -> None:
         self.pairing = pairing
+        self.on_change = on_change
+        """Called when pairing changes (sharing started or stopped, a code used, a request)."""
         self.version = -1
         self.dialogs: dict[str, ui.dialog] = {}
         ui.timer(0.5, self.tick)
@@ -22,6 +26,8 @@ class ApprovalPrompt:
         if self.pairing.version == self.version:
             return
         self.version = self.pairing.version
+        if self.on_change is not None:
+            self.on_change()
         waiting = {r.id: r for r in self.pairing.waiting()}
         for request_id in [r for r in self.dialogs if r not in waiting]:
             self.dialogs.pop(request_id).delete()

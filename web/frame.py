@@ -62,6 +62,14 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
         title_label = ui.label(title or "gridless").classes("text-subtitle1 ellipsis col-shrink") \
             .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
+        # the owner sees at a glance that other devices can reach the app
+        sharing_badge = ui.button(icon="wifi_tethering", on_click=lambda: ui.navigate.to("/sharing")) \
+            .props("flat round dense color=positive data-testid=sharing-on aria-label=Sharing")
+        with sharing_badge:
+            sharing_tip = ui.tooltip("")
+        sharing_badge.set_visibility(False)
+        if not principal.is_owner:
+            sharing_badge.delete()
         model = services.chat.model
         model_chip = ui.chip(model.id if model else "no model", icon="memory") \
             .props("outline dense").classes("text-xs ellipsis") \
@@ -82,7 +90,11 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
                     .classes("w-full")
         await conversation_list(services, current)
     if principal.is_owner:
-        ApprovalPrompt(services.pairing)
+        def show_sharing() -> None:
+            state = services.sharing.state if services.sharing else None
+            sharing_badge.set_visibility(state is not None)
+            sharing_tip.set_text(f"Sharing on {state.origin}" if state else "")
+        ApprovalPrompt(services.pairing, on_change=show_sharing)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
         yield Frame(header=header, title=title_label, model_chip=model_chip)
 

@@ -176,6 +176,8 @@ def test_tablet_pairs_chats_and_is_revoked(sharing_server: ServerProcess, host: 
     for nav in OWNER_NAV:
         expect(tab.get_by_test_id(nav)).to_have_count(0)
         expect(owner.get_by_test_id(nav)).to_have_count(1)
+    expect(owner.get_by_test_id("sharing-on")).to_be_visible()  # the owner sees that the app is shared
+    expect(tab.get_by_test_id("sharing-on")).to_have_count(0)
     refused = tab.goto(f"{origin}/models")
     assert refused is not None and refused.status == 403
     expect(tab.locator("body")).to_contain_text("Only the phone that runs gridless can open this.")

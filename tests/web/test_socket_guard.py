@@ -66,7 +66,7 @@ def test_messages_reach_only_the_page_the_socket_joined() -> None:
     assert seen == [("sid-1", {"client_id": "tablet-page", "x": 1})]
 
 
-def test_async_handlers_stay_async() -> None:
+async def test_async_handlers_stay_async() -> None:
     seen: list[Any] = []
 
     async def handler(sid: str, msg: Any) -> str:
@@ -76,8 +76,8 @@ def test_async_handlers_stay_async() -> None:
     server = FakeServer({"sid-1": ["sid-1", "page"]})
     guarded = socket_guard._only_own_client(server, handler)  # type: ignore[arg-type]
     assert asyncio.iscoroutinefunction(guarded)
-    assert asyncio.run(guarded("sid-1", {"client_id": "page"})) == "handled"
-    assert asyncio.run(guarded("sid-1", {"client_id": "elsewhere"})) is None
+    assert await guarded("sid-1", {"client_id": "page"}) == "handled"
+    assert await guarded("sid-1", {"client_id": "elsewhere"}) is None
     assert seen == [{"client_id": "page"}]
 
 
