@@ -137,7 +137,7 @@ class SharePage:
             ui.label(state.guide_url).classes("text-caption").props("data-testid=share-ca-url")
             ui.label("Its fingerprint (compare on the tablet):").classes("text-caption")
             ui.label(self.services.certs.fingerprint()).classes("text-caption gl-mono") \
-                .props("data-testid=share-ca-fingerprint")
+                .style("word-break: break-all").props("data-testid=share-ca-fingerprint")
             ui.label("2. Scan to pair.").classes("text-subtitle2")
         else:
             ui.label("Scan with the tablet's camera to pair it.").classes("text-subtitle2")
