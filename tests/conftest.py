@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from backend.models.local import bundled_chat_model
+from backend.storage.db import Database
 
 from .server import ServerProcess
 
@@ -23,3 +24,12 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A real gridless server with the bundled model, its own data folder and port."""
     with ServerProcess(data_dir=tmp_path / "data") as srv:
         yield srv
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh database with every migration applied."""
+    database = Database(tmp_path / "g.db")
+    await database.open()
+    yield database
+    await database.close()

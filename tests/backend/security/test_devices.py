@@ -1,35 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from backend.security.devices import OWNER, DeviceStore, Principal, clean_device_name, token_hash
 from backend.storage.db import Database
+from tests.clocks import FakeClock as Clock
 
 IDLE = 1000.0
 
 
-class Clock:
-    def __init__(self, now: float = 10_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "g.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(10_000.0)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ tablet's would.
 from __future__ import annotations
 
 import hashlib
-import socket
 import ssl
 import subprocess
 import time
@@ -22,12 +21,12 @@ import httpx
 import pytest
 
 from tests.netns import SecondHost, netns_available
+from tests.rawws import RawWebSocket
 from tests.server import ServerProcess
 
 if not netns_available():
     pytest.skip("network namespaces are not available (needs root and `ip netns`)", allow_module_level=True)
 
-WS_PATH = "/_nicegui_ws/socket.io/?EIO=4&transport=websocket"
 EVIL = "http://evil.example"
 
 
@@ -128,54 +127,6 @@ def pair(lan: Lan, name: str, *, verdict: str = "approve", verify: Any = True,
     token = cookie.split("=", 1)[1]
     lan.secrets.append(token)
     return status, Paired(cookie, token, device, name)
-
-
-class RawWebSocket:
-    """A websocket opened by hand, enough to read the server's frames."""
-
-    def __init__(self, address: str, port: int, headers: dict[str, str]) -> None:
-        request = (f"GET {WS_PATH} HTTP/1.1\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
-        request += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        self.sock = socket.create_connection((address, port), timeout=5)
-        self.sock.sendall(request.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        self.status = head.split(b"\r\n", 1)[0].decode()
-        self.buffer = bytearray(rest)
-
-    def upgraded(self) -> bool:
-        return self.status.split(" ")[1:2] == ["101"]
-
-    def _need(self, n: int, deadline: float) -> None:
-        while len(self.buffer) < n:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise EOFError
-            self.buffer += chunk
-
-    def frame(self, deadline: float) -> tuple[int, bytes]:
-        """(opcode, payload) of the next frame; EOFError when the server closed the connection."""
-        self._need(2, deadline)
-        opcode, length, offset = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
-        if length >= 126:
-            size = 2 if length == 126 else 8
-            self._need(2 + size, deadline)
-            length, offset = int.from_bytes(self.buffer[2:2 + size], "big"), 2 + size
-        self._need(offset + length, deadline)
-        payload = bytes(self.buffer[offset:offset + length])
-        del self.buffer[:offset + length]
-        return opcode, payload
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def open_ws(lan: Lan, headers: dict[str, str]) -> RawWebSocket:

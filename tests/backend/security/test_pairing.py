@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -10,31 +8,16 @@ from backend.security.devices import DeviceStore
 from backend.security.pairing import COLLECT_WITHIN_S, MAX_WAITING, Pairing, PairingError
 from backend.security.ratelimit import FailureLimiter
 from backend.storage.db import Database
+from tests.clocks import FakeClock as Clock
 
 TTL = 120.0
 TABLET = "192.168.1.30"
 OTHER = "192.168.1.31"
 
 
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "g.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

@@ -3,19 +3,12 @@ from __future__ import annotations
 import pytest
 
 from backend.security.ratelimit import FailureLimiter
-
-
-class Clock:
-    def __init__(self, now: float = 500.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import FakeClock as Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(500.0)
 
 
 def test_limit_and_retry_after(clock: Clock) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -9,14 +8,6 @@ import pytest
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
 from backend.storage.migrations import MIGRATIONS
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "g.db")
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
