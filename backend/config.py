@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_model_upload_mb: int = Field(default=32 * 1024, ge=1)
     """Largest model file accepted through the upload form."""
 
+    max_audio_upload_mb: int = Field(default=200, ge=1)
+    """Largest recording or audio file accepted for transcription."""
+    max_audio_seconds: float = Field(default=3600.0, ge=1)
+    """Longest recording accepted for transcription (one hour)."""
+
     share_port: int | None = Field(default=None, ge=1, le=65535)
     """Port for sharing on the local network; defaults to `port`."""
     pairing_code_ttl_s: float = Field(default=300.0, ge=2, le=300)

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from .audio.engines import SidecarHost, speech_host, voice_host
+from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
 from .chat.service import ChatService
 from .config import Settings
@@ -19,6 +21,8 @@ from .security.ratelimit import FailureLimiter
 from .security.sharing import Sharing
 from .storage.conversations import ConversationStore
 from .storage.db import Database
+from .storage.media import MediaStore
+from .storage.transcripts import TranscriptStore
 
 __all__ = ["Services"]
 
@@ -35,6 +39,10 @@ class Services:
     chat: ChatService
     conversations: ConversationService
     owner: OwnerCredential
+    media: MediaStore
+    speech: SidecarHost
+    voice: SidecarHost
+    transcripts: TranscriptService
     devices: DeviceStore
     pairing: Pairing
     certs: LocalCA
@@ -55,7 +63,11 @@ class Services:
         models = ModelManager(settings, db, residency)
         chat = ChatService(settings, models, residency)
         devices = DeviceStore(db, settings.device_idle_s)
-        return cls(settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
+        media = MediaStore(settings.media_dir)
+        speech = speech_host(settings, models, residency)
+        return cls(media=media, speech=speech, voice=voice_host(settings, models, residency),
+                   transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
+                   settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, settings.context_length),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
@@ -78,6 +90,9 @@ class Services:
         recovered = await self.conversations.recover()
         if recovered:
             log.warning("%d answer(s) were cut off by the last shutdown; kept as interrupted", recovered)
+        requeued = await self.transcripts.recover()
+        if requeued:
+            log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
         self.started.set()
 
     async def ready(self) -> None:
@@ -101,6 +116,9 @@ class Services:
             task.cancel()
         await self.devices.flush(0)
         await self.conversations.shutdown()
+        await self.transcripts.shutdown()
+        await self.speech.close()
+        await self.voice.close()
         await self.models.stop()
         await self.residency.stop()
         await self.chat.close()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .routes import chat, models
+from .routes import audio, chat, models
 
 __all__ = ["api_router"]
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(models.router)
 api_router.include_router(chat.router)
+api_router.include_router(audio.router)

@@ -20,7 +20,7 @@ from .downloads import Download, DownloadError, DownloadManager, free_space_prob
 from .files import JOBS, Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
 from .gguf_info import GgufError, GgufIncomplete, read_gguf_info
 from .hub import HubClient, HubError, RemoteFile, RepoListing
-from .local import bundled_chat_model
+from .local import bundled_chat_model, bundled_speech_model, bundled_voice
 from .memory import MemoryEstimate, estimate_file_model, estimate_llm, format_bytes, largest_context_within
 from .names import UnsafeName, model_id_from, safe_relative_path, safe_repo_id
 from .registry import ModelRecord, ModelRegistry
@@ -460,33 +460,55 @@ class ModelManager:
 
     async def _register_found(self, path: Path, job: str, source: str, *, model_id: str | None = None,
                               name: str | None = None) -> ModelRecord | None:
+        """Register a model found on disk. A speech model is its folder (the engine loads the
+        folder; its `model.bin` is what is checked)."""
         if self.registry.by_path(path) is not None:
             return None
+        checked = path / "model.bin" if job == "speech" else path
         try:
-            inspected = await asyncio.to_thread(inspect_model_file, path, job)
+            inspected = await asyncio.to_thread(inspect_model_file, checked, job)
+            size = inspected.size
+            if job == "speech":
+                size = await asyncio.to_thread(_folder_size, path)
         except (ModelFileError, OSError) as exc:  # one bad file must not keep the app from starting
             log.warning("ignoring %s: %s", path, exc)
             return None
         if inspected.projector:
             return None
+        stem = path.name if job == "speech" else path.stem
         return await self.registry.add(ModelRecord(
-            id=model_id or model_id_from(path.stem), job=job, name=name or path.stem, format=inspected.format,
-            path=path, size_bytes=inspected.size, quantization=inspected.quantization, license=inspected.license,
-            source=source, info=inspected.info))
+            id=model_id or model_id_from(stem), job=job, name=name or stem, format=inspected.format,
+            path=path, size_bytes=size, quantization=inspected.quantization, license=inspected.license,
+            source=source, info=inspected.info,
+            folder=path if job == "speech" and source == "folder" else None))
 
     async def _sync_bundled(self) -> None:
-        path = bundled_chat_model()
-        if path is not None:
-            await self._register_found(path, "chat", "bundled", model_id="smollm2-135m-instruct",
-                                       name="SmolLM2 135M Instruct")
+        bundled = ((bundled_chat_model(), "chat", "smollm2-135m-instruct", "SmolLM2 135M Instruct"),
+                   (bundled_speech_model(), "speech", "whisper-tiny-en", "Whisper tiny.en"),
+                   (bundled_voice(), "voice", "piper-en-us-joe-medium", "Piper Joe (US English)"))
+        for path, job, model_id, name in bundled:
+            if path is not None:
+                await self._register_found(path, job, "bundled", model_id=model_id, name=name)
 
     async def _scan_folder(self) -> None:
-        """GGUF files put straight into the models folder (or named by GRIDLESS_CHAT_MODEL) are chat models."""
+        """Models put straight into the models folder: GGUF files (or the one GRIDLESS_CHAT_MODEL names) are
+        chat models, Whisper folders speech models, Piper voices voice models."""
         if self.folder.is_dir():
             for path in sorted(self.folder.glob("*.gguf")):
                 await self._register_found(path, "chat", "folder")
+            # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
+            for model_bin in sorted(self.folder.glob("*/model.bin")):
+                if (model_bin.parent / "tokenizer.json").is_file() or (model_bin.parent / "vocabulary.txt").is_file():
+                    await self._register_found(model_bin.parent, "speech", "folder")
+            for onnx in sorted(self.folder.glob("*.onnx")):
+                if onnx.with_name(onnx.name + ".json").is_file():
+                    await self._register_found(onnx, "voice", "folder")
         configured = self.settings.chat_model
         if configured is not None:
             record = self.registry.by_path(configured) or await self._register_found(configured, "chat", "folder")
             if record is not None:
                 await self.registry.set_active("chat", record.id)
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

@@ -92,4 +92,27 @@ MIGRATIONS: list[str] = [
         last_seen   REAL NOT NULL
     );
     """,
+    # 4: transcripts of recordings and uploaded audio (the audio itself is a media file)
+    """
+    CREATE TABLE transcripts (
+        id            TEXT PRIMARY KEY,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        audio         TEXT NOT NULL,
+        mime          TEXT NOT NULL,
+        bytes         INTEGER NOT NULL,
+        name          TEXT NOT NULL DEFAULT '',
+        duration      REAL,
+        language      TEXT,
+        language_hint TEXT,
+        model         TEXT,
+        state         TEXT NOT NULL
+                      CHECK (state IN ('queued', 'running', 'done', 'error', 'cancelled')),
+        text          TEXT NOT NULL DEFAULT '',
+        segments      TEXT NOT NULL DEFAULT '[]',
+        error         TEXT,
+        seconds       REAL
+    );
+    CREATE INDEX transcripts_created ON transcripts (created_at DESC);
+    """,
 ]

@@ -1,0 +1,152 @@
+"""The app's own audio routes: recordings in, transcripts out, answers read aloud.
+
+- `POST /api/transcripts` takes the recording as the raw request body (what the
+  microphone button or a file input sends; never base64 over the websocket). With
+  `?stream=1` the answer is NDJSON: the transcript's id, then each segment as it is
+  decoded, then `done` (or `error`); without, 202 and the id.
+- `GET /api/transcripts[/{id}[/events|/audio]]`, `DELETE /api/transcripts/{id}`.
+- `GET /api/speech/messages/{id}` reads an answer aloud: a WAV stream whose first
+  sentence plays while the rest is still being spoken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ..audio.intake import AudioRejected, wav_header
+from ..engines.voice import AudioChunk, SpeakRequest, speakable
+from ..runtime.child import EngineError
+from ..runtime.protocol import JobFailed
+from .deps import ServicesDep
+from .routes.chat import ClosingStreamingResponse
+
+__all__ = ["TRANSCRIPT_UPLOAD_PATH", "router", "speech_wav"]
+
+TRANSCRIPT_UPLOAD_PATH = "/api/transcripts"
+LANGUAGE_PATTERN = "^[a-z]{2,3}$"
+router = APIRouter(include_in_schema=False)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+
+
+def _ndjson(events: AsyncIterator[dict[str, Any]]) -> ClosingStreamingResponse:
+    async def lines() -> AsyncIterator[bytes]:
+        async for event in events:
+            yield (json.dumps(event) + "\n").encode()
+    return ClosingStreamingResponse(lines(), media_type="application/x-ndjson",
+                                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.post(TRANSCRIPT_UPLOAD_PATH)
+async def upload(request: Request, services: ServicesDep, stream: bool = False,
+                 language: str | None = Query(default=None, pattern=LANGUAGE_PATTERN),
+                 name: str = Query(default="", max_length=200)) -> Any:
+    try:
+        transcript = await services.transcripts.accept(_body(request), name=name, language=language)
+    except AudioRejected as exc:
+        return _error(exc.status, exc.code, exc.message)
+    if not stream:
+        return JSONResponse({"id": transcript.id, "state": transcript.state}, status_code=202)
+    return _ndjson(services.transcripts.follow(transcript.id))
+
+
+@router.get("/api/transcripts")
+async def transcripts(services: ServicesDep, limit: int = Query(default=50, ge=1, le=500),
+                      before: float | None = None) -> Any:
+    return [t.to_json() for t in await services.transcripts.list_recent(limit, before)]
+
+
+@router.get("/api/transcripts/{transcript_id}")
+async def transcript(transcript_id: str, services: ServicesDep) -> Any:
+    found = await services.transcripts.get(transcript_id)
+    return found.to_json() if found else _error(404, "not_found", "There is no transcript with that id.")
+
+
+@router.get("/api/transcripts/{transcript_id}/events")
+async def transcript_events(transcript_id: str, services: ServicesDep) -> Any:
+    if await services.transcripts.get(transcript_id) is None:
+        return _error(404, "not_found", "There is no transcript with that id.")
+    return _ndjson(services.transcripts.follow(transcript_id))
+
+
+@router.get("/api/transcripts/{transcript_id}/audio")
+async def transcript_audio(transcript_id: str, services: ServicesDep) -> Any:
+    found = await services.transcripts.get(transcript_id)
+    if found is None:
+        return _error(404, "not_found", "There is no transcript with that id.")
+    path = services.media.path(found.audio)
+    if not path.is_file():
+        return _error(404, "not_found", "The recording's file is missing.")
+    return FileResponse(path, media_type=found.mime, headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("/api/transcripts/{transcript_id}/cancel")
+async def cancel_transcript(transcript_id: str, services: ServicesDep) -> Any:
+    if not await services.transcripts.cancel(transcript_id):
+        return _error(409, "not_running", "That transcript is not being transcribed.")
+    return {"id": transcript_id, "cancelling": True}
+
+
+@router.delete("/api/transcripts/{transcript_id}")
+async def delete_transcript(transcript_id: str, services: ServicesDep) -> Any:
+    if not await services.transcripts.delete(transcript_id):
+        return _error(404, "not_found", "There is no transcript with that id.")
+    return {"id": transcript_id, "deleted": True}
+
+
+async def speech_wav(services: Any, text: str, *, speed: float = 1.0, model_id: str | None = None,
+                     header: bool = True) -> AsyncIterator[bytes]:
+    """The voice engine's sentences as one WAV stream (or bare PCM without `header`)."""
+    import uuid
+
+    sent_header = not header
+    async for event in services.voice.stream(SpeakRequest(text=text, speed=speed), uuid.uuid4().hex,
+                                             model_id=model_id):
+        if isinstance(event, AudioChunk):
+            if not sent_header:
+                yield wav_header(event.sample_rate)
+                sent_header = True
+            yield event.pcm
+        elif isinstance(event, JobFailed):
+            raise EngineError(event.code, event.message)
+
+
+async def _first_then_rest(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Wait for the first chunk so that a failure (no voice, bad text) is still an HTTP error."""
+    first = await anext(chunks)
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+    return first, rest()
+
+
+@router.get("/api/speech/messages/{message_id}")
+async def read_message(message_id: str, services: ServicesDep,
+                       speed: float = Query(default=1.0, ge=0.25, le=4.0)) -> Any:
+    message = await services.store.get_message(message_id)
+    if message is None or message.role != "assistant":
+        return _error(404, "not_found", "There is no answer with that id.")
+    text = speakable(message.content)
+    if not text:
+        return _error(400, "nothing_to_read", "This answer has no text to read aloud.")
+    try:
+        _, body = await _first_then_rest(speech_wav(services, text, speed=speed))
+    except EngineError as exc:
+        return _error(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+    except StopAsyncIteration:
+        return Response(status_code=204)
+    return ClosingStreamingResponse(body, media_type="audio/wav", headers={"Cache-Control": "no-store"})

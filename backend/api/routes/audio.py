@@ -1,0 +1,189 @@
+"""POST /v1/audio/transcriptions and POST /v1/audio/speech, in the OpenAI shape.
+
+Transcriptions are not kept (an API caller owns its audio): the upload goes to a
+temporary media file, is checked like any recording, transcribed, and removed.
+Speech is synthesized by the voice engine; `wav` is returned whole (with its true
+length in the header, as OpenAI does), `pcm` (16-bit mono at the voice's rate, named in
+`X-Sample-Rate`) streams sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from ...audio.intake import AudioRejected, wav_bytes
+from ...engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest
+from ...engines.voice import AudioChunk, SpeakRequest
+from ...runtime.child import EngineError
+from ...runtime.protocol import JobDone, JobFailed
+from ..deps import ServicesDep
+from ..errors import ApiError
+from .chat import ClosingStreamingResponse
+
+__all__ = ["router"]
+
+router = APIRouter()
+OPENAI_SPEECH_MODELS = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}
+OPENAI_VOICE_MODELS = {"tts-1", "tts-1-hd", "gpt-4o-mini-tts"}
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+UPLOAD_CHUNK = 256 * 1024
+
+
+def _status(exc: EngineError) -> int:
+    return {"insufficient_memory": 503, "busy": 503, "model_not_found": 404, "audio_too_long": 413,
+            "worker_crashed": 500, "model_load_failed": 500}.get(exc.code, 400)
+
+
+def _model_id(services: Any, job: str, requested: str | None, aliases: set[str]) -> str | None:
+    if not requested or requested in aliases:
+        return None
+    model = services.models.get(requested)
+    if model is None or model.job != job:
+        raise ApiError(404, f"there is no {job} model '{requested}'; GET /v1/models lists them",
+                       code="model_not_found", param="model")
+    return str(requested)
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(UPLOAD_CHUNK):
+        yield chunk
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
+
+
+def subtitles(segments: list[dict[str, Any]], kind: Literal["srt", "vtt"]) -> str:
+    """Segments as SubRip or WebVTT cues."""
+    blocks = ["WEBVTT\n"] if kind == "vtt" else []
+    separator = "," if kind == "srt" else "."
+    for n, s in enumerate(segments, start=1):
+        timing = f"{_clock(s['start'], separator)} --> {_clock(s['end'], separator)}"
+        text = s["text"].strip()
+        blocks.append(f"{n}\n{timing}\n{text}\n" if kind == "srt" else f"{timing}\n{text}\n")
+    return "\n".join(blocks)
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(
+        services: ServicesDep,
+        file: Annotated[UploadFile, File()],
+        model: Annotated[str, Form()] = "whisper-1",
+        language: Annotated[str | None, Form(pattern="^[a-z]{2,3}$")] = None,
+        prompt: Annotated[str | None, Form(max_length=2000)] = None,
+        response_format: Annotated[ResponseFormat, Form()] = "json",
+        temperature: Annotated[float, Form(ge=0, le=1)] = 0.0,
+        timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
+) -> Any:
+    model_id = _model_id(services, "speech", model, OPENAI_SPEECH_MODELS)
+    try:
+        audio, _, _ = await services.transcripts.store_upload(_chunks(file))
+    except AudioRejected as exc:
+        raise ApiError(exc.status, exc.message, code=exc.code, param="file") from None
+    words = "word" in (timestamp_granularities or [])
+    request = TranscribeRequest(audio_path=str(services.media.path(audio)), language=language, prompt=prompt,
+                                temperature=temperature, word_timestamps=words,
+                                max_seconds=services.settings.max_audio_seconds)
+    segments: list[dict[str, Any]] = []
+    info: SpeechInfo | None = None
+    result: dict[str, Any] = {}
+    try:
+        async for event in services.speech.stream(request, uuid.uuid4().hex, model_id=model_id):
+            if isinstance(event, SpeechInfo):
+                info = event
+            elif isinstance(event, SpeechSegment):
+                segments.append({"id": event.index, "seek": 0, "start": round(event.start, 3),
+                                 "end": round(event.end, 3), "text": event.text, "tokens": [],
+                                 "temperature": temperature, "avg_logprob": event.avg_logprob,
+                                 "compression_ratio": 0.0, "no_speech_prob": event.no_speech_prob,
+                                 **({"words": event.words} if event.words else {})})
+            elif isinstance(event, JobDone):
+                result = event.result
+            elif isinstance(event, JobFailed):
+                raise EngineError(event.code, event.message)
+    except EngineError as exc:
+        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+    finally:
+        services.media.delete(audio)
+    text = result.get("text", "")
+    if response_format == "text":
+        return PlainTextResponse(text + "\n")
+    if response_format in ("srt", "vtt"):
+        return PlainTextResponse(subtitles(segments, response_format),
+                                 media_type="text/vtt" if response_format == "vtt" else "application/x-subrip")
+    if response_format == "json":
+        return {"text": text}
+    body: dict[str, Any] = {"task": "transcribe", "language": _language_name(info.language if info else None),
+                            "duration": round(info.duration, 3) if info else 0.0, "text": text, "segments": segments}
+    if words:
+        body["words"] = [w for s in segments for w in s.get("words", [])]
+    return JSONResponse(body)
+
+
+_LANGUAGE_NAMES = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
+                   "pt": "portuguese", "nl": "dutch", "ja": "japanese", "zh": "chinese", "ru": "russian"}
+
+
+def _language_name(code: str | None) -> str:
+    """OpenAI's verbose_json names the language in English words."""
+    return _LANGUAGE_NAMES.get(code or "", code or "")
+
+
+class SpeechBody(BaseModel):
+    model: str = "tts-1"
+    input: str = Field(min_length=1, max_length=20_000)
+    voice: str = "default"
+    response_format: Literal["wav", "pcm", "mp3", "opus", "aac", "flac"] = "wav"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    instructions: str | None = None
+
+
+@router.post("/audio/speech")
+async def speech(body: SpeechBody, services: ServicesDep) -> Any:
+    if body.response_format not in ("wav", "pcm"):
+        raise ApiError(400, f"response_format '{body.response_format}' is not offered here; use 'wav' or 'pcm'",
+                       param="response_format")
+    # a voice may be named by the model id of an installed Piper voice; OpenAI's names mean the active one
+    requested = body.voice if services.models.get(body.voice) is not None else body.model
+    model_id = _model_id(services, "voice", requested, OPENAI_VOICE_MODELS | {"default"})
+    request = SpeakRequest(text=body.input, speed=body.speed)
+    events = services.voice.stream(request, uuid.uuid4().hex, model_id=model_id)
+    try:
+        first = await anext(events)  # a failure to start is still an HTTP error
+        while not isinstance(first, AudioChunk | JobDone):
+            if isinstance(first, JobFailed):
+                raise EngineError(first.code, first.message)
+            first = await anext(events)
+    except EngineError as exc:
+        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+    if not isinstance(first, AudioChunk):
+        raise ApiError(400, "there was nothing to say in the input", param="input")
+    rate = first.sample_rate
+    if body.response_format == "pcm":
+        async def pcm() -> AsyncIterator[bytes]:
+            yield first.pcm
+            async for event in events:
+                if isinstance(event, AudioChunk):
+                    yield event.pcm
+                elif isinstance(event, JobFailed):
+                    raise EngineError(event.code, event.message)
+        return ClosingStreamingResponse(pcm(), media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
+    parts = [first.pcm]
+    try:
+        async for event in events:
+            if isinstance(event, AudioChunk):
+                parts.append(event.pcm)
+            elif isinstance(event, JobFailed):
+                raise EngineError(event.code, event.message)
+    except EngineError as exc:
+        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+    return Response(wav_bytes(b"".join(parts), rate), media_type="audio/wav")

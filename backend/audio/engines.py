@@ -1,0 +1,118 @@
+"""Speech and voice engines: small sidecar models, loaded on demand within the memory budget.
+
+Each host keeps at most one worker process (for the model active for its job), starts
+it on first use, replaces it when another model is asked for, and lets the residency
+manager unload it when idle or when a heavy model needs the room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from ..config import Settings
+from ..engines.speech import SpeechConfig
+from ..engines.voice import VoiceConfig
+from ..models.manager import ModelManager
+from ..models.registry import ModelRecord
+from ..runtime.child import EngineError
+from ..runtime.protocol import Event, Request
+from ..runtime.residency import ResidencyManager, Resident
+from ..runtime.scheduler import FifoGate, PositionCallback
+from ..runtime.worker import WorkerProcess, WorkerSpec
+
+__all__ = ["SidecarHost", "speech_host", "voice_host"]
+
+
+class NoModel(EngineError):
+    def __init__(self, message: str) -> None:
+        super().__init__("model_not_found", message)
+
+
+class SidecarHost:
+    def __init__(self, job: str, factory: str, make_config: Callable[[ModelRecord], Any], manager: ModelManager,
+                 residency: ResidencyManager, queue_limit: int) -> None:
+        self.job = job
+        self.factory = factory
+        self.make_config = make_config
+        self.manager = manager
+        self.residency = residency
+        self.gate = FifoGate(job, queue_limit)
+        self._worker: WorkerProcess | None = None
+        self._loaded: ModelRecord | None = None
+
+    @property
+    def model(self) -> ModelRecord | None:
+        return self.manager.active(self.job)
+
+    @property
+    def loaded(self) -> ModelRecord | None:
+        return self._loaded if self._worker is not None and self._worker.alive else None
+
+    def resolve(self, model_id: str | None) -> ModelRecord:
+        if model_id:
+            model = self.manager.get(model_id)
+            if model is None or model.job != self.job:
+                raise NoModel(f"there is no {self.job} model '{model_id}'")
+            return model
+        model = self.model
+        if model is None:
+            raise NoModel(f"no {self.job} model is installed")
+        return model
+
+    async def _load(self, model: ModelRecord) -> WorkerProcess:
+        if self._worker is not None and self._loaded is not None and self._loaded.id == model.id \
+                and self._loaded.path == model.path:
+            return self._worker
+        estimate = self.manager.check_fit(model)
+        resident = Resident(name=self.job, model=model.id, heavy=False, estimate=estimate.total, unload=self.unload,
+                            pid=lambda: self._worker.pid if self._worker is not None else None)
+        await self.residency.admit(self.job, model.name, estimate.total, heavy=False,
+                                   override=model.memory_override, resident=resident)
+        await self._stop_worker()
+        self._worker = WorkerProcess(WorkerSpec(name=self.job, factory=self.factory, config=self.make_config(model)))
+        self._loaded = model
+        return self._worker
+
+    async def warm(self, model_id: str | None = None) -> None:
+        """Load the model now (before the first request needs it)."""
+        async with self.gate.turn():
+            worker = await self._load(self.resolve(model_id))
+            await worker.start()
+
+    async def stream(self, request: Request, job_id: str, *, model_id: str | None = None,
+                     on_position: PositionCallback | None = None) -> AsyncGenerator[Event, None]:
+        """Wait for the engine in FIFO order, then yield the job's events (ending in Done/Failed)."""
+        model = self.resolve(model_id)
+        async with self.gate.turn(on_position):
+            worker = await self._load(model)
+            with self.residency.in_use(self.job):
+                async for event in worker.run(request, job_id):
+                    yield event
+
+    def cancel(self, job_id: str) -> None:
+        if self._worker is not None:
+            self._worker.cancel(job_id)
+
+    async def unload(self) -> None:
+        self.residency.forget(self.job)
+        await self._stop_worker()
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker, self._loaded = self._worker, None, None
+        if worker is not None:
+            await worker.stop()
+
+    async def close(self) -> None:
+        await self.unload()
+
+
+def speech_host(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> SidecarHost:
+    return SidecarHost("speech", "backend.engines.speech:SpeechEngine",
+                       lambda m: SpeechConfig(model_dir=str(m.path), n_threads=settings.inference_threads),
+                       manager, residency, settings.queue_limit)
+
+
+def voice_host(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> SidecarHost:
+    return SidecarHost("voice", "backend.engines.voice:VoiceEngine",
+                       lambda m: VoiceConfig(model_path=str(m.path)), manager, residency, settings.queue_limit)

@@ -1,0 +1,129 @@
+"""Text to speech with Piper: typed requests/events (both sides) and the worker (child side).
+
+Piper speaks a text sentence by sentence; each sentence's 16-bit PCM is sent as soon as
+it is ready, so playback starts after the first sentence rather than the whole answer,
+and a cancel is seen between sentences.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runtime.child import EngineError, JobContext
+from ..runtime.protocol import ErrorCode, Event, Request
+
+__all__ = ["AudioChunk", "SpeakRequest", "VoiceConfig", "VoiceEngine", "speakable"]
+
+MAX_CHARS = 20_000
+
+
+@dataclass(kw_only=True, slots=True)
+class VoiceConfig:
+    model_path: str
+    config_path: str | None = None
+    """Piper's JSON beside the model; `<model>.json` when not given."""
+    n_threads: int = 1
+
+
+@dataclass(kw_only=True, slots=True)
+class SpeakRequest(Request):
+    text: str
+    speed: float = 1.0
+    """1 is the voice's own pace; 2 speaks twice as fast."""
+    speaker: int | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class AudioChunk(Event):
+    pcm: bytes
+    """Mono signed 16-bit little-endian samples."""
+    sample_rate: int
+    index: int
+
+
+_CODE_BLOCK = re.compile(r"```.*?(```|$)", re.S)
+_MARKUP = re.compile(r"[*_`#>|~]+")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"https?://\S+")
+
+
+def speakable(markdown: str) -> str:
+    """What to read aloud from an answer in Markdown: code blocks, link targets and markup
+    characters left out, list and table structure flattened to sentences."""
+    text = _CODE_BLOCK.sub(" (code left out) ", markdown)
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("a link", text)
+    text = _MARKUP.sub(" ", text)
+    lines = [line.strip(" -+\t") for line in text.splitlines()]
+    text = ". ".join(line.rstrip(".") for line in lines if line) + ("." if lines and any(lines) else "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class VoiceEngine:
+    def __init__(self, config: VoiceConfig) -> None:
+        from piper import PiperVoice
+
+        model = Path(config.model_path)
+        json_path = Path(config.config_path) if config.config_path else model.with_name(model.name + ".json")
+        if not model.is_file() or not json_path.is_file():
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+                              f"a Piper voice needs {model.name} and {json_path.name} side by side")
+        try:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = max(1, config.n_threads)
+            options.inter_op_num_threads = 1
+            self.voice = PiperVoice.load(str(model), config_path=str(json_path))
+            # Piper builds its own session; rebuild it with our thread counts
+            self.voice.session = onnxruntime.InferenceSession(str(model), sess_options=options,
+                                                              providers=["CPUExecutionProvider"])
+        except EngineError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the voice could not be loaded: {exc}") from None
+        self.model = model
+
+    def info(self) -> dict[str, Any]:
+        return {"model_path": str(self.model), "sample_rate": self.voice.config.sample_rate,
+                "speakers": self.voice.config.num_speakers}
+
+    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+        from piper import SynthesisConfig
+
+        if not isinstance(request, SpeakRequest):
+            raise EngineError(ErrorCode.BAD_REQUEST, f"the voice engine cannot run {type(request).__name__}")
+        text = request.text.strip()
+        if not text:
+            raise EngineError(ErrorCode.BAD_REQUEST, "there is no text to read aloud")
+        if len(text) > MAX_CHARS:
+            raise EngineError(ErrorCode.BAD_REQUEST, f"the text is longer than {MAX_CHARS:,} characters")
+        if not 0.25 <= request.speed <= 4.0:
+            raise EngineError(ErrorCode.BAD_REQUEST, "speed must be between 0.25 and 4")
+        speaker = request.speaker if self.voice.config.num_speakers > 1 else None
+        config = SynthesisConfig(speaker_id=speaker, length_scale=1.0 / request.speed)
+        started = time.perf_counter()
+        samples = 0
+        index = 0
+        cancelled = False
+        for chunk in self.voice.synthesize(text, syn_config=config):
+            if ctx.cancelled():
+                cancelled = True
+                break
+            pcm = chunk.audio_int16_bytes
+            ctx.emit(AudioChunk(job_id=ctx.job_id, pcm=pcm, sample_rate=chunk.sample_rate, index=index))
+            samples += len(pcm) // 2
+            index += 1
+        rate = self.voice.config.sample_rate
+        return {"sample_rate": rate, "seconds_of_audio": samples / rate, "chunks": index,
+                "seconds": time.perf_counter() - started, "finish_reason": "cancelled" if cancelled else "done"}
+
+    def idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        del self.voice
