@@ -23,7 +23,7 @@ from backend.security.sharing import Sharing
 from backend.services import Services
 
 from . import pwa, socket_guard
-from .pages import chat, models, sharing
+from .pages import chat, models, sharing, transcripts
 
 __all__ = ["create", "run"]
 
@@ -76,6 +76,7 @@ def create(settings: Settings) -> Services:
     chat.register(services)
     models.register(services)
     sharing.register(services)
+    transcripts.register(services)
     return services
 
 

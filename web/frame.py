@@ -23,6 +23,7 @@ HEAD = """
 <meta name="mobile-web-app-capable" content="yes">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
+<script src="/static/voice.js" defer></script>
 """
 
 
@@ -82,6 +83,8 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
     with drawer:
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
+        ui.button("Transcripts", icon="graphic_eq", on_click=lambda: ui.navigate.to("/transcripts")) \
+            .props("flat no-caps align=left dense data-testid=nav-transcripts").classes("w-full")
         if principal.is_owner:
             for label, icon, path in (("Models", "memory", "/models"), ("Share", "share", "/sharing"),
                                       ("Devices", "devices", "/devices")):

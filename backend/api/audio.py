@@ -62,6 +62,28 @@ async def upload(request: Request, services: ServicesDep, stream: bool = False,
     return _ndjson(services.transcripts.follow(transcript.id))
 
 
+@router.post("/api/speech/warm")
+async def warm_voice(services: ServicesDep) -> Any:
+    """Load the voice now (the page expects to read aloud soon), so the first sentence is quick."""
+    return await _warm(services.voice)
+
+
+@router.post("/api/transcripts/warm")
+async def warm_speech(services: ServicesDep) -> Any:
+    """Load the speech model while the person is still speaking."""
+    return await _warm(services.speech)
+
+
+async def _warm(host: Any) -> Any:
+    if host.loaded is not None:
+        return {"loaded": host.loaded.id}
+    try:
+        await host.warm()
+    except EngineError as exc:
+        return _error(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+    return {"loaded": host.loaded.id if host.loaded else None}
+
+
 @router.get("/api/transcripts")
 async def transcripts(services: ServicesDep, limit: int = Query(default=50, ge=1, le=500),
                       before: float | None = None) -> Any:

@@ -7,7 +7,10 @@ manager unload it when idle or when a heavy model needs the room.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any
 
 from ..config import Settings
@@ -21,7 +24,25 @@ from ..runtime.residency import ResidencyManager, Resident
 from ..runtime.scheduler import FifoGate, PositionCallback
 from ..runtime.worker import WorkerProcess, WorkerSpec
 
-__all__ = ["SidecarHost", "speech_host", "voice_host"]
+__all__ = ["SidecarHost", "is_multilingual", "speech_host", "voice_host"]
+
+ENGLISH_ONLY_VOCABULARY = 51864
+"""Whisper's English-only models have this many tokens; the multilingual ones have more."""
+
+
+@functools.cache
+def is_multilingual(model_dir: Path) -> bool:
+    """Whether a Whisper model (CTranslate2 folder) understands languages other than English."""
+    vocabulary = model_dir / "vocabulary.txt"
+    try:
+        if vocabulary.is_file():
+            with vocabulary.open("rb") as fh:
+                return sum(1 for _ in fh) > ENGLISH_ONLY_VOCABULARY
+        tokenizer = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        size = len(tokenizer["model"]["vocab"]) + len(tokenizer.get("added_tokens", []))
+        return size > ENGLISH_ONLY_VOCABULARY
+    except (OSError, ValueError, KeyError, TypeError):
+        return not model_dir.name.endswith((".en", "-en", "_en"))
 
 
 class NoModel(EngineError):
@@ -115,4 +136,5 @@ def speech_host(settings: Settings, manager: ModelManager, residency: ResidencyM
 
 def voice_host(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> SidecarHost:
     return SidecarHost("voice", "backend.engines.voice:VoiceEngine",
-                       lambda m: VoiceConfig(model_path=str(m.path)), manager, residency, settings.queue_limit)
+                       lambda m: VoiceConfig(model_path=str(m.path), n_threads=settings.inference_threads),
+                       manager, residency, settings.queue_limit)

@@ -16,7 +16,7 @@ from typing import Any
 from ..runtime.child import EngineError, JobContext
 from ..runtime.protocol import ErrorCode, Event, Request
 
-__all__ = ["AudioChunk", "SpeakRequest", "VoiceConfig", "VoiceEngine", "speakable"]
+__all__ = ["AudioChunk", "SpeakRequest", "VoiceConfig", "VoiceEngine", "pieces", "speakable"]
 
 MAX_CHARS = 20_000
 
@@ -45,16 +45,37 @@ class AudioChunk(Event):
     index: int
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
+FIRST_PIECE_CHARS = 60
+"""A longer first sentence is spoken in two parts, split at a comma, so sound starts sooner."""
+
+
+def pieces(text: str) -> list[str]:
+    """The text in the order it is spoken, with a long first sentence cut at its first clause."""
+    sentences = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    if sentences and len(sentences[0]) > FIRST_PIECE_CHARS:
+        for match in _CLAUSE_END.finditer(sentences[0]):
+            if 15 <= match.start() <= len(sentences[0]) - 15:
+                first = sentences[0]
+                sentences[0:1] = [first[:match.start()], first[match.end():]]
+                break
+    return [" ".join(sentences[:1])] + ([" ".join(sentences[1:])] if len(sentences) > 1 else [])
+
+
 _CODE_BLOCK = re.compile(r"```.*?(```|$)", re.S)
 _MARKUP = re.compile(r"[*_`#>|~]+")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"https?://\S+")
+_RULE = re.compile(r"^[ \t|:+-]*-[ \t|:+-]*$", re.M)
+"""A table's separator row (`|:---|---:|`, whose colons would be read out) or a horizontal rule."""
 
 
 def speakable(markdown: str) -> str:
     """What to read aloud from an answer in Markdown: code blocks, link targets and markup
     characters left out, list and table structure flattened to sentences."""
     text = _CODE_BLOCK.sub(" (code left out) ", markdown)
+    text = _RULE.sub("", text)
     text = _LINK.sub(r"\1", text)
     text = _URL.sub("a link", text)
     text = _MARKUP.sub(" ", text)
@@ -65,7 +86,11 @@ def speakable(markdown: str) -> str:
 
 class VoiceEngine:
     def __init__(self, config: VoiceConfig) -> None:
-        from piper import PiperVoice
+        import json
+
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+        from piper.voice import ESPEAK_DATA_DIR
 
         model = Path(config.model_path)
         json_path = Path(config.config_path) if config.config_path else model.with_name(model.name + ".json")
@@ -73,20 +98,25 @@ class VoiceEngine:
             raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
                               f"a Piper voice needs {model.name} and {json_path.name} side by side")
         try:
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = max(1, config.n_threads)
-            options.inter_op_num_threads = 1
-            self.voice = PiperVoice.load(str(model), config_path=str(json_path))
-            # Piper builds its own session; rebuild it with our thread counts
-            self.voice.session = onnxruntime.InferenceSession(str(model), sess_options=options,
-                                                              providers=["CPUExecutionProvider"])
-        except EngineError:
-            raise
+            voice_config = PiperConfig.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"{json_path.name} is not a Piper voice configuration "
+                                                           f"({type(exc).__name__}: {exc})") from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, config.n_threads)
+        options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(str(model), sess_options=options,
+                                                   providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
             raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the voice could not be loaded: {exc}") from None
+        # built directly (not PiperVoice.load) so the model is read once, with our thread counts
+        self.voice = PiperVoice(config=voice_config, session=session, espeak_data_dir=Path(ESPEAK_DATA_DIR),
+                                download_dir=model.parent)
         self.model = model
+        # the first synthesis initialises the phonemizer; do it now rather than in the first request
+        for _ in self.voice.synthesize("Ready."):
+            pass
 
     def info(self) -> dict[str, Any]:
         return {"model_path": str(self.model), "sample_rate": self.voice.config.sample_rate,
@@ -110,14 +140,17 @@ class VoiceEngine:
         samples = 0
         index = 0
         cancelled = False
-        for chunk in self.voice.synthesize(text, syn_config=config):
-            if ctx.cancelled():
-                cancelled = True
+        for piece in pieces(text):
+            for chunk in self.voice.synthesize(piece, syn_config=config):  # Piper goes sentence by sentence
+                if ctx.cancelled():
+                    cancelled = True
+                    break
+                pcm = chunk.audio_int16_bytes
+                ctx.emit(AudioChunk(job_id=ctx.job_id, pcm=pcm, sample_rate=chunk.sample_rate, index=index))
+                samples += len(pcm) // 2
+                index += 1
+            if cancelled:
                 break
-            pcm = chunk.audio_int16_bytes
-            ctx.emit(AudioChunk(job_id=ctx.job_id, pcm=pcm, sample_rate=chunk.sample_rate, index=index))
-            samples += len(pcm) // 2
-            index += 1
         rate = self.voice.config.sample_rate
         return {"sample_rate": rate, "seconds_of_audio": samples / rate, "chunks": index,
                 "seconds": time.perf_counter() - started, "finish_reason": "cancelled" if cancelled else "done"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from nicegui import ui
 
 from backend.chat.conversations import MAX_MESSAGE_CHARS, ActiveReply, ConversationError
@@ -10,10 +12,14 @@ from backend.storage.conversations import Conversation, Message
 
 from ..components.message_view import answer_markdown, stats_text, user_bubble
 from ..components.settings_dialog import edit_settings
+from ..components.voice import auto_read_button, dictation, speak_button
 from ..frame import conversation_list, frame
 
 __all__ = ["register"]
 
+MIC_STATUS = ("<div class='gl-mic-status' data-testid='mic-status' hidden>"
+              "<span class='gl-mic-text' data-testid='mic-text'></span>"
+              "<span class='gl-mic-meter'><span class='gl-mic-level'></span></span></div>")
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
 
 
@@ -25,25 +31,31 @@ class ChatPage:
         self.seen_version = -1
         self.live_md: ui.markdown | None = None
         self.live_stats: ui.label | None = None
+        self.speak_buttons: dict[str, ui.button] = {}
 
     async def build(self) -> None:
         conv = self.conversation
         async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as page:
             self.frame = page
             with page.header:
+                auto_read_button()
                 ui.button(icon="tune", on_click=self.open_settings) \
                     .props("flat round dense aria-label=Settings data-testid=settings")
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
-        with ui.footer().classes("bg-white q-pa-sm border-t"), ui.row().classes("gl-composer no-wrap items-end gap-2"):
-            self.input = ui.textarea(placeholder="Message").props(
-                f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
-                .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
-            self.input.on("keydown", self.send, js_handler=(
-                "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); emit(); } }"))
-            self.send_button = ui.button(icon="arrow_upward", on_click=self.send) \
-                .props("round unelevated aria-label=Send data-testid=send")
-            self.stop_button = ui.button(icon="stop", on_click=self.stop, color="negative") \
-                .props("round unelevated aria-label=Stop data-testid=stop")
+        with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1"):
+            status = ui.html(MIC_STATUS, sanitize=False).classes("w-full")
+            with ui.row().classes("w-full no-wrap items-end gap-2"):
+                self.input = ui.textarea(placeholder="Message").props(
+                    f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
+                    .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
+                self.input.on("keydown", self.send, js_handler=(
+                    "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) "
+                    "{ e.preventDefault(); emit(); } }"))
+                dictation(self.services, self.input, status)
+                self.send_button = ui.button(icon="arrow_upward", on_click=self.send) \
+                    .props("round unelevated aria-label=Send data-testid=send")
+                self.stop_button = ui.button(icon="stop", on_click=self.stop, color="negative") \
+                    .props("round unelevated aria-label=Stop data-testid=stop")
         self.timer = ui.timer(0.1, self.poll, active=False)
         if conv is not None:
             self.reply = self.services.conversations.active.get(conv.id)
@@ -55,6 +67,7 @@ class ChatPage:
         messages = await self.services.store.messages(self.conversation.id) if self.conversation else []
         self.messages_box.clear()
         self.live_md = self.live_stats = None
+        self.speak_buttons.clear()
         last_assistant = next((m.id for m in reversed(messages) if m.role == "assistant"), None)
         with self.messages_box:
             if not messages:
@@ -87,6 +100,8 @@ class ChatPage:
                     ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
                 ui.space()
                 if not live:
+                    if message.content.strip():
+                        self.speak_buttons[message.id] = speak_button(message.id)
                     ui.button(icon="content_copy", on_click=lambda m=message: self.copy(m.content)) \
                         .props("flat round dense size=sm aria-label=Copy").classes("text-grey-6")
                     if is_last:
@@ -105,7 +120,7 @@ class ChatPage:
         if reply.finished.is_set():
             self.timer.active = False
             self.reply = None
-            ui.timer(0, self.after_reply, once=True)
+            ui.timer(0, lambda: self.after_reply(reply.message_id), once=True)
             return
         if reply.version == self.seen_version or self.live_md is None or self.live_stats is None:
             return
@@ -118,9 +133,12 @@ class ChatPage:
             self.live_stats.set_text(stats_text(reply.stats))
         ui.run_javascript(SCROLL_JS)
 
-    async def after_reply(self) -> None:
+    async def after_reply(self, message_id: str | None = None) -> None:
         await self.render()
         await self.refresh_names()
+        button = self.speak_buttons.get(message_id or "")
+        if button is not None:  # read the new answer aloud when this device asked for that
+            ui.run_javascript(f"gridless.readNew({json.dumps(message_id)}, '#{button.html_id}')")
 
     async def refresh_names(self) -> None:
         """The header, tab title and drawer follow the conversation's current name."""

@@ -1,0 +1,71 @@
+"""Voice on the chat page: the microphone button with its language choice, the speaker
+button under each answer, and the switch that reads new answers aloud. The recording and
+playing happen in `static/voice.js`; these are the elements it works on."""
+
+from __future__ import annotations
+
+import json
+
+from nicegui import ui
+
+from backend.audio.engines import is_multilingual
+from backend.services import Services
+
+__all__ = ["LANGUAGES", "auto_read_button", "dictation", "speak_button"]
+
+LANGUAGES = {"": "Detect the language", "en": "English", "de": "Deutsch", "es": "Español", "fr": "Français",
+             "it": "Italiano", "nl": "Nederlands", "pl": "Polski", "pt": "Português", "tr": "Türkçe",
+             "uk": "Українська", "ru": "Русский", "ar": "العربية", "hi": "हिन्दी", "zh": "中文", "ja": "日本語"}
+
+
+def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.button:
+    """The microphone button; its words go into `box`, its state into `status`."""
+    model = services.speech.model
+    multilingual = model is not None and is_multilingual(model.path)
+    mic = ui.button(icon="mic").props("round flat aria-label='Dictate' data-testid=mic")
+    if model is None:
+        mic.disable()
+        mic.tooltip("No speech model is installed")
+    with mic:
+        with ui.menu() as menu:
+            ui.label("Language of your speech").classes("text-caption q-px-md q-pt-sm")
+            choices = LANGUAGES if multilingual else {"en": "English"}
+            for code, label in choices.items():
+                ui.menu_item(label, on_click=lambda c=code: choose(c)) \
+                    .props(f"data-testid=mic-language-{code or 'auto'}")
+            if not multilingual:
+                ui.label("Other languages need a multilingual Whisper model (Models → Speech).") \
+                    .classes("text-caption text-grey-7 q-px-md q-pb-sm").style("max-width: 240px")
+    menu.props("no-parent-event")  # a tap records; the menu opens on a right click or long press
+
+    def choose(code: str) -> None:
+        ui.run_javascript(f"gridless.currentDictation.language = {json.dumps(code)};"
+                          f"localStorage.setItem('gridless.dictationLanguage', {json.dumps(code)})")
+        ui.notify(f"Dictation language: {LANGUAGES[code]}", timeout=1200)
+
+    mic.on("contextmenu.prevent", menu.open)
+    language = "localStorage.getItem('gridless.dictationLanguage') || ''" if multilingual else "'en'"
+    ui.run_javascript(
+        f"const d = gridless.dictation({{button: '#{mic.html_id}', status: '#{status.html_id} .gl-mic-status', "
+        f"box: '#{box.html_id}'}}); d.language = {language};")
+    return mic
+
+
+def speak_button(message_id: str) -> ui.button:
+    button = ui.button(icon="volume_up").props("flat round dense size=sm aria-label='Read aloud' data-testid=speak") \
+        .classes("text-grey-6")
+    button.on("click", js_handler=f"() => gridless.speak({json.dumps(message_id)}, '#{button.html_id}')")
+    return button
+
+
+def auto_read_button() -> ui.button:
+    """Read new answers aloud on this device (kept in the browser: a tablet may want it, the phone not)."""
+    button = ui.button(icon="record_voice_over").props(
+        "flat round dense aria-label='Read answers aloud' data-testid=auto-read")
+    button.tooltip("Read new answers aloud")
+    selector = f"#{button.html_id}"
+    button.on("click", js_handler=(
+        f"() => {{ const on = gridless.autoRead(!gridless.autoRead());"
+        f" document.querySelector('{selector}').classList.toggle('gl-on', on); }}"))
+    ui.run_javascript(f"document.querySelector('{selector}')?.classList.toggle('gl-on', gridless.autoRead())")
+    return button

@@ -1,0 +1,137 @@
+"""The Transcripts page: past recordings with their text, playback, copy and delete; new
+audio files to transcribe; progress while a long one is transcribed."""
+
+from __future__ import annotations
+
+import time
+
+from nicegui import ui
+
+from backend.services import Services
+from backend.storage.transcripts import Transcript
+
+from ..frame import frame
+
+__all__ = ["register"]
+
+STATE_LABELS = {"queued": "waiting", "running": "transcribing", "done": "", "error": "failed",
+                "cancelled": "stopped"}
+
+
+def _duration(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def progress(t: Transcript) -> float:
+    if t.state != "running" or not t.duration:
+        return 0.0
+    done = t.segments[-1]["end"] if t.segments else 0.0
+    return max(0.0, min(1.0, done / t.duration))
+
+
+class TranscriptsPage:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.shown: tuple[object, ...] = ()
+
+    async def build(self) -> None:
+        async with frame(self.services, current=None, title="Transcripts"):
+            with ui.row().classes("w-full items-center gap-2"):
+                ui.label("Recordings from the microphone button and audio files you add. They stay on this "
+                         "device.").classes("text-body2 col")
+                picker = ui.element("input").props('type=file accept="audio/*" hidden data-testid=transcribe-file')
+                picker.on("change", self.upload)
+                ui.button("Transcribe a file", icon="upload_file",
+                          on_click=lambda: ui.run_javascript(f"document.getElementById('{picker.html_id}').click()")) \
+                    .props("unelevated no-caps data-testid=transcribe-upload")
+            self.picker = picker
+            self.body = ui.column().classes("w-full gap-3")
+            await self.render()
+            ui.timer(1.0, self.tick)
+
+    async def _key(self) -> tuple[object, ...]:
+        items = await self.services.transcripts.list_recent(50)
+        return tuple((t.id, t.state, len(t.segments), t.name) for t in items)
+
+    async def tick(self) -> None:
+        if await self._key() != self.shown:
+            await self.render()
+
+    async def render(self) -> None:
+        transcripts = await self.services.transcripts.list_recent(50)
+        self.shown = tuple((t.id, t.state, len(t.segments), t.name) for t in transcripts)
+        self.body.clear()
+        with self.body:
+            if not transcripts:
+                ui.label("No recordings yet. Use the microphone button in a chat, or add an audio file.") \
+                    .classes("text-grey-6").props("data-testid=transcripts-empty")
+            for t in transcripts:
+                self.render_one(t)
+
+    def render_one(self, t: Transcript) -> None:
+        with ui.card().classes("w-full").props(f"flat bordered data-testid=transcript-{t.id}"):
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                ui.icon("graphic_eq").classes("text-grey-7")
+                title = t.name or "Recording"
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created_at))
+                details = " · ".join(p for p in (when, _duration(t.duration), (t.language or "").upper()) if p)
+                with ui.column().classes("col gap-0").style("min-width: 0"):
+                    ui.label(title).classes("text-subtitle2 ellipsis")
+                    ui.label(details).classes("text-caption text-grey-7")
+                if STATE_LABELS[t.state]:
+                    ui.badge(STATE_LABELS[t.state], color="negative" if t.state == "error" else "primary") \
+                        .props("outline data-testid=transcript-state")
+            if t.state in ("queued", "running"):
+                ui.linear_progress(value=progress(t), show_value=False).props(
+                    f"{'indeterminate ' if t.state == 'queued' else ''}data-testid=transcript-progress")
+            if t.error:
+                ui.label(t.error).classes("text-negative text-caption")
+            text = t.text or "".join(s["text"] for s in t.segments).strip()
+            if text:
+                ui.label(text).classes("text-body2").style("white-space: pre-wrap") \
+                    .props("data-testid=transcript-text")
+            elif t.state == "done":
+                ui.label("No speech was heard.").classes("text-grey-6 text-caption")
+            with ui.row().classes("w-full items-center gap-1"):
+                ui.audio(f"/api/transcripts/{t.id}/audio").props("preload=none").classes("col") \
+                    .style("min-width: 200px; height: 36px")
+                if text:
+                    ui.button(icon="content_copy", on_click=lambda x=text: self.copy(x)) \
+                        .props("flat round dense aria-label=Copy data-testid=transcript-copy")
+                if t.state in ("queued", "running"):
+                    ui.button(icon="stop", on_click=lambda i=t.id: self.services.transcripts.cancel(i)) \
+                        .props("flat round dense aria-label=Stop")
+                ui.button(icon="delete", on_click=lambda x=t: self.delete(x)) \
+                    .props("flat round dense aria-label=Delete data-testid=transcript-delete")
+
+    async def upload(self) -> None:
+        result = await ui.run_javascript(f"gridless.uploadAudio('#{self.picker.html_id}')", timeout=3600)
+        if isinstance(result, dict) and result.get("error"):
+            ui.notify(result["error"], type="warning")
+        await self.render()
+
+    async def copy(self, text: str) -> None:
+        ui.clipboard.write(text)
+        ui.notify("Copied", position="bottom", timeout=1000)
+
+    async def delete(self, t: Transcript) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-80"):
+            ui.label(f"Delete “{t.name or 'Recording'}”?").classes("text-h6")
+            ui.label("The recording and its text are removed from this device.")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Delete", color="negative", on_click=lambda: dialog.submit(True)) \
+                    .props("data-testid=confirm-ok")
+        if await dialog:
+            await self.services.transcripts.delete(t.id)
+            await self.render()
+
+
+def register(services: Services) -> None:
+    @ui.page("/transcripts")
+    async def transcripts_page() -> None:
+        await services.ready()
+        await TranscriptsPage(services).build()
