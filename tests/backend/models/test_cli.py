@@ -111,9 +111,11 @@ def cli(tmp_path: Path, hub: HubServer, catalog: Path) -> Cli:
     return Cli(data_dir=tmp_path / "data", env=env, cwd=work)
 
 
-def listed(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    """Model id -> the mark column ('*' for the active one) from `list` output."""
-    return {m.group(2): m.group(1) for m in re.finditer(r"^  ([* ]) (\S+)\s", result.stdout, re.MULTILINE)}
+def listed(result: subprocess.CompletedProcess[str], job: str = "chat") -> dict[str, str]:
+    """Model id -> the mark column ('*' for the active one) in one job's section of `list` output."""
+    sections = re.split(r"^(\w+):$", result.stdout, flags=re.MULTILINE)
+    section = next((body for name, body in zip(sections[1::2], sections[2::2], strict=True) if name == job), "")
+    return {m.group(2): m.group(1) for m in re.finditer(r"^  ([* ]) (\S+)\s", section, re.MULTILINE)}
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
@@ -147,6 +149,8 @@ def test_list_on_a_fresh_data_dir_shows_the_bundled_model_active(cli: Cli) -> No
     assert result.returncode == 0, result.stderr
     assert "chat:" in result.stdout
     assert listed(result) == {BUNDLED: "*"}
+    assert listed(result, "speech") == {"whisper-tiny-en": "*"}
+    assert listed(result, "voice") == {"piper-en-us-joe-medium": "*"}
     assert "bundled" in result.stdout
     assert "disk used by models: 0 B" in result.stdout
 
