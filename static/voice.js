@@ -222,8 +222,11 @@ window.gridless = window.gridless || {};
     const dictation = new Dictation(options);
     const button = dictation.button;
     if (button) {
-      button.addEventListener('pointerdown', (e) => { if (e.button === 0) dictation.press(); });
+      // live recording starts on press (so holding works); the device's recorder opens on
+      // click, which browsers count as the gesture a file picker needs
+      button.addEventListener('pointerdown', (e) => { if (e.button === 0 && dictation.live()) dictation.press(); });
       button.addEventListener('pointerup', () => dictation.release());
+      button.addEventListener('click', () => { if (!dictation.live()) dictation.press(); });
       button.addEventListener('keydown', (e) => {
         if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); dictation.press(); }
       });
@@ -235,6 +238,7 @@ window.gridless = window.gridless || {};
   // reading aloud -------------------------------------------------------------------------
 
   const AUTO_KEY = 'gridless.autoRead';
+  const USED_KEY = 'gridless.usedVoice';
   let context = null;
   let playing = null;
 
@@ -268,6 +272,7 @@ window.gridless = window.gridless || {};
   }
 
   async function speak(messageId, button) {
+    localStorage.setItem(USED_KEY, '1');
     const wasThis = playing && playing.messageId === messageId;
     stopPlaying();
     if (wasThis) return;
@@ -350,6 +355,7 @@ window.gridless = window.gridless || {};
   });
   window.gridless.readNew = function (messageId, buttonSelector) {
     if (localStorage.getItem(AUTO_KEY) === '1') speak(messageId, document.querySelector(buttonSelector));
+    else if (localStorage.getItem(USED_KEY) === '1') warm('/api/speech/warm');  // a tap is likely: be ready
   };
 })();
 

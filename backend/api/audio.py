@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from ..audio.intake import AudioRejected, wav_header
 from ..engines.voice import AudioChunk, SpeakRequest, speakable
@@ -57,6 +58,11 @@ async def upload(request: Request, services: ServicesDep, stream: bool = False,
         transcript = await services.transcripts.accept(_body(request), name=name, language=language)
     except AudioRejected as exc:
         return _error(exc.status, exc.code, exc.message)
+    except ClientDisconnect:
+        # the gate ends a body sent without a length at the limit as if the client had left;
+        # one that really left reads no answer
+        return _error(413, "audio_too_large", f"The recording is larger than the limit of "
+                                              f"{services.settings.max_audio_upload_mb} MB.")
     if not stream:
         return JSONResponse({"id": transcript.id, "state": transcript.state}, status_code=202)
     return _ndjson(services.transcripts.follow(transcript.id))

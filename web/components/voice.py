@@ -26,24 +26,20 @@ def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.butto
     if model is None:
         mic.disable()
         mic.tooltip("No speech model is installed")
-    with mic:
-        with ui.menu() as menu:
-            ui.label("Language of your speech").classes("text-caption q-px-md q-pt-sm")
-            choices = LANGUAGES if multilingual else {"en": "English"}
-            for code, label in choices.items():
-                ui.menu_item(label, on_click=lambda c=code: choose(c)) \
-                    .props(f"data-testid=mic-language-{code or 'auto'}")
-            if not multilingual:
-                ui.label("Other languages need a multilingual Whisper model (Models → Speech).") \
-                    .classes("text-caption text-grey-7 q-px-md q-pb-sm").style("max-width: 240px")
-    menu.props("no-parent-event")  # a tap records; the menu opens on a right click or long press
+    if multilingual:  # English-only models need no choice
+        with ui.button(icon="translate").props("round flat dense size=sm aria-label='Language of your speech' "
+                                               "data-testid=mic-language"):
+            with ui.menu():
+                ui.label("Language of your speech").classes("text-caption q-px-md q-pt-sm")
+                for code, label in LANGUAGES.items():
+                    ui.menu_item(label, on_click=lambda c=code: choose(c)) \
+                        .props(f"data-testid=mic-language-{code or 'auto'}")
 
     def choose(code: str) -> None:
         ui.run_javascript(f"gridless.currentDictation.language = {json.dumps(code)};"
                           f"localStorage.setItem('gridless.dictationLanguage', {json.dumps(code)})")
         ui.notify(f"Dictation language: {LANGUAGES[code]}", timeout=1200)
 
-    mic.on("contextmenu.prevent", menu.open)
     language = "localStorage.getItem('gridless.dictationLanguage') || ''" if multilingual else "'en'"
     ui.run_javascript(
         f"const d = gridless.dictation({{button: '#{mic.html_id}', status: '#{status.html_id} .gl-mic-status', "
