@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections import deque
@@ -67,6 +68,12 @@ def _load_engine(factory: str, config: Any) -> Engine:
 def worker_main(conn: Connection) -> None:
     """Build the engine, announce readiness, then run jobs one at a time until told to stop."""
     logging.basicConfig(level=os.environ.get("GRIDLESS_WORKER_LOG", "WARNING"))
+    # The server decides when a worker stops (Shutdown, else SIGKILL). A Ctrl+C or SIGTERM sent
+    # to the whole process group must not end a job before the server has set it aside, or it
+    # would be recorded as a crash instead of being resumed at the next start. Without the
+    # server, the pipe closes and the worker exits at its next read or write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         factory, config = conn.recv()
     except (EOFError, OSError):
