@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, expect
 
+from tests.audiofiles import wer
 from tests.server import ServerProcess
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, wait_live
@@ -107,25 +108,10 @@ def browser(playwright: Playwright, spoken: Spoken) -> Iterator[Browser]:
 
 # helpers ------------------------------------------------------------------------------------------
 
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9']+", " ", text.lower()).split()
-
-
-def word_error_rate(reference: str, heard: str) -> float:
-    """Word-level edit distance over the reference's length, after lower-casing and dropping punctuation."""
-    ref, hyp = words(reference), words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1] / max(1, len(ref))
-
-
 def assert_heard(text: str, where: str) -> None:
-    wer = word_error_rate(SENTENCE, text)
-    print(f"{where}: {text.strip()!r} (word error rate {wer:.2f})")
-    assert wer <= MAX_WER, f"{where}: heard {text!r} for {SENTENCE!r} (word error rate {wer:.2f})"
+    error = wer(text, SENTENCE)
+    print(f"{where}: {text.strip()!r} (word error rate {error:.2f})")
+    assert error <= MAX_WER, f"{where}: heard {text!r} for {SENTENCE!r} (word error rate {error:.2f})"
 
 
 def dictation_outcome(page: Page) -> dict[str, Any]:

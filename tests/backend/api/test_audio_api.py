@@ -22,8 +22,7 @@ import pytest
 from backend.audio.intake import wav_bytes, wav_header
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
-from tests.backend.audio.test_intake import opus_webm, png_bytes, silent_flac
-from tests.backend.engines.test_speech_voice import PARAGRAPH, SENTENCES, wer
+from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, silent_flac, wer
 from tests.server import ServerProcess
 
 pytestmark = pytest.mark.engine

@@ -8,73 +8,13 @@ import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import av
-import numpy as np
 import pytest
 
 from backend.audio.intake import AudioRejected, probe, sniff, wav_bytes, wav_header
+from tests.audiofiles import encode, opus_webm, png_bytes, silent_flac, tone, write_wav
 
 HOUR = 3600.0
-
-
-# --- audio files made for the tests (also used by the engine and API tests) -----------------
-
-def tone(seconds: float, rate: int, freq: float = 440.0, start: int = 0) -> np.ndarray:
-    """Mono 16-bit samples of a sine tone."""
-    t = np.arange(start, start + int(seconds * rate)) / rate
-    return (np.sin(2 * np.pi * freq * t) * 8000).astype("<i2")
-
-
-def write_wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(tone(seconds, rate).tobytes())
-    return path
-
-
-def encode(path: Path, codec: str, seconds: float, *, rate: int = 48_000, fmt: str | None = None,
-           options: dict[str, str] | None = None, silent: bool = False, block: int = 4096,
-           codec_options: dict[str, str] | None = None) -> Path:
-    """Encode a tone (or silence) with PyAV; `fmt`/`options` choose and tune the container."""
-    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
-        stream: Any = out.add_stream(codec, rate=rate, options=codec_options or {})
-        stream.layout = "mono"
-        total, pts = int(seconds * rate), 0
-        zeros = np.zeros((1, block), dtype="<i2")
-        while pts < total:
-            n = min(block, total - pts)
-            samples = zeros[:, :n] if silent else tone(n / rate, rate, start=pts).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, pts
-            for packet in stream.encode(frame):
-                out.mux(packet)
-            pts += n
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
-def opus_webm(path: Path, seconds: float, *, live: bool = False) -> Path:
-    """WebM/Opus as a browser records it; `live` leaves out the duration (as MediaRecorder does)."""
-    return encode(path, "libopus", seconds, fmt="webm", options={"live": "1"} if live else None)
-
-
-def silent_flac(path: Path, seconds: float, rate: int = 8000) -> Path:
-    """Long silence stays tiny in FLAC with the largest blocks."""
-    return encode(path, "flac", seconds, rate=rate, silent=True, fmt="flac", block=65535,
-                  codec_options={"frame_size": "65535"})
-
-
-def png_bytes() -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), "red").save(out, format="PNG")
-    return out.getvalue()
 
 
 # --- sniff ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ processes behind their sidecar hosts: Piper speaks known sentences and Whisper w
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 import uuid
@@ -35,36 +34,11 @@ from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from backend.storage.db import Database
-from tests.backend.audio.test_intake import opus_webm, png_bytes
+from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, wer
 
 pytestmark = pytest.mark.engine
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 """The workers started by the module's fixtures belong to the module's event loop."""
-
-SENTENCES = ("The quick brown fox jumps over the lazy dog. We will meet at the station tomorrow morning. "
-             "Please bring a warm coat and an umbrella.")
-PARAGRAPH = ("Every summer our family drove to the lake in the mountains. The water was cold and very clear. "
-             "My brother liked to catch small fish near the wooden dock. In the evening we cooked dinner over "
-             "an open fire. Later we watched the stars and listened to the wind in the trees. On the last day "
-             "we packed the car and promised to come back next year.")
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(hypothesis: str, reference: str) -> float:
-    """Word error rate: word-level Levenshtein distance over the reference's length,
-    ignoring case and punctuation."""
-    hyp, ref = words(hypothesis), words(reference)
-    previous = list(range(len(hyp) + 1))
-    for i, expected in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, heard in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (expected != heard))
-        previous = current
-    return previous[-1] / max(1, len(ref))
-
 
 @dataclass
 class Engines:
