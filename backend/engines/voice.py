@@ -47,20 +47,41 @@ class AudioChunk(Event):
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
-FIRST_PIECE_CHARS = 60
-"""A longer first sentence is spoken in two parts, split at a comma, so sound starts sooner."""
+FIRST_PIECE_CHARS = 40
+"""Piper speaks a piece only once it is whole, in time roughly proportional to its length;
+a first sentence longer than this is spoken in two parts so the sound starts sooner."""
+_JOINERS = {"and", "but", "or", "so", "because", "which", "that", "who", "when", "while", "where", "if", "as",
+            "than", "then", "to", "for", "in", "on", "of", "with", "without", "about", "over", "near", "at", "from",
+            "by", "into", "after", "before"}
+
+
+def _cut_first(sentence: str) -> tuple[str, str]:
+    """A short head to speak first, and the rest: at a comma within reach, else before a
+    joining word ("and", "which", "in"…), else at the last word boundary that fits."""
+    if len(sentence) <= FIRST_PIECE_CHARS + 15:
+        return sentence, ""
+    for match in _CLAUSE_END.finditer(sentence):
+        if 12 <= match.start() <= FIRST_PIECE_CHARS + 10:
+            return sentence[:match.start()], sentence[match.end():]
+        if match.start() > FIRST_PIECE_CHARS + 10:
+            break
+    spaces = [m.start() for m in re.finditer(r"\s+", sentence) if 15 <= m.start() <= FIRST_PIECE_CHARS]
+    if not spaces:
+        return sentence, ""
+    before_joiner = [p for p in spaces if sentence[p:].split(maxsplit=1)[0].lower().strip(",;:") in _JOINERS]
+    cut = (before_joiner or spaces)[-1]
+    return sentence[:cut], sentence[cut:].strip()
 
 
 def pieces(text: str) -> list[str]:
-    """The text in the order it is spoken, with a long first sentence cut at its first clause."""
+    """The text in the order it is spoken: a short first piece, then the rest (which Piper
+    speaks sentence by sentence)."""
     sentences = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
-    if sentences and len(sentences[0]) > FIRST_PIECE_CHARS:
-        for match in _CLAUSE_END.finditer(sentences[0]):
-            if 15 <= match.start() <= len(sentences[0]) - 15:
-                first = sentences[0]
-                sentences[0:1] = [first[:match.start()], first[match.end():]]
-                break
-    return [" ".join(sentences[:1])] + ([" ".join(sentences[1:])] if len(sentences) > 1 else [])
+    if not sentences:
+        return []
+    head, tail = _cut_first(sentences[0])
+    rest = " ".join(([tail] if tail else []) + sentences[1:])
+    return [head] + ([rest] if rest else [])
 
 
 _CODE_BLOCK = re.compile(r"```.*?(```|$)", re.S)

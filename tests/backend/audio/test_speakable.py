@@ -85,19 +85,38 @@ def test_first_sentence_is_spoken_alone() -> None:
     assert pieces("Just one sentence here.") == ["Just one sentence here."]
 
 
-def test_long_first_sentence_is_cut_at_a_clause() -> None:
-    text = "When the weather is fine and the sun is shining brightly, we walk along the river to the mill. Then rest."
-    assert pieces(text) == ["When the weather is fine and the sun is shining brightly,",
-                            "we walk along the river to the mill. Then rest."]
+def test_long_first_sentence_is_cut_at_a_clause_within_reach() -> None:
+    text = "The capital of France is Paris, which is known for the Eiffel Tower and its museums. Then rest."
+    assert pieces(text) == ["The capital of France is Paris,",
+                            "which is known for the Eiffel Tower and its museums. Then rest."]
+
+
+def test_a_late_clause_gives_way_to_a_cut_before_a_joining_word() -> None:
+    text = "When the weather is fine and the sun is shining brightly, we walk along the river to the mill."
+    assert pieces(text) == ["When the weather is fine",
+                            "and the sun is shining brightly, we walk along the river to the mill."]
+
+
+def test_without_joining_words_the_cut_is_the_last_word_boundary_that_fits() -> None:
+    text = "Seventeen purple elephants quietly painted enormous murals everywhere yesterday afternoon."
+    head, tail = pieces(text)
+    assert head == "Seventeen purple elephants quietly"
+    assert f"{head} {tail}" == text
 
 
 @pytest.mark.parametrize("text", [
-    "A very long first sentence without any pause at all that keeps on going to the very end. Next.",
-    "Yes, when the weather is fine and the sun is shining brightly we walk along the river to the mill.",
-], ids=["no-clause", "clause-too-early"])
-def test_long_first_sentence_without_a_good_cut_stays_whole(text: str) -> None:
-    first = text.split(". ")[0].rstrip(".") + "."
-    assert pieces(text)[0] == first
+    "Just one fairly short sentence here, nothing more.",
+    "Hello!",
+    "Supercalifragilisticexpialidociouslyextraordinarilylongwordwithoutspaces.",
+], ids=["short", "one-word", "no-spaces"])
+def test_short_or_uncuttable_first_sentences_stay_whole(text: str) -> None:
+    assert pieces(text) == [text]
+
+
+def test_the_first_piece_is_short_whatever_the_sentence() -> None:
+    sentence = " ".join(["word"] * 60) + "."
+    head = pieces(sentence)[0]
+    assert 15 <= len(head) <= 50
 
 
 def test_pieces_keep_every_word() -> None:
