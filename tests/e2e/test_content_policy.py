@@ -3,7 +3,6 @@ address (a tracking image, say) makes the browser fetch nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
+from tests.loops import run_alone
 from tests.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -61,12 +61,7 @@ def test_markdown_pointing_elsewhere_fetches_nothing(page: Page, tmp_path: Path,
     base, seen = elsewhere
     data = tmp_path / "data"
     data.mkdir()
-    made: list[str] = []  # in a thread: Playwright's own event loop runs in this one
-    worker = threading.Thread(target=lambda: made.append(asyncio.run(
-        seed(data, f"Here: ![chart]({base}/leak.png?secret=42)\n\n<img src=\"{base}/raw.png\">"))))
-    worker.start()
-    worker.join()
-    conversation = made[0]
+    conversation = run_alone(seed(data, f"Here: ![chart]({base}/leak.png?secret=42)\n\n<img src=\"{base}/raw.png\">"))
     with ServerProcess(data_dir=data) as server:
         policy = httpx.get(f"{server.base}/healthz").headers["content-security-policy"]
         assert "default-src 'self'" in policy and "img-src 'self' data: blob:" in policy

@@ -8,6 +8,7 @@ import pytest
 from nicegui.client import Client
 
 from backend.security.devices import OWNER, Principal
+from tests.loops import run_alone
 from web import socket_guard
 
 TABLET = Principal("device", "d1", "Tablet")
@@ -66,7 +67,7 @@ def test_messages_reach_only_the_page_the_socket_joined() -> None:
     assert seen == [("sid-1", {"client_id": "tablet-page", "x": 1})]
 
 
-async def test_async_handlers_stay_async() -> None:
+def test_async_handlers_stay_async() -> None:
     seen: list[Any] = []
 
     async def handler(sid: str, msg: Any) -> str:
@@ -76,8 +77,8 @@ async def test_async_handlers_stay_async() -> None:
     server = FakeServer({"sid-1": ["sid-1", "page"]})
     guarded = socket_guard._only_own_client(server, handler)  # type: ignore[arg-type]
     assert asyncio.iscoroutinefunction(guarded)
-    assert await guarded("sid-1", {"client_id": "page"}) == "handled"
-    assert await guarded("sid-1", {"client_id": "elsewhere"}) is None
+    assert run_alone(guarded("sid-1", {"client_id": "page"})) == "handled"
+    assert run_alone(guarded("sid-1", {"client_id": "elsewhere"})) is None
     assert seen == [{"client_id": "page"}]
 
 

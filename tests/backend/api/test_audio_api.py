@@ -4,7 +4,6 @@ that must leave nothing behind."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import random
@@ -23,6 +22,7 @@ from backend.audio.intake import wav_bytes, wav_header
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
 from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, silent_flac, wer
+from tests.loops import run_alone
 from tests.server import ServerProcess
 
 pytestmark = pytest.mark.engine
@@ -298,6 +298,10 @@ def test_recording_streams_segments_then_is_kept(srv: ServerProcess, spoken: byt
     audio = api(srv, "GET", f"/api/transcripts/{transcript_id}/audio")
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
     assert audio.content == spoken
+    # a player seeking in a long recording asks for a range
+    part = httpx.get(f"{srv.base}/api/transcripts/{transcript_id}/audio",
+                     headers={**srv.headers(), "Range": "bytes=100-199"}, timeout=30)
+    assert part.status_code == 206 and part.content == spoken[100:200]
 
     with httpx.stream("GET", f"{srv.base}/api/transcripts/{transcript_id}/events", headers=srv.headers(),
                       timeout=30) as replay:
@@ -393,7 +397,7 @@ def add_messages(server: ServerProcess, messages: list[tuple[str, str]]) -> list
                     for role, content in messages]
         finally:
             await db.close()
-    return asyncio.run(add())
+    return run_alone(add())
 
 
 def test_read_an_answer_aloud(srv: ServerProcess) -> None:
