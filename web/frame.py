@@ -13,6 +13,7 @@ from backend.security.middleware import principal_of
 from backend.services import Services
 
 from .approvals import ApprovalPrompt
+from .components.dialogs import confirm
 
 __all__ = ["Frame", "frame"]
 
@@ -141,13 +142,7 @@ async def rename_dialog(services: Services, conversation_id: str, title: str, cu
 
 
 async def delete_dialog(services: Services, conversation_id: str, title: str, current: str | None) -> None:
-    with ui.dialog() as dialog, ui.card():
-        ui.label(f"Delete “{title}”?").classes("text-h6")
-        ui.label("Its messages are removed from this device.")
-        with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=dialog.close).props("flat")
-            ui.button("Delete", color="negative", on_click=lambda: dialog.submit(True))
-    if await dialog:
+    if await confirm(f"Delete “{title}”?", "Its messages are removed from this device.", "Delete", danger=True):
         await services.conversations.delete(conversation_id)
         if conversation_id == current:
             ui.navigate.to("/")

@@ -19,6 +19,7 @@ from backend.models.registry import ModelRecord
 from backend.runtime.residency import MemoryRefused
 from backend.services import Services
 
+from ..components.dialogs import confirm
 from ..frame import frame
 
 __all__ = ["register"]
@@ -479,15 +480,6 @@ class ModelsPage:
             with ui.row().classes("w-full justify-end"):
                 ui.button("Close", on_click=dialog.close).props("flat")
         dialog.open()
-
-
-async def confirm(question: str) -> bool:
-    with ui.dialog() as dialog, ui.card().classes("w-80"):
-        ui.label(question)
-        with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=dialog.close).props("flat")
-            ui.button("OK", on_click=lambda: dialog.submit(True)).props("data-testid=confirm-ok")
-    return bool(await dialog)
 
 
 def register(services: Services) -> None:

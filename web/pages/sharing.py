@@ -17,6 +17,7 @@ from backend.security.pairing import PairingError
 from backend.security.sharing import ShareState, SharingError
 from backend.services import Services
 
+from ..components.dialogs import confirm
 from ..frame import frame
 
 __all__ = ["register"]
@@ -229,14 +230,8 @@ class DevicesPage:
             self.render()
 
     async def revoke(self, device: Device) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-80"):
-            ui.label(f"Revoke “{device.name}”?").classes("text-h6")
-            ui.label("It is disconnected now and must pair again to come back.")
-            with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=dialog.close).props("flat")
-                ui.button("Revoke", color="negative", on_click=lambda: dialog.submit(True)) \
-                    .props("data-testid=confirm-ok")
-        if await dialog:
+        if await confirm(f"Revoke “{device.name}”?", "It is disconnected now and must pair again to come back.",
+                         "Revoke", danger=True):
             await self.devices.revoke(device.id)
             ui.notify(f"{device.name} can no longer connect", timeout=2000)
             self.render()

@@ -10,6 +10,7 @@ from nicegui import ui
 from backend.services import Services
 from backend.storage.transcripts import Transcript
 
+from ..components.dialogs import confirm
 from ..frame import frame
 
 __all__ = ["register"]
@@ -118,14 +119,8 @@ class TranscriptsPage:
         ui.notify("Copied", position="bottom", timeout=1000)
 
     async def delete(self, t: Transcript) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-80"):
-            ui.label(f"Delete “{t.name or 'Recording'}”?").classes("text-h6")
-            ui.label("The recording and its text are removed from this device.")
-            with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=dialog.close).props("flat")
-                ui.button("Delete", color="negative", on_click=lambda: dialog.submit(True)) \
-                    .props("data-testid=confirm-ok")
-        if await dialog:
+        if await confirm(f"Delete “{t.name or 'Recording'}”?", "The recording and its text are removed from this "
+                         "device.", "Delete", danger=True):
             await self.services.transcripts.delete(t.id)
             await self.render()
 
