@@ -41,7 +41,7 @@ window.gridless = window.gridless || {};
 
   class Dictation {
     constructor(options) {
-      this.button = document.querySelector(options.button);
+      this.button = options.buttonEl || document.querySelector(options.button);
       this.status = document.querySelector(options.status);
       this.box = options.box;
       this.language = options.language || '';
@@ -218,21 +218,45 @@ window.gridless = window.gridless || {};
     }
   }
 
-  window.gridless.dictation = function (options) {
-    const dictation = new Dictation(options);
-    const button = dictation.button;
-    if (button) {
-      // live recording starts on press (so holding works); the device's recorder opens on
-      // click, which browsers count as the gesture a file picker needs
-      button.addEventListener('pointerdown', (e) => { if (e.button === 0 && dictation.live()) dictation.press(); });
-      button.addEventListener('pointerup', () => dictation.release());
-      button.addEventListener('click', () => { if (!dictation.live()) dictation.press(); });
-      button.addEventListener('keydown', (e) => {
-        if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); dictation.press(); }
-      });
+  // The microphone button is found by its data attributes when it is pressed, so it works
+  // from the moment the page shows it, before the page's own connection is up.
+  const LANGUAGE_KEY = 'gridless.dictationLanguage';
+  const dictations = new WeakMap();
+
+  function dictationFor(button) {
+    let dictation = dictations.get(button);
+    if (!dictation) {
+      dictation = new Dictation({ buttonEl: button, status: button.dataset.glStatus, box: button.dataset.glBox });
+      dictations.set(button, dictation);
     }
+    dictation.language = button.dataset.glLanguage === 'en' ? 'en' : (localStorage.getItem(LANGUAGE_KEY) || '');
     window.gridless.currentDictation = dictation;
     return dictation;
+  }
+
+  function micOf(event) {
+    const button = event.target && event.target.closest ? event.target.closest('[data-gl-mic]') : null;
+    return button && !button.disabled && button.getAttribute('aria-disabled') !== 'true' ? button : null;
+  }
+
+  // live recording starts on press (so holding works); the device's recorder opens on
+  // click, which browsers count as the gesture a file picker needs
+  document.addEventListener('pointerdown', (e) => {
+    const button = micOf(e);
+    if (button && e.button === 0) { const d = dictationFor(button); if (d.live()) d.press(); }
+  });
+  document.addEventListener('pointerup', (e) => { const button = micOf(e); if (button) dictationFor(button).release(); });
+  document.addEventListener('click', (e) => {
+    const button = micOf(e);
+    if (button) { const d = dictationFor(button); if (!d.live()) d.press(); }
+  });
+  document.addEventListener('keydown', (e) => {
+    const button = micOf(e);
+    if (button && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); dictationFor(button).press(); }
+  });
+  window.gridless.setDictationLanguage = function (code) {
+    localStorage.setItem(LANGUAGE_KEY, code);
+    if (window.gridless.currentDictation) window.gridless.currentDictation.language = code;
   };
 
   // reading aloud -------------------------------------------------------------------------

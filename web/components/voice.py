@@ -11,9 +11,9 @@ from nicegui import ui
 from backend.audio.engines import is_multilingual
 from backend.services import Services
 
-__all__ = ["LANGUAGES", "auto_read_button", "dictation", "speak_button"]
+__all__ = ["LANGUAGE_NAMES", "auto_read_button", "dictation", "speak_button"]
 
-LANGUAGES = {"": "Detect the language", "en": "English", "de": "Deutsch", "es": "Español", "fr": "Français",
+LANGUAGE_NAMES = {"": "Detect the language", "en": "English", "de": "Deutsch", "es": "Español", "fr": "Français",
              "it": "Italiano", "nl": "Nederlands", "pl": "Polski", "pt": "Português", "tr": "Türkçe",
              "uk": "Українська", "ru": "Русский", "ar": "العربية", "hi": "हिन्दी", "zh": "中文", "ja": "日本語"}
 
@@ -22,7 +22,10 @@ def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.butto
     """The microphone button; its words go into `box`, its state into `status`."""
     model = services.speech.model
     multilingual = model is not None and is_multilingual(model.path)
-    mic = ui.button(icon="mic").props("round flat aria-label='Dictate' data-testid=mic")
+    mic = ui.button(icon="mic").props("round flat aria-label='Dictate' data-testid=mic data-gl-mic "
+                                      f"data-gl-box='#{box.html_id}' "
+                                      f"data-gl-status='#{status.html_id} .gl-mic-status' "
+                                      f"data-gl-language={'auto' if multilingual else 'en'}")
     if model is None:
         mic.disable()
         mic.tooltip("No speech model is installed")
@@ -31,19 +34,14 @@ def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.butto
                                                "data-testid=mic-language"):
             with ui.menu():
                 ui.label("Language of your speech").classes("text-caption q-px-md q-pt-sm")
-                for code, label in LANGUAGES.items():
+                for code, label in LANGUAGE_NAMES.items():
                     ui.menu_item(label, on_click=lambda c=code: choose(c)) \
                         .props(f"data-testid=mic-language-{code or 'auto'}")
 
     def choose(code: str) -> None:
-        ui.run_javascript(f"gridless.currentDictation.language = {json.dumps(code)};"
-                          f"localStorage.setItem('gridless.dictationLanguage', {json.dumps(code)})")
-        ui.notify(f"Dictation language: {LANGUAGES[code]}", timeout=1200)
+        ui.run_javascript(f"gridless.setDictationLanguage({json.dumps(code)})")
+        ui.notify(f"Dictation language: {LANGUAGE_NAMES[code]}", timeout=1200)
 
-    language = "localStorage.getItem('gridless.dictationLanguage') || ''" if multilingual else "'en'"
-    ui.run_javascript(
-        f"const d = gridless.dictation({{button: '#{mic.html_id}', status: '#{status.html_id} .gl-mic-status', "
-        f"box: '#{box.html_id}'}}); d.language = {language};")
     return mic
 
 
