@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ...attachments.data_url import DataUrlError, parse_data_url
 from ...chat.service import ChatJob, collect
 from ...engines.llm import ChatRequest, TokenDelta
 from ...runtime.child import EngineError
@@ -35,13 +36,36 @@ class ClosingStreamingResponse(StreamingResponse):
                 await aclose()
 
 
-def _engine_request(body: ChatCompletionBody) -> ChatRequest:
+MAX_INLINE_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def _check_parts(body: ChatCompletionBody, model_id: str) -> None:
+    """Text parts are read; an image part must be an inline data: URL (never fetched), and
+    only then is it refused for a model that cannot see images."""
     for i, message in enumerate(body.messages):
-        if isinstance(message.content, list):
-            for part in message.content:
-                if part.type != "text":
-                    raise ApiError(400, f"content part type '{part.type}' is not supported by this model",
-                                   param=f"messages.{i}.content", code="unsupported_content")
+        if not isinstance(message.content, list):
+            continue
+        for j, part in enumerate(message.content):
+            if part.type == "text":
+                continue
+            param = f"messages.{i}.content.{j}"
+            if part.type != "image_url":
+                raise ApiError(400, f"content part type '{part.type}' is not supported", param=param,
+                               code="unsupported_content")
+            image = getattr(part, "image_url", None)
+            url = image.get("url") if isinstance(image, dict) else image if isinstance(image, str) else None
+            if not isinstance(url, str):
+                raise ApiError(400, "an image_url part needs image_url.url", param=param, code="invalid_image_url")
+            try:
+                parse_data_url(url, MAX_INLINE_IMAGE_BYTES)
+            except DataUrlError as exc:
+                raise ApiError(413 if exc.code == "image_too_large" else 400, exc.message, param=param,
+                               code=exc.code) from None
+            raise ApiError(400, f"the model '{model_id}' cannot see images; install a vision model (Models → "
+                                "Vision) and name it in `model`", param=param, code="model_cannot_see")
+
+
+def _engine_request(body: ChatCompletionBody) -> ChatRequest:
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in body.messages]
     return ChatRequest(messages=messages, max_tokens=body.token_limit(),
@@ -63,8 +87,9 @@ def _finish(result: dict[str, Any]) -> str:
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> JSONResponse | StreamingResponse:
-    request = _engine_request(body)
     model = services.chat.resolve(body.model)
+    _check_parts(body, model.id)
+    request = _engine_request(body)
     job = ChatJob()
     completion_id = f"chatcmpl-{job.id}"
     created = int(time.time())

@@ -79,7 +79,11 @@ def post(server: ServerProcess, payload: object, raw: bytes | None = None) -> ht
     ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**12}, 400, "invalid_value"),
     ({"model": MODEL, "messages": []}, 400, "invalid_value"),
     ({"model": MODEL, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "unsupported_content"),
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "model_cannot_see"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]}, 400, "unsupported_content"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}, 400, "unsupported_image_url"),
 ])
 def test_bad_requests_get_error_objects(server: ServerProcess, payload: object, status: int, code: str) -> None:
     response = post(server, payload)
@@ -207,3 +211,39 @@ def test_oversize_body_is_refused(server: ServerProcess) -> None:
     response = post(server, huge)
     assert response.status_code == 413 and error_of(response)["code"] == "request_too_large"
     assert httpx.get(f"{server.base}/healthz").status_code == 200
+
+
+def test_an_image_url_is_never_fetched(server: ServerProcess) -> None:
+    """An http(s) image URL is refused without the server asking for it (here: a local listener
+    that records any connection)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    connected: list[object] = []
+
+    def watch() -> None:
+        try:
+            connected.append(listener.accept())
+        except OSError:
+            pass
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for url in (f"http://127.0.0.1:{port}/photo.jpg", f"https://127.0.0.1:{port}/photo.jpg"):
+            response = post(server, {"model": MODEL, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is in this photo?"},
+                {"type": "image_url", "image_url": {"url": url}}]}]})
+            assert response.status_code == 400, response.text
+            error = error_of(response)
+            assert error["code"] == "unsupported_image_url" and "never fetches" in error["message"]
+    finally:
+        watcher.join()
+        listener.close()
+    assert connected == []
+
