@@ -53,3 +53,58 @@ def write_oversized_count_gguf(path: Path) -> Path:
     """A header that claims 2^60 tensors in a file of a few bytes."""
     path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2**60, 1) + b"\0" * 64)
     return path
+
+
+def write_tiny_mmproj(path: Path, embedding_width: int = 576, seed: int = 0) -> Path:
+    """A loadable vision projector with random weights: a gemma3-type clip GGUF with a
+    2-block, 64-wide SigLIP-style tower (224 px images, 14 px patches, 16 image tokens)
+    whose output width is `embedding_width`, the text model's embedding width."""
+    rng = np.random.default_rng(seed)
+    width, ff, blocks, heads, image, patch = 64, 256, 2, 4, 224, 14
+    n_patches = (image // patch) ** 2
+
+    def matrix(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+
+    def vector(n: int, value: float | None = None) -> np.ndarray:
+        if value is not None:
+            return np.full((n,), value, dtype=np.float32)
+        return (rng.standard_normal(n) * 0.02).astype(np.float32)
+
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_name("tiny vision projector")
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_bool("clip.use_gelu", True)
+    writer.add_string("clip.projector_type", "gemma3")
+    writer.add_uint32("clip.vision.image_size", image)
+    writer.add_uint32("clip.vision.patch_size", patch)
+    writer.add_uint32("clip.vision.embedding_length", width)
+    writer.add_uint32("clip.vision.feed_forward_length", ff)
+    writer.add_uint32("clip.vision.block_count", blocks)
+    writer.add_uint32("clip.vision.projection_dim", embedding_width)
+    writer.add_uint32("clip.vision.attention.head_count", heads)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    writer.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    # numpy shapes are ggml's ne reversed
+    writer.add_tensor("v.patch_embd.weight", matrix(width, 3, patch, patch))
+    writer.add_tensor("v.patch_embd.bias", vector(width))
+    writer.add_tensor("v.position_embd.weight", (rng.standard_normal((n_patches, width)) * 0.02).astype(np.float32))
+    for i in range(blocks):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            writer.add_tensor(f"v.blk.{i}.{name}.weight", matrix(width, width))
+            writer.add_tensor(f"v.blk.{i}.{name}.bias", vector(width))
+        for name in ("ln1", "ln2"):
+            writer.add_tensor(f"v.blk.{i}.{name}.weight", vector(width, 1.0))
+            writer.add_tensor(f"v.blk.{i}.{name}.bias", vector(width, 0.0))
+        writer.add_tensor(f"v.blk.{i}.ffn_up.weight", matrix(ff, width))
+        writer.add_tensor(f"v.blk.{i}.ffn_up.bias", vector(ff))
+        writer.add_tensor(f"v.blk.{i}.ffn_down.weight", matrix(width, ff))
+        writer.add_tensor(f"v.blk.{i}.ffn_down.bias", vector(width))
+    writer.add_tensor("v.post_ln.weight", vector(width, 1.0))
+    writer.add_tensor("v.post_ln.bias", vector(width, 0.0))
+    writer.add_tensor("mm.soft_emb_norm.weight", vector(width, 1.0))
+    writer.add_tensor("mm.input_projection.weight", matrix(width, embedding_width))
+    finish_gguf(writer)
+    return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
 from .llm_text import StopStreamer
 
-__all__ = ["ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
+__all__ = ["MEDIA_MARKER", "ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
 
 # A save is worth its copy only when a switch would otherwise throw away this many tokens.
 _MIN_TOKENS_WORTH_SAVING = 48
@@ -35,9 +36,15 @@ _FALLBACK_TEMPLATE = (  # ChatML, for GGUF files without a template of their own
 )
 
 
+MEDIA_MARKER = "<__media__>"
+"""Where an image goes in a message's text (the multimodal library's own marker)."""
+
+
 @dataclass(kw_only=True, slots=True)
 class LlmConfig:
     model_path: str
+    projector_path: str | None = None
+    """The vision projector (mmproj GGUF) that lets the model see images."""
     n_ctx: int = 4096
     n_threads: int = 2
     n_batch: int = 512
@@ -58,6 +65,8 @@ class ChatRequest(Request):
     trim_history: bool = False
     """Drop the oldest turns when the prompt does not fit, instead of failing."""
     cache_key: str | None = None
+    images: list[bytes] = field(default_factory=list)
+    """Encoded images (JPEG/PNG), one for each MEDIA_MARKER in the messages, in order."""
     stream_interval_s: float = 0.025
     """Text is sent at most this often (the first piece at once): one wake-up of the server
     per token would take CPU from the decoding threads for no visible gain."""
@@ -68,11 +77,31 @@ class PromptReady(Event):
     prompt_tokens: int
     cached_tokens: int
     trimmed_messages: int
+    image_tokens: int = 0
 
 
 @dataclass(kw_only=True, slots=True)
 class TokenDelta(Event):
     text: str
+
+
+_LOG_ERROR = 3
+_log_callback: Any = None
+"""Kept alive here: the library holds a raw pointer to it."""
+
+
+def _quiet_mtmd(lib: Any, mtmd_cpp: Any) -> None:
+    """The multimodal library logs every tensor it loads and the whole prompt text of each
+    request to stderr, whatever the verbosity; a private app's log must not hold what people
+    asked. Only errors are let through."""
+    global _log_callback
+    if _log_callback is None:
+        def keep_errors(level: int, text: bytes, _: Any) -> None:
+            if level == _LOG_ERROR and text:
+                sys.stderr.write(text.decode("utf-8", "replace"))
+        _log_callback = lib.llama_log_callback(keep_errors)
+    mtmd_cpp.mtmd_log_set(_log_callback, None)
+    mtmd_cpp.mtmd_helper_log_set(_log_callback, None)
 
 
 class LlmEngine:
@@ -106,9 +135,32 @@ class LlmEngine:
         self.live_saved = True
         self.cache = KvStateCache(config.kv_cache_bytes)
         self.model_name = Path(config.model_path).stem
+        self.mtmd: Any = None
+        if config.projector_path:
+            self._load_projector(Path(config.projector_path))
+
+    def _load_projector(self, path: Path) -> None:
+        check_gguf_file(path)
+        from llama_cpp import mtmd_cpp
+
+        _quiet_mtmd(self.lib, mtmd_cpp)
+        params = mtmd_cpp.mtmd_context_params_default()
+        params.use_gpu = False
+        params.print_timings = False
+        params.n_threads = self.config.n_threads
+        mtmd = mtmd_cpp.mtmd_init_from_file(str(path).encode(), self.llama._model.model, params)
+        if not mtmd:
+            self.close()
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the vision projector {path.name} could not be loaded "
+                                                           "with this model (is it the model's own mmproj file?)")
+        if not mtmd_cpp.mtmd_support_vision(mtmd):
+            mtmd_cpp.mtmd_free(mtmd)
+            self.close()
+            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"{path.name} is not a vision projector")
+        self.mtmd_cpp, self.mtmd = mtmd_cpp, mtmd
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.model_name, "n_ctx": self.n_ctx,
+        return {"model": self.model_name, "n_ctx": self.n_ctx, "vision": self.mtmd is not None,
                 "n_ctx_train": self.llama._model.n_ctx_train(), "path": self.config.model_path}
 
     def idle(self) -> None:
@@ -117,7 +169,12 @@ class LlmEngine:
         self._save_live()
 
     def close(self) -> None:
-        self.lib.llama_batch_free(self.batch)
+        if getattr(self, "mtmd", None):
+            self.mtmd_cpp.mtmd_free(self.mtmd)
+            self.mtmd = None
+        if getattr(self, "batch", None) is not None:
+            self.lib.llama_batch_free(self.batch)
+            self.batch = None
         self.llama.close()
 
     # prompt --------------------------------------------------------------------------------
@@ -147,6 +204,93 @@ class LlmEngine:
                               f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
                               "shorten the messages or raise the context length")
         return tokens, trimmed
+
+    def _image_prompt(self, req: ChatRequest, limit: int) -> tuple[list[int], list[tuple[str, Any, int, int]], Any]:
+        """The prompt as the multimodal library splits it: text and image spans. Returns the
+        sequence used for prefix reuse (an image's positions hold a value derived from its
+        bytes, so a follow-up question about the same photo reuses its evaluation), the spans
+        (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
+        if self.mtmd is None:
+            raise EngineError(ErrorCode.BAD_REQUEST, f"{self.model_name} cannot see images; choose a vision model")
+        markers = sum(m["content"].count(MEDIA_MARKER) for m in req.messages)
+        if markers != len(req.images):
+            raise EngineError(ErrorCode.BAD_REQUEST, f"{len(req.images)} image(s) for {markers} place(s) in the text")
+        try:
+            prompt = self.formatter(messages=req.messages).prompt  # type: ignore[arg-type]
+        except Exception as exc:
+            raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+        m = self.mtmd_cpp
+        bitmaps = []
+        chunks = m.mtmd_input_chunks_init()
+        try:
+            for data in req.images:
+                bitmap = m.mtmd_helper_bitmap_init_from_buf(
+                    self.mtmd, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
+                if not bitmap:
+                    raise EngineError(ErrorCode.BAD_REQUEST, "an image could not be decoded")
+                bitmaps.append(bitmap)
+            text = m.mtmd_input_text()
+            encoded = prompt.encode("utf-8")
+            text.text, text.text_len, text.add_special, text.parse_special = encoded, len(encoded), False, True
+            array = (m.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
+            rc = m.mtmd_tokenize(self.mtmd, chunks, ctypes.byref(text), array, len(bitmaps))
+            if rc != 0:
+                raise EngineError(ErrorCode.BAD_REQUEST, f"the images could not be matched to the text (code {rc})")
+        except BaseException:
+            m.mtmd_input_chunks_free(chunks)
+            raise
+        finally:
+            for bitmap in bitmaps:
+                m.mtmd_bitmap_free(bitmap)
+        sequence: list[int] = []
+        spans: list[tuple[str, Any, int, int]] = []
+        image = 0
+        for i in range(m.mtmd_input_chunks_size(chunks)):
+            chunk = m.mtmd_input_chunks_get(chunks, i)
+            if m.mtmd_input_chunk_get_type(chunk) == m.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                count = ctypes.c_size_t()
+                pointer = m.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+                tokens = [pointer[j] for j in range(count.value)]
+                spans.append(("text", tokens, len(sequence), len(tokens)))
+                sequence.extend(tokens)
+            else:
+                n_pos = m.mtmd_input_chunk_get_n_pos(chunk)
+                mark = -1 - int.from_bytes(hashlib.blake2b(req.images[image], digest_size=4).digest(), "big")
+                image += 1
+                spans.append(("image", chunk, len(sequence), n_pos))
+                sequence.extend([mark] * n_pos)
+        if len(sequence) >= limit:
+            m.mtmd_input_chunks_free(chunks)
+            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+                              f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
+        return sequence, spans, chunks
+
+    def _decode_spans(self, spans: list[tuple[str, Any, int, int]], sequence: list[int], cached: int,
+                      ctx: JobContext) -> int:
+        """Evaluate what the reused prefix does not cover; returns the image tokens evaluated."""
+        m, evaluated = self.mtmd_cpp, 0
+        for kind, item, start, length in spans:
+            if start + length <= cached:
+                continue
+            if kind == "text":
+                self._decode(item[max(0, cached - start):], ctx)
+                continue
+            if start < cached:  # part of an image cannot be kept: evaluate it whole again
+                self.lib.llama_memory_seq_rm(self.mem, 0, start, -1)
+                del self.live_tokens[start:]
+            n_past = self.lib.llama_pos(0)
+            before = len(self.live_tokens)
+            last = (kind, item, start, length) == spans[-1]
+            rc = m.mtmd_helper_eval_chunk_single(self.mtmd, self.ctx, item, before, 0, self.config.n_batch, last,
+                                                 ctypes.byref(n_past))
+            if rc != 0:
+                raise EngineError(ErrorCode.INTERNAL, f"evaluating an image failed (code {rc})")
+            self.live_tokens.extend(sequence[before:n_past.value])
+            self.live_saved = False
+            evaluated += m.mtmd_input_chunk_get_n_tokens(item)
+            if ctx.cancelled():
+                raise EngineError(ErrorCode.CANCELLED, "cancelled while looking at the image")
+        return evaluated
 
     # KV reuse ------------------------------------------------------------------------------
 
@@ -241,11 +385,21 @@ class LlmEngine:
         lib = self.lib
         started = time.perf_counter()
         limit = min(req.context_limit or self.n_ctx, self.n_ctx)
-        tokens, trimmed = self._fit(req, limit)
-        cached = self._reuse_prefix(tokens)
-        self._decode(tokens[cached:], ctx)
+        image_tokens = 0
+        if req.images:
+            tokens, spans, chunks = self._image_prompt(req, limit)
+            trimmed = 0
+            try:
+                cached = self._reuse_prefix(tokens)
+                image_tokens = self._decode_spans(spans, tokens, cached, ctx)
+            finally:
+                self.mtmd_cpp.mtmd_input_chunks_free(chunks)
+        else:
+            tokens, trimmed = self._fit(req, limit)
+            cached = self._reuse_prefix(tokens)
+            self._decode(tokens[cached:], ctx)
         ctx.emit(PromptReady(job_id=ctx.job_id, prompt_tokens=len(tokens), cached_tokens=cached,
-                             trimmed_messages=trimmed))
+                             trimmed_messages=trimmed, image_tokens=image_tokens))
         budget = limit - len(tokens)
         if req.max_tokens is not None:
             budget = min(budget, req.max_tokens)
@@ -299,6 +453,7 @@ class LlmEngine:
         return {
             "finish_reason": finish, "prompt_tokens": len(tokens), "cached_tokens": cached,
             "completion_tokens": generated, "trimmed_messages": trimmed, "model": self.model_name,
+            "image_tokens": image_tokens,
             "ttft_s": (first_at or time.perf_counter()) - started,
             "tokens_per_s": (generated - 1) / decode_s if decode_s > 0 else 0.0,
         }
