@@ -15,6 +15,8 @@ import struct
 import wave
 from dataclasses import dataclass
 
+from ..attachments.kinds import describe
+
 __all__ = ["AudioProbe", "AudioRejected", "probe", "sniff", "wav_bytes", "wav_header"]
 
 PROBE_SECONDS = 2.0
@@ -32,13 +34,6 @@ class AudioProbe:
     codec: str
     duration: float | None
     sample_rate: int
-
-
-_OTHER = (
-    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x7fELF", "a program"),
-    (b"GGUF", "a GGUF model"), (b"BM", "a bitmap image"), (b"<", "an HTML or XML document"), (b"{", "JSON text"),
-)
 
 
 def sniff(head: bytes) -> tuple[str, str]:
@@ -62,9 +57,9 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "aac", "audio/aac"
     if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync: MP3
         return "mp3", "audio/mpeg"
-    for magic, what in _OTHER:
-        if head.startswith(magic):
-            raise AudioRejected(415, "not_audio", f"This is {what}, not an audio recording.")
+    what = describe(head)
+    if what is not None:
+        raise AudioRejected(415, "not_audio", f"This is {what}, not an audio recording.")
     raise AudioRejected(415, "not_audio", "This is not an audio file this app can read (WebM, Ogg, MP4/M4A, WAV, "
                                           "MP3, FLAC or AAC).")
 

@@ -1,0 +1,100 @@
+"""What a file is, from its first bytes, in plain words for messages ("a PDF document").
+
+Intake code first looks for the kinds it accepts and, when a file is something else, says what
+it is ("This is a PDF document, not an image.") instead of a bare "unsupported". Only the
+content counts: names and Content-Type headers are never asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HEAD_BYTES", "Kind", "describe", "identify"]
+
+HEAD_BYTES = 1024
+"""How much of the start of a file `identify` looks at (less is fine: then it knows less)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    """Short key: "png", "jpeg", "heic", "pdf", "wav"…"""
+    description: str
+    """With its article, for a sentence: "a PNG image"."""
+    image: bool = False
+    """A raster picture format (what a photo or screenshot arrives as)."""
+
+
+def _image(name: str, description: str) -> Kind:
+    return Kind(name, description, image=True)
+
+
+PNG = _image("png", "a PNG image")
+JPEG = _image("jpeg", "a JPEG image")
+GIF = _image("gif", "a GIF image")
+WEBP = _image("webp", "a WebP image")
+HEIC = _image("heic", "a HEIC image")
+AVIF = _image("avif", "an AVIF image")
+BMP = _image("bmp", "a bitmap image")
+TIFF = _image("tiff", "a TIFF image")
+SVG = Kind("svg", "an SVG drawing")
+PDF = Kind("pdf", "a PDF document")
+ZIP = Kind("zip", "a ZIP archive")
+GZIP = Kind("gzip", "a gzip archive")
+GGUF = Kind("gguf", "a GGUF model")
+ELF = Kind("elf", "a program")
+WAV = Kind("wav", "a WAV recording")
+AVI = Kind("avi", "an AVI video")
+OGG = Kind("ogg", "an Ogg recording")
+MP3 = Kind("mp3", "an MP3 recording")
+FLAC = Kind("flac", "a FLAC recording")
+MATROSKA = Kind("matroska", "a WebM or Matroska recording or video")
+MP4 = Kind("mp4", "an MP4 recording or video")
+MARKUP = Kind("markup", "an HTML or XML document")
+JSON = Kind("json", "JSON text")
+
+_PREFIXES: tuple[tuple[bytes, Kind], ...] = (
+    (b"\x89PNG", PNG), (b"\xff\xd8\xff", JPEG), (b"GIF8", GIF), (b"II*\x00", TIFF), (b"MM\x00*", TIFF),
+    (b"%PDF", PDF), (b"PK\x03\x04", ZIP), (b"PK\x05\x06", ZIP), (b"\x1f\x8b", GZIP), (b"GGUF", GGUF),
+    (b"\x7fELF", ELF), (b"OggS", OGG), (b"ID3", MP3), (b"fLaC", FLAC), (b"\x1a\x45\xdf\xa3", MATROSKA),
+    (b"BM", BMP), (b"{", JSON),
+)
+_RIFF = {b"WEBP": WEBP, b"WAVE": WAV, b"AVI ": AVI}
+_HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"mif1", b"msf1", b"mif2"})
+"""The generic image-file brands: what the picture is coded in follows among the compatible brands."""
+
+
+def identify(head: bytes) -> Kind | None:
+    """The kind of file that starts with `head`, or None when it is none of those named here."""
+    if head[:4] == b"RIFF":
+        return _RIFF.get(head[8:12])
+    if head[4:8] == b"ftyp":
+        return _iso_media(head)
+    for magic, kind in _PREFIXES:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"<"):
+        return SVG if b"<svg" in head[:HEAD_BYTES].lower() else MARKUP
+    return None
+
+
+def describe(head: bytes) -> str | None:
+    """What the file that starts with `head` is, with its article ("a PNG image"), or None."""
+    kind = identify(head)
+    return kind.description if kind else None
+
+
+def _iso_media(head: bytes) -> Kind:
+    """HEIC, AVIF or MP4/M4A/3GP: one box layout, told apart by the brands in the `ftyp` box."""
+    major = head[8:12]
+    end = min(len(head), max(16, int.from_bytes(head[:4], "big")))
+    compatible = {head[i:i + 4] for i in range(16, end - 3, 4)}
+    if major in _HEVC_BRANDS:
+        return HEIC
+    if major in _AVIF_BRANDS or (major in _HEIF_BRANDS and compatible & _AVIF_BRANDS):
+        return AVIF
+    if major in _HEIF_BRANDS or compatible & _HEVC_BRANDS:
+        return HEIC
+    return MP4
