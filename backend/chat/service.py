@@ -90,7 +90,8 @@ class ChatService:
         # saved conversation states may use what the budget leaves, up to the configured amount
         room = max(0, self.residency.budget.limit - estimate.total)
         config = LlmConfig(model_path=str(model.path), n_ctx=n_ctx, n_threads=self.settings.inference_threads,
-                           kv_cache_bytes=min(self.settings.kv_cache_mb * 1024 * 1024, room))
+                           kv_cache_bytes=min(self.settings.kv_cache_mb * 1024 * 1024, room),
+                           projector_path=str(model.projector) if model.projector else None)
         self._worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=config))
         self._loaded, self._loaded_ctx = model, n_ctx
         return self._worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -11,8 +12,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...attachments.data_url import DataUrlError, parse_data_url
+from ...attachments.images import ImageRejected, prepare_image
 from ...chat.service import ChatJob, collect
-from ...engines.llm import ChatRequest, TokenDelta
+from ...engines.llm import MEDIA_MARKER, ChatRequest, TokenDelta
 from ...runtime.child import EngineError
 from ...runtime.protocol import ErrorCode, Event, JobDone, JobFailed
 from ..deps import ServicesDep
@@ -39,39 +41,51 @@ class ClosingStreamingResponse(StreamingResponse):
 MAX_INLINE_IMAGE_BYTES = 20 * 1024 * 1024
 
 
-def _check_parts(body: ChatCompletionBody, model_id: str) -> None:
-    """Text parts are read; an image part must be an inline data: URL (never fetched), and
-    only then is it refused for a model that cannot see images."""
+def _engine_request(body: ChatCompletionBody, model_id: str, sees: bool) -> ChatRequest:
+    """Text parts are read; an image part must be an inline data: URL (never fetched) and is
+    given to the model at its place in the text, or refused for a model that cannot see."""
+    messages: list[dict[str, str]] = []
+    images: list[bytes] = []
     for i, message in enumerate(body.messages):
-        if not isinstance(message.content, list):
+        role = "system" if message.role == "developer" else message.role
+        if not isinstance(message.content, list):  # a marker typed into text is text, not an image
+            messages.append({"role": role, "content": message.text().replace(MEDIA_MARKER, "")})
             continue
+        parts: list[str] = []
         for j, part in enumerate(message.content):
             if part.type == "text":
+                parts.append((part.text or "").replace(MEDIA_MARKER, ""))
                 continue
             param = f"messages.{i}.content.{j}"
             if part.type != "image_url":
                 raise ApiError(400, f"content part type '{part.type}' is not supported", param=param,
                                code="unsupported_content")
-            image = getattr(part, "image_url", None)
-            url = image.get("url") if isinstance(image, dict) else image if isinstance(image, str) else None
-            if not isinstance(url, str):
-                raise ApiError(400, "an image_url part needs image_url.url", param=param, code="invalid_image_url")
-            try:
-                parse_data_url(url, MAX_INLINE_IMAGE_BYTES)
-            except DataUrlError as exc:
-                raise ApiError(413 if exc.code == "image_too_large" else 400, exc.message, param=param,
-                               code=exc.code) from None
-            raise ApiError(400, f"the model '{model_id}' cannot see images; install a vision model (Models → "
-                                "Vision) and name it in `model`", param=param, code="model_cannot_see")
-
-
-def _engine_request(body: ChatCompletionBody) -> ChatRequest:
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                for m in body.messages]
-    return ChatRequest(messages=messages, max_tokens=body.token_limit(),
+            images.append(_image_of(part, param, model_id, sees))
+            parts.append(MEDIA_MARKER)
+        messages.append({"role": role, "content": "\n".join(p for p in parts if p)})
+    return ChatRequest(messages=messages, images=images, max_tokens=body.token_limit(),
                        temperature=0.7 if body.temperature is None else body.temperature,
                        top_p=0.95 if body.top_p is None else body.top_p,
                        seed=None if body.seed is None else body.seed & 0xFFFFFFFF, stop=body.stop_list())
+
+
+def _image_of(part: Any, param: str, model_id: str, sees: bool) -> bytes:
+    image = getattr(part, "image_url", None)
+    url = image.get("url") if isinstance(image, dict) else image if isinstance(image, str) else None
+    if not isinstance(url, str):
+        raise ApiError(400, "an image_url part needs image_url.url", param=param, code="invalid_image_url")
+    try:
+        inline = parse_data_url(url, MAX_INLINE_IMAGE_BYTES)
+    except DataUrlError as exc:
+        raise ApiError(413 if exc.code == "image_too_large" else 400, exc.message, param=param,
+                       code=exc.code) from None
+    if not sees:
+        raise ApiError(400, f"the model '{model_id}' cannot see images; install a vision model (Models → Vision) "
+                            "and name it in `model`", param=param, code="model_cannot_see")
+    try:
+        return prepare_image(inline.data, max_bytes=MAX_INLINE_IMAGE_BYTES).data
+    except ImageRejected as exc:
+        raise ApiError(exc.status, exc.message, param=param, code=exc.code) from None
 
 
 def _usage(result: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +102,7 @@ def _finish(result: dict[str, Any]) -> str:
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> JSONResponse | StreamingResponse:
     model = services.chat.resolve(body.model)
-    _check_parts(body, model.id)
-    request = _engine_request(body)
+    request = await asyncio.to_thread(_engine_request, body, model.id, model.projector is not None)
     job = ChatJob()
     completion_id = f"chatcmpl-{job.id}"
     created = int(time.time())
