@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import shutil
 import statistics
@@ -39,7 +38,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +50,13 @@ from backend.models.downloads import Download  # noqa: E402
 from backend.models.manager import ModelManager  # noqa: E402
 from backend.runtime.residency import MemoryBudget, ResidencyManager  # noqa: E402
 from backend.storage.db import Database  # noqa: E402
+from bench.report import save  # noqa: E402
 from tests.e2e.hub_fixtures import HubProcess  # noqa: E402
 from tests.ggufs import write_lm_gguf  # noqa: E402
 
 REPO = "bench/big-GGUF"
 FILE = "big-Q8_0.gguf"
 MB = 1_000_000
-RESULTS = ROOT / "bench" / "results"
 STOP_AT = 0.9
 
 
@@ -311,10 +309,7 @@ def main() -> None:
     result["load_avg"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
     result["quick"] = args.quick
     print(table(result))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"download-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    save("download", result)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ only; no model is loaded).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -34,10 +33,10 @@ if str(ROOT) not in sys.path:
 
 from playwright.sync_api import BrowserContext, CDPSession, Page, Playwright, sync_playwright  # noqa: E402
 
+from bench.report import save  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 COMPOSER = "textarea[data-testid=composer]"
 
 
@@ -148,10 +147,7 @@ def main() -> None:
           f"{all(r['repeat_controlled_by_service_worker'] for r in runs)}")
     print(f"server RSS: {memory['rss_0_clients_mb']} MB with no client, {memory['rss_2_clients_mb']} MB with 2 "
           f"({memory['per_client_mb']} MB per client)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"pwa-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    save("pwa", result)
 
 
 if __name__ == "__main__":

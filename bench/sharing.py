@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
 import random
 import statistics
@@ -59,11 +58,11 @@ if str(ROOT) not in sys.path:
 
 from backend.models.local import bundled_chat_model  # noqa: E402
 from bench.chat_stream import Stream, api_chunks, consume  # noqa: E402
+from bench.report import save  # noqa: E402
 from tests.netns import SecondHost, netns_available  # noqa: E402
 from tests.rawws import RawWebSocket  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 POLL_S = 0.01
 BLOCK = 50
 WARMUP = 20
@@ -378,10 +377,7 @@ def main() -> None:
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     result["took_s"] = round(time.perf_counter() - started, 1)
     summary(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"sharing-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    save("sharing", result)
 
 
 if __name__ == "__main__":

@@ -65,10 +65,10 @@ from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwri
 from backend.config import Settings  # noqa: E402
 from backend.engines.voice import pieces, speakable  # noqa: E402
 from backend.models.local import bundled_chat_model, bundled_speech_model, bundled_voice  # noqa: E402
+from bench.report import save  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
 from tests.server import ServerProcess, free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 COMPOSER = "textarea[data-testid=composer]"
 MIC = "[data-testid=mic]"
 SPEAK = "[data-testid=speak]"
@@ -522,10 +522,7 @@ def main() -> None:
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     result["took_s"] = round(time.perf_counter() - started, 1)
     summary(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"speech-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    save("speech", result)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ import ctypes
 import io
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -72,14 +71,11 @@ from backend.attachments.data_url import parse_data_url  # noqa: E402
 from backend.attachments.images import JPEG_QUALITY, prepare_image  # noqa: E402
 from backend.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
-from backend.models.registry import ModelRecord, ModelRegistry  # noqa: E402
-from backend.storage.db import Database  # noqa: E402
+from bench.report import save  # noqa: E402
 from tests.ggufs import write_tiny_mmproj  # noqa: E402
-from tests.loops import run_alone  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
+from tests.vision_models import VISION, vision_data_dir  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-VISION = "tiny-vision"
 QUESTION = "What is in this photo? Describe it in one sentence."
 SYSTEM = "You are a careful assistant who describes photos."
 MAX_TOKENS = 16
@@ -147,32 +143,6 @@ def photo(size: tuple[int, int], seed: int, orientation: int | None = None) -> b
     return out.getvalue()
 
 
-# the vision model in a fresh data dir ----------------------------------------------------------
-
-async def register_vision_model(db_path: Path, model: Path, projector: Path) -> None:
-    db = Database(db_path)
-    await db.open()
-    try:
-        registry = ModelRegistry(db)
-        await registry.load()
-        await registry.add(ModelRecord(id=VISION, job="vision", name="Tiny vision", format="gguf", path=model,
-                                       projector=projector, size_bytes=model.stat().st_size, source="import"))
-    finally:
-        await db.close()
-
-
-def vision_data_dir(folder: Path, chat_model: Path, projector: Path) -> Path:
-    data = folder / "data"
-    data.mkdir()
-    model = folder / "tiny-vision.gguf"
-    try:
-        os.link(chat_model, model)  # the same weights, registered as a vision model
-    except OSError:
-        shutil.copyfile(chat_model, model)
-    run_alone(register_vision_model(data / "gridless.db", model, projector))
-    return data
-
-
 # one answer, either side -----------------------------------------------------------------------
 
 @dataclass(kw_only=True, slots=True)
@@ -201,29 +171,39 @@ def fresh_system() -> str:
     return f"[{uuid.uuid4().hex[:8]}] {SYSTEM}"
 
 
-def app_ask(client: httpx.Client, body: bytes) -> Answer:
-    started = time.perf_counter()
+def read_stream(chunks: Iterator[dict[str, Any]], started: float, side: str) -> tuple[float, float, list[str]]:
+    """Time to the first text, total time and the text pieces of an OpenAI-shaped chunk stream."""
     first: float | None = None
     parts: list[str] = []
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            if content := (choice.get("delta") or {}).get("content"):
+                if first is None:
+                    first = time.perf_counter() - started
+                parts.append(content)
+    if first is None:
+        raise RuntimeError(f"the {side} answer had no text")
+    return first, time.perf_counter() - started, parts
+
+
+def app_ask(client: httpx.Client, body: bytes) -> Answer:
+    started = time.perf_counter()
     usage: dict[str, Any] = {}
+
+    def chunks(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+        nonlocal usage
+        for line in lines:
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunk = json.loads(line[6:])
+                usage = chunk.get("usage") or usage
+                yield chunk
+
     with client.stream("POST", "/v1/chat/completions", content=body,
                        headers={"Content-Type": "application/json"}) as response:
         if response.status_code != 200:
             response.read()
             raise RuntimeError(f"the photo question failed: {response.status_code} {response.text[:300]}")
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices") or []:
-                if content := (choice.get("delta") or {}).get("content"):
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(content)
-    total = time.perf_counter() - started
-    if first is None:
-        raise RuntimeError("the app's answer had no text")
+        first, total, parts = read_stream(chunks(response.iter_lines()), started, "app's")
     return Answer(ttft_s=first, total_s=total, text="".join(parts), prompt_tokens=int(usage.get("prompt_tokens", 0)),
                   completion_tokens=int(usage.get("completion_tokens", 0)),
                   cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)))
@@ -270,17 +250,7 @@ class Direct:
             messages=cast(Any, question(url, system)), stream=True, max_tokens=MAX_TOKENS, temperature=0,
             repeat_penalty=1.0))
         prompt_tokens = self.llama.n_tokens
-        first: float | None = None
-        parts: list[str] = []
-        for chunk in chunks:
-            for choice in chunk.get("choices") or []:
-                if content := (choice.get("delta") or {}).get("content"):
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(content)
-        total = time.perf_counter() - started
-        if first is None:
-            raise RuntimeError("the direct answer had no text")
+        first, total, parts = read_stream(chunks, started, "direct")
         return Answer(ttft_s=first, total_s=total, text="".join(parts), prompt_tokens=prompt_tokens,
                       completion_tokens=len(parts))
 
@@ -497,10 +467,7 @@ def main() -> None:
     result["load_avg_end"] = load_avg()
     result["took_s"] = round(time.perf_counter() - started, 1)
     summary(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"vision-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    save("vision", result)
 
 
 if __name__ == "__main__":

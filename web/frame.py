@@ -64,14 +64,12 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
         title_label = ui.label(title or "gridless").classes("text-subtitle1 ellipsis col-shrink") \
             .style("min-width: 0").props("data-testid=conversation-title")
         ui.space()
-        # the owner sees at a glance that other devices can reach the app
-        sharing_badge = ui.button(icon="wifi_tethering", on_click=lambda: ui.navigate.to("/sharing")) \
-            .props("flat round dense color=positive data-testid=sharing-on aria-label=Sharing")
-        with sharing_badge:
-            sharing_tip = ui.tooltip("")
-        sharing_badge.set_visibility(False)
-        if not principal.is_owner:
-            sharing_badge.delete()
+        if principal.is_owner:  # the owner sees at a glance that other devices can reach the app
+            sharing_badge = ui.button(icon="wifi_tethering", on_click=lambda: ui.navigate.to("/sharing")) \
+                .props("flat round dense color=positive data-testid=sharing-on aria-label=Sharing")
+            with sharing_badge:
+                sharing_tip = ui.tooltip("")
+            sharing_badge.set_visibility(False)
         model = services.chat.model
         model_chip = ui.chip(model.id if model else "no model", icon="memory") \
             .props("outline dense").classes("text-xs ellipsis") \

@@ -19,14 +19,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from ..audio.engines import NOTHING_TO_SAY, spoken
 from ..audio.intake import AudioRejected, wav_header
-from ..engines.voice import AudioChunk, SpeakRequest, speakable
+from ..engines.voice import SpeakRequest, speakable
 from ..runtime.child import EngineError
-from ..runtime.protocol import JobFailed
 from .deps import ServicesDep
 from .routes.chat import ClosingStreamingResponse
 
-__all__ = ["TRANSCRIPT_UPLOAD_PATH", "router", "speech_wav"]
+__all__ = ["TRANSCRIPT_UPLOAD_PATH", "router"]
 
 TRANSCRIPT_UPLOAD_PATH = "/api/transcripts"
 LANGUAGE_PATTERN = "^[a-z]{2,3}$"
@@ -134,34 +134,6 @@ async def delete_transcript(transcript_id: str, services: ServicesDep) -> Any:
     return {"id": transcript_id, "deleted": True}
 
 
-async def speech_wav(services: Any, text: str, *, speed: float = 1.0, model_id: str | None = None,
-                     header: bool = True) -> AsyncIterator[bytes]:
-    """The voice engine's sentences as one WAV stream (or bare PCM without `header`)."""
-    import uuid
-
-    sent_header = not header
-    async for event in services.voice.stream(SpeakRequest(text=text, speed=speed), uuid.uuid4().hex,
-                                             model_id=model_id):
-        if isinstance(event, AudioChunk):
-            if not sent_header:
-                yield wav_header(event.sample_rate)
-                sent_header = True
-            yield event.pcm
-        elif isinstance(event, JobFailed):
-            raise EngineError(event.code, event.message)
-
-
-async def _first_then_rest(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
-    """Wait for the first chunk so that a failure (no voice, bad text) is still an HTTP error."""
-    first = await anext(chunks)
-
-    async def rest() -> AsyncIterator[bytes]:
-        yield first
-        async for chunk in chunks:
-            yield chunk
-    return first, rest()
-
-
 @router.get("/api/speech/messages/{message_id}")
 async def read_message(message_id: str, services: ServicesDep,
                        speed: float = Query(default=1.0, ge=0.25, le=4.0)) -> Any:
@@ -172,9 +144,14 @@ async def read_message(message_id: str, services: ServicesDep,
     if not text:
         return _error(400, "nothing_to_read", "This answer has no text to read aloud.")
     try:
-        _, body = await _first_then_rest(speech_wav(services, text, speed=speed))
+        rate, pcm = await spoken(services.voice, SpeakRequest(text=text, speed=speed))
     except EngineError as exc:
+        if exc.code == NOTHING_TO_SAY:
+            return Response(status_code=204)
         return _error(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
-    except StopAsyncIteration:
-        return Response(status_code=204)
-    return ClosingStreamingResponse(body, media_type="audio/wav", headers={"Cache-Control": "no-store"})
+
+    async def wav() -> AsyncIterator[bytes]:
+        yield wav_header(rate)
+        async for piece in pcm:
+            yield piece
+    return ClosingStreamingResponse(wav(), media_type="audio/wav", headers={"Cache-Control": "no-store"})

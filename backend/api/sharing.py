@@ -5,6 +5,7 @@ All under admin prefixes: a paired device is refused before it gets here.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -47,7 +48,7 @@ def _device(device: Device) -> dict[str, Any]:
 
 @router.get("/api/sharing")
 async def sharing_state(services: ServicesDep) -> Any:
-    interfaces = lan_interfaces()
+    interfaces = await asyncio.to_thread(lan_interfaces)
     return {**_state(services.share().state, services),
             "interfaces": [{"name": i.name, "address": i.address, "kind": i.kind} for i in interfaces]}
 
@@ -56,7 +57,7 @@ async def sharing_state(services: ServicesDep) -> Any:
 async def start_sharing(body: ShareStart, services: ServicesDep) -> Any:
     address = body.address
     if address is None:
-        chosen = preselect(lan_interfaces())
+        chosen = preselect(await asyncio.to_thread(lan_interfaces))
         if chosen is None:
             return _error(409, "no_network", "This device has no network address; turn on the hotspot or Wi-Fi.")
         address = chosen.address

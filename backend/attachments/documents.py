@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from backend.models.memory import format_bytes
+from ..models.memory import format_bytes
+from . import kinds
 
 __all__ = ["DocumentError", "Extracted", "Kind", "extract", "fit"]
 
@@ -43,12 +44,8 @@ PRETTY_JSON_CHARS = 200_000
 _SAMPLE_CHARS = 64 * 1024
 
 
-class DocumentError(Exception):
-    """A document that cannot be read: `status` (HTTP), `code` (stable), `message` (for a person)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class DocumentError(kinds.Rejected):
+    """A document that cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +77,6 @@ class Extracted:
 
 # --- recognising the file ---------------------------------------------------------------------
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"), (b"BM", "a bitmap image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
-    (b"GGUF", "a GGUF model"), (b"\x7fELF", "a program"), (b"MZ", "a Windows program"),
-    (b"\x1f\x8b", "a gzip archive"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"\xfd7zXZ\x00", "an XZ archive"), (b"BZh", "a bzip2 archive"), (b"(\xb5/\xfd", "a Zstandard archive"),
-    (b"SQLite format 3\x00", "an SQLite database"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file"),
-    (b"OggS", "an Ogg audio file"), (b"fLaC", "a FLAC audio file"), (b"ID3", "an MP3 audio file"),
-    (b"\x1a\x45\xdf\xa3", "a WebM or Matroska video"), (b"wOFF", "a web font"), (b"wOF2", "a web font"),
-)
 _ZIP_KINDS = {
     ".docx": "a Word document", ".xlsx": "an Excel workbook", ".pptx": "a PowerPoint presentation",
     ".odt": "an OpenDocument text", ".ods": "an OpenDocument spreadsheet", ".odp": "an OpenDocument presentation",
@@ -156,19 +143,10 @@ def _display_name(name: str) -> str:
 
 
 def _what_binary(data: bytes, name: str) -> str | None:
-    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
-        return _ZIP_KINDS.get(PurePosixPath(name).suffix.lower(), "a ZIP archive")
-    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE", b"AVI "):
-        return {b"WEBP": "a WebP image", b"WAVE": "a WAV audio file", b"AVI ": "an AVI video"}[data[8:12]]
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
-            return "an AVIF image" if brand == b"avif" else "a HEIC photo"
-        return "an MP4 video or audio file"
-    for magic, what in _MAGIC:
-        if data.startswith(magic):
-            return what
-    return None
+    kind = kinds.identify(data[:kinds.HEAD_BYTES])
+    if kind is kinds.ZIP:  # Office files, books and apps are ZIP archives: the name tells them apart
+        return _ZIP_KINDS.get(PurePosixPath(name).suffix.lower(), kind.description)
+    return kind.description if kind is not None and kind not in kinds.TEXT_KINDS else None
 
 
 def _not_a_document(data: bytes, name: str) -> DocumentError:

@@ -67,12 +67,8 @@ _DAMAGED: Final = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyEr
 """What Pillow's decoders (and libheif through pillow-heif) raise on a damaged or cut-off file."""
 
 
-class ImageRejected(Exception):
-    """A picture that is not taken: `status` is the HTTP status, `code` a stable key, `message` plain words."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ImageRejected(kinds.Rejected):
+    """A picture that is not taken."""
 
 
 @dataclass(frozen=True, slots=True)

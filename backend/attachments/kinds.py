@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HEAD_BYTES", "Kind", "describe", "identify"]
+__all__ = ["HEAD_BYTES", "Kind", "Rejected", "describe", "identify"]
+
+
+class Rejected(Exception):
+    """A file that is not taken (a recording, a photo, a document): `status` is the HTTP status,
+    `code` a stable key, `message` plain words for a person."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 HEAD_BYTES = 1024
 """How much of the start of a file `identify` looks at (less is fine: then it knows less)."""
@@ -50,6 +59,15 @@ MP3 = Kind("mp3", "an MP3 recording")
 FLAC = Kind("flac", "a FLAC recording")
 MATROSKA = Kind("matroska", "a WebM or Matroska recording or video")
 MP4 = Kind("mp4", "an MP4 recording or video")
+WINDOWS_PROGRAM = Kind("exe", "a Windows program")
+SEVEN_ZIP = Kind("7z", "a 7-Zip archive")
+RAR = Kind("rar", "a RAR archive")
+XZ = Kind("xz", "an XZ archive")
+BZIP2 = Kind("bz2", "a bzip2 archive")
+ZSTD = Kind("zst", "a Zstandard archive")
+SQLITE = Kind("sqlite", "an SQLite database")
+OLD_OFFICE = Kind("ole", "an old Office file")
+FONT = Kind("font", "a web font")
 MARKUP = Kind("markup", "an HTML or XML document")
 JSON = Kind("json", "JSON text")
 
@@ -57,8 +75,12 @@ _PREFIXES: tuple[tuple[bytes, Kind], ...] = (
     (b"\x89PNG", PNG), (b"\xff\xd8\xff", JPEG), (b"GIF8", GIF), (b"II*\x00", TIFF), (b"MM\x00*", TIFF),
     (b"%PDF", PDF), (b"PK\x03\x04", ZIP), (b"PK\x05\x06", ZIP), (b"\x1f\x8b", GZIP), (b"GGUF", GGUF),
     (b"\x7fELF", ELF), (b"OggS", OGG), (b"ID3", MP3), (b"fLaC", FLAC), (b"\x1a\x45\xdf\xa3", MATROSKA),
-    (b"BM", BMP), (b"{", JSON),
+    (b"BM", BMP), (b"MZ", WINDOWS_PROGRAM), (b"7z\xbc\xaf\x27\x1c", SEVEN_ZIP), (b"Rar!\x1a\x07", RAR),
+    (b"\xfd7zXZ\x00", XZ), (b"BZh", BZIP2), (b"(\xb5/\xfd", ZSTD), (b"SQLite format 3\x00", SQLITE),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", OLD_OFFICE), (b"wOFF", FONT), (b"wOF2", FONT), (b"{", JSON),
 )
+TEXT_KINDS = frozenset({MARKUP, JSON})
+"""Kinds named from a text file's first character: a file that is not text is none of these."""
 _RIFF = {b"WEBP": WEBP, b"WAVE": WAV, b"AVI ": AVI}
 _HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncGenerator, Callable
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..engines.speech import SpeechConfig
-from ..engines.voice import VoiceConfig
+from ..engines.voice import AudioChunk, SpeakRequest, VoiceConfig
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
 from ..runtime.child import EngineError
-from ..runtime.protocol import Event, Request
+from ..runtime.protocol import Event, JobDone, JobFailed, Request
 from ..runtime.residency import ResidencyManager, Resident
 from ..runtime.scheduler import FifoGate, PositionCallback
 from ..runtime.worker import WorkerProcess, WorkerSpec
 
-__all__ = ["SidecarHost", "is_multilingual", "speech_host", "voice_host"]
+__all__ = ["NOTHING_TO_SAY", "SidecarHost", "is_multilingual", "speech_host", "spoken", "voice_host"]
 
 ENGLISH_ONLY_VOCABULARY = 51864
 """Whisper's English-only models have this many tokens; the multilingual ones have more."""
@@ -138,3 +139,32 @@ def voice_host(settings: Settings, manager: ModelManager, residency: ResidencyMa
     return SidecarHost("voice", "backend.engines.voice:VoiceEngine",
                        lambda m: VoiceConfig(model_path=str(m.path), n_threads=settings.inference_threads),
                        manager, residency, settings.queue_limit)
+
+
+NOTHING_TO_SAY = "nothing_to_say"
+
+
+async def spoken(voice: SidecarHost, request: SpeakRequest, *, model_id: str | None = None) \
+        -> tuple[int, AsyncIterator[bytes]]:
+    """The sample rate and the PCM of each spoken piece as it is ready. It waits for the first
+    piece, so that a failure to start (no voice, bad text, no memory) is raised here, while an
+    HTTP answer can still say so; a failure later is raised by the iterator."""
+    events = voice.stream(request, uuid.uuid4().hex, model_id=model_id)
+    first: AudioChunk | None = None
+    async for event in events:
+        if isinstance(event, JobFailed):
+            raise EngineError(event.code, event.message)
+        if isinstance(event, AudioChunk | JobDone):
+            first = event if isinstance(event, AudioChunk) else None
+            break
+    if first is None:
+        raise EngineError(NOTHING_TO_SAY, "there was nothing to say in the input")
+
+    async def pcm(opening: AudioChunk) -> AsyncIterator[bytes]:
+        yield opening.pcm
+        async for event in events:
+            if isinstance(event, AudioChunk):
+                yield event.pcm
+            elif isinstance(event, JobFailed):
+                raise EngineError(event.code, event.message)
+    return first.sample_rate, pcm(first)

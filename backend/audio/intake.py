@@ -15,17 +15,15 @@ import struct
 import wave
 from dataclasses import dataclass
 
-from ..attachments.kinds import describe
+from ..attachments.kinds import Rejected, describe
 
 __all__ = ["AudioProbe", "AudioRejected", "probe", "sniff", "wav_bytes", "wav_header"]
 
 PROBE_SECONDS = 2.0
 
 
-class AudioRejected(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class AudioRejected(Rejected):
+    """A recording that is not taken."""
 
 
 @dataclass(frozen=True, slots=True)

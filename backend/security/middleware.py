@@ -246,9 +246,10 @@ class SecurityMiddleware:
         if guard.is_public(path):
             if unsafe and not guard.origin_ok(headers.get("origin"), headers.get("host")):
                 return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
-            found = guard.authenticated(headers, client)
-            if found is not None:
-                _set_principal(scope, found[0])
+            if path in guard.public_paths:  # a route of ours that may care who asks (the pair page);
+                found = guard.authenticated(headers, client)  # static files do not
+                if found is not None:
+                    _set_principal(scope, found[0])
             return await self.app(scope, receive, _with_headers(send, private=False))
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if "token" in query and scope["method"] == "GET" and not path.startswith("/v1/"):

@@ -121,7 +121,7 @@ class Sharing:
     async def start(self, address: str, port: int, secure: bool = False) -> ShareState:
         async with self._lock:
             await self._stop()
-            known = {i.address for i in lan_interfaces()}
+            known = {i.address for i in await asyncio.to_thread(lan_interfaces)}
             if address not in known:
                 raise SharingError(f"{address} is not an address of this device's network interfaces.")
             certificate = None

@@ -26,6 +26,11 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _key(transcripts: list[Transcript]) -> tuple[object, ...]:
+    """What the page shows of each transcript; it is drawn again when this changes."""
+    return tuple((t.id, t.state, len(t.segments), t.name) for t in transcripts)
+
+
 def progress(t: Transcript) -> float:
     if t.state != "running" or not t.duration:
         return 0.0
@@ -53,17 +58,15 @@ class TranscriptsPage:
             await self.render()
             ui.timer(1.0, self.tick)
 
-    async def _key(self) -> tuple[object, ...]:
-        items = await self.services.transcripts.list_recent(50)
-        return tuple((t.id, t.state, len(t.segments), t.name) for t in items)
-
     async def tick(self) -> None:
-        if await self._key() != self.shown:
-            await self.render()
-
-    async def render(self) -> None:
         transcripts = await self.services.transcripts.list_recent(50)
-        self.shown = tuple((t.id, t.state, len(t.segments), t.name) for t in transcripts)
+        if _key(transcripts) != self.shown:
+            await self.render(transcripts)
+
+    async def render(self, transcripts: list[Transcript] | None = None) -> None:
+        if transcripts is None:
+            transcripts = await self.services.transcripts.list_recent(50)
+        self.shown = _key(transcripts)
         self.body.clear()
         with self.body:
             if not transcripts:

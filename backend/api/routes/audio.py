@@ -17,9 +17,10 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
+from ...audio.engines import NOTHING_TO_SAY, spoken
 from ...audio.intake import AudioRejected, wav_bytes
 from ...engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest
-from ...engines.voice import AudioChunk, SpeakRequest
+from ...engines.voice import SpeakRequest
 from ...runtime.child import EngineError
 from ...runtime.protocol import JobDone, JobFailed
 from ..deps import ServicesDep
@@ -155,35 +156,16 @@ async def speech(body: SpeechBody, services: ServicesDep) -> Any:
     # a voice may be named by the model id of an installed Piper voice; OpenAI's names mean the active one
     requested = body.voice if services.models.get(body.voice) is not None else body.model
     model_id = _model_id(services, "voice", requested, OPENAI_VOICE_MODELS | {"default"})
-    request = SpeakRequest(text=body.input, speed=body.speed)
-    events = services.voice.stream(request, uuid.uuid4().hex, model_id=model_id)
     try:
-        first = await anext(events)  # a failure to start is still an HTTP error
-        while not isinstance(first, AudioChunk | JobDone):
-            if isinstance(first, JobFailed):
-                raise EngineError(first.code, first.message)
-            first = await anext(events)
+        rate, pcm = await spoken(services.voice, SpeakRequest(text=body.input, speed=body.speed), model_id=model_id)
     except EngineError as exc:
+        if exc.code == NOTHING_TO_SAY:
+            raise ApiError(400, exc.message, param="input") from None
         raise ApiError(_status(exc), exc.message, code=exc.code) from None
-    if not isinstance(first, AudioChunk):
-        raise ApiError(400, "there was nothing to say in the input", param="input")
-    rate = first.sample_rate
     if body.response_format == "pcm":
-        async def pcm() -> AsyncIterator[bytes]:
-            yield first.pcm
-            async for event in events:
-                if isinstance(event, AudioChunk):
-                    yield event.pcm
-                elif isinstance(event, JobFailed):
-                    raise EngineError(event.code, event.message)
-        return ClosingStreamingResponse(pcm(), media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
-    parts = [first.pcm]
+        return ClosingStreamingResponse(pcm, media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
     try:
-        async for event in events:
-            if isinstance(event, AudioChunk):
-                parts.append(event.pcm)
-            elif isinstance(event, JobFailed):
-                raise EngineError(event.code, event.message)
+        data = b"".join([piece async for piece in pcm])
     except EngineError as exc:
         raise ApiError(_status(exc), exc.message, code=exc.code) from None
-    return Response(wav_bytes(b"".join(parts), rate), media_type="audio/wav")
+    return Response(wav_bytes(data, rate), media_type="audio/wav")

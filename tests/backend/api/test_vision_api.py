@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +13,11 @@ import openai
 import pytest
 from PIL import Image
 
-from backend.models.registry import ModelRecord, ModelRegistry
-from backend.storage.db import Database
 from tests.ggufs import write_tiny_mmproj
-from tests.loops import run_alone
 from tests.server import ServerProcess
+from tests.vision_models import VISION, vision_data_dir
 
 pytestmark = pytest.mark.engine
-VISION = "tiny-vision"
 
 
 def data_url(data: bytes, mime: str) -> str:
@@ -35,31 +30,11 @@ def photo() -> bytes:
     return out.getvalue()
 
 
-async def register_vision_model(db_path: Path, model: Path, projector: Path) -> None:
-    db = Database(db_path)
-    await db.open()
-    try:
-        registry = ModelRegistry(db)
-        await registry.load()
-        await registry.add(ModelRecord(id=VISION, job="vision", name="Tiny vision", format="gguf", path=model,
-                                       projector=projector, size_bytes=model.stat().st_size, source="import"))
-    finally:
-        await db.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("vision")
-    data = folder / "data"
-    data.mkdir()
-    model = folder / "tiny-vision.gguf"
-    try:
-        os.link(smollm_path, model)  # the same weights, registered as a vision model
-    except OSError:
-        shutil.copyfile(smollm_path, model)
     projector = write_tiny_mmproj(folder / "mmproj-tiny-vision.gguf")
-    run_alone(register_vision_model(data / "gridless.db", model, projector))
-    with ServerProcess(data_dir=data) as srv:
+    with ServerProcess(data_dir=vision_data_dir(folder, smollm_path, projector)) as srv:
         yield srv
 
 
