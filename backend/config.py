@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     """Largest recording or audio file accepted for transcription."""
     max_audio_seconds: float = Field(default=3600.0, ge=1)
     """Longest recording accepted for transcription (one hour)."""
+    max_attachment_mb: int = Field(default=30, ge=1)
+    """Largest photo or document accepted as an attachment to a chat message."""
 
     share_port: int | None = Field(default=None, ge=1, le=65535)
     """Port for sharing on the local network; defaults to `port`."""

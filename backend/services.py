@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from .attachments.service import AttachmentService
 from .audio.engines import SidecarHost, speech_host, voice_host
 from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
@@ -19,6 +20,7 @@ from .security.owner import OwnerCredential, load_or_create_token
 from .security.pairing import Pairing
 from .security.ratelimit import FailureLimiter
 from .security.sharing import Sharing
+from .storage.attachments import AttachmentStore
 from .storage.conversations import ConversationStore
 from .storage.db import Database
 from .storage.media import MediaStore
@@ -40,6 +42,7 @@ class Services:
     conversations: ConversationService
     owner: OwnerCredential
     media: MediaStore
+    attachments: AttachmentService
     speech: SidecarHost
     voice: SidecarHost
     transcripts: TranscriptService
@@ -65,10 +68,11 @@ class Services:
         devices = DeviceStore(db, settings.device_idle_s)
         media = MediaStore(settings.media_dir)
         speech = speech_host(settings, models, residency)
-        return cls(media=media, speech=speech, voice=voice_host(settings, models, residency),
+        attachments = AttachmentService(settings, AttachmentStore(db), media)
+        return cls(media=media, attachments=attachments, speech=speech, voice=voice_host(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
-                   conversations=ConversationService(store, chat, settings.context_length),
+                   conversations=ConversationService(store, chat, settings.context_length, attachments),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
                    certs=LocalCA(settings.tls_dir))
@@ -93,6 +97,7 @@ class Services:
         requeued = await self.transcripts.recover()
         if requeued:
             log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
+        await self.attachments.sweep()
         self.started.set()
 
     async def ready(self) -> None:

@@ -42,6 +42,11 @@ class Principal:
     def is_owner(self) -> bool:
         return self.role == "owner"
 
+    @property
+    def key(self) -> str:
+        """A stable string for this principal ("owner", "device:<id>"), for rows it owns."""
+        return "owner" if self.is_owner else f"device:{self.device_id}"
+
 
 OWNER = Principal("owner")
 

@@ -8,6 +8,7 @@ the client, and every path handed out is checked to stay inside the folder.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -41,8 +42,6 @@ class MediaStore:
     async def write_stream(self, chunks: AsyncIterator[bytes], relative: str, max_bytes: int) -> int:
         """Write what `chunks` yields to `relative`; returns the size. Nothing is left behind
         if the stream fails, is cut off or passes `max_bytes`."""
-        import asyncio
-
         final = self.path(relative)
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.part")
@@ -63,6 +62,26 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
             raise
         return size
+
+    async def write_bytes(self, relative: str, data: bytes) -> int:
+        """Write `data` to `relative` whole or not at all; returns the size."""
+        async def one() -> AsyncIterator[bytes]:
+            yield data
+        return await self.write_stream(one(), relative, len(data))
+
+    async def move(self, source: str, target: str) -> None:
+        """Rename one stored file to another name in the folder (atomic)."""
+        final = self.path(target)
+        await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(os.replace, self.path(source), final)
+        await asyncio.to_thread(_sync_dir, final.parent)
+
+    def files(self, kind: str) -> list[str]:
+        """Every stored file under `kind/` (finished files only), relative to the folder."""
+        folder = self.root / kind
+        if not folder.is_dir():
+            return []
+        return [f"{kind}/{p.name}" for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
 
     def delete(self, relative: str) -> None:
         try:

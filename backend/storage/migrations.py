@@ -115,4 +115,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transcripts_created ON transcripts (created_at DESC);
     """,
+    # 5: photos and documents attached to messages (the files themselves are media files)
+    """
+    CREATE TABLE attachments (
+        id          TEXT PRIMARY KEY,
+        message_id  TEXT REFERENCES messages (id) ON DELETE CASCADE,
+        uploader    TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('image', 'document')),
+        name        TEXT NOT NULL,
+        mime        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        thumb       TEXT,
+        bytes       INTEGER NOT NULL,
+        width       INTEGER,
+        height      INTEGER,
+        text        TEXT NOT NULL DEFAULT '',
+        info        TEXT NOT NULL DEFAULT '{}',
+        sent_text   TEXT,
+        sent_notice TEXT,
+        position    INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX attachments_message ON attachments (message_id, position);
+    CREATE INDEX attachments_pending ON attachments (created_at) WHERE message_id IS NULL;
+    """,
 ]
