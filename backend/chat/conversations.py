@@ -13,23 +13,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engines.llm import ChatRequest, PromptReady, TokenDelta
+from ..attachments.service import AttachmentService
+from ..engines.llm import MEDIA_MARKER, ChatRequest, PromptReady, TokenDelta
+from ..models.registry import ModelRecord
 from ..runtime.child import EngineError
 from ..runtime.protocol import ErrorCode, JobDone, JobFailed
+from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, ConversationStore, Message
 from .params import GenerationSettings
 from .service import ChatJob, ChatService
 
-__all__ = ["MAX_MESSAGE_CHARS", "ActiveReply", "ConversationError", "ConversationService"]
+__all__ = ["MAX_ATTACHMENTS", "MAX_MESSAGE_CHARS", "ActiveReply", "CannotSee", "ConversationError",
+           "ConversationService"]
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 0.5
 TITLE_CHARS = 48
 MAX_MESSAGE_CHARS = 100_000
+MAX_ATTACHMENTS = 10
+CHARS_PER_TOKEN = 3
+"""A cautious average for sizing documents before the model has read them (English prose is
+nearer 4; tables and code fewer)."""
+DOCUMENT_SHARE = 0.6
+"""Of the context left after the question and the answer's room, what a message's documents may
+fill: the rest keeps follow-up questions about them from pushing them out of the context."""
+IMAGE_TOKENS = 300
+"""Context one photo is taken to use when sizing documents beside it (projectors use 64 to 256)."""
+UNSEEN_PHOTO = "[A photo is attached here, but the model in use cannot see photos.]"
 
 
 class ConversationError(Exception):
     """Something the person asked for cannot be done (unknown id, already answering...)."""
+
+
+class CannotSee(ConversationError):
+    """A photo was sent to a model without a vision projector; `vision` lists the models that can see."""
+
+    def __init__(self, model: ModelRecord | None, vision: list[ModelRecord]) -> None:
+        name = model.name if model is not None else "The model in use"
+        super().__init__(f"{name} cannot see photos; choose a vision model for this conversation"
+                         if vision else f"{name} cannot see photos, and no vision model is installed")
+        self.model, self.vision = model, vision
 
 
 @dataclass(kw_only=True, slots=True)
@@ -50,9 +74,11 @@ class ActiveReply:
 
 
 class ConversationService:
-    def __init__(self, store: ConversationStore, chat: ChatService, context_cap: int) -> None:
+    def __init__(self, store: ConversationStore, chat: ChatService, context_cap: int,
+                 attachments: AttachmentService) -> None:
         self.store = store
         self.chat = chat
+        self.attachments = attachments
         self.context_cap = context_cap
         self.active: dict[str, ActiveReply] = {}  # by conversation id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,26 +103,74 @@ class ConversationService:
             raise ConversationError("an answer is still being written; stop it first")
 
     @staticmethod
-    def _checked(text: str) -> str:
-        text = text.strip()
-        if not text:
+    def _checked(text: str, *, attached: bool = False) -> str:
+        text = text.replace(MEDIA_MARKER, "").strip()
+        if not text and not attached:
             raise ConversationError("the message is empty")
         if len(text) > MAX_MESSAGE_CHARS:
             raise ConversationError(f"the message is too long ({len(text):,} characters; "
                                     f"at most {MAX_MESSAGE_CHARS:,})")
         return text
 
-    async def send(self, conversation_id: str, text: str) -> ActiveReply:
-        text = self._checked(text)
+    def model_for(self, conversation: Conversation | None) -> ModelRecord | None:
+        """The model that answers in a conversation: the one chosen for it (a vision model for
+        photos, say) while it is installed, else the app's chat model."""
+        chosen = conversation.settings.get("model") if conversation is not None else None
+        record = self.chat.manager.get(chosen) if isinstance(chosen, str) else None
+        if record is not None and record.job in ("chat", "vision"):
+            return record
+        return self.chat.manager.active("chat")
+
+    def vision_models(self) -> list[ModelRecord]:
+        return [m for m in self.chat.chat_models() if m.projector is not None]
+
+    def check_sees(self, conversation: Conversation | None) -> None:
+        """Raise CannotSee when the conversation's model cannot look at a photo."""
+        model = self.model_for(conversation)
+        if model is None or model.projector is None:
+            raise CannotSee(model, self.vision_models())
+
+    async def send(self, conversation_id: str, text: str, attachment_ids: list[str] | tuple[str, ...] = (),
+                   *, uploader: str = "owner") -> ActiveReply:
+        if len(attachment_ids) > MAX_ATTACHMENTS:
+            raise ConversationError(f"at most {MAX_ATTACHMENTS} files can go with one message")
+        text = self._checked(text, attached=bool(attachment_ids))
         conversation = await self._require(conversation_id)
         self._require_idle(conversation_id)
+        attached = await self.attachments.store.pending(attachment_ids, uploader)
+        if len(attached) != len(set(attachment_ids)):
+            raise ConversationError("an attached file is no longer there; attach it again")
+        if any(a.is_image for a in attached):
+            self.check_sees(conversation)
+        budget = self._document_budget(conversation, text, attached)
+        attached = [self.attachments.fitted(a, budget) for a in attached]
         history = await self.store.messages(conversation_id)
-        await self.store.add_message(conversation_id, "user", text)
+        message = await self.store.add_message(conversation_id, "user", text)
+        try:
+            await self.attachments.store.link(message.id, attached)
+        except LookupError as exc:
+            await self.store.truncate_after(conversation_id, message.seq - 1)
+            raise ConversationError("an attached file is no longer there; attach it again") from exc
         if not any(m.role == "user" for m in history) and conversation.title == "New chat":
-            title = " ".join(text.split())
+            title = " ".join(text.split()) or ", ".join(a.name for a in attached)
             await self.store.update(conversation_id,
                                     title=title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1] + "…")
         return await self._start_reply(conversation)
+
+    def _document_budget(self, conversation: Conversation, text: str, attached: list[Attachment]) -> int:
+        """Characters each document of a new message may give the model (see DOCUMENT_SHARE)."""
+        documents = sum(1 for a in attached if a.kind == "document")
+        if not documents:
+            return 0
+        settings = self.settings_of(conversation)
+        model = self.model_for(conversation)
+        limit = min(settings.context_length, self.chat.manager.context_for(model)) if model else \
+            settings.context_length
+        reserve = min(settings.max_tokens, limit // 4)
+        used = (len(text) + len(conversation.system_prompt)) // CHARS_PER_TOKEN + 64 + \
+            IMAGE_TOKENS * sum(1 for a in attached if a.is_image)
+        room = max(0, int((limit - reserve - used) * DOCUMENT_SHARE))
+        return room * CHARS_PER_TOKEN // documents
 
     async def regenerate(self, conversation_id: str) -> ActiveReply:
         conversation = await self._require(conversation_id)
@@ -105,17 +179,18 @@ class ConversationService:
         last_user = next((m for m in reversed(history) if m.role == "user"), None)
         if last_user is None:
             raise ConversationError("there is no message to answer yet")
-        await self.store.truncate_after(conversation_id, last_user.seq)
+        await self._truncate(conversation_id, last_user.seq)
         return await self._start_reply(conversation)
 
     async def edit_and_resend(self, message_id: str, text: str) -> ActiveReply:
         message = await self.store.get_message(message_id)
         if message is None or message.role != "user":
             raise ConversationError("only your own messages can be edited")
-        text = self._checked(text)
+        attached = (await self.attachments.store.for_conversation(message.conversation_id)).get(message.id, [])
+        text = self._checked(text, attached=bool(attached))
         conversation = await self._require(message.conversation_id)
         self._require_idle(conversation.id)
-        await self.store.truncate_after(conversation.id, message.seq)
+        await self._truncate(conversation.id, message.seq)
         await self.store.set_content(message_id, text)
         return await self._start_reply(conversation)
 
@@ -131,33 +206,62 @@ class ConversationService:
         if reply is not None:
             self.chat.cancel(reply.job)
             await reply.finished.wait()
-        return await self.store.delete(conversation_id)
+        files = await self.attachments.store.files_after(conversation_id)
+        deleted = await self.store.delete(conversation_id)
+        self.attachments.delete_files(files)
+        return deleted
 
-    def model_messages(self, conversation: Conversation, history: list[Message]) -> list[dict[str, str]]:
+    async def _truncate(self, conversation_id: str, seq: int) -> None:
+        """Delete the messages after position `seq`, and the files attached to them."""
+        files = await self.attachments.store.files_after(conversation_id, seq)
+        await self.store.truncate_after(conversation_id, seq)
+        self.attachments.delete_files(files)
+
+    def model_messages(self, conversation: Conversation, history: list[Message],
+                       attachments: dict[str, list[Attachment]] | None = None, *,
+                       sees: bool = False) -> tuple[list[dict[str, str]], list[Attachment]]:
+        """The conversation as the model reads it, and the photos for its image places in order.
+        Documents come before the words of their message, as the model was given them when it
+        was sent; photos too, where the model can see them, else a note that one is there."""
         messages = [{"role": "system", "content": conversation.system_prompt.strip()}] \
             if conversation.system_prompt.strip() else []
+        photos: list[Attachment] = []
         for m in history:
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
-            messages.append({"role": m.role, "content": m.content})
-        return messages
+            parts: list[str] = []
+            for a in (attachments or {}).get(m.id, []):
+                if a.kind == "document":
+                    parts.append(_document_part(a))
+                elif sees:
+                    parts.append(MEDIA_MARKER)
+                    photos.append(a)
+                else:
+                    parts.append(UNSEEN_PHOTO)
+            parts.append(m.content)
+            messages.append({"role": m.role, "content": "\n\n".join(p for p in parts if p)})
+        return messages, photos
 
     async def _start_reply(self, conversation: Conversation) -> ActiveReply:
         history = await self.store.messages(conversation.id)
         settings = self.settings_of(conversation)
-        request = ChatRequest(messages=self.model_messages(conversation, history),
+        model = self.model_for(conversation)
+        attachments = await self.attachments.store.for_conversation(conversation.id)
+        messages, photos = self.model_messages(conversation, history, attachments,
+                                               sees=model is not None and model.projector is not None)
+        request = ChatRequest(messages=messages, images=await self.attachments.image_bytes(photos),
                               max_tokens=settings.max_tokens, temperature=settings.temperature,
                               top_p=settings.top_p, context_limit=settings.context_length,
                               trim_history=True, cache_key=conversation.id)
         message = await self.store.add_message(conversation.id, "assistant", "", status="streaming")
         reply = ActiveReply(message_id=message.id, conversation_id=conversation.id, job=ChatJob())
         self.active[conversation.id] = reply
-        task = asyncio.create_task(self._run(reply, request), name=f"reply-{message.id}")
+        task = asyncio.create_task(self._run(reply, request, model.id if model else None), name=f"reply-{message.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return reply
 
-    async def _run(self, reply: ActiveReply, request: ChatRequest) -> None:
+    async def _run(self, reply: ActiveReply, request: ChatRequest, model_id: str | None) -> None:
         last_save = time.monotonic()
 
         def on_position(place: int) -> None:
@@ -165,7 +269,7 @@ class ConversationService:
             reply.touch()
 
         try:
-            async for event in self.chat.stream(reply.job, request, on_position=on_position):
+            async for event in self.chat.stream(reply.job, request, model_id=model_id, on_position=on_position):
                 if isinstance(event, TokenDelta):
                     reply.text += event.text
                 elif isinstance(event, PromptReady):
@@ -214,3 +318,11 @@ class ConversationService:
             self.chat.cancel(reply.job)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+
+
+def _document_part(attachment: Attachment) -> str:
+    """A document as the model reads it: between lines naming it, saying when it is only a part."""
+    name = attachment.name
+    text = (attachment.sent_text if attachment.sent_text is not None else attachment.text).replace(MEDIA_MARKER, "")
+    partial = f"\n(Only part of this file is included. {attachment.sent_notice})" if attachment.sent_notice else ""
+    return f"--- {name} ---\n{text}\n--- end of {name} ---{partial}"

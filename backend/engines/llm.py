@@ -205,25 +205,50 @@ class LlmEngine:
                               "shorten the messages or raise the context length")
         return tokens, trimmed
 
-    def _image_prompt(self, req: ChatRequest, limit: int) -> tuple[list[int], list[tuple[str, Any, int, int]], Any]:
-        """The prompt as the multimodal library splits it: text and image spans. Returns the
-        sequence used for prefix reuse (an image's positions hold a value derived from its
-        bytes, so a follow-up question about the same photo reuses its evaluation), the spans
-        (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
+    def _fit_images(self, req: ChatRequest, limit: int) -> tuple[list[int], list[tuple[str, Any, int, int]], Any, int]:
+        """`_image_prompt` for the request, trimming the oldest turns (with their images) when
+        asked to and the prompt does not fit; returns its results and the turns left out."""
         if self.mtmd is None:
             raise EngineError(ErrorCode.BAD_REQUEST, f"{self.model_name} cannot see images; choose a vision model")
         markers = sum(m["content"].count(MEDIA_MARKER) for m in req.messages)
         if markers != len(req.images):
             raise EngineError(ErrorCode.BAD_REQUEST, f"{len(req.images)} image(s) for {markers} place(s) in the text")
+        messages, images = list(req.messages), list(req.images)
+        reserve = min(req.max_tokens or 256, limit // 4)
+        trimmed = 0
+        while True:
+            sequence, spans, chunks = self._image_prompt(messages, images)
+            if not req.trim_history or len(sequence) + reserve <= limit:
+                break
+            first = next((i for i, m in enumerate(messages) if m["role"] != "system"), None)
+            if first is None or first >= len(messages) - 1:
+                break  # only the newest message is left
+            self.mtmd_cpp.mtmd_input_chunks_free(chunks)
+            before = sum(m["content"].count(MEDIA_MARKER) for m in messages[:first])
+            del images[before:before + messages[first]["content"].count(MEDIA_MARKER)]
+            del messages[first]
+            trimmed += 1
+        if len(sequence) >= limit:
+            self.mtmd_cpp.mtmd_input_chunks_free(chunks)
+            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+                              f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
+        return sequence, spans, chunks, trimmed
+
+    def _image_prompt(self, messages: list[dict[str, str]], images: list[bytes]
+                      ) -> tuple[list[int], list[tuple[str, Any, int, int]], Any]:
+        """The prompt as the multimodal library splits it: text and image spans. Returns the
+        sequence used for prefix reuse (an image's positions hold a value derived from its
+        bytes, so a follow-up question about the same photo reuses its evaluation), the spans
+        (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
         try:
-            prompt = self.formatter(messages=req.messages).prompt  # type: ignore[arg-type]
+            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as exc:
             raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
         m = self.mtmd_cpp
         bitmaps = []
         chunks = m.mtmd_input_chunks_init()
         try:
-            for data in req.images:
+            for data in images:
                 bitmap = m.mtmd_helper_bitmap_init_from_buf(
                     self.mtmd, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
                 if not bitmap:
@@ -255,14 +280,10 @@ class LlmEngine:
                 sequence.extend(tokens)
             else:
                 n_pos = m.mtmd_input_chunk_get_n_pos(chunk)
-                mark = -1 - int.from_bytes(hashlib.blake2b(req.images[image], digest_size=4).digest(), "big")
+                mark = -1 - int.from_bytes(hashlib.blake2b(images[image], digest_size=4).digest(), "big")
                 image += 1
                 spans.append(("image", chunk, len(sequence), n_pos))
                 sequence.extend([mark] * n_pos)
-        if len(sequence) >= limit:
-            m.mtmd_input_chunks_free(chunks)
-            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
-                              f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
         return sequence, spans, chunks
 
     def _decode_spans(self, spans: list[tuple[str, Any, int, int]], sequence: list[int], cached: int,
@@ -387,8 +408,7 @@ class LlmEngine:
         limit = min(req.context_limit or self.n_ctx, self.n_ctx)
         image_tokens = 0
         if req.images:
-            tokens, spans, chunks = self._image_prompt(req, limit)
-            trimmed = 0
+            tokens, spans, chunks, trimmed = self._fit_images(req, limit)
             try:
                 cached = self._reuse_prefix(tokens)
                 image_tokens = self._decode_spans(spans, tokens, cached, ctx)

@@ -106,5 +106,5 @@ async def test_system_prompt_and_settings_reach_the_model(services: Services) ->
     await reply.finished.wait()
     assert reply.stats["completion_tokens"] <= 3
     history = await services.store.messages(conv.id)
-    prompt = services.conversations.model_messages(conv, history)
+    prompt, _ = services.conversations.model_messages(conv, history)
     assert prompt[0] == {"role": "system", "content": "Always answer with the single word BANANA."}
