@@ -11,7 +11,7 @@ from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
 
 from backend import __version__
-from backend.api import audio, model_upload, pairing
+from backend.api import attachments, audio, model_upload, pairing
 from backend.api import sharing as sharing_api
 from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
@@ -65,6 +65,7 @@ def create(settings: Settings) -> Services:
     app.include_router(api_router)
     app.include_router(model_upload.router)
     app.include_router(audio.router)
+    app.include_router(attachments.router)
     app.include_router(pwa.router)
     app.include_router(pairing.router)
     app.include_router(sharing_api.router)
@@ -92,6 +93,7 @@ def _guard(services: Services) -> AccessGuard:
         max_body_bytes=settings.max_request_bytes,
         body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024,
                      audio.TRANSCRIPT_UPLOAD_PATH: settings.max_audio_upload_mb * 1024 * 1024,
+                     attachments.ATTACHMENT_UPLOAD_PATH: settings.max_attachment_mb * 1024 * 1024,
                      # multipart adds its boundaries and the other fields
                      "/v1/audio/transcriptions": settings.max_audio_upload_mb * 1024 * 1024 + 64 * 1024})
 

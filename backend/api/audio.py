@@ -26,18 +26,18 @@ from ..runtime.child import EngineError
 from .deps import ServicesDep
 from .routes.chat import ClosingStreamingResponse
 
-__all__ = ["TRANSCRIPT_UPLOAD_PATH", "router"]
+__all__ = ["TRANSCRIPT_UPLOAD_PATH", "body_chunks", "error_response", "router"]
 
 TRANSCRIPT_UPLOAD_PATH = "/api/transcripts"
 LANGUAGE_PATTERN = "^[a-z]{2,3}$"
 router = APIRouter(include_in_schema=False)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
+def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def _body(request: Request) -> AsyncIterator[bytes]:
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
     async for chunk in request.stream():
         yield chunk
 
@@ -55,13 +55,13 @@ async def upload(request: Request, services: ServicesDep, stream: bool = False,
                  language: str | None = Query(default=None, pattern=LANGUAGE_PATTERN),
                  name: str = Query(default="", max_length=200)) -> Any:
     try:
-        transcript = await services.transcripts.accept(_body(request), name=name, language=language)
+        transcript = await services.transcripts.accept(body_chunks(request), name=name, language=language)
     except AudioRejected as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
     except ClientDisconnect:
         # the gate ends a body sent without a length at the limit as if the client had left;
         # one that really left reads no answer
-        return _error(413, "audio_too_large", f"The recording is larger than the limit of "
+        return error_response(413, "audio_too_large", f"The recording is larger than the limit of "
                                               f"{services.settings.max_audio_upload_mb} MB.")
     if not stream:
         return JSONResponse({"id": transcript.id, "state": transcript.state}, status_code=202)
@@ -86,7 +86,7 @@ async def _warm(host: Any) -> Any:
     try:
         await host.warm()
     except EngineError as exc:
-        return _error(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+        return error_response(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
     return {"loaded": host.loaded.id if host.loaded else None}
 
 
@@ -99,13 +99,13 @@ async def transcripts(services: ServicesDep, limit: int = Query(default=50, ge=1
 @router.get("/api/transcripts/{transcript_id}")
 async def transcript(transcript_id: str, services: ServicesDep) -> Any:
     found = await services.transcripts.get(transcript_id)
-    return found.to_json() if found else _error(404, "not_found", "There is no transcript with that id.")
+    return found.to_json() if found else error_response(404, "not_found", "There is no transcript with that id.")
 
 
 @router.get("/api/transcripts/{transcript_id}/events")
 async def transcript_events(transcript_id: str, services: ServicesDep) -> Any:
     if await services.transcripts.get(transcript_id) is None:
-        return _error(404, "not_found", "There is no transcript with that id.")
+        return error_response(404, "not_found", "There is no transcript with that id.")
     return _ndjson(services.transcripts.follow(transcript_id))
 
 
@@ -113,24 +113,24 @@ async def transcript_events(transcript_id: str, services: ServicesDep) -> Any:
 async def transcript_audio(transcript_id: str, services: ServicesDep) -> Any:
     found = await services.transcripts.get(transcript_id)
     if found is None:
-        return _error(404, "not_found", "There is no transcript with that id.")
+        return error_response(404, "not_found", "There is no transcript with that id.")
     path = services.media.path(found.audio)
     if not path.is_file():
-        return _error(404, "not_found", "The recording's file is missing.")
+        return error_response(404, "not_found", "The recording's file is missing.")
     return FileResponse(path, media_type=found.mime, headers={"Cache-Control": "private, no-store"})
 
 
 @router.post("/api/transcripts/{transcript_id}/cancel")
 async def cancel_transcript(transcript_id: str, services: ServicesDep) -> Any:
     if not await services.transcripts.cancel(transcript_id):
-        return _error(409, "not_running", "That transcript is not being transcribed.")
+        return error_response(409, "not_running", "That transcript is not being transcribed.")
     return {"id": transcript_id, "cancelling": True}
 
 
 @router.delete("/api/transcripts/{transcript_id}")
 async def delete_transcript(transcript_id: str, services: ServicesDep) -> Any:
     if not await services.transcripts.delete(transcript_id):
-        return _error(404, "not_found", "There is no transcript with that id.")
+        return error_response(404, "not_found", "There is no transcript with that id.")
     return {"id": transcript_id, "deleted": True}
 
 
@@ -139,16 +139,16 @@ async def read_message(message_id: str, services: ServicesDep,
                        speed: float = Query(default=1.0, ge=0.25, le=4.0)) -> Any:
     message = await services.store.get_message(message_id)
     if message is None or message.role != "assistant":
-        return _error(404, "not_found", "There is no answer with that id.")
+        return error_response(404, "not_found", "There is no answer with that id.")
     text = speakable(message.content)
     if not text:
-        return _error(400, "nothing_to_read", "This answer has no text to read aloud.")
+        return error_response(400, "nothing_to_read", "This answer has no text to read aloud.")
     try:
         rate, pcm = await spoken(services.voice, SpeakRequest(text=text, speed=speed))
     except EngineError as exc:
         if exc.code == NOTHING_TO_SAY:
             return Response(status_code=204)
-        return _error(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+        return error_response(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
 
     async def wav() -> AsyncIterator[bytes]:
         yield wav_header(rate)
