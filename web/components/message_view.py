@@ -7,7 +7,10 @@ from typing import Any
 
 from nicegui import ui
 
+from backend.storage.attachments import Attachment
 from backend.storage.conversations import Message
+
+from .attachments import message_attachments
 
 __all__ = ["MARKDOWN_EXTRAS", "answer_markdown", "stats_text", "user_bubble"]
 
@@ -37,13 +40,18 @@ def answer_markdown(text: str) -> ui.markdown:
     return ui.markdown(text, extras=MARKDOWN_EXTRAS).classes("gl-answer w-full")
 
 
-def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[None]] | None) -> None:
-    """A user message, with an edit mode that resends it (later turns are replaced)."""
-    with ui.column().classes("w-full items-end gap-0") as box:
+def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[None]] | None,
+                attachments: list[Attachment] | None = None) -> None:
+    """A user message with its photos and documents, and an edit mode that resends it (later
+    turns are replaced; the attachments stay with it)."""
+    with ui.column().classes("w-full items-end gap-1") as box:
         def show() -> None:
             box.clear()
             with box:
-                ui.label(message.content).classes("gl-bubble-user").props("data-testid=user-message")
+                if attachments:
+                    message_attachments(attachments)
+                if message.content or not attachments:
+                    ui.label(message.content).classes("gl-bubble-user").props("data-testid=user-message")
                 if on_edit is not None:
                     ui.button(icon="edit", on_click=edit).props("flat round dense size=sm aria-label=Edit") \
                         .classes("text-grey-6")

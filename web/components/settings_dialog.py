@@ -13,14 +13,19 @@ __all__ = ["edit_settings"]
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 
 
-async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int) \
+async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int, *,
+                        models: dict[str, str] | None = None, model: str | None = None) \
         -> tuple[str, dict[str, Any]] | None:
-    """Show the dialog; returns (system prompt, settings) or None when cancelled."""
+    """Show the dialog; returns (system prompt, settings) or None when cancelled. `models` (id →
+    label, the app's default under "") offers a model for this conversation: the settings then
+    hold "model" (None for the default)."""
     choices = [c for c in CONTEXT_CHOICES if c <= context_cap] or [context_cap]
     if settings.context_length not in choices:
         choices = sorted({*choices, settings.context_length})
     with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width: 520px"):
         ui.label("Conversation settings").classes("text-h6")
+        chosen = ui.select(models, value=model if model in models else "", label="Model") \
+            .classes("w-full").props("data-testid=settings-model") if models else None
         prompt = ui.textarea("System prompt", value=system_prompt,
                              placeholder="For example: You are a concise assistant. Answer in English.") \
             .props("autogrow outlined maxlength=8000").classes("w-full")
@@ -48,7 +53,10 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
     except ValueError as exc:
         ui.notify(f"Settings not saved: {exc}", type="negative")
         return None
-    return (prompt.value or "").strip(), checked.model_dump()
+    values: dict[str, Any] = checked.model_dump()
+    if chosen is not None:
+        values["model"] = chosen.value or None
+    return (prompt.value or "").strip(), values
 
 
 def _reset(temperature: ui.slider, top_p: ui.slider, max_tokens: ui.number, context: ui.select, cap: int) -> None:

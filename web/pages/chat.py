@@ -6,14 +6,16 @@ import json
 
 from nicegui import ui
 
-from backend.chat.conversations import MAX_MESSAGE_CHARS, ActiveReply, ConversationError
+from backend.chat.conversations import MAX_MESSAGE_CHARS, ActiveReply, CannotSee, ConversationError
+from backend.models.registry import ModelRecord
 from backend.services import Services
 from backend.storage.conversations import Conversation, Message
 
+from ..components.attachments import ComposerAttachments
 from ..components.message_view import answer_markdown, stats_text, user_bubble
 from ..components.settings_dialog import edit_settings
 from ..components.voice import auto_read_button, dictation, speak_button
-from ..frame import conversation_list, frame
+from ..frame import conversation_list, current_principal, frame
 
 __all__ = ["register"]
 
@@ -35,6 +37,7 @@ class ChatPage:
 
     async def build(self) -> None:
         conv = self.conversation
+        self.principal = current_principal()
         async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as page:
             self.frame = page
             with page.header:
@@ -42,9 +45,13 @@ class ChatPage:
                 ui.button(icon="tune", on_click=self.open_settings) \
                     .props("flat round dense aria-label=Settings data-testid=settings")
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
-        with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1"):
+        self.show_model()
+        with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1 text-grey-9"):
             status = ui.html(MIC_STATUS, sanitize=False).classes("w-full")
-            with ui.row().classes("w-full no-wrap items-end gap-2"):
+            self.attachments = ComposerAttachments(self.services, self.principal, lambda: self.conversation,
+                                                   self.choose_model)
+            with ui.row().classes("w-full no-wrap items-end gap-1"):
+                ComposerAttachments.buttons()
                 self.input = ui.textarea(placeholder="Message").props(
                     f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
                     .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
@@ -65,6 +72,8 @@ class ChatPage:
 
     async def render(self) -> None:
         messages = await self.services.store.messages(self.conversation.id) if self.conversation else []
+        attached = await self.services.attachments.store.for_conversation(self.conversation.id) \
+            if self.conversation else {}
         self.messages_box.clear()
         self.live_md = self.live_stats = None
         self.speak_buttons.clear()
@@ -76,7 +85,7 @@ class ChatPage:
                     ui.label("Ask anything. It stays on this device.").classes("text-subtitle1")
             for message in messages:
                 if message.role == "user":
-                    user_bubble(message, self.edit_and_resend)
+                    user_bubble(message, self.edit_and_resend, attached.get(message.id))
                 elif message.role == "assistant":
                     self.render_answer(message, is_last=message.id == last_assistant)
         streaming = self.reply is not None and not self.reply.finished.is_set()
@@ -155,24 +164,50 @@ class ChatPage:
             ui.navigate.history.replace(f"/c/{self.conversation.id}")
         return self.conversation
 
+    def show_model(self) -> None:
+        """The header names the model that answers here (a conversation may have its own)."""
+        model = self.services.conversations.model_for(self.conversation)
+        self.frame.show_model(model.id if model else None)
+
+    async def choose_model(self, model: ModelRecord) -> None:
+        """Answer this conversation with `model` from now on (a vision model for photos)."""
+        conv = await self.ensure_conversation()
+        await self.services.store.update(conv.id, settings={**conv.settings, "model": model.id})
+        self.conversation = await self.services.store.get(conv.id) or conv
+        self.show_model()
+        ui.notify(f"This conversation now uses {model.name}.", timeout=1500)
+        self.attachments.render_offer()  # removes the button that was pressed: last
+
     async def run_action(self, action: str, text: str = "", message: Message | None = None) -> None:
         try:
             if action == "send":
                 conv = await self.ensure_conversation()
-                self.reply = await self.services.conversations.send(conv.id, text)
+                self.reply = await self.services.conversations.send(conv.id, text, self.attachments.ids,
+                                                                    uploader=self.principal.key)
+                self.attachments.clear()
             elif action == "regenerate" and self.conversation:
                 self.reply = await self.services.conversations.regenerate(self.conversation.id)
             elif action == "edit" and message is not None:
                 self.reply = await self.services.conversations.edit_and_resend(message.id, text)
+        except CannotSee as exc:
+            self.attachments.render_offer()
+            ui.notify(str(exc), type="warning")
+            self.input.value = self.input.value or text
+            return
         except ConversationError as exc:
             ui.notify(str(exc), type="warning")
+            if action == "send":
+                self.input.value = self.input.value or text
             return
         await self.render()
         await self.refresh_names()
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
-        if not text:
+        if self.attachments.busy:
+            ui.notify("Wait until the files are attached.", type="info")
+            return
+        if not text and not self.attachments.pending:
             return
         if self.reply is not None and not self.reply.finished.is_set():
             ui.notify("Wait for the answer, or stop it first.", type="info")
@@ -197,13 +232,23 @@ class ChatPage:
     async def open_settings(self) -> None:
         conv = self.conversation
         settings = self.services.conversations.settings_of(conv)
+        default = self.services.models.active("chat")
+        models = {"": f"App default ({default.name})" if default else "App default"}
+        models.update({m.id: m.name + (" · sees photos" if m.projector else "")
+                       for m in self.services.chat.chat_models()})
+        chosen = conv.settings.get("model") if conv else None
         result = await edit_settings(conv.system_prompt if conv else "", settings,
-                                     self.services.settings.context_length)
+                                     self.services.settings.context_length, models=models,
+                                     model=chosen if isinstance(chosen, str) else None)
         if result is None:
             return
         conv = await self.ensure_conversation()
         system_prompt, values = result
-        await self.services.store.update(conv.id, system_prompt=system_prompt, settings=values)
+        merged = {k: v for k, v in {**conv.settings, **values}.items() if v is not None}
+        await self.services.store.update(conv.id, system_prompt=system_prompt, settings=merged)
+        self.conversation = await self.services.store.get(conv.id) or conv
+        self.show_model()
+        self.attachments.render_offer()
         ui.notify("Settings saved", timeout=1000)
         await self.refresh_names()
 

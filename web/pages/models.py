@@ -62,8 +62,9 @@ def download_status(dl: Download) -> str:
 
 
 class ModelsPage:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, tab: str = "chat") -> None:
         self.services = services
+        self.tab = tab if tab in {job for job, _, _ in JOB_TABS} else "chat"
         self.manager = services.models
         self.signature: tuple[Any, ...] = ()
         self.bars: dict[str, list[tuple[ui.linear_progress, ui.label]]] = {}
@@ -78,7 +79,7 @@ class ModelsPage:
             with ui.tabs().classes("w-full").props("dense align=left outside-arrows mobile-arrows") as tabs:
                 for job, label, icon in JOB_TABS:
                     ui.tab(job, label, icon).props(f"no-caps data-testid=tab-{job}")
-            with ui.tab_panels(tabs, value="chat").classes("w-full"):
+            with ui.tab_panels(tabs, value=self.tab).classes("w-full"):
                 self.panels: dict[str, ui.column] = {}
                 for job, _, _ in JOB_TABS:
                     with ui.tab_panel(job).classes("q-px-none"):
@@ -484,6 +485,6 @@ class ModelsPage:
 
 def register(services: Services) -> None:
     @ui.page("/models")
-    async def models_page() -> None:
+    async def models_page(tab: str = "chat") -> None:
         await services.ready()
-        await ModelsPage(services).build()
+        await ModelsPage(services, tab).build()
