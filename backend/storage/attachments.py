@@ -102,20 +102,15 @@ class AttachmentStore:
 
     async def link(self, message_id: str, attachments: list[Attachment]) -> None:
         """Give pending attachments to a message, with what the model is to read of each document."""
-        conn = self.db.conn
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.db.transaction() as conn:
             for position, a in enumerate(attachments):
                 cur = await conn.execute(
                     "UPDATE attachments SET message_id = ?, position = ?, sent_text = ?, sent_notice = ? "
                     "WHERE id = ? AND message_id IS NULL", (message_id, position, a.sent_text, a.sent_notice, a.id))
                 if cur.rowcount != 1:
                     raise LookupError(f"attachment {a.id} is no longer waiting to be sent")
-                a.message_id, a.position = message_id, position
-            await conn.commit()
-        except BaseException:
-            await conn.rollback()
-            raise
+        for position, a in enumerate(attachments):
+            a.message_id, a.position = message_id, position
 
     async def for_conversation(self, conversation_id: str) -> dict[str, list[Attachment]]:
         """The attachments of each message of a conversation, by message id, in their order."""

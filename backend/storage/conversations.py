@@ -116,10 +116,8 @@ class ConversationStore:
                           status: MessageStatus = "done") -> Message:
         now = time.time()
         msg_id = new_id()
-        conn = self.db.conn
         # seq and insert in one transaction so two writers can never share a position
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.db.transaction() as conn:
             async with conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
                                     (conversation_id,)) as cur:
                 row = await cur.fetchone()
@@ -129,10 +127,6 @@ class ConversationStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (msg_id, conversation_id, seq, role, content, status, now, now))
             await conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
-            await conn.commit()
-        except BaseException:
-            await conn.rollback()
-            raise
         return Message(id=msg_id, conversation_id=conversation_id, seq=seq, role=role, content=content,
                        status=status, created_at=now, updated_at=now)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,15 @@ class Database:
     """A single aiosqlite connection (its own thread), shared by the repositories.
 
     SQLite serialises writers anyway; one connection keeps transactions simple and
-    never blocks the event loop.
+    never blocks the event loop. Writes take `_write_lock`, so that a statement and its
+    commit, or a whole `transaction()`, never interleave with another writer's on the shared
+    connection (a BEGIN issued between another write and its commit fails).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -64,9 +69,24 @@ class Database:
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement in its own transaction; returns the number of rows changed."""
-        cur = await self.conn.execute(sql, tuple(params))
-        await self.conn.commit()
-        return cur.rowcount
+        async with self._write_lock:
+            cur = await self.conn.execute(sql, tuple(params))
+            await self.conn.commit()
+            return cur.rowcount
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Several statements as one write transaction (BEGIN IMMEDIATE … COMMIT, rolled back
+        on any error), with no other write in between."""
+        async with self._write_lock:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, tuple(params)) as cur:
