@@ -7,6 +7,7 @@ content counts: names and Content-Type headers are never asked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["HEAD_BYTES", "Kind", "Rejected", "describe", "identify"]
@@ -75,7 +76,7 @@ _PREFIXES: tuple[tuple[bytes, Kind], ...] = (
     (b"\x89PNG", PNG), (b"\xff\xd8\xff", JPEG), (b"GIF8", GIF), (b"II*\x00", TIFF), (b"MM\x00*", TIFF),
     (b"%PDF", PDF), (b"PK\x03\x04", ZIP), (b"PK\x05\x06", ZIP), (b"\x1f\x8b", GZIP), (b"GGUF", GGUF),
     (b"\x7fELF", ELF), (b"OggS", OGG), (b"ID3", MP3), (b"fLaC", FLAC), (b"\x1a\x45\xdf\xa3", MATROSKA),
-    (b"BM", BMP), (b"MZ", WINDOWS_PROGRAM), (b"7z\xbc\xaf\x27\x1c", SEVEN_ZIP), (b"Rar!\x1a\x07", RAR),
+    (b"MZ", WINDOWS_PROGRAM), (b"7z\xbc\xaf\x27\x1c", SEVEN_ZIP), (b"Rar!\x1a\x07", RAR),
     (b"\xfd7zXZ\x00", XZ), (b"BZh", BZIP2), (b"(\xb5/\xfd", ZSTD), (b"SQLite format 3\x00", SQLITE),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", OLD_OFFICE), (b"wOFF", FONT), (b"wOF2", FONT), (b"{", JSON),
 )
@@ -97,9 +98,34 @@ def identify(head: bytes) -> Kind | None:
     for magic, kind in _PREFIXES:
         if head.startswith(magic):
             return kind
+    if head.startswith(b"BM") and _bitmap_header(head):
+        return BMP
     if head.startswith(b"<"):
-        return SVG if b"<svg" in head[:HEAD_BYTES].lower() else MARKUP
+        return SVG if _svg(head[:HEAD_BYTES].lower()) else MARKUP
     return None
+
+
+_BITMAP_INFO_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+def _bitmap_header(head: bytes) -> bool:
+    """A bitmap's header, not text that happens to start with "BM" (a CSV column "BMI"): the
+    reserved fields are zero and the info header has one of the sizes the format defines."""
+    if len(head) < 18:
+        return len(head) >= 10 and head[6:10] == b"\0\0\0\0"
+    return head[6:10] == b"\0\0\0\0" and int.from_bytes(head[14:18], "little") in _BITMAP_INFO_SIZES
+
+
+def _svg(lowered: bytes) -> bool:
+    """An SVG drawing is markup whose first element is <svg>; an HTML page with an inline icon is not one."""
+    for tag in re.finditer(rb"<([a-z!?][^\s>/]*)", lowered):
+        name = tag.group(1)
+        if name.startswith((b"?", b"!")):  # <?xml ...?>, <!DOCTYPE ...>, <!-- comment -->
+            if name == b"!doctype" and b"svg" not in lowered[tag.end():tag.end() + 40]:
+                return False
+            continue
+        return name == b"svg"
+    return False
 
 
 def describe(head: bytes) -> str | None:

@@ -318,7 +318,7 @@ def test_heif_opener_is_registered() -> None:
     (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00heic", "a HEIC image", True),
     (b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miaf", "an AVIF image", True),
     (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00avif", "an AVIF image", True),
-    (b"BM\x36\x00\x0c\x00", "a bitmap image", True),
+    (b"BM\x36\x00\x0c\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00\x00\x00", "a bitmap image", True),
     (b"II*\x00\x08\x00", "a TIFF image", True),
     (b"MM\x00*\x00\x00", "a TIFF image", True),
     (b"%PDF-1.4", "a PDF document", False),
@@ -340,6 +340,21 @@ def test_kinds_describe(head: bytes, what: str, image: bool) -> None:
     assert kinds.describe(head) == what
     kind = kinds.identify(head)
     assert kind is not None and kind.image is image
+
+
+@pytest.mark.parametrize("head", [b"BMI,age\n22.1,30\n", b"BMW sales rose in 2020\n", b"BM"])
+def test_text_that_starts_like_a_bitmap_is_not_one(head: bytes) -> None:
+    assert kinds.identify(head) is None
+
+
+@pytest.mark.parametrize(("head", "kind"), [
+    (b"<!doctype html>\n<html><body><header><svg viewBox='0 0 1 1'></svg> Home</header>", kinds.MARKUP),
+    (b"<!-- icon -->\n<svg xmlns='http://www.w3.org/2000/svg'/>", kinds.SVG),
+    (b"<!DOCTYPE svg PUBLIC '-//W3C//DTD SVG 1.1//EN'>\n<svg>", kinds.SVG),
+    (b"<div><svg></svg></div>", kinds.MARKUP),
+])
+def test_svg_is_markup_whose_first_element_is_svg(head: bytes, kind: kinds.Kind) -> None:
+    assert kinds.identify(head) is kind
 
 
 @pytest.mark.parametrize("head", [b"", b"hello", b"RIFF\x00\x00\x00\x00XYZW", b"\x00\x00\x00\x00"])
