@@ -272,8 +272,8 @@ class SecurityMiddleware:
             return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
         declared, limit = headers.get("content-length", ""), guard.body_limit(path)
         if declared and (not declared.isdigit() or int(declared) > limit):
-            return await _respond(send, 413, "request_too_large",
-                                  f"The request body is larger than {limit:,} bytes.", path)
+            return await _respond(send, 413, "request_too_large", f"The request is larger than the limit of "
+                                                                  f"{_size(limit)}.", path)
         _set_principal(scope, principal)
         receive = _capped(receive, limit)
         if principal.device_id is None:
@@ -392,10 +392,18 @@ def _with_headers(send: Send, *, private: bool) -> Send:
     return wrapped
 
 
+def _size(count: int) -> str:
+    mb = count / (1024 * 1024)
+    return f"{mb:,.0f} MB" if count >= 1024 * 1024 and mb == int(mb) else f"{count:,} bytes"
+
+
 async def _respond(send: Send, status: int, code: str, message: str, path: str, retry_after: float = 0.0) -> None:
     if path.startswith("/v1/") or path == "/v1":
         body = json.dumps({"error": {"message": message, "type": "authentication_error" if status == 401
                                      else "invalid_request_error", "param": None, "code": code}}).encode()
+        ctype = b"application/json"
+    elif path.startswith("/api/"):  # the app's own routes answer {"error": {"code", "message"}}
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
         ctype = b"application/json"
     else:
         body = (f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"

@@ -234,7 +234,7 @@ def test_upload_over_the_size_limit_is_413(tmp_path: Path, files: dict[str, byte
     with ServerProcess(data_dir=tmp_path / "data", env={**QUIET_ENV, "GRIDLESS_MAX_MODEL_UPLOAD_MB": "1"}) as srv:
         response = upload(srv, files["big"], job="chat", filename="big.gguf")
         assert response.status_code == 413
-        assert "larger than 1,048,576 bytes" in response.text
+        assert "larger than the limit of 1 MB" in response.text
         assert snapshot(srv) == {}
         assert leftovers(srv) == []
         assert "big" not in model_ids(srv)
