@@ -137,10 +137,12 @@ class AttachmentService:
 
     async def sweep(self) -> int:
         """Forget pending attachments nobody sent and remove files no row refers to (a crash
-        between deleting a message and its files); returns the files removed."""
+        between deleting a message and its files, or during an upload); returns the files
+        removed. Run at start, before any upload."""
         expired = await self.store.expire_pending(time.time() - PENDING_TTL_S)
         known = await self.store.all_files()
-        orphans = [p for p in self.media.files(MEDIA_KIND) if p not in known] + expired
+        orphans = list(dict.fromkeys([p for p in self.media.files(MEDIA_KIND) if p not in known] + expired
+                                     + self.media.files(MEDIA_KIND, partial=True)))
         self.delete_files(orphans)
         if orphans:
             log.info("removed %d attachment files no message refers to", len(orphans))

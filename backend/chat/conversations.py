@@ -323,6 +323,7 @@ class ConversationService:
 def _document_part(attachment: Attachment) -> str:
     """A document as the model reads it: between lines naming it, saying when it is only a part."""
     name = attachment.name
-    text = (attachment.sent_text if attachment.sent_text is not None else attachment.text).replace(MEDIA_MARKER, "")
+    text = (attachment.sent_text if attachment.sent_text is not None else attachment.text)
+    text = text.replace(MEDIA_MARKER, "").rstrip("\n")
     partial = f"\n(Only part of this file is included. {attachment.sent_notice})" if attachment.sent_notice else ""
     return f"--- {name} ---\n{text}\n--- end of {name} ---{partial}"

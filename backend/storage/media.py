@@ -76,12 +76,14 @@ class MediaStore:
         await asyncio.to_thread(os.replace, self.path(source), final)
         await asyncio.to_thread(_sync_dir, final.parent)
 
-    def files(self, kind: str) -> list[str]:
-        """Every stored file under `kind/` (finished files only), relative to the folder."""
+    def files(self, kind: str, *, partial: bool = False) -> list[str]:
+        """Every finished file under `kind/` (or, with `partial`, every file still being written
+        or left half-written by a crash), relative to the folder."""
         folder = self.root / kind
         if not folder.is_dir():
             return []
-        return [f"{kind}/{p.name}" for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        return [f"{kind}/{p.name}" for p in folder.iterdir()
+                if p.is_file() and p.name.startswith(".") == partial and (p.name.endswith(".part") or not partial)]
 
     def delete(self, relative: str) -> None:
         try:
