@@ -36,6 +36,11 @@ similar), a different one for every request so that nothing evaluated before is 
   Goal <= 300 ms. Baselines in the same run, interleaved: Pillow doing the same steps
   without the checks (header, reduced DCT scale, orientation, Lanczos resize, JPEG quality
   90), and Pillow decoding the file at full size (without the reduced scale).
+* attaching a photo in the chat: the same 12-megapixel JPEG sent to `POST /api/attachments`
+  as the page's camera and file chooser do (streamed to the media folder, identified,
+  prepared, thumbnail made, written with fsync, row added), timed until the answer arrives;
+  `--runs` after a warm-up, each removed again; against `prepare_image` alone in this
+  process, interleaved.
 """
 
 from __future__ import annotations
@@ -388,6 +393,32 @@ def preparation(runs: int) -> dict[str, Any]:
             "prepare_over_full_decode": round(medians["prepare_image"] / medians["full_decode"], 3)}
 
 
+def attaching(client: httpx.Client, runs: int) -> dict[str, Any]:
+    data = photo(BIG_PHOTO, seed=3000, orientation=ORIENTATION)
+
+    def attach() -> None:
+        response = client.post("/api/attachments", params={"name": "photo.jpg"}, content=data,
+                                headers={"Content-Type": "image/jpeg"})
+        response.raise_for_status()
+        client.delete(f"/api/attachments/{response.json()['id']}").raise_for_status()
+
+    sides: dict[str, Callable[[], object]] = {"attach": attach, "prepare_image": lambda: prepare_image(data)}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for run in sides.values():  # warm-up
+        run()
+    for i in range(runs):
+        for name in (list(sides) if i % 2 == 0 else list(reversed(sides))):
+            started = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - started)
+        log(f"attaching a 12 MP photo {i + 1}/{runs}: {ms(times['attach'][-1])} ms "
+            f"(prepare_image alone {ms(times['prepare_image'][-1])} ms)")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {"runs": runs, "bytes": len(data), "ms_median": {name: ms(v) for name, v in medians.items()},
+            "runs_ms": {name: [ms(t) for t in values] for name, values in times.items()},
+            "attach_over_prepare": round(medians["attach"] / medians["prepare_image"], 3)}
+
+
 # the run ---------------------------------------------------------------------------------------
 
 def summary(result: dict[str, Any]) -> None:
@@ -431,6 +462,10 @@ def summary(result: dict[str, Any]) -> None:
           f"{med['full_decode'] / med['bare_pillow']:>10.3f}")
     print(f"  goal <= 300 ms; output {out['size'][0]} × {out['size'][1]} {out['mime']}, {out['bytes'] // 1024} KiB "
           f"(upright, no metadata); runs {g['runs_ms']['prepare_image']}")
+    a = result["attaching"]
+    print(f"\nattaching the 12-megapixel photo in the chat (POST /api/attachments, {a['bytes'] / 2**20:.1f} MiB), "
+          f"{a['runs']} runs, medians: {a['ms_median']['attach']:.1f} ms; prepare_image alone "
+          f"{a['ms_median']['prepare_image']:.1f} ms (ratio {a['attach_over_prepare']:.3f})")
     print(f"\nload average at end: {' '.join(map(str, result['load_avg_end']))}; took {result['took_s']} s")
 
 
@@ -462,6 +497,8 @@ def main() -> None:
                 result["first_token"] = first_token(client, direct, args.runs)
             finally:
                 direct.close()
+            log(f"attaching a 12 MP photo: {args.runs} runs")
+            result["attaching"] = attaching(client, args.runs)
     log(f"12 MP photo preparation: {args.runs} runs")
     result["preparation"] = preparation(args.runs)
     result["load_avg_end"] = load_avg()
