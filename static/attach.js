@@ -49,6 +49,29 @@
     for (const file of files) upload(file, file.name);
   });
 
+  // a picture pasted into the message box, or files dropped anywhere on a chat page
+  function composerPage() {
+    return document.querySelector('input[data-gl-attach="files"]') !== null;
+  }
+  document.addEventListener('paste', (event) => {
+    const files = Array.from((event.clipboardData && event.clipboardData.files) || []);
+    if (!files.length || !composerPage()) return;
+    event.preventDefault();  // not the file's name as text
+    for (const file of files) upload(file, file.name && file.name !== 'image.png' ? file.name : 'pasted-' + timestamp() + '.png');
+  });
+  document.addEventListener('dragover', (event) => {
+    if (composerPage() && event.dataTransfer && Array.from(event.dataTransfer.types || []).includes('Files')) {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+    }
+  });
+  document.addEventListener('drop', (event) => {
+    const files = Array.from((event.dataTransfer && event.dataTransfer.files) || []);
+    if (!files.length || !composerPage()) return;
+    event.preventDefault();  // the browser would otherwise open the file in place of the app
+    for (const file of files) upload(file, file.name);
+  });
+
   document.addEventListener('click', (event) => {
     const target = event.target instanceof Element ? event.target : null;
     if (!target) return;

@@ -10,6 +10,7 @@ whose answers are noise but real.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -385,3 +386,36 @@ def test_refused_camera_explains_and_closes(server: ServerProcess, context: Brow
     expect(page.locator(CAMERA_MESSAGE)).to_contain_text("Camera access was refused.", timeout=CAMERA_TIMEOUT_MS)
     page.keyboard.press("Escape")
     expect(page.locator(CAMERA)).to_have_count(0)
+
+
+PASTE_OR_DROP_JS = """([kind, b64, name, type]) => {
+  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, {type}));
+  const event = kind === 'paste'
+    ? new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true})
+    : new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true});
+  const target = kind === 'paste' ? document.querySelector('textarea[data-testid=composer]') : document.body;
+  target.dispatchEvent(event);
+  return event.defaultPrevented;
+}"""
+
+
+def test_pasted_picture_and_dropped_file_are_attached(server: ServerProcess, page: Page) -> None:
+    sign_in(page, server)
+    wait_live(page)
+    picture = base64.b64encode(jpeg_bytes(80, 60)).decode()
+    assert page.evaluate(PASTE_OR_DROP_JS, ["paste", picture, "image.png", "image/jpeg"]) is True, \
+        "the page left a pasted picture to the browser"
+    expect(page.locator(PENDING_IMAGE)).to_have_count(1, timeout=UPLOAD_TIMEOUT_MS)
+    row = api_get(server, f"/api/attachments/{attachment_id(page, PENDING_IMAGE)}").json()
+    assert (row["kind"], row["width"], row["height"]) == ("image", 80, 60), row
+    assert re.fullmatch(r"pasted-\d{8}-\d{6}\.png", row["name"]), row["name"]
+    expect(page.locator(COMPOSER)).to_have_value("")  # nothing pasted as text
+
+    notes = base64.b64encode(b"Shopping: eggs, flour, milk.\n").decode()
+    assert page.evaluate(PASTE_OR_DROP_JS, ["drop", notes, "shopping.txt", "text/plain"]) is True, \
+        "the browser would have opened the dropped file in place of the app"
+    expect(page.locator(PENDING_DOCUMENT)).to_have_count(1, timeout=UPLOAD_TIMEOUT_MS)
+    expect(page.locator(PENDING_DOCUMENT)).to_contain_text("shopping.txt")
+    expect(page.locator(PENDING)).to_have_count(2)
