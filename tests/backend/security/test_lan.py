@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.audiofiles import png_bytes
 from tests.netns import SecondHost, netns_available
 from tests.rawws import RawWebSocket
 from tests.server import ServerProcess
@@ -308,6 +309,25 @@ def test_tablet_cannot_manage_the_phone(lan: Lan, device: Paired) -> None:
     assert delete.status_code == 403
     assert owner_get(lan.server, "/api/sharing")["sharing"] is True
     assert lan.get("/", headers=headers).status_code == 200
+
+
+def test_tablet_attaches_files_of_its_own(lan: Lan, device: Paired) -> None:
+    """A paired tablet uploads a photo for its message; the owner cannot take it over, a cross-site
+    page cannot upload with the tablet's cookie, and the unpaired cannot upload at all."""
+    headers = {"Cookie": device.cookie, "Origin": lan.origin}
+    picture = png_bytes()
+    uploaded = lan.post("/api/attachments?name=board.png", content=picture, headers=headers)
+    assert uploaded.status_code == 201, uploaded.text
+    attachment = uploaded.json()
+    assert attachment["kind"] == "image"
+    assert lan.get(attachment["thumbnail"], headers=headers).status_code == 200
+    owner_delete = httpx.delete(f"{lan.server.base}/api/attachments/{attachment['id']}", headers=lan.server.headers())
+    assert owner_delete.status_code == 404  # not the owner's to remove: it waits for the tablet's message
+    evil = lan.post("/api/attachments?name=x.png", content=picture, headers={"Cookie": device.cookie, "Origin": EVIL})
+    assert evil.status_code == 403
+    assert lan.post("/api/attachments?name=x.png", content=picture, headers={"Origin": lan.origin}).status_code == 401
+    mine = lan.host.run(lambda: httpx.delete(f"{lan.origin}/api/attachments/{attachment['id']}", headers=headers))
+    assert mine.status_code == 200, mine.text
 
 
 # 5. revoking ends what is open
