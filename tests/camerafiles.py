@@ -4,14 +4,12 @@ to be photos."""
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 from PIL import Image, ImageStat
 
-__all__ = ["CAMERA_HEIGHT", "CAMERA_SIZE", "CAMERA_WIDTH", "camera_pattern_problems", "huge_png", "jpeg_bytes",
+__all__ = ["CAMERA_HEIGHT", "CAMERA_SIZE", "CAMERA_WIDTH", "camera_pattern_problems", "jpeg_bytes",
            "write_y4m", "zip_bytes"]
 
 CAMERA_WIDTH, CAMERA_HEIGHT = 320, 240
@@ -78,13 +76,3 @@ def zip_bytes() -> bytes:
     return out.getvalue()
 
 
-def huge_png(width: int, height: int) -> bytes:
-    """A PNG whose header says `width` × `height` pixels, with no picture data after it: enough for a
-    reader that checks the size first, and small to send."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) \
-        + chunk(b"IEND", b"")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["pdf_bytes"]
+import io
+
+import pypdf
+
+__all__ = ["REPORT_PAGES", "encrypted", "pdf_bytes"]
+
+REPORT_PAGES = [
+    ["Quarterly report", "Apples sold well"],
+    ["Second page about bananas"],
+    ["Third page mentions cherries"],
+    ["Fourth page lists dates", "and elderberries"],
+]
+"""Four pages of a report, each with words to find in the extracted text."""
 
 
 def pdf_bytes(pages: list[list[str]]) -> bytes:
@@ -37,3 +49,12 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
     out += b"".join(f"{offsets[number]:010d} 00000 n \n".encode() for number in sorted(objects))
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def encrypted(data: bytes, user_password: str) -> bytes:
+    """The PDF `data` encrypted (AES-128); an empty user password opens it, protecting only against editing."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

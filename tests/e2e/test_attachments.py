@@ -19,9 +19,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from tests.camerafiles import CAMERA_SIZE, camera_pattern_problems, huge_png, jpeg_bytes, write_y4m, zip_bytes
+from tests.camerafiles import CAMERA_SIZE, camera_pattern_problems, jpeg_bytes, write_y4m, zip_bytes
 from tests.documentfiles import pdf_bytes
 from tests.ggufs import write_tiny_mmproj
+from tests.imagefiles import png_claiming
 from tests.server import ServerProcess
 from tests.vision_models import VISION, vision_data_dir
 
@@ -341,7 +342,7 @@ def test_refused_files_say_why_and_lose_nothing(server: ServerProcess, page: Pag
     expect_refused(page, "photo.jpg: This is a ZIP archive, not")
 
     panorama = tmp_path / "panorama.png"
-    panorama.write_bytes(huge_png(10_000, 5_000))
+    panorama.write_bytes(png_claiming(10_000, 5_000))
     attach(page, panorama)
     expect_refused(page, "panorama.png: The image is 10,000 × 5,000 pixels")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from backend.storage.attachments import AttachmentStore
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
 from tests.documentfiles import pdf_bytes
+from tests.imagefiles import png_claiming
 from tests.loops import run_alone
 from tests.server import ServerProcess
 
@@ -63,15 +62,6 @@ def jpeg(size: tuple[int, int] = (800, 600)) -> bytes:
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=90)
     return out.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG header for a picture of any size, followed by a few bytes of pixel data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
 
 
 def error_of(response: httpx.Response) -> dict[str, str]:

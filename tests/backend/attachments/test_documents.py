@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-import pypdf
 import pytest
 
 from backend.attachments.documents import DocumentError, Extracted, extract, fit
 from tests.audiofiles import png_bytes
-from tests.documentfiles import pdf_bytes
+from tests.documentfiles import REPORT_PAGES, encrypted, pdf_bytes
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def encrypted(data: bytes, user_password: str) -> bytes:
-    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
-    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="AES-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-PAGES = [
-    ["Quarterly report", "Apples sold well"],
-    ["Second page about bananas"],
-    ["Third page mentions cherries"],
-    ["Fourth page lists dates", "and elderberries"],
-]
 
 
 @pytest.fixture
@@ -50,7 +32,7 @@ def refused(path: Path, name: str | None = None, **limits: int) -> DocumentError
 # --- PDFs -------------------------------------------------------------------------------------
 
 def test_pdf_pages_are_read_in_order_with_separators(write) -> None:
-    result = extract(write("report.pdf", pdf_bytes(PAGES)), "report.pdf")
+    result = extract(write("report.pdf", pdf_bytes(REPORT_PAGES)), "report.pdf")
     assert result.kind == "pdf" and result.name == "report.pdf"
     assert result.pages == 4 and result.pages_read == 4 and result.notice is None
     assert result.chars == len(result.text) == result.total_chars
@@ -63,12 +45,12 @@ def test_pdf_pages_are_read_in_order_with_separators(write) -> None:
 
 
 def test_pdf_is_recognised_by_content_not_name(write) -> None:
-    assert extract(write("notes.txt", pdf_bytes(PAGES[:1])), "notes.txt").kind == "pdf"
+    assert extract(write("notes.txt", pdf_bytes(REPORT_PAGES[:1])), "notes.txt").kind == "pdf"
     assert extract(write("fake.pdf", "Just some words.\n"), "fake.pdf").kind == "text"
 
 
 def test_pdf_past_the_page_limit_is_not_read(write) -> None:
-    result = extract(write("long.pdf", pdf_bytes(PAGES)), "long.pdf", max_pages=2)
+    result = extract(write("long.pdf", pdf_bytes(REPORT_PAGES)), "long.pdf", max_pages=2)
     assert result.pages == 4 and result.pages_read == 2
     assert "bananas" in result.text and "cherries" not in result.text and "--- page 3 ---" not in result.text
     assert result.notice == "Only pages 1–2 of 4 were read: documents are read up to page 2."
@@ -78,18 +60,18 @@ def test_pdf_past_the_page_limit_is_not_read(write) -> None:
 
 
 def test_pdf_past_the_character_limit_keeps_whole_pages_and_says_so(write) -> None:
-    full = extract(write("a.pdf", pdf_bytes(PAGES)), "a.pdf")
+    full = extract(write("a.pdf", pdf_bytes(REPORT_PAGES)), "a.pdf")
     first_two = full.text.split("\n\n--- page 3 ---")[0]
-    result = extract(write("b.pdf", pdf_bytes(PAGES)), "b.pdf", max_chars=len(first_two) + 5)
+    result = extract(write("b.pdf", pdf_bytes(REPORT_PAGES)), "b.pdf", max_chars=len(first_two) + 5)
     assert result.text == first_two and result.pages_read == 2 and result.pages == 4
     assert result.notice == f"Only pages 1–2 of 4 were read: longer documents are cut at {len(first_two) + 5:,} " \
                             "characters."
 
 
 def test_pdf_page_cut_by_the_character_limit_counts_as_part_of_a_page(write) -> None:
-    full = extract(write("a.pdf", pdf_bytes(PAGES)), "a.pdf")
+    full = extract(write("a.pdf", pdf_bytes(REPORT_PAGES)), "a.pdf")
     limit = full.text.index("and elderberries") + 3
-    result = extract(write("b.pdf", pdf_bytes(PAGES)), "b.pdf", max_chars=limit)
+    result = extract(write("b.pdf", pdf_bytes(REPORT_PAGES)), "b.pdf", max_chars=limit)
     assert result.text.endswith("--- page 4 ---\nFourth page lists dates") and result.pages_read == 4
     assert result.total_chars == full.chars
     assert result.notice is not None and result.notice.startswith("Only pages 1–3 and part of page 4 of 4 were read")
@@ -100,19 +82,19 @@ def test_pdf_page_cut_by_the_character_limit_counts_as_part_of_a_page(write) -> 
 
 
 def test_encrypted_pdf_is_refused_with_a_plain_reason(write) -> None:
-    error = refused(write("secret.pdf", encrypted(pdf_bytes(PAGES), "hunter2")))
+    error = refused(write("secret.pdf", encrypted(pdf_bytes(REPORT_PAGES), "hunter2")))
     assert (error.status, error.code) == (422, "encrypted_pdf")
     assert "password" in error.message
 
 
 def test_pdf_protected_only_against_editing_is_read(write) -> None:
-    result = extract(write("owner.pdf", encrypted(pdf_bytes(PAGES), "")), "owner.pdf")
+    result = extract(write("owner.pdf", encrypted(pdf_bytes(REPORT_PAGES), "")), "owner.pdf")
     assert "bananas" in result.text and result.pages == 4
 
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.97])
 def test_truncated_pdf_is_broken(write, keep: float) -> None:
-    data = pdf_bytes(PAGES)
+    data = pdf_bytes(REPORT_PAGES)
     error = refused(write("cut.pdf", data[:int(len(data) * keep)]))
     assert (error.status, error.code) == (422, "broken_pdf")
     assert "damaged" in error.message
@@ -322,7 +304,7 @@ def test_display_name_drops_folders(write) -> None:
 
 @pytest.fixture
 def report(write) -> Extracted:
-    return extract(write("report.pdf", pdf_bytes(PAGES)), "report.pdf")
+    return extract(write("report.pdf", pdf_bytes(REPORT_PAGES)), "report.pdf")
 
 
 def test_fit_everything_fits(report: Extracted, write) -> None:

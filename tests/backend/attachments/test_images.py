@@ -14,26 +14,12 @@ from PIL import ExifTags, Image, ImageCms, ImageFile
 
 from backend.attachments import images, kinds
 from backend.attachments.images import ImageRejected, PreparedImage, prepare_image
+from tests.imagefiles import encoded, photo, png_chunk
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 
 # --- pictures made here ------------------------------------------------------------------------
-
-def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **params)
-    return out.getvalue()
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Photo-like: smooth colour fields from coarse noise, plus fine grain (far more than 65 536 colours)."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (max(2, height // 10), max(2, width // 10), 3), dtype=np.uint8))
-    smooth = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
-    grain = rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
-    return Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8))
-
 
 def screenshot(width: int, height: int) -> Image.Image:
     """Few flat colours, like an app's screen with text bars."""
@@ -56,14 +42,11 @@ def close_to(pixel: object, colour: tuple[int, int, int], tolerance: int = 40) -
 
 def png_header_only(width: int, height: int) -> bytes:
     """A 1-bit grey PNG of any size whose pixel data is a small zlib stream of zeros (written row by row)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     packer = zlib.compressobj(9)
     row = bytes(1 + (width + 7) // 8)
     idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
 
 
 def refused(source: Path | bytes, **limits: int) -> ImageRejected:

@@ -4,15 +4,11 @@ that leave nothing behind, what a model is given of a document, removal and the 
 from __future__ import annotations
 
 import io
-import struct
 import time
 import zipfile
-import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
-import pypdf
 import pytest
 from PIL import ExifTags, Image
 
@@ -23,17 +19,10 @@ from backend.storage.attachments import Attachment, AttachmentStore
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
 from backend.storage.media import MediaStore
-from tests.documentfiles import pdf_bytes
+from tests.documentfiles import REPORT_PAGES, encrypted, pdf_bytes
+from tests.imagefiles import encoded, photo, png_claiming
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-PAGES = [
-    ["Quarterly report", "Apples sold well"],
-    ["Second page about bananas"],
-    ["Third page mentions cherries"],
-    ["Fourth page lists dates", "and elderberries"],
-]
-
-
 @pytest.fixture
 def media(tmp_path: Path) -> MediaStore:
     return MediaStore(tmp_path / "media")
@@ -50,38 +39,6 @@ def service(tmp_path: Path, db: Database, media: MediaStore) -> AttachmentServic
 async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start:start + size]
-
-
-def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **params)
-    return out.getvalue()
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Smooth colour fields with fine grain: a photo, not a screenshot (far more than 65 536 colours)."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (max(2, height // 10), max(2, width // 10), 3), dtype=np.uint8))
-    smooth = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
-    grain = rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
-    return Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG header for a picture of any size, followed by a few bytes of pixel data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b""))
-
-
-def encrypted_pdf() -> bytes:
-    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf_bytes(PAGES))))
-    writer.encrypt(user_password="hunter2", owner_password="owner-secret", algorithm="AES-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def zip_archive() -> bytes:
@@ -211,7 +168,7 @@ async def test_svg_is_refused_as_a_drawing(service: AttachmentService) -> None:
 # --- documents ---------------------------------------------------------------------------------
 
 async def test_pdf_named_like_a_photo_is_taken_as_a_document(service: AttachmentService, media: MediaStore) -> None:
-    data = pdf_bytes(PAGES)
+    data = pdf_bytes(REPORT_PAGES)
     a = await accepted(service, data, "photo.jpg")
     assert (a.kind, a.mime, a.thumb, a.width) == ("document", "application/pdf", None, None)
     assert a.path.endswith(".pdf") and a.name == "photo.jpg"
@@ -220,7 +177,7 @@ async def test_pdf_named_like_a_photo_is_taken_as_a_document(service: Attachment
 
 
 async def test_several_page_pdf_is_read(service: AttachmentService, media: MediaStore) -> None:
-    a = await accepted(service, pdf_bytes(PAGES), "reports/q3 report.pdf")
+    a = await accepted(service, pdf_bytes(REPORT_PAGES), "reports/q3 report.pdf")
     assert a.name == "q3 report.pdf"  # no folders
     assert a.info["kind"] == "pdf" and a.info["pages"] == 4 and a.info["pages_read"] == 4
     assert "notice" not in a.info and a.info["total_chars"] == len(a.text)
@@ -229,7 +186,7 @@ async def test_several_page_pdf_is_read(service: AttachmentService, media: Media
                      "Second page about bananas", "Third page mentions cherries", "and elderberries"):
         assert expected in lines
     assert a.text.index("bananas") < a.text.index("cherries") < a.text.index("elderberries")
-    assert a.bytes == media.path(a.path).stat().st_size == len(pdf_bytes(PAGES))
+    assert a.bytes == media.path(a.path).stat().st_size == len(pdf_bytes(REPORT_PAGES))
     assert files(media) == [a.path]
 
 
@@ -278,13 +235,13 @@ async def test_binary_named_like_a_photo_is_refused_saying_what_it_is(
 
 
 async def test_encrypted_pdf_is_refused(service: AttachmentService) -> None:
-    error = await refused(service, encrypted_pdf(), "secret.pdf")
+    error = await refused(service, encrypted(pdf_bytes(REPORT_PAGES), "hunter2"), "secret.pdf")
     assert (error.status, error.code) == (422, "encrypted_pdf")
     assert "password" in error.message
 
 
 async def test_broken_pdf_is_refused(service: AttachmentService) -> None:
-    data = pdf_bytes(PAGES)
+    data = pdf_bytes(REPORT_PAGES)
     error = await refused(service, data[:len(data) // 3], "cut.pdf")
     assert (error.status, error.code) == (422, "broken_pdf")
     assert "damaged or incomplete" in error.message
@@ -355,7 +312,7 @@ async def test_fitted_leaves_a_short_document_whole(service: AttachmentService) 
 
 
 async def test_fitted_counts_pdf_pages_and_table_rows(service: AttachmentService) -> None:
-    pdf = await accepted(service, pdf_bytes(PAGES), "report.pdf")
+    pdf = await accepted(service, pdf_bytes(REPORT_PAGES), "report.pdf")
     budget = pdf.text.index("--- page 3 ---") - 1
     service.fitted(pdf, budget)
     assert pdf.sent_text is not None and "bananas" in pdf.sent_text and "cherries" not in pdf.sent_text
