@@ -12,6 +12,7 @@ from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
 from .chat.service import ChatService
 from .config import Settings
+from .images.service import ImageService, image_host
 from .models.manager import ModelManager
 from .runtime.residency import MemoryBudget, ResidencyManager
 from .security.certs import LocalCA
@@ -23,6 +24,7 @@ from .security.sharing import Sharing
 from .storage.attachments import AttachmentStore
 from .storage.conversations import ConversationStore
 from .storage.db import Database
+from .storage.images import ImageStore
 from .storage.media import MediaStore
 from .storage.transcripts import TranscriptStore
 
@@ -43,6 +45,7 @@ class Services:
     owner: OwnerCredential
     media: MediaStore
     attachments: AttachmentService
+    images: ImageService
     speech: SidecarHost
     voice: SidecarHost
     transcripts: TranscriptService
@@ -69,7 +72,9 @@ class Services:
         media = MediaStore(settings.media_dir)
         speech = speech_host(settings, models, residency)
         attachments = AttachmentService(settings, AttachmentStore(db), media)
-        return cls(media=media, attachments=attachments, speech=speech, voice=voice_host(settings, models, residency),
+        images = ImageService(settings, image_host(settings, models, residency), ImageStore(db), media)
+        return cls(media=media, attachments=attachments, images=images, speech=speech,
+                   voice=voice_host(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, settings.context_length, attachments),
@@ -98,6 +103,7 @@ class Services:
         if requeued:
             log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
         await self.attachments.sweep()
+        await self.images.sweep()
         self.started.set()
 
     async def ready(self) -> None:
@@ -122,6 +128,7 @@ class Services:
         await self.devices.flush(0)
         await self.conversations.shutdown()
         await self.transcripts.shutdown()
+        await self.images.shutdown()
         await self.speech.close()
         await self.voice.close()
         await self.models.stop()

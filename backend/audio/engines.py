@@ -53,8 +53,12 @@ class NoModel(EngineError):
 
 class SidecarHost:
     def __init__(self, job: str, factory: str, make_config: Callable[[ModelRecord], Any], manager: ModelManager,
-                 residency: ResidencyManager, queue_limit: int) -> None:
+                 residency: ResidencyManager, queue_limit: int, *, heavy: bool = False) -> None:
         self.job = job
+        self.heavy = heavy
+        """A heavy model (language, image) makes other heavy ones unload first when memory is short."""
+        self.evicted: list[str] = []
+        """What the last load unloaded to make room (slot names: "chat", "speech"…)."""
         self.factory = factory
         self.make_config = make_config
         self.manager = manager
@@ -87,10 +91,10 @@ class SidecarHost:
                 and self._loaded.path == model.path:
             return self._worker
         estimate = self.manager.check_fit(model)
-        resident = Resident(name=self.job, model=model.id, heavy=False, estimate=estimate.total, unload=self.unload,
-                            pid=lambda: self._worker.pid if self._worker is not None else None)
-        await self.residency.admit(self.job, model.name, estimate.total, heavy=False,
-                                   override=model.memory_override, resident=resident)
+        resident = Resident(name=self.job, model=model.id, heavy=self.heavy, estimate=estimate.total,
+                            unload=self.unload, pid=lambda: self._worker.pid if self._worker is not None else None)
+        self.evicted = await self.residency.admit(self.job, model.name, estimate.total, heavy=self.heavy,
+                                                  override=model.memory_override, resident=resident)
         await self._stop_worker()
         self._worker = WorkerProcess(WorkerSpec(name=self.job, factory=self.factory, config=self.make_config(model)))
         self._loaded = model
@@ -115,6 +119,12 @@ class SidecarHost:
     def cancel(self, job_id: str) -> None:
         if self._worker is not None:
             self._worker.cancel(job_id)
+
+    def kill(self) -> None:
+        """Stop the worker process at once (an engine that cannot stop by itself); its running
+        job ends as cancelled and the next one starts a fresh process."""
+        if self._worker is not None:
+            self._worker.kill_jobs()
 
     async def unload(self) -> None:
         self.residency.forget(self.job)

@@ -139,4 +139,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX attachments_message ON attachments (message_id, position);
     CREATE INDEX attachments_pending ON attachments (created_at) WHERE message_id IS NULL;
     """,
+    # 6: generated images (the PNGs and thumbnails are media files)
+    """
+    CREATE TABLE images (
+        id              TEXT PRIMARY KEY,
+        created_at      REAL NOT NULL,
+        prompt          TEXT NOT NULL,
+        negative_prompt TEXT NOT NULL DEFAULT '',
+        width           INTEGER NOT NULL,
+        height          INTEGER NOT NULL,
+        steps           INTEGER NOT NULL,
+        cfg_scale       REAL NOT NULL,
+        sampler         TEXT NOT NULL,
+        seed            INTEGER NOT NULL,
+        model           TEXT NOT NULL,
+        model_name      TEXT NOT NULL,
+        seconds         REAL NOT NULL,
+        path            TEXT NOT NULL,
+        thumb           TEXT NOT NULL,
+        bytes           INTEGER NOT NULL,
+        source_image    TEXT,
+        strength        REAL,
+        conversation_id TEXT REFERENCES conversations (id) ON DELETE SET NULL,
+        origin          TEXT NOT NULL DEFAULT 'page'
+    );
+    CREATE INDEX images_recent ON images (created_at DESC);
+    CREATE INDEX images_conversation ON images (conversation_id) WHERE conversation_id IS NOT NULL;
+    """,
 ]

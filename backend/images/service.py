@@ -1,0 +1,362 @@
+"""Image generation as server tasks: queued in order, followed by pages, stored in the gallery.
+
+A `Generation` runs as a server task (closing the page does not stop it) and keeps what a
+page shows: its place in the queue, step k of n with the time per step, the latest preview,
+and, when done, the stored images. The image model runs in its own worker process under the
+residency manager as a heavy model: when memory is short the language model is unloaded
+first (and the other way round), and the generation records what was unloaded so the page
+can say so.
+
+Cancel asks the worker to stop and, since stable-diffusion.cpp cannot stop a generation,
+stops the worker process when it has not finished within `CANCEL_GRACE_S`; the worker never
+writes files, so nothing is left half-written, and the next generation starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..audio.engines import SidecarHost
+from ..config import Settings
+from ..engines.diffusion import SAMPLERS, DiffusionConfig, GenerateRequest, Preview, Progress
+from ..models.manager import ModelManager
+from ..models.registry import ModelRecord
+from ..runtime.child import EngineError
+from ..runtime.protocol import ErrorCode, JobDone, JobFailed
+from ..runtime.residency import ResidencyManager
+from ..storage.images import ImageRecord, ImageStore
+from ..storage.media import MediaStore
+
+__all__ = ["CANCEL_GRACE_S", "Generation", "ImageParams", "ImageService", "defaults_for", "image_host"]
+
+log = logging.getLogger(__name__)
+
+MEDIA_KIND = "images"
+THUMB_SIDE = 384
+CANCEL_GRACE_S = 1.0
+MAX_SIDE = 2048
+MAX_BATCH = 8
+KEEP_FINISHED = 20
+"""Finished generations kept in memory for pages that come back to them."""
+
+
+class ImageParams(BaseModel):
+    """What to generate; the same fields as the Images page, `/v1/images/generations` and the PNG's text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=4000)
+    negative_prompt: str = Field(default="", max_length=4000)
+    width: int = Field(default=512, ge=64, le=MAX_SIDE, multiple_of=8)
+    height: int = Field(default=512, ge=64, le=MAX_SIDE, multiple_of=8)
+    steps: int = Field(default=20, ge=1, le=150)
+    cfg_scale: float = Field(default=7.0, ge=0.0, le=30.0)
+    sampler: str = "default"
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    """None: a random seed, recorded with the image."""
+    batch_count: int = Field(default=1, ge=1, le=MAX_BATCH)
+    source_image: str | None = None
+    """Image-to-image: a gallery image's id."""
+    strength: float = Field(default=0.75, ge=0.0, le=1.0)
+    model: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty")
+        return value.strip()
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        if value not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{value}'; one of {', '.join(SAMPLERS)}")
+        return value
+
+
+def defaults_for(model: ModelRecord | None) -> dict[str, Any]:
+    """Settings that suit the model: one-step distilled models (turbo, SDXS, LCM) want 1–4 steps and
+    no guidance; SDXL-sized models make 1024-pixel pictures; SD 1.x/2.x 512."""
+    name = f"{model.name} {model.path.name} {model.info.get('version', '')}".lower() if model else ""
+    base = 1024 if any(k in name for k in ("xl", "sd3", "flux")) and "sdxs" not in name else 512
+    if any(k in name for k in ("turbo", "sdxs", "lightning", "hyper")):
+        steps, cfg, sampler = 1, 1.0, "euler_a"
+    elif "lcm" in name:
+        steps, cfg, sampler = 4, 1.0, "lcm"
+    else:
+        steps, cfg, sampler = 20, 7.0, "default"
+    return {"steps": steps, "cfg_scale": cfg, "sampler": sampler, "base": base,
+            "sizes": size_presets(base)}
+
+
+def size_presets(base: int) -> dict[str, tuple[int, int]]:
+    small, mid = base // 2, base * 3 // 4
+    return {f"{small} × {small}": (small, small), f"{mid} × {mid}": (mid, mid), f"{base} × {base}": (base, base),
+            f"Portrait {mid} × {base}": (mid, base), f"Landscape {base} × {mid}": (base, mid)}
+
+
+@dataclass(kw_only=True, slots=True)
+class Generation:
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    params: ImageParams
+    seed: int
+    model: ModelRecord
+    origin: str = "page"
+    conversation_id: str | None = None
+    state: str = "queued"
+    """queued → loading → running → done | error | cancelled"""
+    position: int = 0
+    step: int = 0
+    steps: int = 0
+    step_seconds: list[float] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    running_since: float | None = None
+    finished_at: float | None = None
+    preview: bytes | None = None
+    images: list[ImageRecord] = field(default_factory=list)
+    error: str | None = None
+    error_code: str | None = None
+    unloaded: list[str] = field(default_factory=list)
+    """Models unloaded to make room for the image model (their names)."""
+    version: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def touch(self) -> None:
+        self.version += 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps or self.params.steps * self.params.batch_count
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.time()) - (self.running_since or self.started_at)
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left, from the mean time of the steps done so far."""
+        if not self.step_seconds:
+            return None
+        return max(0.0, (self.total_steps - self.step) * sum(self.step_seconds) / len(self.step_seconds))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "position": self.position, "step": self.step,
+                "steps": self.total_steps, "elapsed_s": round(self.elapsed, 2),
+                "remaining_s": None if self.remaining is None else round(self.remaining, 2),
+                "seed": self.seed, "images": [i.to_json() for i in self.images], "error": self.error,
+                "unloaded": self.unloaded}
+
+
+def image_host(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> SidecarHost:
+    return SidecarHost("images", "backend.engines.diffusion:DiffusionEngine",
+                       lambda m: DiffusionConfig(model_path=str(m.path), n_threads=settings.inference_threads,
+                                                 **m.info.get("components", {})),
+                       manager, residency, settings.queue_limit, heavy=True)
+
+
+class ImageService:
+    def __init__(self, settings: Settings, host: SidecarHost, store: ImageStore, media: MediaStore) -> None:
+        self.settings = settings
+        self.host = host
+        self.store = store
+        self.media = media
+        self.generations: dict[str, Generation] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def model(self) -> ModelRecord | None:
+        return self.host.model
+
+    def active(self) -> list[Generation]:
+        return [g for g in self.generations.values() if not g.finished.is_set()]
+
+    async def generate(self, params: ImageParams, *, origin: str = "page",
+                       conversation_id: str | None = None) -> Generation:
+        """Queue a generation and return at once; raises EngineError for a model or source image that
+        is not there."""
+        model = self.host.resolve(params.model)
+        if params.source_image is not None and await self.store.get(params.source_image) is None:
+            raise EngineError(ErrorCode.BAD_REQUEST, "the picture to start from is not in the gallery any more")
+        seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+        generation = Generation(params=params, seed=seed, model=model, origin=origin,
+                                conversation_id=conversation_id)
+        self.generations[generation.id] = generation
+        self._forget_old()
+        task = asyncio.create_task(self._run(generation), name=f"image-{generation.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return generation
+
+    def _forget_old(self) -> None:
+        finished = [g for g in self.generations.values() if g.finished.is_set()]
+        for old in finished[:-KEEP_FINISHED]:
+            self.generations.pop(old.id, None)
+
+    async def _request(self, generation: Generation) -> GenerateRequest:
+        p = generation.params
+        init = None
+        if p.source_image is not None:
+            source = await self.store.get(p.source_image)
+            if source is None:
+                raise EngineError(ErrorCode.BAD_REQUEST, "the picture to start from is not in the gallery any more")
+            init = await asyncio.to_thread(self.media.path(source.path).read_bytes)
+        return GenerateRequest(prompt=p.prompt, negative_prompt=p.negative_prompt, width=p.width, height=p.height,
+                               steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, seed=generation.seed,
+                               batch_count=p.batch_count, init_image=init, strength=p.strength,
+                               preview_every=max(1, p.steps // 8), png_text=png_text(generation))
+
+    async def _run(self, generation: Generation) -> None:
+        def on_position(place: int) -> None:
+            generation.position = place
+            generation.touch()
+
+        try:
+            request = await self._request(generation)
+            generation.state = "loading" if self.host.loaded is None else "running"
+            async for event in self.host.stream(request, generation.id, model_id=generation.model.id,
+                                                on_position=on_position):
+                if generation.running_since is None:
+                    generation.running_since = time.time()
+                    generation.unloaded = [self._slot_name(s) for s in self.host.evicted]
+                if isinstance(event, Progress):
+                    generation.state = "running"
+                    generation.step += 1
+                    generation.steps = event.steps * generation.params.batch_count
+                    generation.step_seconds.append(event.step_seconds)
+                elif isinstance(event, Preview):
+                    generation.preview = event.jpeg
+                elif isinstance(event, JobDone):
+                    if event.result.get("finish_reason") == "cancelled" or "images" not in event.result:
+                        generation.state = "cancelled"
+                    else:
+                        generation.images = await self._store(generation, event.result)
+                        generation.state = "done"
+                elif isinstance(event, JobFailed):
+                    self._fail(generation, event.code, event.message)
+                generation.touch()
+        except EngineError as exc:
+            self._fail(generation, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("image generation %s failed", generation.id)
+            self._fail(generation, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            if generation.state not in ("done", "error", "cancelled"):
+                generation.state = "cancelled"
+            generation.finished_at = time.time()
+            generation.touch()
+            generation.finished.set()
+
+    @staticmethod
+    def _fail(generation: Generation, code: str, message: str) -> None:
+        if code == ErrorCode.CANCELLED:
+            generation.state = "cancelled"
+            return
+        generation.state, generation.error, generation.error_code = "error", message, code
+
+    def _slot_name(self, slot: str) -> str:
+        return {"chat": "the language model", "speech": "the speech model", "voice": "the voice"}.get(slot, slot)
+
+    async def _store(self, generation: Generation, result: dict[str, Any]) -> list[ImageRecord]:
+        p = generation.params
+        pngs: list[bytes] = result["images"]
+        records: list[ImageRecord] = []
+        written: list[str] = []
+        try:
+            for png, seed in zip(pngs, result["seeds"], strict=True):
+                path = self.media.new_name(MEDIA_KIND, "png")
+                thumb = self.media.new_name(MEDIA_KIND, "jpg")
+                await self.media.write_bytes(path, png)
+                written.append(path)
+                await self.media.write_bytes(thumb, await asyncio.to_thread(_thumbnail, png))
+                written.append(thumb)
+                records.append(ImageRecord(
+                    prompt=p.prompt, negative_prompt=p.negative_prompt, width=result["width"],
+                    height=result["height"], steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, seed=seed,
+                    model=generation.model.id, model_name=generation.model.name,
+                    seconds=result["seconds"] / len(pngs), path=path, thumb=thumb, bytes=len(png),
+                    source_image=p.source_image, strength=p.strength if p.source_image else None,
+                    conversation_id=generation.conversation_id, origin=generation.origin))
+            await self.store.add_all(records)
+        except BaseException:
+            for relative in written:
+                self.media.delete(relative)
+            raise
+        return records
+
+    def cancel(self, generation_id: str) -> bool:
+        """Stop a generation: at once if it waits; a running one is given CANCEL_GRACE_S to stop,
+        then its worker process is stopped."""
+        generation = self.generations.get(generation_id)
+        if generation is None or generation.finished.is_set():
+            return False
+        self.host.cancel(generation.id)
+        if generation.state in ("loading", "running"):
+            task = asyncio.create_task(self._stop_after_grace(generation))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _stop_after_grace(self, generation: Generation) -> None:
+        try:
+            await asyncio.wait_for(generation.finished.wait(), CANCEL_GRACE_S)
+        except TimeoutError:
+            log.info("image generation %s did not stop by itself; stopping its worker", generation.id)
+            self.host.kill()
+
+    async def delete(self, ids: list[str]) -> int:
+        records = await self.store.delete(ids)
+        for record in records:
+            self.media.delete(record.path)
+            self.media.delete(record.thumb)
+        return len(records)
+
+    async def sweep(self) -> int:
+        """Remove image files no row names (a crash between writing and recording them)."""
+        known = await self.store.all_files()
+        orphans = [p for p in self.media.files(MEDIA_KIND) if p not in known] + \
+            self.media.files(MEDIA_KIND, partial=True)
+        for relative in orphans:
+            self.media.delete(relative)
+        return len(orphans)
+
+    async def shutdown(self) -> None:
+        for generation in self.active():
+            self.host.cancel(generation.id)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CANCEL_GRACE_S + 1)
+        await self.host.close()
+
+
+def png_text(generation: Generation) -> dict[str, str]:
+    """The parameters as PNG text: one key each, and the common "parameters" line other tools read."""
+    p = generation.params
+    fields = {"prompt": p.prompt, "negative_prompt": p.negative_prompt, "steps": str(p.steps),
+              "cfg_scale": f"{p.cfg_scale:g}", "sampler": p.sampler, "seed": str(generation.seed),
+              "width": str(p.width), "height": str(p.height), "model": generation.model.name,
+              "software": "gridless"}
+    if p.source_image:
+        fields["strength"] = f"{p.strength:g}"
+    line = (f"{p.prompt}\nNegative prompt: {p.negative_prompt}\n" if p.negative_prompt else f"{p.prompt}\n") + \
+        f"Steps: {p.steps}, Sampler: {p.sampler}, CFG scale: {p.cfg_scale:g}, Seed: {generation.seed}, " \
+        f"Size: {p.width}x{p.height}, Model: {generation.model.name}"
+    return {**fields, "parameters": line}
+
+
+def _thumbnail(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as picture:
+        small = picture.convert("RGB")
+        small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=85)
+        return out.getvalue()
