@@ -11,8 +11,7 @@
 - **Cancel**: the library cannot stop a generation. The server stops the worker process
   instead (see `backend/images/service.py`); nothing is written by the worker, so nothing
   is left half-written.
-- **Output**: PNG, with the generation's parameters as text chunks the server chose (the
-  same as in its table), so a downloaded picture still says how it was made.
+- **Output**: PNG; the server adds the parameters of each picture as text chunks.
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ import io
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from ..runtime.child import EngineError, JobContext
 from ..runtime.protocol import ErrorCode, Event, Request
@@ -72,8 +71,6 @@ class GenerateRequest(Request):
     """Image-to-image: how much of the start picture is replaced (1: all of it)."""
     preview_every: int = 1
     """Send a preview every this many steps (0: none)."""
-    png_text: dict[str, str] = field(default_factory=dict)
-    """Text chunks written into every PNG (the parameters, as the server records them)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -167,7 +164,7 @@ class DiffusionEngine:
         seconds = time.perf_counter() - started
         if len(images) != req.batch_count or any(image is None for image in images):
             raise EngineError(ErrorCode.INTERNAL, f"the model made {len(images)} of {req.batch_count} images")
-        pngs = [_png(image, req.png_text) for image in images]
+        pngs = [_png(image) for image in images]
         return {"images": pngs, "seeds": [req.seed + i for i in range(len(pngs))], "seconds": seconds,
                 "width": images[0].width, "height": images[0].height}
 
@@ -206,10 +203,7 @@ def _jpeg(frame: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _png(image: Image.Image, text: dict[str, str]) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    for key, value in text.items():
-        info.add_itxt(key, value)
+def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    image.convert("RGB").save(out, "PNG", pnginfo=info, compress_level=6)
+    image.convert("RGB").save(out, "PNG", compress_level=6)
     return out.getvalue()

@@ -18,8 +18,10 @@ import asyncio
 import io
 import logging
 import secrets
+import struct
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,7 +216,7 @@ class ImageService:
         return GenerateRequest(prompt=p.prompt, negative_prompt=p.negative_prompt, width=p.width, height=p.height,
                                steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, seed=generation.seed,
                                batch_count=p.batch_count, init_image=init, strength=p.strength,
-                               preview_every=max(1, p.steps // 8), png_text=png_text(generation))
+                               preview_every=max(1, p.steps // 8))
 
     async def _run(self, generation: Generation) -> None:
         def on_position(place: int) -> None:
@@ -273,7 +275,8 @@ class ImageService:
         records: list[ImageRecord] = []
         written: list[str] = []
         try:
-            for png, seed in zip(pngs, result["seeds"], strict=True):
+            for plain, seed in zip(pngs, result["seeds"], strict=True):
+                png = with_text(plain, png_text(generation, seed))
                 path = self.media.new_name(MEDIA_KIND, "png")
                 thumb = self.media.new_name(MEDIA_KIND, "jpg")
                 await self.media.write_bytes(path, png)
@@ -338,19 +341,34 @@ class ImageService:
         await self.host.close()
 
 
-def png_text(generation: Generation) -> dict[str, str]:
-    """The parameters as PNG text: one key each, and the common "parameters" line other tools read."""
+def png_text(generation: Generation, seed: int) -> dict[str, str]:
+    """One picture's parameters as PNG text: a key each, and the "parameters" line other tools read."""
     p = generation.params
     fields = {"prompt": p.prompt, "negative_prompt": p.negative_prompt, "steps": str(p.steps),
-              "cfg_scale": f"{p.cfg_scale:g}", "sampler": p.sampler, "seed": str(generation.seed),
+              "cfg_scale": f"{p.cfg_scale:g}", "sampler": p.sampler, "seed": str(seed),
               "width": str(p.width), "height": str(p.height), "model": generation.model.name,
               "software": "gridless"}
     if p.source_image:
         fields["strength"] = f"{p.strength:g}"
     line = (f"{p.prompt}\nNegative prompt: {p.negative_prompt}\n" if p.negative_prompt else f"{p.prompt}\n") + \
-        f"Steps: {p.steps}, Sampler: {p.sampler}, CFG scale: {p.cfg_scale:g}, Seed: {generation.seed}, " \
+        f"Steps: {p.steps}, Sampler: {p.sampler}, CFG scale: {p.cfg_scale:g}, Seed: {seed}, " \
         f"Size: {p.width}x{p.height}, Model: {generation.model.name}"
     return {**fields, "parameters": line}
+
+
+def with_text(png: bytes, text: dict[str, str]) -> bytes:
+    """`png` with an uncompressed iTXt chunk per entry, placed before the picture data where readers
+    look first (no re-encoding)."""
+    end = png.find(b"IDAT") - 4
+    if end < 8 or not png.startswith(b"\x89PNG"):
+        raise ValueError("not a PNG")
+    chunks = b"".join(png_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+                      for key, value in text.items())
+    return png[:end] + chunks + png[end:]
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _thumbnail(png: bytes) -> bytes:
