@@ -72,7 +72,8 @@ class Services:
         media = MediaStore(settings.media_dir)
         speech = speech_host(settings, models, residency)
         attachments = AttachmentService(settings, AttachmentStore(db), media)
-        images = ImageService(settings, image_host(settings, models, residency), ImageStore(db), media)
+        images = ImageService(settings, image_host(settings, models, residency), ImageStore(db), media,
+                              attachments.store)
         return cls(media=media, attachments=attachments, images=images, speech=speech,
                    voice=voice_host(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),

@@ -12,6 +12,7 @@ from nicegui import app, core, ui
 
 from backend import __version__
 from backend.api import attachments, audio, model_upload, pairing
+from backend.api import images as images_api
 from backend.api import sharing as sharing_api
 from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
@@ -23,7 +24,7 @@ from backend.security.sharing import Sharing
 from backend.services import Services
 
 from . import pwa, socket_guard
-from .pages import chat, models, sharing, transcripts
+from .pages import chat, images, models, sharing, transcripts
 
 __all__ = ["create", "run"]
 
@@ -66,6 +67,7 @@ def create(settings: Settings) -> Services:
     app.include_router(model_upload.router)
     app.include_router(audio.router)
     app.include_router(attachments.router)
+    app.include_router(images_api.router)
     app.include_router(pwa.router)
     app.include_router(pairing.router)
     app.include_router(sharing_api.router)
@@ -78,6 +80,7 @@ def create(settings: Settings) -> Services:
     models.register(services)
     sharing.register(services)
     transcripts.register(services)
+    images.register(services)
     return services
 
 

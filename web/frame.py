@@ -83,6 +83,8 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
     with drawer:
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
+        ui.button("Images", icon="image", on_click=lambda: ui.navigate.to("/images")) \
+            .props("flat no-caps align=left dense data-testid=nav-images").classes("w-full")
         ui.button("Transcripts", icon="graphic_eq", on_click=lambda: ui.navigate.to("/transcripts")) \
             .props("flat no-caps align=left dense data-testid=nav-transcripts").classes("w-full")
         if principal.is_owner:

@@ -75,6 +75,8 @@ class GenerateRequest(Request):
 
 @dataclass(kw_only=True, slots=True)
 class Progress(Event):
+    """Step `step` of `steps` is done (per picture of a batch); step 0: sampling begins."""
+
     step: int
     steps: int
     step_seconds: float
@@ -146,6 +148,7 @@ class DiffusionEngine:
                 ctx.emit(Preview(job_id=ctx.job_id, step=step, jpeg=_jpeg(frames[0])))
 
         self.messages.clear()
+        ctx.emit(Progress(job_id=ctx.job_id, step=0, steps=req.steps, step_seconds=0.0))  # the model is ready
         started = time.perf_counter()
         try:
             images = self.sd.generate_image(

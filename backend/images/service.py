@@ -23,6 +23,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -36,6 +37,7 @@ from ..models.registry import ModelRecord
 from ..runtime.child import EngineError
 from ..runtime.protocol import ErrorCode, JobDone, JobFailed
 from ..runtime.residency import ResidencyManager
+from ..storage.attachments import AttachmentStore
 from ..storage.images import ImageRecord, ImageStore
 from ..storage.media import MediaStore
 
@@ -68,7 +70,7 @@ class ImageParams(BaseModel):
     """None: a random seed, recorded with the image."""
     batch_count: int = Field(default=1, ge=1, le=MAX_BATCH)
     source_image: str | None = None
-    """Image-to-image: a gallery image's id."""
+    """Image-to-image: a gallery image's id, or an attached photo's."""
     strength: float = Field(default=0.75, ge=0.0, le=1.0)
     model: str | None = None
 
@@ -168,11 +170,13 @@ def image_host(settings: Settings, manager: ModelManager, residency: ResidencyMa
 
 
 class ImageService:
-    def __init__(self, settings: Settings, host: SidecarHost, store: ImageStore, media: MediaStore) -> None:
+    def __init__(self, settings: Settings, host: SidecarHost, store: ImageStore, media: MediaStore,
+                 attachments: AttachmentStore | None = None) -> None:
         self.settings = settings
         self.host = host
         self.store = store
         self.media = media
+        self.attachments = attachments
         self.generations: dict[str, Generation] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -188,8 +192,8 @@ class ImageService:
         """Queue a generation and return at once; raises EngineError for a model or source image that
         is not there."""
         model = self.host.resolve(params.model)
-        if params.source_image is not None and await self.store.get(params.source_image) is None:
-            raise EngineError(ErrorCode.BAD_REQUEST, "the picture to start from is not in the gallery any more")
+        if params.source_image is not None:
+            await self._source_path(params.source_image)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         generation = Generation(params=params, seed=seed, model=model, origin=origin,
                                 conversation_id=conversation_id)
@@ -209,14 +213,21 @@ class ImageService:
         p = generation.params
         init = None
         if p.source_image is not None:
-            source = await self.store.get(p.source_image)
-            if source is None:
-                raise EngineError(ErrorCode.BAD_REQUEST, "the picture to start from is not in the gallery any more")
-            init = await asyncio.to_thread(self.media.path(source.path).read_bytes)
+            init = await asyncio.to_thread((await self._source_path(p.source_image)).read_bytes)
         return GenerateRequest(prompt=p.prompt, negative_prompt=p.negative_prompt, width=p.width, height=p.height,
                                steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, seed=generation.seed,
                                batch_count=p.batch_count, init_image=init, strength=p.strength,
                                preview_every=max(1, p.steps // 8))
+
+    async def _source_path(self, source_id: str) -> Path:
+        """The file of the picture to start from: a gallery image, or a photo attached for the purpose."""
+        record = await self.store.get(source_id)
+        if record is not None:
+            return self.media.path(record.path)
+        attached = await self.attachments.get(source_id) if self.attachments is not None else None
+        if attached is not None and attached.kind == "image":
+            return self.media.path(attached.path)
+        raise EngineError(ErrorCode.BAD_REQUEST, "the picture to start from is not there any more")
 
     async def _run(self, generation: Generation) -> None:
         def on_position(place: int) -> None:
@@ -233,9 +244,10 @@ class ImageService:
                     generation.unloaded = [self._slot_name(s) for s in self.host.evicted]
                 if isinstance(event, Progress):
                     generation.state = "running"
-                    generation.step += 1
                     generation.steps = event.steps * generation.params.batch_count
-                    generation.step_seconds.append(event.step_seconds)
+                    if event.step > 0:
+                        generation.step += 1
+                        generation.step_seconds.append(event.step_seconds)
                 elif isinstance(event, Preview):
                     generation.preview = event.jpeg
                 elif isinstance(event, JobDone):
