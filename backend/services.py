@@ -78,7 +78,7 @@ class Services:
                    voice=voice_host(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
-                   conversations=ConversationService(store, chat, settings.context_length, attachments),
+                   conversations=ConversationService(store, chat, settings.context_length, attachments, images),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
                    certs=LocalCA(settings.tls_dir))

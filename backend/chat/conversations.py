@@ -15,6 +15,7 @@ from typing import Any
 
 from ..attachments.service import AttachmentService
 from ..engines.llm import MEDIA_MARKER, ChatRequest, PromptReady, TokenDelta
+from ..images.service import Generation, ImageParams, ImageService, defaults_for, image_request, prompt_from
 from ..models.registry import ModelRecord
 from ..runtime.child import EngineError
 from ..runtime.protocol import ErrorCode, JobDone, JobFailed
@@ -68,6 +69,8 @@ class ActiveReply:
     position: int = 0
     version: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    generation_id: str | None = None
+    """A picture being made instead of words (see ConversationService.make_image)."""
 
     def touch(self) -> None:
         self.version += 1
@@ -75,10 +78,11 @@ class ActiveReply:
 
 class ConversationService:
     def __init__(self, store: ConversationStore, chat: ChatService, context_cap: int,
-                 attachments: AttachmentService) -> None:
+                 attachments: AttachmentService, images: ImageService | None = None) -> None:
         self.store = store
         self.chat = chat
         self.attachments = attachments
+        self.images = images
         self.context_cap = context_cap
         self.active: dict[str, ActiveReply] = {}  # by conversation id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -198,13 +202,20 @@ class ConversationService:
         reply = self.active.get(conversation_id)
         if reply is None:
             return False
-        self.chat.cancel(reply.job)
+        self._cancel(reply)
         return True
+
+    def _cancel(self, reply: ActiveReply) -> None:
+        reply.job.cancelled = True
+        if reply.generation_id is not None and self.images is not None:
+            self.images.cancel(reply.generation_id)
+        else:
+            self.chat.cancel(reply.job)
 
     async def delete(self, conversation_id: str) -> bool:
         reply = self.active.get(conversation_id)
         if reply is not None:
-            self.chat.cancel(reply.job)
+            self._cancel(reply)
             await reply.finished.wait()
         files = await self.attachments.store.files_after(conversation_id)
         deleted = await self.store.delete(conversation_id)
@@ -229,6 +240,10 @@ class ConversationService:
         for m in history:
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
+            if m.stats.get("kind") == "image":  # the model reads that a picture was shown, not its Markdown
+                messages.append({"role": "assistant", "content": f"(Here the app showed a picture it made of: "
+                                                                 f"{m.stats.get('prompt', '')})"})
+                continue
             parts: list[str] = []
             for a in (attachments or {}).get(m.id, []):
                 if a.kind == "document":
@@ -244,6 +259,10 @@ class ConversationService:
 
     async def _start_reply(self, conversation: Conversation) -> ActiveReply:
         history = await self.store.messages(conversation.id)
+        last_user = next((m for m in reversed(history) if m.role == "user"), None)
+        wanted = image_request(last_user.content) if last_user is not None else None
+        if wanted is not None:
+            return await self._start_image(conversation, wanted)
         settings = self.settings_of(conversation)
         model = self.model_for(conversation)
         attachments = await self.attachments.store.for_conversation(conversation.id)
@@ -260,6 +279,79 @@ class ConversationService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return reply
+
+    async def make_image(self, conversation_id: str, text: str) -> ActiveReply:
+        """A picture of what a message says, shown in the conversation as the next answer."""
+        conversation = await self._require(conversation_id)
+        self._require_idle(conversation_id)
+        prompt = prompt_from(text)
+        if not prompt:
+            raise ConversationError("there are no words in that message to make a picture of")
+        return await self._start_image(conversation, prompt)
+
+    async def _start_image(self, conversation: Conversation, prompt: str) -> ActiveReply:
+        message = await self.store.add_message(conversation.id, "assistant", "", status="streaming")
+        reply = ActiveReply(message_id=message.id, conversation_id=conversation.id, job=ChatJob(),
+                            stats={"kind": "image", "prompt": prompt})
+        self.active[conversation.id] = reply
+        task = asyncio.create_task(self._run_image(reply, prompt), name=f"picture-{message.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return reply
+
+    async def _run_image(self, reply: ActiveReply, prompt: str) -> None:
+        """Make the picture with the model's suited settings; the answer's text follows its progress and
+        ends as the picture (Markdown pointing at the gallery image)."""
+        try:
+            if self.images is None or self.images.model is None:
+                raise EngineError("model_not_found", "No image model is installed; one can be added on the Models "
+                                                     "page (Images).")
+            suited = defaults_for(self.images.model)
+            params = ImageParams(prompt=prompt[:4000], width=suited["base"], height=suited["base"],
+                                 steps=suited["steps"], cfg_scale=suited["cfg_scale"], sampler=suited["sampler"])
+            generation = await self.images.generate(params, origin="chat", conversation_id=reply.conversation_id)
+            reply.generation_id = generation.id
+            if reply.job.cancelled:
+                self.images.cancel(generation.id)
+            seen = -1
+            while not generation.finished.is_set():
+                if generation.version != seen:
+                    seen = generation.version
+                    reply.text = _picture_progress(generation)
+                    reply.touch()
+                await asyncio.sleep(0.1)
+            self._picture_done(reply, generation)
+        except EngineError as exc:
+            self._fail(reply, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("picture %s failed", reply.message_id)
+            self._fail(reply, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            if reply.status == "streaming":
+                reply.status = "interrupted"
+            try:
+                await asyncio.shield(self.store.save_progress(
+                    reply.message_id, content=reply.text, status=reply.status,  # type: ignore[arg-type]
+                    stats=reply.stats, error=reply.error))
+            finally:
+                self.active.pop(reply.conversation_id, None)
+                reply.touch()
+                reply.finished.set()
+
+    def _picture_done(self, reply: ActiveReply, generation: Generation) -> None:
+        if generation.state == "done":
+            alt = prompt_from(generation.params.prompt, 200).replace("]", ")").replace("[", "(")
+            reply.text = "\n\n".join(f"![{alt}](/api/images/{image.id}/file)" for image in generation.images)
+            reply.stats.update(images=[image.id for image in generation.images], seed=generation.seed,
+                               seconds=round(generation.elapsed, 2), model=generation.model.id)
+            reply.status = "done"
+        elif generation.state == "cancelled":
+            reply.text = ""
+            reply.stats["finish_reason"] = "cancelled"
+            reply.status = "done"
+        else:
+            self._fail(reply, generation.error_code or ErrorCode.INTERNAL, generation.error or "it did not work")
+            reply.text = ""
 
     async def _run(self, reply: ActiveReply, request: ChatRequest, model_id: str | None) -> None:
         last_save = time.monotonic()
@@ -315,7 +407,7 @@ class ConversationService:
         """Server stopping: end running answers now; they are kept as interrupted."""
         self._closing = True
         for reply in list(self.active.values()):
-            self.chat.cancel(reply.job)
+            self._cancel(reply)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
 
@@ -327,3 +419,11 @@ def _document_part(attachment: Attachment) -> str:
     text = text.replace(MEDIA_MARKER, "").rstrip("\n")
     partial = f"\n(Only part of this file is included. {attachment.sent_notice})" if attachment.sent_notice else ""
     return f"--- {name} ---\n{text}\n--- end of {name} ---{partial}"
+
+
+def _picture_progress(generation: Generation) -> str:
+    if generation.state == "queued":
+        return "*Waiting for the image model…*"
+    if generation.state == "loading":
+        return "*Loading the image model…*"
+    return f"*Making the picture… step {generation.step} of {generation.total_steps}*"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import secrets
 import struct
 import time
@@ -41,7 +42,8 @@ from ..storage.attachments import AttachmentStore
 from ..storage.images import ImageRecord, ImageStore
 from ..storage.media import MediaStore
 
-__all__ = ["CANCEL_GRACE_S", "Generation", "ImageParams", "ImageService", "defaults_for", "image_host"]
+__all__ = ["CANCEL_GRACE_S", "Generation", "ImageParams", "ImageService", "defaults_for", "image_host",
+           "image_request", "prompt_from"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,33 @@ MAX_SIDE = 2048
 MAX_BATCH = 8
 KEEP_FINISHED = 20
 """Finished generations kept in memory for pages that come back to them."""
+
+
+_IMAGE_REQUEST = re.compile(
+    r"^\s*(?:/(?:image|imagine|draw)\s+(?P<command>.+?)|(?:(?:please|can you|could you|would you)\s+)?"
+    r"(?:generate|create|make|draw|paint|render|produce)\s+(?:me\s+|us\s+)?(?:an?\s+|the\s+|some\s+)?"
+    r"(?:image|picture|photo|drawing|painting|illustration|sketch)s?\s+(?:of|showing|with|depicting)\s+"
+    r"(?P<what>.+?))[\s.!?]*$", re.IGNORECASE | re.DOTALL)
+
+
+def image_request(text: str) -> str | None:
+    """The picture asked for when a chat message asks for one ("generate an image of a red fox in the
+    snow", "/image a red fox"), else None."""
+    match = _IMAGE_REQUEST.match(text)
+    if match is None:
+        return None
+    wanted = (match.group("command") or match.group("what") or "").strip()
+    return wanted or None
+
+
+_MARKUP = re.compile(r"```.*?```|`|[*_#>~]+|!?\[([^\]]*)\]\([^)]*\)", re.DOTALL)
+
+
+def prompt_from(text: str, limit: int = 1000) -> str:
+    """A message's text as an image prompt: Markdown left out, one line, at most `limit` characters."""
+    plain = _MARKUP.sub(lambda m: m.group(1) or " ", text)
+    words = " ".join(plain.split())
+    return words if len(words) <= limit else words[:limit].rsplit(" ", 1)[0]
 
 
 class ImageParams(BaseModel):

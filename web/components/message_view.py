@@ -19,6 +19,11 @@ MARKDOWN_EXTRAS = ["fenced-code-blocks", "tables", "cuddled-lists", "strike", "c
 
 def stats_text(stats: dict[str, Any], status: str = "done") -> str:
     parts: list[str] = []
+    if stats.get("kind") == "image":
+        if stats.get("seconds") is not None:
+            parts.append(f"picture made in {stats['seconds']:.1f} s")
+        if stats.get("seed") is not None:
+            parts.append(f"seed {stats['seed']}")
     if stats.get("ttft_s") is not None:
         parts.append(f"{stats['ttft_s'] * 1000:.0f} ms to first token")
     if stats.get("tokens_per_s"):

@@ -93,7 +93,8 @@ class ChatPage:
         self.stop_button.set_visibility(streaming)
         self.timer.active = streaming
         self.seen_version = -1
-        ui.run_javascript("scrollTo(0, document.body.scrollHeight)")
+        with self.messages_box:  # a button that asked for this render may have been replaced by it
+            ui.run_javascript("scrollTo(0, document.body.scrollHeight)")
 
     def render_answer(self, message: Message, *, is_last: bool) -> None:
         live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
@@ -109,8 +110,14 @@ class ChatPage:
                     ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
                 ui.space()
                 if not live:
-                    if message.content.strip():
+                    picture = message.stats.get("kind") == "image"
+                    if message.content.strip() and not picture:
                         self.speak_buttons[message.id] = speak_button(message.id)
+                        if self.services.images.model is not None:
+                            ui.button(icon="image", on_click=lambda m=message: self.make_image(m)) \
+                                .props("flat round dense size=sm aria-label='Make a picture of this' "
+                                       "data-testid=make-picture").classes("text-grey-6") \
+                                .tooltip("Make a picture of this")
                     ui.button(icon="content_copy", on_click=lambda m=message: self.copy(m.content)) \
                         .props("flat round dense size=sm aria-label=Copy").classes("text-grey-6")
                     if is_last:
@@ -189,6 +196,8 @@ class ChatPage:
                 self.reply = await self.services.conversations.regenerate(self.conversation.id)
             elif action == "edit" and message is not None:
                 self.reply = await self.services.conversations.edit_and_resend(message.id, text)
+            elif action == "picture" and message is not None and self.conversation:
+                self.reply = await self.services.conversations.make_image(self.conversation.id, message.content)
         except CannotSee as exc:
             self.attachments.render_offer()
             ui.notify(str(exc), type="warning")
@@ -199,8 +208,9 @@ class ChatPage:
             if action == "send":
                 self.input.value = self.input.value or text
             return
-        await self.render()
-        await self.refresh_names()
+        with self.messages_box:  # the button pressed may be one the render replaces
+            await self.render()
+            await self.refresh_names()
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
@@ -214,6 +224,12 @@ class ChatPage:
             return
         self.input.value = ""
         await self.run_action("send", text)
+
+    async def make_image(self, message: Message) -> None:
+        if self.reply is not None and not self.reply.finished.is_set():
+            ui.notify("Wait for the answer, or stop it first.", type="info")
+            return
+        await self.run_action("picture", message=message)
 
     async def regenerate(self) -> None:
         await self.run_action("regenerate")
