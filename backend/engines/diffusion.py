@@ -131,6 +131,8 @@ class DiffusionEngine:
         if not isinstance(request, GenerateRequest):
             raise EngineError(ErrorCode.BAD_REQUEST, f"the image engine cannot run {type(request).__name__}")
         req = request
+        if ctx.cancelled():  # cancelled while it waited its turn
+            raise EngineError(ErrorCode.CANCELLED, "cancelled before it began")
         init = _open(req.init_image, req.width, req.height) if req.init_image else None
         step_started = time.perf_counter()
         last_step = [0]
@@ -140,7 +142,7 @@ class DiffusionEngine:
             now = time.perf_counter()
             if step > 0 and step != last_step[0]:  # each step once it is done (0 at the start; 1.. again per image)
                 ctx.emit(Progress(job_id=ctx.job_id, step=step, steps=steps, step_seconds=now - step_started))
-                last_step[0] = step
+            last_step[0] = step
             step_started = now
 
         def on_preview(step: int, frames: list[Image.Image], _noisy: bool) -> None:
@@ -159,7 +161,7 @@ class DiffusionEngine:
                 progress_callback=on_progress,
                 preview_method="proj" if req.preview_every > 0 else "none",
                 preview_interval=max(1, req.preview_every),
-                preview_callback=on_preview if req.preview_every > 0 else None)
+                preview_callback=on_preview)  # always: the library keeps the last one set, freed after its call
         except ValueError as exc:  # "NULL pointer access": the library made nothing
             errors = [m for level, m in self.messages if level >= _ERROR]
             raise EngineError(ErrorCode.INTERNAL, "the image could not be generated: "

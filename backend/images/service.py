@@ -162,6 +162,7 @@ class Generation:
     error_code: str | None = None
     unloaded: list[str] = field(default_factory=list)
     """Models unloaded to make room for the image model (their names)."""
+    cancel_requested: bool = False
     version: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -302,7 +303,7 @@ class ImageService:
 
     @staticmethod
     def _fail(generation: Generation, code: str, message: str) -> None:
-        if code == ErrorCode.CANCELLED:
+        if code == ErrorCode.CANCELLED or generation.cancel_requested:  # stopping the worker may look like a crash
             generation.state = "cancelled"
             return
         generation.state, generation.error, generation.error_code = "error", message, code
@@ -344,6 +345,7 @@ class ImageService:
         generation = self.generations.get(generation_id)
         if generation is None or generation.finished.is_set():
             return False
+        generation.cancel_requested = True
         self.host.cancel(generation.id)
         if generation.state in ("loading", "running"):
             task = asyncio.create_task(self._stop_after_grace(generation))
