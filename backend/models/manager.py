@@ -492,10 +492,13 @@ class ModelManager:
 
     async def _scan_folder(self) -> None:
         """Models put straight into the models folder: GGUF files (or the one GRIDLESS_CHAT_MODEL names) are
-        chat models, Whisper folders speech models, Piper voices voice models."""
+        chat models, `.safetensors` files image models, Whisper folders speech models, Piper voices voice
+        models."""
         if self.folder.is_dir():
             for path in sorted(self.folder.glob("*.gguf")):
                 await self._register_found(path, "chat", "folder")
+            for path in sorted(self.folder.glob("*.safetensors")):
+                await self._register_found(path, "images", "folder")
             # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
             for model_bin in sorted(self.folder.glob("*/model.bin")):
                 if (model_bin.parent / "tokenizer.json").is_file() or (model_bin.parent / "vocabulary.txt").is_file():

@@ -3,7 +3,9 @@ straight into the models folder."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import shutil
 import struct
 from collections.abc import AsyncIterator
@@ -144,3 +146,28 @@ async def test_what_is_not_a_speech_or_voice_model_is_ignored(settings: Settings
     assert any("odd-whisper" in w and "not a CTranslate2 model" in w for w in warnings), warnings
     assert any("notes.onnx" in w and "not an ONNX model" in w for w in warnings), warnings
     assert not any("loose-files" in w or "alone.onnx" in w for w in warnings)  # not models: passed over quietly
+
+
+def small_safetensors(path: Path, tensors: dict[str, list[int]]) -> Path:
+    header: dict[str, object] = {}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 2 * math.prod(shape)
+        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
+    return path
+
+
+async def test_safetensors_in_the_folder_are_image_models(settings: Settings,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    models = settings.model_folder
+    small_safetensors(models / "my-sd.safetensors", {"unet.conv.weight": [4, 4], "vae.decoder.weight": [2, 2]})
+    (models / "broken.safetensors").write_bytes(struct.pack("<Q", 10**9) + b"{}")
+    with caplog.at_level(logging.WARNING, logger="backend.models.manager"):
+        async with Started(settings) as manager:
+            found = [(m.id, m.job, m.format, m.source) for m in manager.installed("images")]
+            assert found == [("my-sd", "images", "safetensors", "folder")]
+            assert manager.active("images").id == "my-sd"  # type: ignore[union-attr]
+    assert any("broken.safetensors" in r.getMessage() for r in caplog.records), caplog.text
