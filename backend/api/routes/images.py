@@ -4,7 +4,7 @@
 (`b64_json`, the default, or `url`: a link to the picture in the app, usable with the same
 credential), `model`; and, beyond OpenAI, `negative_prompt`, `steps`, `cfg_scale`, `seed`
 and `sampler` (the model's suited defaults when left out). The pictures are kept in the
-gallery. A client that goes away cancels the generation.
+gallery; each item names its gallery `id` and `seed`. A client that goes away cancels the generation.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def generate(body: ImageGenerationBody, request: Request, services: Servic
         raise EngineError(generation.error_code or "cancelled", generation.error or "the generation was cancelled")
     data: list[dict[str, Any]] = []
     for record in generation.images:
-        item: dict[str, Any] = {"revised_prompt": None, "seed": record.seed}
+        item: dict[str, Any] = {"revised_prompt": None, "seed": record.seed, "id": record.id}
         if body.response_format == "url":
             item["url"] = f"{str(request.base_url).rstrip('/')}/api/images/{record.id}/file"
         else:
