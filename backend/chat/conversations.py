@@ -367,6 +367,8 @@ class ConversationService:
                 elif isinstance(event, PromptReady):
                     reply.stats.update(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens,
                                        trimmed_messages=event.trimmed_messages)
+                    if reply.job.unloaded:
+                        reply.stats["unloaded"] = reply.job.unloaded
                 elif isinstance(event, JobDone):
                     reply.stats.update(event.result)
                     reply.status = "done"

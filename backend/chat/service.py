@@ -31,6 +31,8 @@ class ChatJob:
 
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancelled: bool = False
+    unloaded: list[str] = field(default_factory=list)
+    """What was unloaded to make room for the model this job loaded (slot names: "images"…)."""
 
 
 class ChatService:
@@ -75,7 +77,7 @@ class ChatService:
             raise ModelUnavailable("no chat model is installed")
         return active
 
-    async def _load(self, model: ModelRecord) -> WorkerProcess:
+    async def _load(self, model: ModelRecord, job: ChatJob | None = None) -> WorkerProcess:
         """The worker for `model`, replacing the loaded one; refuses what does not fit."""
         n_ctx = self.manager.context_for(model)
         if (self._worker is not None and self._loaded is not None and self._loaded.id == model.id
@@ -84,8 +86,10 @@ class ChatService:
         estimate = self.manager.check_fit(model, n_ctx)
         resident = Resident(name="chat", model=model.id, heavy=True, estimate=estimate.total, unload=self.unload,
                             pid=lambda: self._worker.pid if self._worker is not None else None)
-        await self.residency.admit("chat", model.name, estimate.total, heavy=True, override=model.memory_override,
-                                   resident=resident)
+        unloaded = await self.residency.admit("chat", model.name, estimate.total, heavy=True,
+                                              override=model.memory_override, resident=resident)
+        if job is not None:
+            job.unloaded = unloaded
         await self._stop_worker()
         # saved conversation states may use what the budget leaves, up to the configured amount
         room = max(0, self.residency.budget.limit - estimate.total)
@@ -114,7 +118,7 @@ class ChatService:
             if job.cancelled:
                 yield JobDone(job_id=job.id, result={"finish_reason": "cancelled", "completion_tokens": 0})
                 return
-            worker = await self._load(model)
+            worker = await self._load(model, job)
             self._running[job.id] = job
             try:
                 with self.residency.in_use("chat"):

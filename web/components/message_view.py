@@ -36,6 +36,9 @@ def stats_text(stats: dict[str, Any], status: str = "done") -> str:
         parts.append("reached the token limit")
     if stats.get("trimmed_messages"):
         parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
+    if stats.get("unloaded"):
+        names = {"images": "the image model", "speech": "the speech model", "voice": "the voice"}
+        parts.append("unloaded " + ", ".join(names.get(s, s) for s in stats["unloaded"]) + " to make room")
     if status == "interrupted":
         parts.append("interrupted")
     return " · ".join(parts)
