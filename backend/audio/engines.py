@@ -87,6 +87,7 @@ class SidecarHost:
         return model
 
     async def _load(self, model: ModelRecord) -> WorkerProcess:
+        self.evicted = []  # a model already loaded unloads nothing
         if self._worker is not None and self._loaded is not None and self._loaded.id == model.id \
                 and self._loaded.path == model.path:
             return self._worker

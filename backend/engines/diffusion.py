@@ -95,14 +95,21 @@ class DiffusionEngine:
 
         self.config = config
         self.messages: list[tuple[int, str]] = []
+        self.errors: list[str] = []
+        """The library's first error messages since the last load or generation began (kept whole:
+        the first is the one that explains the rest)."""
+        self.error_count = 0
 
         @sd_cpp.sd_log_callback  # type: ignore[misc]
         def on_log(level: int, text: bytes, _data: ctypes.c_void_p) -> None:
             message = text.decode("utf-8", errors="replace").strip()
             self.messages.append((level, message))
-            if level >= _ERROR:
-                log.error("stable-diffusion.cpp: %s", message)
             del self.messages[:-200]
+            if level >= _ERROR:
+                self.error_count += 1
+                if len(self.errors) < 20:
+                    self.errors.append(message)
+                    log.error("stable-diffusion.cpp: %s", message)
 
         self._on_log = on_log  # the library keeps only the pointer: the callback must stay alive
         sd_cpp.sd_set_log_callback(on_log, ctypes.c_void_p(0))
@@ -115,11 +122,11 @@ class DiffusionEngine:
                 vae_decode_only=False, verbose=False)
         except ValueError as exc:  # a path that does not exist, or a context the library refused
             raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the image model could not be loaded: {exc}") from None
-        errors = [m for level, m in self.messages if level >= _ERROR]
-        if errors:
+        if self.errors:
+            more = self.error_count - 1
             raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
-                              f"the image model could not be loaded: {_plain(errors[0])}"
-                              + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""))
+                              f"the image model could not be loaded: {_plain(self.errors[0])}"
+                              + (f" (and {more} more problems)" if more else ""))
         self.load_seconds = time.perf_counter() - started
         self.version = next((match.group(1).strip() for _, m in self.messages
                              if (match := _VERSION.search(m))), "unknown")
@@ -150,6 +157,8 @@ class DiffusionEngine:
                 ctx.emit(Preview(job_id=ctx.job_id, step=step, jpeg=_jpeg(frames[0])))
 
         self.messages.clear()
+        self.errors.clear()
+        self.error_count = 0
         ctx.emit(Progress(job_id=ctx.job_id, step=0, steps=req.steps, step_seconds=0.0))  # the model is ready
         started = time.perf_counter()
         try:
@@ -163,9 +172,8 @@ class DiffusionEngine:
                 preview_interval=max(1, req.preview_every),
                 preview_callback=on_preview)  # always: the library keeps the last one set, freed after its call
         except ValueError as exc:  # "NULL pointer access": the library made nothing
-            errors = [m for level, m in self.messages if level >= _ERROR]
             raise EngineError(ErrorCode.INTERNAL, "the image could not be generated: "
-                              + (_plain(errors[0]) if errors else str(exc))) from None
+                              + (_plain(self.errors[0]) if self.errors else str(exc))) from None
         seconds = time.perf_counter() - started
         if len(images) != req.batch_count or any(image is None for image in images):
             raise EngineError(ErrorCode.INTERNAL, f"the model made {len(images)} of {req.batch_count} images")

@@ -87,9 +87,11 @@ class WorkerProcess:
             if self.alive and self._conn is not None:
                 return
             loop = asyncio.get_running_loop()
-            self._ready = loop.create_future()
             process, parent = await asyncio.to_thread(_spawn, self.spec.factory, self.spec.config)
+            # only now: the exit of a process that failed before may still be reported while this
+            # one is spawned, and must not be taken for this one's
             self._process, self._conn = process, parent
+            self._ready = loop.create_future()
             threading.Thread(target=self._read, args=(loop, parent, process), daemon=True,
                              name=f"gridless-{self.spec.name}-reader").start()
             try:
