@@ -75,8 +75,10 @@
   document.addEventListener('click', (event) => {
     const target = event.target instanceof Element ? event.target : null;
     if (!target) return;
-    if (target.closest('[data-gl-pick]')) {
-      const input = chooser('files');
+    const pick = target.closest('[data-gl-pick]');
+    if (pick) {  // data-gl-pick names the input to open (default: the message's files)
+      const name = pick.getAttribute('data-gl-pick');
+      const input = chooser(name && name !== 'true' ? name : 'files');
       if (input) input.click();
     } else if (target.closest('[data-gl-camera]')) {
       openCamera();

@@ -92,6 +92,7 @@ class ImagesPage:
             self.gallery = ui.element("div").classes("gl-gallery w-full").props("data-testid=gallery")
             self.empty = ui.label("Pictures you make appear here, newest first.").classes("text-grey-7") \
                 .props("data-testid=gallery-empty")
+            self.empty.set_visibility(False)  # until the first page of the gallery is known
             self.more = ui.button("More", on_click=self.load_more).props("flat no-caps data-testid=gallery-more")
             ui.element("div").props("data-testid=gallery-end").style("height: 1px")
         ui.on("gl_gallery_more", self.load_more)
@@ -148,10 +149,9 @@ class ImagesPage:
                 with ui.row().classes("w-full items-center gap-2"):
                     ui.html("<input type='file' hidden accept='image/*' data-gl-attach='source' "
                             "data-testid=source-input>", sanitize=False)
-                    ui.button("Start from a picture", icon="add_photo_alternate",
-                              on_click=lambda: ui.run_javascript(
-                                  "document.querySelector('input[data-gl-attach=source]').click()")) \
-                        .props("flat no-caps data-testid=source-pick")
+                    # opened in the browser, within the tap (a chooser opened later by the server may be refused)
+                    ui.button("Start from a picture", icon="add_photo_alternate") \
+                        .props("flat no-caps data-gl-pick=source data-testid=source-pick")
                     self.source_box = ui.row().classes("items-center gap-2")
                 self.strength_row = ui.row().classes("w-full items-center gap-2")
                 with self.strength_row:
@@ -262,7 +262,7 @@ class ImagesPage:
             each = generation.images[0].seconds if generation.images else 0
             self.progress_text.set_text(f"Done in {_seconds(generation.elapsed)}"
                                         + (f" · {_seconds(each)} a picture" if len(generation.images) > 1 else ""))
-            for record in reversed(generation.images):
+            for record in generation.images:  # each on top: the last made first, as the gallery lists them
                 self.add_item(record, first=True)
             self.empty.set_visibility(False)
         elif generation.state == "cancelled":
