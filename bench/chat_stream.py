@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
 
 from backend.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
+from bench.report import log, ms  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
 N_CTX = 4096
@@ -67,16 +68,8 @@ Message = dict[str, str]
 Chunk = dict[str, Any]
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def nonce() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -50,7 +50,7 @@ from backend.models.downloads import Download  # noqa: E402
 from backend.models.manager import ModelManager  # noqa: E402
 from backend.runtime.residency import MemoryBudget, ResidencyManager  # noqa: E402
 from backend.storage.db import Database  # noqa: E402
-from bench.report import save  # noqa: E402
+from bench.report import log, save  # noqa: E402
 from tests.e2e.hub_fixtures import HubProcess  # noqa: E402
 from tests.ggufs import write_lm_gguf  # noqa: E402
 
@@ -58,10 +58,6 @@ REPO = "bench/big-GGUF"
 FILE = "big-Q8_0.gguf"
 MB = 1_000_000
 STOP_AT = 0.9
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def rate(size: int, seconds: float) -> float:

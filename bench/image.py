@@ -58,7 +58,6 @@ import asyncio
 import base64
 import io
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -82,7 +81,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backend.config import Settings  # noqa: E402
-from bench.report import save  # noqa: E402
+from bench.report import load_avg, log, ms, save  # noqa: E402
 from tests.sdmodels import register_image_model, write_sdxs  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
@@ -120,22 +119,6 @@ RAW_CHILD = textwrap.dedent("""
                                   "png": base64.b64encode(out.getvalue()).decode()}) + "\\n")
         answers.flush()
 """)
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def median_ms(values: list[float]) -> float:
-    return ms(statistics.median(values))
-
-
-def load_avg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def proc_status(pid: int) -> dict[str, int]:

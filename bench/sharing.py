@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:
 
 from backend.models.local import bundled_chat_model  # noqa: E402
 from bench.chat_stream import Stream, api_chunks, consume  # noqa: E402
-from bench.report import save  # noqa: E402
+from bench.report import log, save  # noqa: E402
 from tests.netns import SecondHost, netns_available  # noqa: E402
 from tests.rawws import RawWebSocket  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
@@ -68,10 +68,6 @@ BLOCK = 50
 WARMUP = 20
 CHAT_TOKENS = 64
 PROMPT = "Write a long story about a lighthouse keeper."
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def ms(seconds: float) -> float:

@@ -65,7 +65,7 @@ from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwri
 from backend.config import Settings  # noqa: E402
 from backend.engines.voice import pieces, speakable  # noqa: E402
 from backend.models.local import bundled_chat_model, bundled_speech_model, bundled_voice  # noqa: E402
-from bench.report import save  # noqa: E402
+from bench.report import log, median_ms, ms, save  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
 from tests.server import ServerProcess, free_port  # noqa: E402
 
@@ -91,18 +91,6 @@ CONVERSATION_URL = re.compile(r"/c/([0-9a-f]{32})$")
 BOX_AND_MIC_JS = f"""() => [document.querySelector('{COMPOSER}')?.value ?? '',
   document.querySelector('{MIC}')?.dataset.state ?? '',
   document.querySelector('.gl-mic-text')?.textContent ?? '']"""
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def median_ms(values: list[float]) -> float:
-    return ms(statistics.median(values))
 
 
 def words(text: str) -> list[str]:

@@ -50,7 +50,6 @@ import base64
 import ctypes
 import io
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -76,7 +75,7 @@ from backend.attachments.data_url import parse_data_url  # noqa: E402
 from backend.attachments.images import JPEG_QUALITY, prepare_image  # noqa: E402
 from backend.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
-from bench.report import save  # noqa: E402
+from bench.report import load_avg, log, median_ms, ms, save  # noqa: E402
 from tests.ggufs import write_tiny_mmproj  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.vision_models import VISION, vision_data_dir  # noqa: E402
@@ -102,22 +101,6 @@ CHATML_WITH_PARTS = (
 )
 GGML_LOG_LEVEL_ERROR = 3
 _log_callback: object = None
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def median_ms(values: list[float]) -> float:
-    return ms(statistics.median(values))
-
-
-def load_avg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def data_url(data: bytes, mime: str = "image/jpeg") -> str:

@@ -327,16 +327,7 @@ class ConversationService:
             log.exception("picture %s failed", reply.message_id)
             self._fail(reply, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
-            if reply.status == "streaming":
-                reply.status = "interrupted"
-            try:
-                await asyncio.shield(self.store.save_progress(
-                    reply.message_id, content=reply.text, status=reply.status,  # type: ignore[arg-type]
-                    stats=reply.stats, error=reply.error))
-            finally:
-                self.active.pop(reply.conversation_id, None)
-                reply.touch()
-                reply.finished.set()
+            await self._settle(reply)
 
     def _picture_done(self, reply: ActiveReply, generation: Generation) -> None:
         if generation.state == "done":
@@ -385,16 +376,20 @@ class ConversationService:
             log.exception("answer %s failed", reply.message_id)
             self._fail(reply, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
-            if reply.status == "streaming":  # the server is shutting down under us
-                reply.status = "interrupted"
-            try:
-                await asyncio.shield(self.store.save_progress(
-                    reply.message_id, content=reply.text, status=reply.status,  # type: ignore[arg-type]
-                    stats=reply.stats, error=reply.error))
-            finally:
-                self.active.pop(reply.conversation_id, None)
-                reply.touch()
-                reply.finished.set()
+            await self._settle(reply)
+
+    async def _settle(self, reply: ActiveReply) -> None:
+        """An answer has ended (or the server is shutting down under it): save it as it is."""
+        if reply.status == "streaming":
+            reply.status = "interrupted"
+        try:
+            await asyncio.shield(self.store.save_progress(
+                reply.message_id, content=reply.text, status=reply.status,  # type: ignore[arg-type]
+                stats=reply.stats, error=reply.error))
+        finally:
+            self.active.pop(reply.conversation_id, None)
+            reply.touch()
+            reply.finished.set()
 
     def _fail(self, reply: ActiveReply, code: str, message: str) -> None:
         if code == ErrorCode.CANCELLED:
