@@ -13,18 +13,17 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from ..attachments.kinds import Rejected
 from ..security.devices import OWNER
 from ..security.middleware import principal_of
 from ..storage.attachments import Attachment
-from .audio import body_chunks, error_response
 from .deps import ServicesDep
+from .responses import body_chunks, disposition, error_response, media_file
 
 __all__ = ["ATTACHMENT_UPLOAD_PATH", "router"]
 
@@ -67,8 +66,7 @@ async def attachment_file(attachment_id: str, services: ServicesDep) -> Any:
     if not isinstance(found, Attachment):
         return found
     inline = found.kind == "image" or found.mime == "application/pdf"
-    disposition = f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(found.name)}"
-    return _file(services, found.path, found.mime, {"Content-Disposition": disposition})
+    return _file(services, found.path, found.mime, disposition(found.name, inline=inline))
 
 
 @router.get("/api/attachments/{attachment_id}/thumb")
@@ -82,10 +80,8 @@ async def attachment_thumb(attachment_id: str, services: ServicesDep) -> Any:
 
 
 def _file(services: Any, relative: str, mime: str, headers: dict[str, str]) -> Any:
-    path = services.media.path(relative)
-    if not path.is_file():
-        return error_response(404, "not_found", "The attachment's file is missing.")
-    return FileResponse(path, media_type=mime, headers={**_SAFE_HEADERS, **headers})
+    return media_file(services.media, relative, mime, {**_SAFE_HEADERS, **headers},
+                      missing="The attachment's file is missing.")
 
 
 @router.delete("/api/attachments/{attachment_id}")

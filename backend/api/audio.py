@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from ..audio.engines import NOTHING_TO_SAY, spoken
@@ -24,22 +24,14 @@ from ..audio.intake import AudioRejected, wav_header
 from ..engines.voice import SpeakRequest, speakable
 from ..runtime.child import EngineError
 from .deps import ServicesDep
+from .responses import body_chunks, error_response, media_file
 from .routes.chat import ClosingStreamingResponse
 
-__all__ = ["TRANSCRIPT_UPLOAD_PATH", "body_chunks", "error_response", "router"]
+__all__ = ["TRANSCRIPT_UPLOAD_PATH", "router"]
 
 TRANSCRIPT_UPLOAD_PATH = "/api/transcripts"
 LANGUAGE_PATTERN = "^[a-z]{2,3}$"
 router = APIRouter(include_in_schema=False)
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    async for chunk in request.stream():
-        yield chunk
 
 
 def _ndjson(events: AsyncIterator[dict[str, Any]]) -> ClosingStreamingResponse:
@@ -114,10 +106,8 @@ async def transcript_audio(transcript_id: str, services: ServicesDep) -> Any:
     found = await services.transcripts.get(transcript_id)
     if found is None:
         return error_response(404, "not_found", "There is no transcript with that id.")
-    path = services.media.path(found.audio)
-    if not path.is_file():
-        return error_response(404, "not_found", "The recording's file is missing.")
-    return FileResponse(path, media_type=found.mime, headers={"Cache-Control": "private, no-store"})
+    return media_file(services.media, found.audio, found.mime, {"Cache-Control": "private, no-store"},
+                      missing="The recording's file is missing.")
 
 
 @router.post("/api/transcripts/{transcript_id}/cancel")

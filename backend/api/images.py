@@ -9,15 +9,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from ..storage.images import ImageRecord
-from .audio import error_response
 from .deps import ServicesDep
+from .responses import disposition, error_response, media_file
 
 __all__ = ["router"]
 
@@ -56,8 +54,7 @@ async def image_file(image_id: str, services: ServicesDep, download: bool = Fals
     found = await _find(services, image_id)
     if not isinstance(found, ImageRecord):
         return found
-    disposition = f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(file_name(found))}"
-    return _file(services, found.path, "image/png", {"Content-Disposition": disposition})
+    return _file(services, found.path, "image/png", disposition(file_name(found), inline=not download))
 
 
 @router.get("/api/images/{image_id}/thumb")
@@ -67,10 +64,7 @@ async def image_thumb(image_id: str, services: ServicesDep) -> Any:
 
 
 def _file(services: Any, relative: str, mime: str, headers: dict[str, str]) -> Any:
-    path = services.media.path(relative)
-    if not path.is_file():
-        return error_response(404, "not_found", "The image's file is missing.")
-    return FileResponse(path, media_type=mime, headers={**_HEADERS, **headers})
+    return media_file(services.media, relative, mime, {**_HEADERS, **headers}, missing="The image's file is missing.")
 
 
 @router.delete("/api/images/{image_id}")

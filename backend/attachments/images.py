@@ -48,7 +48,7 @@ else:
     register_heif_opener()
     HEIF_READABLE = True
 
-__all__ = ["HEIF_READABLE", "ImageRejected", "PreparedImage", "prepare_image"]
+__all__ = ["HEIF_READABLE", "ImageRejected", "PreparedImage", "jpeg_thumbnail", "prepare_image"]
 
 JPEG_QUALITY: Final = 90
 TEXT_LIKE_COLOURS: Final = 1 << 16
@@ -254,3 +254,14 @@ def _megapixels(pixels: int) -> str:
 
 def _size(count: int) -> str:
     return f"{count / (1024 * 1024):.3g} MB" if count >= 1024 * 1024 else f"{count:,} bytes"
+
+
+def jpeg_thumbnail(data: bytes, side: int, quality: int) -> bytes:
+    """A JPEG at most `side` pixels on its longer side of an encoded picture (transparency on white)."""
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+        flat = Image.new("RGB", picture.size, "white")
+        flat.paste(picture, mask=picture.getchannel("A") if picture.mode == "RGBA" else None)
+        out = io.BytesIO()
+        flat.save(out, "JPEG", quality=quality)
+        return out.getvalue()

@@ -14,19 +14,16 @@ model the same text: its evaluation is then reused instead of read again.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 
-from PIL import Image
-
 from ..config import Settings
 from ..storage.attachments import Attachment, AttachmentStore
 from ..storage.media import MediaStore, MediaTooLarge
 from . import documents, kinds
-from .images import prepare_image
+from .images import jpeg_thumbnail, prepare_image
 
 __all__ = ["MEDIA_KIND", "AttachmentService"]
 
@@ -71,7 +68,7 @@ class AttachmentService:
 
     async def _image(self, upload: str, name: str, uploader: str) -> Attachment:
         prepared = await asyncio.to_thread(prepare_image, self.media.path(upload), max_bytes=self.max_bytes)
-        thumb_data = await asyncio.to_thread(_thumbnail, prepared.data)
+        thumb_data = await asyncio.to_thread(jpeg_thumbnail, prepared.data, THUMB_SIDE, 80)
         path = self.media.new_name(MEDIA_KIND, prepared.extension)
         thumb = self.media.new_name(MEDIA_KIND, "jpg")
         try:
@@ -152,16 +149,6 @@ class AttachmentService:
 def _head(path: object) -> bytes:
     with open(path, "rb") as file:  # type: ignore[call-overload]
         return bytes(file.read(kinds.HEAD_BYTES))
-
-
-def _thumbnail(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as picture:
-        picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        flat = Image.new("RGB", picture.size, "white")
-        flat.paste(picture, mask=picture.getchannel("A") if picture.mode == "RGBA" else None)
-        out = io.BytesIO()
-        flat.save(out, "JPEG", quality=80)
-        return out.getvalue()
 
 
 def _display_name(name: str, default: str) -> str:

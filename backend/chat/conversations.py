@@ -8,7 +8,7 @@ streams, so a killed server leaves it behind as `interrupted`.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +17,7 @@ from ..attachments.service import AttachmentService
 from ..engines.llm import MEDIA_MARKER, ChatRequest, PromptReady, TokenDelta
 from ..images.service import Generation, ImageParams, ImageService, defaults_for, image_request, prompt_from
 from ..models.registry import ModelRecord
-from ..runtime.child import EngineError
+from ..runtime.child import EngineError, failures_to
 from ..runtime.protocol import ErrorCode, JobDone, JobFailed
 from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, ConversationStore, Message
@@ -27,7 +27,6 @@ from .service import ChatJob, ChatService
 __all__ = ["MAX_ATTACHMENTS", "MAX_MESSAGE_CHARS", "ActiveReply", "CannotSee", "ConversationError",
            "ConversationService"]
 
-log = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 0.5
 TITLE_CHARS = 48
 MAX_MESSAGE_CHARS = 100_000
@@ -303,29 +302,27 @@ class ConversationService:
         """Make the picture with the model's suited settings; the answer's text follows its progress and
         ends as the picture (Markdown pointing at the gallery image)."""
         try:
-            if self.images is None or self.images.model is None:
-                raise EngineError("model_not_found", "No image model is installed; one can be added on the Models "
-                                                     "page (Images).")
-            suited = defaults_for(self.images.model)
-            params = ImageParams(prompt=prompt[:4000], width=suited["base"], height=suited["base"],
-                                 steps=suited["steps"], cfg_scale=suited["cfg_scale"], sampler=suited["sampler"])
-            generation = await self.images.generate(params, origin="chat", conversation_id=reply.conversation_id)
-            reply.generation_id = generation.id
-            if reply.job.cancelled:
-                self.images.cancel(generation.id)
-            seen = -1
-            while not generation.finished.is_set():
-                if generation.version != seen:
-                    seen = generation.version
-                    reply.text = _picture_progress(generation)
-                    reply.touch()
-                await asyncio.sleep(0.1)
-            self._picture_done(reply, generation)
-        except EngineError as exc:
-            self._fail(reply, exc.code, exc.message)
-        except Exception as exc:
-            log.exception("picture %s failed", reply.message_id)
-            self._fail(reply, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            with failures_to(functools.partial(self._fail, reply), f"picture {reply.message_id}"):
+                if self.images is None or self.images.model is None:
+                    raise EngineError("model_not_found", "No image model is installed; one can be added on the "
+                                                         "Models page (Images).")
+                suited = defaults_for(self.images.model)
+                params = ImageParams(prompt=prompt[:4000], width=suited["base"], height=suited["base"],
+                                     steps=suited["steps"], cfg_scale=suited["cfg_scale"],
+                                     sampler=suited["sampler"])
+                generation = await self.images.generate(params, origin="chat",
+                                                        conversation_id=reply.conversation_id)
+                reply.generation_id = generation.id
+                if reply.job.cancelled:
+                    self.images.cancel(generation.id)
+                seen = -1
+                while not generation.finished.is_set():
+                    if generation.version != seen:
+                        seen = generation.version
+                        reply.text = _picture_progress(generation)
+                        reply.touch()
+                    await asyncio.sleep(0.1)
+                self._picture_done(reply, generation)
         finally:
             await self._settle(reply)
 
@@ -352,29 +349,25 @@ class ConversationService:
             reply.touch()
 
         try:
-            async for event in self.chat.stream(reply.job, request, model_id=model_id, on_position=on_position):
-                if isinstance(event, TokenDelta):
-                    reply.text += event.text
-                elif isinstance(event, PromptReady):
-                    reply.stats.update(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens,
-                                       trimmed_messages=event.trimmed_messages)
-                    if reply.job.unloaded:
-                        reply.stats["unloaded"] = reply.job.unloaded
-                elif isinstance(event, JobDone):
-                    reply.stats.update(event.result)
-                    reply.status = "done"
-                elif isinstance(event, JobFailed):
-                    self._fail(reply, event.code, event.message)
-                reply.touch()
-                if time.monotonic() - last_save >= SAVE_INTERVAL_S and reply.status == "streaming":
-                    await self.store.save_progress(reply.message_id, content=reply.text, status="streaming",
-                                                   stats=reply.stats)
-                    last_save = time.monotonic()
-        except EngineError as exc:
-            self._fail(reply, exc.code, exc.message)
-        except Exception as exc:
-            log.exception("answer %s failed", reply.message_id)
-            self._fail(reply, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            with failures_to(functools.partial(self._fail, reply), f"answer {reply.message_id}"):
+                async for event in self.chat.stream(reply.job, request, model_id=model_id, on_position=on_position):
+                    if isinstance(event, TokenDelta):
+                        reply.text += event.text
+                    elif isinstance(event, PromptReady):
+                        reply.stats.update(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens,
+                                           trimmed_messages=event.trimmed_messages)
+                        if reply.job.unloaded:
+                            reply.stats["unloaded"] = reply.job.unloaded
+                    elif isinstance(event, JobDone):
+                        reply.stats.update(event.result)
+                        reply.status = "done"
+                    elif isinstance(event, JobFailed):
+                        self._fail(reply, event.code, event.message)
+                    reply.touch()
+                    if time.monotonic() - last_save >= SAVE_INTERVAL_S and reply.status == "streaming":
+                        await self.store.save_progress(reply.message_id, content=reply.text, status="streaming",
+                                                       stats=reply.stats)
+                        last_save = time.monotonic()
         finally:
             await self._settle(reply)
 

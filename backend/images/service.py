@@ -15,7 +15,7 @@ writes files, so nothing is left half-written, and the next generation starts a 
 from __future__ import annotations
 
 import asyncio
-import io
+import functools
 import logging
 import re
 import secrets
@@ -27,17 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..attachments.images import jpeg_thumbnail
 from ..audio.engines import SidecarHost
 from ..config import Settings
 from ..engines.diffusion import SAMPLERS, DiffusionConfig, GenerateRequest, Preview, Progress
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
-from ..runtime.child import EngineError
+from ..runtime.child import EngineError, failures_to
 from ..runtime.protocol import ErrorCode, JobDone, JobFailed
-from ..runtime.residency import ResidencyManager
+from ..runtime.residency import ResidencyManager, slot_name
 from ..storage.attachments import AttachmentStore
 from ..storage.images import ImageRecord, ImageStore
 from ..storage.media import MediaStore
@@ -265,35 +265,31 @@ class ImageService:
             generation.touch()
 
         try:
-            request = await self._request(generation)
-            generation.state = "loading" if self.host.loaded is None else "running"
-            async for event in self.host.stream(request, generation.id, model_id=generation.model.id,
-                                                on_position=on_position):
-                if generation.running_since is None:
-                    generation.running_since = time.time()
-                    generation.unloaded = [self._slot_name(s) for s in self.host.evicted]
-                if isinstance(event, Progress):
-                    generation.state = "running"
-                    generation.steps = event.steps * generation.params.batch_count
-                    if event.step > 0:
-                        generation.step += 1
-                        generation.step_seconds.append(event.step_seconds)
-                elif isinstance(event, Preview):
-                    generation.preview = event.jpeg
-                elif isinstance(event, JobDone):
-                    if event.result.get("finish_reason") == "cancelled" or "images" not in event.result:
-                        generation.state = "cancelled"
-                    else:
-                        generation.images = await self._store(generation, event.result)
-                        generation.state = "done"
-                elif isinstance(event, JobFailed):
-                    self._fail(generation, event.code, event.message)
-                generation.touch()
-        except EngineError as exc:
-            self._fail(generation, exc.code, exc.message)
-        except Exception as exc:
-            log.exception("image generation %s failed", generation.id)
-            self._fail(generation, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            with failures_to(functools.partial(self._fail, generation), f"image generation {generation.id}"):
+                request = await self._request(generation)
+                generation.state = "loading" if self.host.loaded is None else "running"
+                async for event in self.host.stream(request, generation.id, model_id=generation.model.id,
+                                                    on_position=on_position):
+                    if generation.running_since is None:
+                        generation.running_since = time.time()
+                        generation.unloaded = [slot_name(s) for s in self.host.evicted]
+                    if isinstance(event, Progress):
+                        generation.state = "running"
+                        generation.steps = event.steps * generation.params.batch_count
+                        if event.step > 0:
+                            generation.step += 1
+                            generation.step_seconds.append(event.step_seconds)
+                    elif isinstance(event, Preview):
+                        generation.preview = event.jpeg
+                    elif isinstance(event, JobDone):
+                        if event.result.get("finish_reason") == "cancelled" or "images" not in event.result:
+                            generation.state = "cancelled"
+                        else:
+                            generation.images = await self._store(generation, event.result)
+                            generation.state = "done"
+                    elif isinstance(event, JobFailed):
+                        self._fail(generation, event.code, event.message)
+                    generation.touch()
         finally:
             if generation.state not in ("done", "error", "cancelled"):
                 generation.state = "cancelled"
@@ -307,9 +303,6 @@ class ImageService:
             generation.state = "cancelled"
             return
         generation.state, generation.error, generation.error_code = "error", message, code
-
-    def _slot_name(self, slot: str) -> str:
-        return {"chat": "the language model", "speech": "the speech model", "voice": "the voice"}.get(slot, slot)
 
     async def _store(self, generation: Generation, result: dict[str, Any]) -> list[ImageRecord]:
         p = generation.params
@@ -415,9 +408,5 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _thumbnail(png: bytes) -> bytes:
-    with Image.open(io.BytesIO(png)) as picture:
-        small = picture.convert("RGB")
-        small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        small.save(out, "JPEG", quality=85)
-        return out.getvalue()
+    """The gallery's thumbnail of a picture."""
+    return jpeg_thumbnail(png, THUMB_SIDE, 85)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -9,12 +10,15 @@ import signal
 import sys
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from .protocol import Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
 
-__all__ = ["Engine", "EngineError", "JobContext", "worker_main"]
+__all__ = ["Engine", "EngineError", "JobContext", "failures_to", "worker_main"]
+
+log = logging.getLogger(__name__)
 
 
 class EngineError(Exception):
@@ -24,6 +28,19 @@ class EngineError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@contextlib.contextmanager
+def failures_to(fail: Callable[[str, str], None], what: str) -> Iterator[None]:
+    """Around a server task's work: an engine's failure, or any unexpected one (logged as `what`
+    failing), becomes `fail(code, message)` instead of ending the task with an exception."""
+    try:
+        yield
+    except EngineError as exc:
+        fail(exc.code, exc.message)
+    except Exception as exc:
+        log.exception("%s failed", what)
+        fail(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
 
 class JobContext:

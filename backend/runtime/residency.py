@@ -23,9 +23,17 @@ from ..models.memory import format_bytes
 from .child import EngineError
 from .protocol import ErrorCode
 
-__all__ = ["MemoryBudget", "MemoryRefused", "ResidencyManager", "Resident"]
+__all__ = ["MemoryBudget", "MemoryRefused", "ResidencyManager", "Resident", "slot_name"]
 
 log = logging.getLogger(__name__)
+
+_SLOT_NAMES = {"chat": "the language model", "images": "the image model", "speech": "the speech model",
+               "voice": "the voice"}
+
+
+def slot_name(slot: str) -> str:
+    """A residency slot ("chat", "images"…) in words for a person: "the language model"."""
+    return _SLOT_NAMES.get(slot, slot)
 
 
 class MemoryRefused(EngineError):

@@ -27,7 +27,7 @@ from tests.sdmodels import register_image_model
 from tests.server import ServerProcess
 
 from .conftest import wait_live
-from .test_models import DRAWER_BREAKPOINT
+from .test_models import open_from_drawer
 
 pytestmark = pytest.mark.e2e
 
@@ -190,14 +190,7 @@ def clear_gallery(server: ServerProcess) -> None:
 
 def open_images(page: Page, server: ServerProcess) -> None:
     """Sign in with the owner link, then open the Images page from the drawer."""
-    page.goto(server.owner_link)
-    expect(page.locator("textarea[data-testid=composer]")).to_be_visible()
-    wait_live(page)
-    viewport = page.viewport_size
-    if viewport is not None and viewport["width"] < DRAWER_BREAKPOINT:  # wider pages show the drawer already
-        page.get_by_role("button", name="Conversations").click()
-    page.get_by_test_id("nav-images").click()
-    expect(page).to_have_url(f"{server.base}/images")
+    open_from_drawer(page, server, "images")
     wait_built(page)
 
 

@@ -120,16 +120,21 @@ def say_hi_in_a_new_chat(page: Page, server: ServerProcess) -> None:
     composer.press("Enter")
 
 
-def open_models(page: Page, server: ServerProcess) -> None:
-    """Sign in with the owner link, then open the Models page from the drawer."""
+def open_from_drawer(page: Page, server: ServerProcess, name: str) -> None:
+    """Sign in with the owner link, then open the page `/name` from the drawer, as a person does."""
     page.goto(server.owner_link)
     expect(page.locator("textarea[data-testid=composer]")).to_be_visible()
     wait_live(page)
     viewport = page.viewport_size
     if viewport is not None and viewport["width"] < DRAWER_BREAKPOINT:  # wider pages show the drawer already
         page.get_by_role("button", name="Conversations").click()
-    page.get_by_test_id("nav-models").click()
-    expect(page).to_have_url(f"{server.base}/models")
+    page.get_by_test_id(f"nav-{name}").click()
+    expect(page).to_have_url(f"{server.base}/{name}")
+
+
+def open_models(page: Page, server: ServerProcess) -> None:
+    """Sign in with the owner link, then open the Models page from the drawer."""
+    open_from_drawer(page, server, "models")
     expect(page.get_by_test_id("tab-chat")).to_be_visible()
     wait_live(page)
 

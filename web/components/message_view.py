@@ -7,6 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
+from backend.runtime.residency import slot_name
 from backend.storage.attachments import Attachment
 from backend.storage.conversations import Message
 
@@ -37,8 +38,7 @@ def stats_text(stats: dict[str, Any], status: str = "done") -> str:
     if stats.get("trimmed_messages"):
         parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
     if stats.get("unloaded"):
-        names = {"images": "the image model", "speech": "the speech model", "voice": "the voice"}
-        parts.append("unloaded " + ", ".join(names.get(s, s) for s in stats["unloaded"]) + " to make room")
+        parts.append("unloaded " + ", ".join(slot_name(s) for s in stats["unloaded"]) + " to make room")
     if status == "interrupted":
         parts.append("interrupted")
     return " · ".join(parts)
