@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from pathlib import Path
 
 from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
@@ -28,7 +27,6 @@ from .pages import chat, images, models, sharing, transcripts
 
 __all__ = ["create", "run"]
 
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/api/models", "/api/sharing", "/api/pairing", "/api/devices")
 """What only the owner may open; a paired device gets the chats and nothing that manages the phone."""
@@ -73,7 +71,7 @@ def create(settings: Settings) -> Services:
     app.include_router(sharing_api.router)
     pairing.add_ca_routes(app, services.certs, https_origin)
     install_error_handlers(app)
-    app.add_static_files("/static", STATIC_DIR)
+    app.add_static_files("/static", pwa.STATIC_DIR)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
     chat.register(services)

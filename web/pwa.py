@@ -4,17 +4,16 @@ These need no credential (the browser fetches them without cookies in some cases
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from nicegui import __version__ as nicegui_version
 
 from backend import __version__
+from backend.core.resources import STATIC_DIR
 
-__all__ = ["PUBLIC_PATHS", "router"]
+__all__ = ["PUBLIC_PATHS", "STATIC_DIR", "router"]
 
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 PUBLIC_PATHS = {"/manifest.webmanifest", "/sw.js", "/favicon.ico"}
 router = APIRouter()
 

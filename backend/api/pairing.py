@@ -8,7 +8,6 @@ HttpOnly cookie.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from ..core.resources import STATIC_DIR
 from ..security.certs import LocalCA
 from ..security.devices import DeviceStore
 from ..security.middleware import cookie_header, principal_of
@@ -28,7 +28,6 @@ __all__ = ["CA_PATHS", "PAIR_PATHS", "guide_app", "router"]
 PAIRING_COOKIE = "gridless_pairing"
 PAIR_PATHS = {"/pair", "/api/pair", "/api/pair/status"}
 CA_PATHS = {"/ca", "/ca/gridless-ca.crt", "/ca/gridless-ca.pem", "/ca/style.css"}
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 router = APIRouter(include_in_schema=False)
 
 
