@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import __version__
-from .config import Settings
+from .core.config import Settings
 
 __all__ = ["main"]
 

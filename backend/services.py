@@ -7,13 +7,16 @@ import logging
 from dataclasses import dataclass, field
 
 from .attachments.service import AttachmentService
-from .audio.engines import SidecarHost, speech_host, voice_host
+from .audio.engines import speech_engine, voice_engine
 from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
-from .chat.service import ChatService
-from .config import Settings
-from .images.service import ImageService, image_host
+from .chat.engine import chat_engine
+from .core.config import Settings
+from .core.errors import AppError, ErrorCode
+from .images.engine import image_engine
+from .images.service import ImageService
 from .models.manager import ModelManager
+from .runtime.host import EngineHost
 from .runtime.residency import MemoryBudget, ResidencyManager
 from .security.certs import LocalCA
 from .security.devices import DeviceStore
@@ -40,14 +43,15 @@ class Services:
     store: ConversationStore
     models: ModelManager
     residency: ResidencyManager
-    chat: ChatService
+    chat: EngineHost
+    """The language-model engine (chat and vision models)."""
     conversations: ConversationService
     owner: OwnerCredential
     media: MediaStore
     attachments: AttachmentService
     images: ImageService
-    speech: SidecarHost
-    voice: SidecarHost
+    speech: EngineHost
+    voice: EngineHost
     transcripts: TranscriptService
     devices: DeviceStore
     pairing: Pairing
@@ -67,25 +71,26 @@ class Services:
                                                   fixed_bytes=settings.memory_budget_bytes),
                                      idle_unload_s=settings.idle_unload_s)
         models = ModelManager(settings, db, residency)
-        chat = ChatService(settings, models, residency)
+        chat = chat_engine(settings, models, residency)
         devices = DeviceStore(db, settings.device_idle_s)
         media = MediaStore(settings.media_dir)
-        speech = speech_host(settings, models, residency)
+        speech = speech_engine(settings, models, residency)
         attachments = AttachmentService(settings, AttachmentStore(db), media)
-        images = ImageService(settings, image_host(settings, models, residency), ImageStore(db), media,
+        images = ImageService(settings, image_engine(settings, models, residency), ImageStore(db), media,
                               attachments.store)
         return cls(media=media, attachments=attachments, images=images, speech=speech,
-                   voice=voice_host(settings, models, residency),
+                   voice=voice_engine(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
-                   conversations=ConversationService(store, chat, settings.context_length, attachments, images),
+                   conversations=ConversationService(store, chat, models, settings.context_length, attachments,
+                                                     images),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
                    certs=LocalCA(settings.tls_dir))
 
     def share(self) -> Sharing:
         if self.sharing is None:
-            raise RuntimeError("sharing is not set up (the web layer provides it)")
+            raise AppError(ErrorCode.INTERNAL, "sharing is not set up (the web layer provides it)")
         return self.sharing
 
     async def start(self) -> None:

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.config import Settings  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
 from bench.report import log, ms  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.config import Settings  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
 from backend.models.downloads import Download  # noqa: E402
 from backend.models.manager import ModelManager  # noqa: E402
 from backend.runtime.residency import MemoryBudget, ResidencyManager  # noqa: E402

@@ -80,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.config import Settings  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
 from bench.report import load_avg, log, ms, save  # noqa: E402
 from tests.sdmodels import register_image_model, write_sdxs  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402

@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:
 
 from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright  # noqa: E402
 
-from backend.config import Settings  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
 from backend.engines.voice import pieces, speakable  # noqa: E402
 from backend.models.local import bundled_chat_model, bundled_speech_model, bundled_voice  # noqa: E402
 from bench.report import log, median_ms, ms, save  # noqa: E402

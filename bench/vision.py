@@ -73,7 +73,7 @@ if str(ROOT) not in sys.path:
 from backend.api.routes.chat import MAX_INLINE_IMAGE_BYTES  # noqa: E402
 from backend.attachments.data_url import parse_data_url  # noqa: E402
 from backend.attachments.images import JPEG_QUALITY, prepare_image  # noqa: E402
-from backend.config import Settings  # noqa: E402
+from backend.core.config import Settings  # noqa: E402
 from backend.models.local import bundled_chat_model  # noqa: E402
 from bench.report import load_avg, log, median_ms, ms, save  # noqa: E402
 from tests.ggufs import write_tiny_mmproj  # noqa: E402

@@ -17,7 +17,7 @@ from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
 from backend.api.model_upload import UPLOAD_PATH
 from backend.api.router import api_router
-from backend.config import Settings
+from backend.core.config import Settings
 from backend.security.middleware import AccessGuard, SecurityMiddleware
 from backend.security.sharing import Sharing
 from backend.services import Services

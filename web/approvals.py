@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from nicegui import ui
 
-from backend.security.pairing import Pairing, PairingError, PairingRequest
+from backend.core.errors import AppError
+from backend.security.pairing import Pairing, PairingRequest
 
 __all__ = ["ApprovalPrompt"]
 
@@ -58,6 +59,6 @@ class ApprovalPrompt:
                 self.pairing.approve(request_id)
             else:
                 self.pairing.deny(request_id)
-        except PairingError as exc:
+        except AppError as exc:
             ui.notify(exc.message, type="warning")
         self.tick()

@@ -15,15 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.requests import ClientDisconnect
 
-from ..attachments.kinds import Rejected
+from ..core.errors import AppError, ErrorCode
 from ..security.devices import OWNER
 from ..security.middleware import principal_of
+from ..services import Services
 from ..storage.attachments import Attachment
 from .deps import ServicesDep
-from .responses import body_chunks, disposition, error_response, media_file
+from .responses import body_chunks, disposition, media_file, not_found
 
 __all__ = ["ATTACHMENT_UPLOAD_PATH", "router"]
 
@@ -41,51 +42,46 @@ def _uploader(request: Request) -> str:
 async def upload(request: Request, services: ServicesDep, name: str = Query(default="", max_length=500)) -> Any:
     try:
         attachment = await services.attachments.accept(body_chunks(request), name=name, uploader=_uploader(request))
-    except Rejected as exc:
-        return error_response(exc.status, exc.code, exc.message)
     except ClientDisconnect:  # the gate ends a body past the limit as if the client had left
-        return error_response(413, "file_too_large", f"The file is larger than the limit of "
-                                             f"{services.settings.max_attachment_mb} MB.")
+        raise AppError(ErrorCode.FILE_TOO_LARGE, f"The file is larger than the limit of "
+                                                 f"{services.settings.max_attachment_mb} MB.") from None
     return JSONResponse(attachment.to_json(), status_code=201)
 
 
-async def _find(services: Any, attachment_id: str) -> Attachment | JSONResponse:
-    found: Attachment | None = await services.attachments.store.get(attachment_id)
-    return found if found is not None else error_response(404, "not_found", "There is no attachment with that id.")
+async def _find(services: Services, attachment_id: str) -> Attachment:
+    found = await services.attachments.store.get(attachment_id)
+    if found is None:
+        raise not_found("There is no attachment with that id.")
+    return found
 
 
 @router.get("/api/attachments/{attachment_id}")
-async def attachment(attachment_id: str, services: ServicesDep) -> Any:
-    found = await _find(services, attachment_id)
-    return found.to_json() if isinstance(found, Attachment) else found
+async def attachment(attachment_id: str, services: ServicesDep) -> dict[str, Any]:
+    return (await _find(services, attachment_id)).to_json()
 
 
 @router.get("/api/attachments/{attachment_id}/file")
-async def attachment_file(attachment_id: str, services: ServicesDep) -> Any:
+async def attachment_file(attachment_id: str, services: ServicesDep) -> FileResponse:
     found = await _find(services, attachment_id)
-    if not isinstance(found, Attachment):
-        return found
     inline = found.kind == "image" or found.mime == "application/pdf"
     return _file(services, found.path, found.mime, disposition(found.name, inline=inline))
 
 
 @router.get("/api/attachments/{attachment_id}/thumb")
-async def attachment_thumb(attachment_id: str, services: ServicesDep) -> Any:
+async def attachment_thumb(attachment_id: str, services: ServicesDep) -> FileResponse:
     found = await _find(services, attachment_id)
-    if not isinstance(found, Attachment):
-        return found
     if not found.thumb:
-        return error_response(404, "not_found", "Only photos have thumbnails.")
+        raise not_found("Only photos have thumbnails.")
     return _file(services, found.thumb, "image/jpeg", {})
 
 
-def _file(services: Any, relative: str, mime: str, headers: dict[str, str]) -> Any:
+def _file(services: Services, relative: str, mime: str, headers: dict[str, str]) -> FileResponse:
     return media_file(services.media, relative, mime, {**_SAFE_HEADERS, **headers},
                       missing="The attachment's file is missing.")
 
 
 @router.delete("/api/attachments/{attachment_id}")
-async def discard(attachment_id: str, request: Request, services: ServicesDep) -> Any:
+async def discard(attachment_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     if not await services.attachments.discard(attachment_id, _uploader(request)):
-        return error_response(404, "not_found", "There is no attachment of yours waiting to be sent with that id.")
+        raise not_found("There is no attachment of yours waiting to be sent with that id.")
     return {"id": attachment_id, "deleted": True}

@@ -16,16 +16,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from ..audio.engines import NOTHING_TO_SAY, spoken
-from ..audio.intake import AudioRejected, wav_header
+from ..audio.engines import spoken
+from ..audio.intake import wav_header
+from ..core.errors import AppError, ErrorCode
 from ..engines.voice import SpeakRequest, speakable
-from ..runtime.child import EngineError
+from ..runtime.host import EngineHost
 from .deps import ServicesDep
-from .responses import body_chunks, error_response, media_file
-from .routes.chat import ClosingStreamingResponse
+from .responses import body_chunks, media_file, not_found
+from .streaming import ClosingStreamingResponse
 
 __all__ = ["TRANSCRIPT_UPLOAD_PATH", "router"]
 
@@ -48,13 +49,11 @@ async def upload(request: Request, services: ServicesDep, stream: bool = False,
                  name: str = Query(default="", max_length=200)) -> Any:
     try:
         transcript = await services.transcripts.accept(body_chunks(request), name=name, language=language)
-    except AudioRejected as exc:
-        return error_response(exc.status, exc.code, exc.message)
     except ClientDisconnect:
         # the gate ends a body sent without a length at the limit as if the client had left;
         # one that really left reads no answer
-        return error_response(413, "audio_too_large", f"The recording is larger than the limit of "
-                                              f"{services.settings.max_audio_upload_mb} MB.")
+        raise AppError(ErrorCode.AUDIO_TOO_LARGE, f"The recording is larger than the limit of "
+                                                  f"{services.settings.max_audio_upload_mb} MB.") from None
     if not stream:
         return JSONResponse({"id": transcript.id, "state": transcript.state}, status_code=202)
     return _ndjson(services.transcripts.follow(transcript.id))
@@ -72,13 +71,10 @@ async def warm_speech(services: ServicesDep) -> Any:
     return await _warm(services.speech)
 
 
-async def _warm(host: Any) -> Any:
+async def _warm(host: EngineHost) -> dict[str, Any]:
     if host.loaded is not None:
         return {"loaded": host.loaded.id}
-    try:
-        await host.warm()
-    except EngineError as exc:
-        return error_response(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+    await host.warm()
     return {"loaded": host.loaded.id if host.loaded else None}
 
 
@@ -91,21 +87,23 @@ async def transcripts(services: ServicesDep, limit: int = Query(default=50, ge=1
 @router.get("/api/transcripts/{transcript_id}")
 async def transcript(transcript_id: str, services: ServicesDep) -> Any:
     found = await services.transcripts.get(transcript_id)
-    return found.to_json() if found else error_response(404, "not_found", "There is no transcript with that id.")
+    if found is None:
+        raise not_found("There is no transcript with that id.")
+    return found.to_json()
 
 
 @router.get("/api/transcripts/{transcript_id}/events")
 async def transcript_events(transcript_id: str, services: ServicesDep) -> Any:
     if await services.transcripts.get(transcript_id) is None:
-        return error_response(404, "not_found", "There is no transcript with that id.")
+        raise not_found("There is no transcript with that id.")
     return _ndjson(services.transcripts.follow(transcript_id))
 
 
 @router.get("/api/transcripts/{transcript_id}/audio")
-async def transcript_audio(transcript_id: str, services: ServicesDep) -> Any:
+async def transcript_audio(transcript_id: str, services: ServicesDep) -> FileResponse:
     found = await services.transcripts.get(transcript_id)
     if found is None:
-        return error_response(404, "not_found", "There is no transcript with that id.")
+        raise not_found("There is no transcript with that id.")
     return media_file(services.media, found.audio, found.mime, {"Cache-Control": "private, no-store"},
                       missing="The recording's file is missing.")
 
@@ -113,14 +111,14 @@ async def transcript_audio(transcript_id: str, services: ServicesDep) -> Any:
 @router.post("/api/transcripts/{transcript_id}/cancel")
 async def cancel_transcript(transcript_id: str, services: ServicesDep) -> Any:
     if not await services.transcripts.cancel(transcript_id):
-        return error_response(409, "not_running", "That transcript is not being transcribed.")
+        raise AppError(ErrorCode.NOT_RUNNING, "That transcript is not being transcribed.")
     return {"id": transcript_id, "cancelling": True}
 
 
 @router.delete("/api/transcripts/{transcript_id}")
 async def delete_transcript(transcript_id: str, services: ServicesDep) -> Any:
     if not await services.transcripts.delete(transcript_id):
-        return error_response(404, "not_found", "There is no transcript with that id.")
+        raise not_found("There is no transcript with that id.")
     return {"id": transcript_id, "deleted": True}
 
 
@@ -129,16 +127,16 @@ async def read_message(message_id: str, services: ServicesDep,
                        speed: float = Query(default=1.0, ge=0.25, le=4.0)) -> Any:
     message = await services.store.get_message(message_id)
     if message is None or message.role != "assistant":
-        return error_response(404, "not_found", "There is no answer with that id.")
+        raise not_found("There is no answer with that id.")
     text = speakable(message.content)
     if not text:
-        return error_response(400, "nothing_to_read", "This answer has no text to read aloud.")
+        raise AppError(ErrorCode.NOTHING_TO_READ, "This answer has no text to read aloud.")
     try:
         rate, pcm = await spoken(services.voice, SpeakRequest(text=text, speed=speed))
-    except EngineError as exc:
-        if exc.code == NOTHING_TO_SAY:
+    except AppError as exc:
+        if exc.code == ErrorCode.NOTHING_TO_SAY:
             return Response(status_code=204)
-        return error_response(503 if exc.code in ("insufficient_memory", "busy") else 400, exc.code, exc.message)
+        raise
 
     async def wav() -> AsyncIterator[bytes]:
         yield wav_header(rate)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from ..services import Services
 from ..storage.images import ImageRecord
 from .deps import ServicesDep
-from .responses import disposition, error_response, media_file
+from .responses import disposition, media_file, not_found
 
 __all__ = ["router"]
 
@@ -38,39 +40,37 @@ async def images(services: ServicesDep, limit: int = Query(default=30, ge=1, le=
     return [r.to_json() for r in await services.images.store.recent(limit, before)]
 
 
-async def _find(services: Any, image_id: str) -> ImageRecord | Any:
+async def _find(services: Services, image_id: str) -> ImageRecord:
     found = await services.images.store.get(image_id)
-    return found if found is not None else error_response(404, "not_found", "There is no image with that id.")
+    if found is None:
+        raise not_found("There is no image with that id.")
+    return found
 
 
 @router.get("/api/images/{image_id}")
-async def image(image_id: str, services: ServicesDep) -> Any:
-    found = await _find(services, image_id)
-    return found.to_json() if isinstance(found, ImageRecord) else found
+async def image(image_id: str, services: ServicesDep) -> dict[str, Any]:
+    return (await _find(services, image_id)).to_json()
 
 
 @router.get("/api/images/{image_id}/file")
-async def image_file(image_id: str, services: ServicesDep, download: bool = False) -> Any:
+async def image_file(image_id: str, services: ServicesDep, download: bool = False) -> FileResponse:
     found = await _find(services, image_id)
-    if not isinstance(found, ImageRecord):
-        return found
     return _file(services, found.path, "image/png", disposition(file_name(found), inline=not download))
 
 
 @router.get("/api/images/{image_id}/thumb")
-async def image_thumb(image_id: str, services: ServicesDep) -> Any:
-    found = await _find(services, image_id)
-    return _file(services, found.thumb, "image/jpeg", {}) if isinstance(found, ImageRecord) else found
+async def image_thumb(image_id: str, services: ServicesDep) -> FileResponse:
+    return _file(services, (await _find(services, image_id)).thumb, "image/jpeg", {})
 
 
-def _file(services: Any, relative: str, mime: str, headers: dict[str, str]) -> Any:
+def _file(services: Services, relative: str, mime: str, headers: dict[str, str]) -> FileResponse:
     return media_file(services.media, relative, mime, {**_HEADERS, **headers}, missing="The image's file is missing.")
 
 
 @router.delete("/api/images/{image_id}")
-async def delete_image(image_id: str, services: ServicesDep) -> Any:
+async def delete_image(image_id: str, services: ServicesDep) -> dict[str, Any]:
     if not await services.images.delete([image_id]):
-        return error_response(404, "not_found", "There is no image with that id.")
+        raise not_found("There is no image with that id.")
     return {"id": image_id, "deleted": True}
 
 

@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from ..core.errors import AppError, ErrorCode
+from ..core.units import format_bytes
 from ..models.downloads import free_space_problem
-from ..models.files import ModelFileError
-from ..models.manager import ModelManagerError
-from ..models.memory import format_bytes
 from ..models.names import UnsafeName, safe_relative_path
 from .deps import ServicesDep
 
@@ -30,39 +28,34 @@ UPLOAD_PATH = "/api/models/upload"
 router = APIRouter()
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status)
-
-
 @router.put(UPLOAD_PATH, include_in_schema=False)
 async def upload_model(request: Request, services: ServicesDep, filename: str = Query(max_length=200),
                        job: str = Query(default="chat", pattern="^(chat|images)$")) -> Any:
     try:
         name = safe_relative_path(filename)
     except UnsafeName as exc:
-        return _error(400, str(exc))
+        raise AppError(ErrorCode.BAD_REQUEST, str(exc), param="filename") from None
     if "/" in name:
-        return _error(400, "send a file name without folders")
+        raise AppError(ErrorCode.BAD_REQUEST, "send a file name without folders", param="filename")
     declared = request.headers.get("content-length", "")
     if not declared.isdigit():
-        return _error(411, "the upload must say its length (Content-Length)")
+        raise AppError(ErrorCode.LENGTH_REQUIRED, "the upload must say its length (Content-Length)")
     size = int(declared)
     folder = services.settings.model_folder
     problem = await asyncio.to_thread(free_space_problem, folder, size)
     if problem is not None:
-        return _error(507, problem)
+        raise AppError(ErrorCode.DISK_FULL, problem)
     staging = folder / ".partial" / f"upload-{uuid.uuid4().hex[:12]}"
     target = staging / name
     try:
         await asyncio.to_thread(staging.mkdir, parents=True)
         received = await _receive(request, target)
         if received != size:
-            return _error(400, f"the upload stopped after {format_bytes(received)} of {format_bytes(size)}")
+            raise AppError(ErrorCode.UPLOAD_INTERRUPTED,
+                           f"the upload stopped after {format_bytes(received)} of {format_bytes(size)}")
         record = await services.models.import_file(target, job, move=True)
-    except (ModelFileError, ModelManagerError) as exc:
-        return _error(400, str(exc))
     except ClientDisconnect:  # the device went away mid-upload: nothing is kept
-        return _error(400, "the upload was interrupted")
+        raise AppError(ErrorCode.UPLOAD_INTERRUPTED, "the upload was interrupted") from None
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
     return {"id": record.id, "name": record.name, "job": record.job, "size_bytes": record.size_bytes}

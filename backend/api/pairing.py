@@ -16,11 +16,12 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from ..core.errors import AppError, ErrorCode
 from ..core.resources import STATIC_DIR
 from ..security.certs import LocalCA
 from ..security.devices import DeviceStore
 from ..security.middleware import cookie_header, principal_of
-from ..security.pairing import COLLECT_WITHIN_S, PairingError
+from ..security.pairing import COLLECT_WITHIN_S
 from .deps import ServicesDep
 
 __all__ = ["CA_PATHS", "PAIR_PATHS", "guide_app", "router"]
@@ -34,11 +35,6 @@ router = APIRouter(include_in_schema=False)
 class PairAsk(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=200)
-
-
-def _error(status: int, code: str, message: str, retry_after: float = 0.0) -> JSONResponse:
-    headers = {"Retry-After": str(int(retry_after) + 1)} if retry_after > 0 else None
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def _secure(request: Request) -> bool:
@@ -58,12 +54,10 @@ async def ask(request: Request, services: ServicesDep) -> Any:
     try:
         body = PairAsk.model_validate_json(await request.body())
     except ValidationError:
-        return _error(400, "bad_request", "Send the pairing code as JSON: {\"code\": \"…\", \"name\": \"…\"}.")
+        raise AppError(ErrorCode.BAD_REQUEST,
+                       "Send the pairing code as JSON: {\"code\": \"…\", \"name\": \"…\"}.") from None
     client = request.client.host if request.client else ""
-    try:
-        asked = services.pairing.ask(body.code, body.name, client, request.headers.get("user-agent", ""))
-    except PairingError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.retry_after)
+    asked = services.pairing.ask(body.code, body.name, client, request.headers.get("user-agent", ""))
     response = JSONResponse({"state": asked.state, "confirm": asked.confirm, "name": asked.name})
     response.headers["set-cookie"] = cookie_header(PAIRING_COOKIE, asked.id, secure=_secure(request),
                                                    path="/api/pair", max_age=int(services.pairing.ttl_s
@@ -76,14 +70,14 @@ async def status(request: Request, services: ServicesDep) -> Any:
     request_id = request.cookies.get(PAIRING_COOKIE)
     asked = services.pairing.status(request_id)
     if asked is None or request_id is None:
-        return _error(404, "unknown_request", "There is no pairing request from this browser; scan the QR "
-                                              "code again.")
+        raise AppError(ErrorCode.UNKNOWN_REQUEST, "There is no pairing request from this browser; scan the QR "
+                                                  "code again.")
     body = {"state": asked.state, "confirm": asked.confirm, "name": asked.name}
     if asked.state != "approved":
         return body
     collected = await services.pairing.collect(request_id)
     if collected is None:
-        return _error(404, "unknown_request", "This request was already completed.")
+        raise AppError(ErrorCode.UNKNOWN_REQUEST, "This request was already completed.")
     device, token = collected
     response = JSONResponse({**body, "name": device.name})
     response.headers.append("set-cookie", cookie_header(DeviceStore.COOKIE, token, secure=_secure(request)))

@@ -1,21 +1,21 @@
-"""What the app's own routes (not /v1) share: their error shape, raw upload bodies, stored media files."""
+"""What the app's own routes (not /v1) share: raw upload bodies and stored media files."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
+from ..core.errors import AppError, ErrorCode
 from ..storage.media import MediaStore
 
-__all__ = ["body_chunks", "disposition", "error_response", "media_file"]
+__all__ = ["body_chunks", "disposition", "media_file", "not_found"]
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def not_found(message: str) -> AppError:
+    return AppError(ErrorCode.NOT_FOUND, message)
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:
@@ -28,9 +28,9 @@ def disposition(name: str, *, inline: bool) -> dict[str, str]:
     return {"Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(name)}"}
 
 
-def media_file(media: MediaStore, relative: str, mime: str, headers: dict[str, str], *, missing: str) -> Any:
+def media_file(media: MediaStore, relative: str, mime: str, headers: dict[str, str], *, missing: str) -> FileResponse:
     """A stored media file as the answer, or 404 with `missing` when its file is gone."""
     path = media.path(relative)
     if not path.is_file():
-        return error_response(404, "not_found", missing)
+        raise not_found(missing)
     return FileResponse(path, media_type=mime, headers=headers)

@@ -9,14 +9,15 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ..core.errors import AppError, ErrorCode
 from ..security.devices import Device
 from ..security.interfaces import lan_interfaces, preselect
-from ..security.pairing import PairingError
-from ..security.sharing import ShareState, SharingError
+from ..security.sharing import ShareState
+from ..services import Services
 from .deps import ServicesDep
+from .responses import not_found
 
 __all__ = ["router"]
 
@@ -29,11 +30,7 @@ class ShareStart(BaseModel):
     secure: bool = False
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def _state(state: ShareState | None, services: Any) -> dict[str, Any]:
+def _state(state: ShareState | None, services: Services) -> dict[str, Any]:
     if state is None:
         return {"sharing": False, "stopped_reason": services.share().stopped_reason}
     return {"sharing": True, "address": state.address, "port": state.port, "secure": state.secure,
@@ -59,14 +56,11 @@ async def start_sharing(body: ShareStart, services: ServicesDep) -> Any:
     if address is None:
         chosen = preselect(await asyncio.to_thread(lan_interfaces))
         if chosen is None:
-            return _error(409, "no_network", "This device has no network address; turn on the hotspot or Wi-Fi.")
+            raise AppError(ErrorCode.NO_NETWORK,
+                           "This device has no network address; turn on the hotspot or Wi-Fi.")
         address = chosen.address
     port = body.port or services.settings.share_port or services.settings.port
-    try:
-        state = await services.share().start(address, port, body.secure)
-    except SharingError as exc:
-        return _error(409, "cannot_share", str(exc))
-    return _state(state, services)
+    return _state(await services.share().start(address, port, body.secure), services)
 
 
 @router.delete("/api/sharing")
@@ -79,10 +73,7 @@ async def stop_sharing(services: ServicesDep) -> Any:
 async def pairing_code(services: ServicesDep) -> Any:
     """The code the QR carries, for the owner's own screen or a script of theirs."""
     state = services.share().state
-    try:
-        code, left = services.pairing.code()
-    except PairingError as exc:
-        return _error(exc.status, exc.code, exc.message)
+    code, left = services.pairing.code()
     assert state is not None
     return {"code": code, "expires_in": round(left, 1), "link": f"{state.origin}/pair#{code}"}
 
@@ -96,14 +87,11 @@ async def pairing_requests(services: ServicesDep) -> Any:
 @router.post("/api/pairing/requests/{request_id}/{answer}")
 async def answer_request(request_id: str, answer: str, services: ServicesDep) -> Any:
     if answer not in ("approve", "deny"):
-        return _error(404, "not_found", "Answer with approve or deny.")
-    try:
-        if answer == "approve":
-            services.pairing.approve(request_id)
-        else:
-            services.pairing.deny(request_id)
-    except PairingError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        raise not_found("Answer with approve or deny.")
+    if answer == "approve":
+        services.pairing.approve(request_id)
+    else:
+        services.pairing.deny(request_id)
     return {"id": request_id, "state": "approved" if answer == "approve" else "denied"}
 
 
@@ -115,5 +103,5 @@ async def devices(services: ServicesDep) -> Any:
 @router.delete("/api/devices/{device_id}")
 async def revoke(device_id: str, services: ServicesDep) -> Any:
     if not await services.devices.revoke(device_id):
-        return _error(404, "not_found", "No paired device has that id.")
+        raise not_found("No paired device has that id.")
     return {"id": device_id, "revoked": True}

@@ -7,15 +7,11 @@ import binascii
 import re
 from dataclasses import dataclass
 
-__all__ = ["DataUrlError", "InlineData", "parse_data_url"]
+from ..core.errors import AppError, ErrorCode
+
+__all__ = ["InlineData", "parse_data_url"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
-
-
-class DataUrlError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +28,18 @@ def parse_data_url(url: str, max_bytes: int) -> InlineData:
     if match is None:
         scheme = text.split(":", 1)[0].lower() if ":" in text[:16] else ""
         what = f"a {scheme}: URL" if scheme else "not a URL this server accepts"
-        raise DataUrlError("unsupported_image_url", f"image_url is {what}; send the image inline as a "
+        raise AppError(ErrorCode.UNSUPPORTED_IMAGE_URL, f"image_url is {what}; send the image inline as a "
                                                     "data: URL (data:image/jpeg;base64,...). This server never "
                                                     "fetches URLs.")
     if not match.group("b64"):
-        raise DataUrlError("invalid_image_url", "the data: URL must be base64 encoded (data:image/...;base64,...)")
+        raise AppError(ErrorCode.INVALID_IMAGE_URL, "the data: URL must be base64 encoded (data:image/...;base64,...)")
     payload = text[match.end():]
     if len(payload) > (max_bytes * 4) // 3 + 4:
-        raise DataUrlError("image_too_large", f"the image is larger than {max_bytes:,} bytes")
+        raise AppError(ErrorCode.IMAGE_TOO_LARGE, f"the image is larger than {max_bytes:,} bytes")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise DataUrlError("invalid_image_url", "the data: URL's base64 is damaged") from None
+        raise AppError(ErrorCode.INVALID_IMAGE_URL, "the data: URL's base64 is damaged") from None
     if not data:
-        raise DataUrlError("invalid_image_url", "the data: URL holds no data")
+        raise AppError(ErrorCode.INVALID_IMAGE_URL, "the data: URL holds no data")
     return InlineData(mime=(match.group("mime") or "application/octet-stream").lower(), data=data)

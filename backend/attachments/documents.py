@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from ..models.memory import format_bytes
-from . import kinds
+from ..core import kinds
+from ..core.errors import AppError, ErrorCode
+from ..core.units import format_bytes
 
-__all__ = ["DocumentError", "Extracted", "Kind", "extract", "fit"]
+__all__ = ["Extracted", "Kind", "extract", "fit"]
 
 Kind = Literal["pdf", "table", "text", "markdown", "json", "code"]
 
@@ -42,10 +43,6 @@ PREVIEW_ROWS = 5
 PRETTY_JSON_CHARS = 200_000
 """A one-line JSON document up to this size is indented so the model sees its structure."""
 _SAMPLE_CHARS = 64 * 1024
-
-
-class DocumentError(kinds.Rejected):
-    """A document that cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +117,16 @@ def extract(path: Path, name: str, *, max_bytes: int = MAX_BYTES, max_pages: int
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         size = path.stat().st_size
-        raise DocumentError(413, "document_too_large",
-                            f"The document is {_size(max(size, len(data)))}; documents can be at most "
-                            f"{_size(max_bytes)}.")
+        raise AppError(ErrorCode.DOCUMENT_TOO_LARGE, f"The document is {_size(max(size, len(data)))}; documents "
+                                                     f"can be at most {_size(max_bytes)}.")
     if not data:
-        raise DocumentError(400, "empty_document", "The document is empty.")
+        raise AppError(ErrorCode.EMPTY_DOCUMENT, "The document is empty.")
     display = _display_name(name)
     if data.lstrip(b"\x00\t\n\r\x0c ")[:5] == b"%PDF-":
         return _pdf(data, display, max_pages, max_chars)
     text, encoding = _decode(data, display)
     if not text.strip():
-        raise DocumentError(400, "empty_document", "The document has no text in it.")
+        raise AppError(ErrorCode.EMPTY_DOCUMENT, "The document has no text in it.")
     return _classify(text, encoding, display, max_chars)
 
 
@@ -149,12 +145,12 @@ def _what_binary(data: bytes, name: str) -> str | None:
     return kind.description if kind is not None and kind not in kinds.TEXT_KINDS else None
 
 
-def _not_a_document(data: bytes, name: str) -> DocumentError:
+def _not_a_document(data: bytes, name: str) -> AppError:
     what = _what_binary(data, name)
     if what is not None:
-        return DocumentError(415, "not_a_document", f"This is {what}, not a document.")
-    return DocumentError(415, "not_a_document",
-                         "This file is not a document this app can read: it is neither text nor a PDF.")
+        return AppError(ErrorCode.NOT_A_DOCUMENT, f"This is {what}, not a document.")
+    return AppError(ErrorCode.NOT_A_DOCUMENT,
+                    "This file is not a document this app can read: it is neither text nor a PDF.")
 
 
 # --- text and its encoding --------------------------------------------------------------------
@@ -302,8 +298,8 @@ def _json_load(text: str, *, line_offset: int) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         what = exc.msg[:1].lower() + exc.msg[1:]
-        raise DocumentError(422, "invalid_json", f"This file is not valid JSON: {what} at line "
-                                                 f"{exc.lineno + line_offset}, column {exc.colno}.") from None
+        raise AppError(ErrorCode.INVALID_JSON, f"This file is not valid JSON: {what} at line "
+                                               f"{exc.lineno + line_offset}, column {exc.colno}.", status=422) from None
     except (ValueError, RecursionError):
         # Valid JSON that Python declines to hold (very deep nesting, numbers of thousands of digits).
         return _UNCHECKED
@@ -438,8 +434,8 @@ _PAGE_LINE = re.compile(r"^--- page (\d+) ---$", re.M)
 def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
     from pypdf import PasswordType, PdfReader
 
-    broken = DocumentError(422, "broken_pdf", "This PDF is damaged or incomplete, so its text could not be read.")
-    encrypted = DocumentError(422, "encrypted_pdf", "This PDF is protected with a password. Open it, save or "
+    broken = AppError(ErrorCode.BROKEN_PDF, "This PDF is damaged or incomplete, so its text could not be read.")
+    encrypted = AppError(ErrorCode.ENCRYPTED_PDF, "This PDF is protected with a password. Open it, save or "
                                                     "print a copy without the protection, and attach that.")
     # pypdf on damaged input can raise nearly anything (its own errors, ValueError, KeyError, RecursionError,
     # struct or zlib errors...), so each step on the file catches Exception.
@@ -449,12 +445,12 @@ def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
             try:
                 if reader.decrypt("") == PasswordType.NOT_DECRYPTED:
                     raise encrypted
-            except DocumentError:
+            except AppError:
                 raise
             except Exception:  # an unsupported cipher, or no cryptography library
                 raise encrypted from None
         total = len(reader.pages)
-    except DocumentError:
+    except AppError:
         raise
     except Exception:
         raise broken from None
@@ -487,7 +483,7 @@ def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
     if failed == read and read > 0:
         raise broken
     if not has_text:
-        raise DocumentError(422, "no_text", "This PDF has no text that can be read: it seems to be scanned images. "
+        raise AppError(ErrorCode.NO_TEXT, "This PDF has no text that can be read: it seems to be scanned images. "
                                             "Attach the pages as pictures, or a copy with recognised text (OCR).")
     text = "\n\n".join(parts)
     notice = None

@@ -38,7 +38,8 @@ from typing import Final
 
 from PIL import Image, ImageCms, ImageOps
 
-from . import kinds
+from ..core import kinds
+from ..core.errors import AppError, ErrorCode
 
 try:
     from pillow_heif import register_heif_opener
@@ -48,7 +49,7 @@ else:
     register_heif_opener()
     HEIF_READABLE = True
 
-__all__ = ["HEIF_READABLE", "ImageRejected", "PreparedImage", "jpeg_thumbnail", "prepare_image"]
+__all__ = ["HEIF_READABLE", "PreparedImage", "prepare_image"]
 
 JPEG_QUALITY: Final = 90
 TEXT_LIKE_COLOURS: Final = 1 << 16
@@ -65,10 +66,6 @@ _LOSSLESS: Final = frozenset({"PNG", "GIF", "BMP", "TIFF"})
 _DAMAGED: Final = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
                    struct.error, zlib.error, RuntimeError)
 """What Pillow's decoders (and libheif through pillow-heif) raise on a damaged or cut-off file."""
-
-
-class ImageRejected(kinds.Rejected):
-    """A picture that is not taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,7 @@ def prepare_image(source: Path | bytes, *, max_side: int = 1536, max_pixels: int
     """
     data = _read(source, max_bytes)
     if not data:
-        raise ImageRejected(400, "empty_image", "The file is empty.")
+        raise AppError(ErrorCode.EMPTY_IMAGE, "The file is empty.")
     decoders = _decoders(data[:kinds.HEAD_BYTES])
     limit = max_pixels if Image.MAX_IMAGE_PIXELS is None else min(max_pixels, Image.MAX_IMAGE_PIXELS)
     try:
@@ -113,13 +110,13 @@ def prepare_image(source: Path | bytes, *, max_side: int = 1536, max_pixels: int
         if (opened.width - opened.height) * (width - height) < 0:  # turned a quarter: the upright shape
             width, height = height, width
         picture = _to_rgb(opened)
-    except ImageRejected:
+    except AppError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(413, "image_too_large", f"The image has too many pixels to open; the limit is "
+        raise AppError(ErrorCode.IMAGE_TOO_LARGE, f"The image has too many pixels to open; the limit is "
                                                     f"{_megapixels(limit)}.") from None
     except _DAMAGED as exc:
-        raise ImageRejected(422, "broken_image", f"The image could not be read: it is damaged or incomplete "
+        raise AppError(ErrorCode.BROKEN_IMAGE, f"The image could not be read: it is damaged or incomplete "
                                                  f"({type(exc).__name__}).") from None
 
     text_like = (source_format in _LOSSLESS or _lossless_webp(data)) and _few_colours(picture)
@@ -147,7 +144,7 @@ def _read(source: Path | bytes, max_bytes: int) -> bytes:
         with open(source, "rb") as file:
             data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(413, "file_too_large", f"The file is larger than {_size(max_bytes)}, the limit for "
+        raise AppError(ErrorCode.FILE_TOO_LARGE, f"The file is larger than {_size(max_bytes)}, the limit for "
                                                    f"a picture.")
     return data
 
@@ -156,26 +153,26 @@ def _decoders(head: bytes) -> list[str]:
     """The one Pillow decoder for what `head` is, or the refusal that says what it is instead."""
     kind = kinds.identify(head)
     if kind is None:
-        raise ImageRejected(415, "not_image", f"This is not an image this app can read ({_READS}).")
+        raise AppError(ErrorCode.NOT_IMAGE, f"This is not an image this app can read ({_READS}).")
     if kind is kinds.SVG:
-        raise ImageRejected(415, "unsupported_image", "SVG drawings cannot be read here; send the drawing as a PNG "
+        raise AppError(ErrorCode.UNSUPPORTED_IMAGE, "SVG drawings cannot be read here; send the drawing as a PNG "
                                                       "or JPEG (a screenshot of it will do).")
     if not kind.image:
-        raise ImageRejected(415, "not_image", f"This is {kind.description}, not an image.")
+        raise AppError(ErrorCode.NOT_IMAGE, f"This is {kind.description}, not an image.")
     Image.init()
     decoders = [name for name in _DECODERS[kind.name] if name in Image.OPEN]
     if not decoders:
         if kind is kinds.HEIC:
-            raise ImageRejected(415, "unsupported_image", "HEIC photos cannot be read here; set the camera to "
+            raise AppError(ErrorCode.UNSUPPORTED_IMAGE, "HEIC photos cannot be read here; set the camera to "
                                                           "“Most Compatible” (JPEG) or share the photo as JPEG.")
-        raise ImageRejected(415, "unsupported_image", f"This is {kind.description}, which cannot be read here; "
+        raise AppError(ErrorCode.UNSUPPORTED_IMAGE, f"This is {kind.description}, which cannot be read here; "
                                                       f"send it as a JPEG or PNG.")
     return decoders
 
 
 def _check_pixels(width: int, height: int, limit: int) -> None:
     if width * height > limit:
-        raise ImageRejected(413, "image_too_large", f"The image is {width:,} × {height:,} pixels "
+        raise AppError(ErrorCode.IMAGE_TOO_LARGE, f"The image is {width:,} × {height:,} pixels "
                                                     f"({_megapixels(width * height)}); the limit is "
                                                     f"{_megapixels(limit)}.")
 
@@ -254,14 +251,3 @@ def _megapixels(pixels: int) -> str:
 
 def _size(count: int) -> str:
     return f"{count / (1024 * 1024):.3g} MB" if count >= 1024 * 1024 else f"{count:,} bytes"
-
-
-def jpeg_thumbnail(data: bytes, side: int, quality: int) -> bytes:
-    """A JPEG at most `side` pixels on its longer side of an encoded picture (transparency on white)."""
-    with Image.open(io.BytesIO(data)) as picture:
-        picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-        flat = Image.new("RGB", picture.size, "white")
-        flat.paste(picture, mask=picture.getchannel("A") if picture.mode == "RGBA" else None)
-        out = io.BytesIO()
-        flat.save(out, "JPEG", quality=quality)
-        return out.getvalue()

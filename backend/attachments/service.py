@@ -19,11 +19,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 
-from ..config import Settings
+from ..core import kinds
+from ..core.config import Settings
+from ..core.errors import AppError, ErrorCode
+from ..core.thumbnails import jpeg_thumbnail
 from ..storage.attachments import Attachment, AttachmentStore
 from ..storage.media import MediaStore, MediaTooLarge
-from . import documents, kinds
-from .images import jpeg_thumbnail, prepare_image
+from . import documents
+from .images import prepare_image
 
 __all__ = ["MEDIA_KIND", "AttachmentService"]
 
@@ -48,12 +51,12 @@ class AttachmentService:
         return self.settings.max_attachment_mb * 1024 * 1024
 
     async def accept(self, chunks: AsyncIterator[bytes], *, name: str, uploader: str) -> Attachment:
-        """Store an upload as a pending attachment of `uploader`; raises `kinds.Rejected`."""
+        """Store an upload as a pending attachment of `uploader`; raises AppError."""
         upload = self.media.new_name(MEDIA_KIND, "upload")
         try:
             size = await self.media.write_stream(chunks, upload, self.max_bytes)
         except MediaTooLarge:
-            raise kinds.Rejected(413, "file_too_large", f"The file is larger than the limit of "
+            raise AppError(ErrorCode.FILE_TOO_LARGE, f"The file is larger than the limit of "
                                                         f"{self.settings.max_attachment_mb} MB.") from None
         try:
             path = self.media.path(upload)

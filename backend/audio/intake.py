@@ -15,15 +15,12 @@ import struct
 import wave
 from dataclasses import dataclass
 
-from ..attachments.kinds import Rejected, describe
+from ..core.errors import AppError, ErrorCode
+from ..core.kinds import describe
 
-__all__ = ["AudioProbe", "AudioRejected", "probe", "sniff", "wav_bytes", "wav_header"]
+__all__ = ["AudioProbe", "probe", "sniff", "wav_bytes", "wav_header"]
 
 PROBE_SECONDS = 2.0
-
-
-class AudioRejected(Rejected):
-    """A recording that is not taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +34,7 @@ class AudioProbe:
 def sniff(head: bytes) -> tuple[str, str]:
     """(extension, MIME type) of an audio container, or AudioRejected(415) saying what it is."""
     if not head:
-        raise AudioRejected(400, "empty_audio", "The file is empty.")
+        raise AppError(ErrorCode.EMPTY_AUDIO, "The file is empty.")
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return ("webm", "audio/webm") if b"webm" in head[:64] else ("mka", "audio/x-matroska")
     if head.startswith(b"OggS"):
@@ -57,8 +54,8 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "mp3", "audio/mpeg"
     what = describe(head)
     if what is not None:
-        raise AudioRejected(415, "not_audio", f"This is {what}, not an audio recording.")
-    raise AudioRejected(415, "not_audio", "This is not an audio file this app can read (WebM, Ogg, MP4/M4A, WAV, "
+        raise AppError(ErrorCode.NOT_AUDIO, f"This is {what}, not an audio recording.")
+    raise AppError(ErrorCode.NOT_AUDIO, "This is not an audio file this app can read (WebM, Ogg, MP4/M4A, WAV, "
                                           "MP3, FLAC or AAC).")
 
 
@@ -69,7 +66,7 @@ def probe(path: str, max_seconds: float) -> AudioProbe:
     try:
         with av.open(path, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise AudioRejected(415, "not_audio", "The file has no audio in it.")
+                raise AppError(ErrorCode.NOT_AUDIO, "The file has no audio in it.")
             stream = container.streams.audio[0]
             duration = None
             if stream.duration is not None and stream.time_base is not None:
@@ -77,7 +74,7 @@ def probe(path: str, max_seconds: float) -> AudioProbe:
             elif container.duration is not None:
                 duration = container.duration / 1_000_000
             if duration is not None and duration > max_seconds:
-                raise AudioRejected(413, "audio_too_long", f"The recording is {_clock(duration)} long; the limit "
+                raise AppError(ErrorCode.AUDIO_TOO_LONG, f"The recording is {_clock(duration)} long; the limit "
                                                            f"is {_clock(max_seconds)}.")
             heard = 0.0
             for frame in container.decode(stream):
@@ -85,13 +82,13 @@ def probe(path: str, max_seconds: float) -> AudioProbe:
                 if heard >= PROBE_SECONDS:
                     break
             if heard == 0:
-                raise AudioRejected(415, "invalid_audio", "The file holds no audio that can be decoded.")
+                raise AppError(ErrorCode.INVALID_AUDIO, "The file holds no audio that can be decoded.")
             return AudioProbe(container=container.format.name, codec=stream.codec_context.name, duration=duration,
                               sample_rate=stream.codec_context.sample_rate or 0)
-    except AudioRejected:
+    except AppError:
         raise
     except (av.error.FFmpegError, ValueError, OSError, IndexError) as exc:
-        raise AudioRejected(415, "invalid_audio", f"The audio could not be read: it is damaged or incomplete "
+        raise AppError(ErrorCode.INVALID_AUDIO, f"The audio could not be read: it is damaged or incomplete "
                                                   f"({type(exc).__name__}).") from None
 
 

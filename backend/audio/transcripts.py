@@ -18,21 +18,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Settings
-from ..engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest
-from ..runtime.child import EngineError
+from ..core.config import Settings
+from ..core.errors import AppError, ErrorCode
+from ..engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
+from ..runtime.host import EngineHost, EngineJob
 from ..runtime.protocol import JobDone, JobFailed
+from ..runtime.tasks import ServerTask, TaskSet
 from ..storage.media import MediaStore, MediaTooLarge
-from ..storage.transcripts import Transcript, TranscriptStore
-from .engines import SidecarHost
-from .intake import AudioRejected, probe, sniff
+from ..storage.transcripts import Transcript, TranscriptState, TranscriptStore
+from .intake import probe, sniff
 
 __all__ = ["TranscriptService", "segment_json"]
 
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 0.5
-BAD_INPUT = {"invalid_audio", "audio_too_long"}
+BAD_INPUT = {ErrorCode.INVALID_AUDIO, ErrorCode.AUDIO_TOO_LONG}
 """Engine errors that mean the file itself is unusable: it is not kept."""
 
 
@@ -44,12 +45,15 @@ def segment_json(segment: SpeechSegment) -> dict[str, Any]:
     return body
 
 
-@dataclass(slots=True)
-class _Live:
+@dataclass(kw_only=True, slots=True)
+class _Live(ServerTask):
+    """A transcription running now: its transcript as far as it has got, and the pages (or
+    streamed answers) following its events."""
+
     transcript: Transcript
     task: asyncio.Task[None] | None = None
     followers: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
-    job_id: str = ""
+    job: EngineJob = field(default_factory=EngineJob)
 
     def publish(self, event: dict[str, Any] | None) -> None:
         for queue in self.followers:
@@ -57,12 +61,13 @@ class _Live:
 
 
 class TranscriptService:
-    def __init__(self, settings: Settings, store: TranscriptStore, media: MediaStore, speech: SidecarHost) -> None:
+    def __init__(self, settings: Settings, store: TranscriptStore, media: MediaStore, speech: EngineHost) -> None:
         self.settings = settings
         self.store = store
         self.media = media
         self.speech = speech
         self.live: dict[str, _Live] = {}
+        self._tasks = TaskSet()
 
     @property
     def max_bytes(self) -> int:
@@ -77,7 +82,7 @@ class TranscriptService:
         try:
             size = await self.media.write_stream(chunks, temporary, self.max_bytes)
         except MediaTooLarge:
-            raise AudioRejected(413, "audio_too_large", f"The recording is larger than the limit of "
+            raise AppError(ErrorCode.AUDIO_TOO_LARGE, f"The recording is larger than the limit of "
                                                         f"{self.settings.max_audio_upload_mb} MB.") from None
         path = self.media.path(temporary)
         try:
@@ -108,21 +113,21 @@ class TranscriptService:
     # transcription --------------------------------------------------------------------------
 
     def _start(self, transcript: Transcript) -> _Live:
-        live = self.live[transcript.id] = _Live(transcript)
-        live.task = asyncio.create_task(self._run(live), name=f"transcript-{transcript.id}")
+        live = self.live[transcript.id] = _Live(transcript=transcript)
+        live.task = self._tasks.spawn(self._run(live), name=f"transcript-{transcript.id}")
         return live
 
     async def _run(self, live: _Live) -> None:
         t = live.transcript
         request = TranscribeRequest(audio_path=str(self.media.path(t.audio)), language=t.language_hint,
                                     max_seconds=self.settings.max_audio_seconds)
-        live.job_id = f"{t.id}-{int(time.time() * 1000)}"
+        live.job = EngineJob(id=f"{t.id}-{int(time.time() * 1000)}")
         t.segments, t.text, t.error = [], "", None
         saved = 0.0
         try:
-            async for event in self.speech.stream(request, live.job_id):
-                if t.state == "queued":
-                    t.state = "running"
+            async for event in self.speech.stream(request, live.job):
+                if t.state == TranscriptState.QUEUED:
+                    t.state = TranscriptState.RUNNING
                     live.publish({"type": "state", "state": "running"})
                 if isinstance(event, SpeechInfo):
                     t.language, t.duration = event.language, round(event.duration, 3)
@@ -136,13 +141,17 @@ class TranscriptService:
                         await self.store.save(t)
                         saved = time.monotonic()
                 elif isinstance(event, JobDone):
-                    t.text = event.result.get("text", "")
-                    t.seconds = round(float(event.result.get("seconds", 0.0)), 3)
-                    t.state = "cancelled" if event.result.get("finish_reason") == "cancelled" else "done"
+                    result = event.result if isinstance(event.result, TranscribeResult) else TranscribeResult()
+                    t.text = result.text
+                    t.seconds = round(result.seconds, 3)
+                    t.state = TranscriptState.CANCELLED if result.cancelled else TranscriptState.DONE
                 elif isinstance(event, JobFailed):
-                    raise EngineError(event.code, event.message)
-        except EngineError as exc:
-            t.state, t.error = "error", exc.message
+                    raise AppError(event.code, event.message)
+        except AppError as exc:
+            if exc.code == ErrorCode.CANCELLED:  # cancelled before the engine began
+                t.state = TranscriptState.CANCELLED
+            else:
+                t.state, t.error = TranscriptState.ERROR, exc.message
             if exc.code in BAD_INPUT:  # the file is unusable: drop it rather than keep a broken entry
                 await self.store.delete(t.id)
                 self.media.delete(t.audio)
@@ -156,9 +165,10 @@ class TranscriptService:
             raise  # a shutdown: the row stays queued/running and is transcribed at the next start
         except Exception as exc:
             log.exception("transcription %s failed", t.id)
-            t.state, t.error = "error", f"{type(exc).__name__}: {exc}"
+            t.state, t.error = TranscriptState.ERROR, f"{type(exc).__name__}: {exc}"
         await self.store.save(t)
-        if t.state == "error":
+        live.end()
+        if t.state == TranscriptState.ERROR:
             live.publish({"type": "error", "code": "transcription_failed", "message": t.error})
         else:
             live.publish({"type": "done", "state": t.state, "text": t.text, "language": t.language,
@@ -218,13 +228,13 @@ class TranscriptService:
         live = self.live.get(transcript_id)
         if live is None:
             return False
-        self.speech.cancel(live.job_id)
+        self.speech.cancel(live.job)
         return True
 
     async def delete(self, transcript_id: str) -> bool:
         live = self.live.pop(transcript_id, None)
         if live is not None and live.task is not None:
-            self.speech.cancel(live.job_id)
+            self.speech.cancel(live.job)
             live.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await live.task
@@ -239,18 +249,14 @@ class TranscriptService:
         """Transcribe again what a shutdown interrupted."""
         unfinished = await self.store.unfinished()
         for transcript in unfinished:
-            transcript.state = "queued"
+            transcript.state = TranscriptState.QUEUED
             self._start(transcript)
         return len(unfinished)
 
     async def shutdown(self) -> None:
-        for live in list(self.live.values()):
-            if live.task is not None:
-                live.task.cancel()
-        for live in list(self.live.values()):
-            if live.task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await live.task
+        """Cut running transcriptions off: their rows stay queued or running and are transcribed
+        again at the next start."""
+        await self._tasks.shutdown(cancel=True)
 
 
 def _read_head(path: os.PathLike[str]) -> bytes:

@@ -21,15 +21,16 @@ import io
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
-from ..runtime.child import EngineError, JobContext
-from ..runtime.protocol import ErrorCode, Event, Request
+from ..core.errors import AppError, ErrorCode
+from ..runtime.child import JobContext
+from ..runtime.protocol import Event, Request, Result
 
-__all__ = ["SAMPLERS", "DiffusionConfig", "DiffusionEngine", "GenerateRequest", "Preview", "Progress"]
+__all__ = ["SAMPLERS", "DiffusionConfig", "DiffusionEngine", "GenerateRequest", "GenerateResult", "Preview", "Progress"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,16 @@ class Preview(Event):
     jpeg: bytes
 
 
+@dataclass(kw_only=True, slots=True)
+class GenerateResult(Result):
+    images: list[bytes] = field(default_factory=list)
+    """PNGs, one per picture of the batch."""
+    seeds: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+
+
 class DiffusionEngine:
     def __init__(self, config: DiffusionConfig) -> None:
         import stable_diffusion_cpp as sd_cpp
@@ -121,10 +132,10 @@ class DiffusionEngine:
                 t5xxl_path=config.t5xxl_path, llm_path=config.llm_path, n_threads=config.n_threads,
                 vae_decode_only=False, verbose=False)
         except ValueError as exc:  # a path that does not exist, or a context the library refused
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the image model could not be loaded: {exc}") from None
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the image model could not be loaded: {exc}") from None
         if self.errors:
             more = self.error_count - 1
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED,
                               f"the image model could not be loaded: {_plain(self.errors[0])}"
                               + (f" (and {more} more problems)" if more else ""))
         self.load_seconds = time.perf_counter() - started
@@ -134,12 +145,12 @@ class DiffusionEngine:
     def info(self) -> dict[str, Any]:
         return {"version": self.version, "load_seconds": round(self.load_seconds, 3)}
 
-    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+    def run(self, request: Request, ctx: JobContext) -> GenerateResult:
         if not isinstance(request, GenerateRequest):
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the image engine cannot run {type(request).__name__}")
+            raise AppError(ErrorCode.BAD_REQUEST, f"the image engine cannot run {type(request).__name__}")
         req = request
         if ctx.cancelled():  # cancelled while it waited its turn
-            raise EngineError(ErrorCode.CANCELLED, "cancelled before it began")
+            raise AppError(ErrorCode.CANCELLED, "cancelled before it began")
         init = _open(req.init_image, req.width, req.height) if req.init_image else None
         step_started = time.perf_counter()
         last_step = [0]
@@ -172,14 +183,14 @@ class DiffusionEngine:
                 preview_interval=max(1, req.preview_every),
                 preview_callback=on_preview)  # always: the library keeps the last one set, freed after its call
         except ValueError as exc:  # "NULL pointer access": the library made nothing
-            raise EngineError(ErrorCode.INTERNAL, "the image could not be generated: "
+            raise AppError(ErrorCode.INTERNAL, "the image could not be generated: "
                               + (_plain(self.errors[0]) if self.errors else str(exc))) from None
         seconds = time.perf_counter() - started
         if len(images) != req.batch_count or any(image is None for image in images):
-            raise EngineError(ErrorCode.INTERNAL, f"the model made {len(images)} of {req.batch_count} images")
+            raise AppError(ErrorCode.INTERNAL, f"the model made {len(images)} of {req.batch_count} images")
         pngs = [_png(image) for image in images]
-        return {"images": pngs, "seeds": [req.seed + i for i in range(len(pngs))], "seconds": seconds,
-                "width": images[0].width, "height": images[0].height}
+        return GenerateResult(images=pngs, seeds=[req.seed + i for i in range(len(pngs))], seconds=seconds,
+                              width=images[0].width, height=images[0].height)
 
     def idle(self) -> None:
         pass
@@ -198,7 +209,7 @@ def _open(data: bytes, width: int, height: int) -> Image.Image:
         with Image.open(io.BytesIO(data)) as source:
             picture = source.convert("RGB")
     except (OSError, ValueError) as exc:
-        raise EngineError(ErrorCode.BAD_REQUEST, f"the starting picture could not be read: {exc}") from None
+        raise AppError(ErrorCode.BAD_REQUEST, f"the starting picture could not be read: {exc}") from None
     if picture.size != (width, height):  # cover the frame, centred
         scale = max(width / picture.width, height / picture.height)
         resized = picture.resize((max(width, round(picture.width * scale)), max(height, round(picture.height * scale))),

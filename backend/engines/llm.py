@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runtime.child import EngineError, JobContext
-from ..runtime.protocol import ErrorCode, Event, Request
+from ..core.errors import AppError, ErrorCode
+from ..runtime.child import JobContext
+from ..runtime.protocol import Event, Request, Result
 from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
 from .llm_text import StopStreamer
 
-__all__ = ["MEDIA_MARKER", "ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
+__all__ = ["MEDIA_MARKER", "ChatRequest", "ChatResult", "LlmConfig", "LlmEngine", "PromptProgress", "PromptReady",
+           "TokenDelta"]
 
 # A save is worth its copy only when a switch would otherwise throw away this many tokens.
 _MIN_TOKENS_WORTH_SAVING = 48
@@ -81,8 +83,31 @@ class PromptReady(Event):
 
 
 @dataclass(kw_only=True, slots=True)
+class PromptProgress(Event):
+    """Part of a long prompt has been read (sent between batches, so a long prompt is seen to
+    be making progress)."""
+
+    evaluated: int
+    total: int
+
+
+@dataclass(kw_only=True, slots=True)
 class TokenDelta(Event):
     text: str
+
+
+@dataclass(kw_only=True, slots=True)
+class ChatResult(Result):
+    """How an answer went; `finish_reason` is "stop", "length" or "cancelled"."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    trimmed_messages: int = 0
+    model: str = ""
+    image_tokens: int = 0
+    ttft_s: float = 0.0
+    tokens_per_s: float = 0.0
 
 
 _LOG_ERROR = 3
@@ -117,7 +142,7 @@ class LlmEngine:
             self.llama = Llama(model_path=config.model_path, n_ctx=config.n_ctx, n_batch=config.n_batch,
                                n_threads=config.n_threads, n_threads_batch=config.n_threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED,
                               f"could not load {Path(config.model_path).name}: {exc}") from exc
         model = self.llama._model
         self.ctx = self.llama._ctx.ctx
@@ -151,12 +176,12 @@ class LlmEngine:
         mtmd = mtmd_cpp.mtmd_init_from_file(str(path).encode(), self.llama._model.model, params)
         if not mtmd:
             self.close()
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the vision projector {path.name} could not be loaded "
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the vision projector {path.name} could not be loaded "
                                                            "with this model (is it the model's own mmproj file?)")
         if not mtmd_cpp.mtmd_support_vision(mtmd):
             mtmd_cpp.mtmd_free(mtmd)
             self.close()
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"{path.name} is not a vision projector")
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"{path.name} is not a vision projector")
         self.mtmd_cpp, self.mtmd = mtmd_cpp, mtmd
 
     def info(self) -> dict[str, Any]:
@@ -183,7 +208,7 @@ class LlmEngine:
         try:
             prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as exc:  # a template error is the request's fault, not a crash
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+            raise AppError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
         return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def _fit(self, req: ChatRequest, limit: int) -> tuple[list[int], int]:
@@ -200,7 +225,7 @@ class LlmEngine:
             trimmed += 1
             tokens = self._render(messages)
         if len(tokens) >= limit:
-            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+            raise AppError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
                               f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
                               "shorten the messages or raise the context length")
         return tokens, trimmed
@@ -209,10 +234,10 @@ class LlmEngine:
         """`_image_prompt` for the request, trimming the oldest turns (with their images) when
         asked to and the prompt does not fit; returns its results and the turns left out."""
         if self.mtmd is None:
-            raise EngineError(ErrorCode.BAD_REQUEST, f"{self.model_name} cannot see images; choose a vision model")
+            raise AppError(ErrorCode.BAD_REQUEST, f"{self.model_name} cannot see images; choose a vision model")
         markers = sum(m["content"].count(MEDIA_MARKER) for m in req.messages)
         if markers != len(req.images):
-            raise EngineError(ErrorCode.BAD_REQUEST, f"{len(req.images)} image(s) for {markers} place(s) in the text")
+            raise AppError(ErrorCode.BAD_REQUEST, f"{len(req.images)} image(s) for {markers} place(s) in the text")
         messages, images = list(req.messages), list(req.images)
         reserve = min(req.max_tokens or 256, limit // 4)
         trimmed = 0
@@ -230,7 +255,7 @@ class LlmEngine:
             trimmed += 1
         if len(sequence) >= limit:
             self.mtmd_cpp.mtmd_input_chunks_free(chunks)
-            raise EngineError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+            raise AppError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
                               f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
         return sequence, spans, chunks, trimmed
 
@@ -243,7 +268,7 @@ class LlmEngine:
         try:
             prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as exc:
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+            raise AppError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
         m = self.mtmd_cpp
         bitmaps = []
         chunks = m.mtmd_input_chunks_init()
@@ -252,7 +277,7 @@ class LlmEngine:
                 bitmap = m.mtmd_helper_bitmap_init_from_buf(
                     self.mtmd, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
                 if not bitmap:
-                    raise EngineError(ErrorCode.BAD_REQUEST, "an image could not be decoded")
+                    raise AppError(ErrorCode.BAD_REQUEST, "an image could not be decoded")
                 bitmaps.append(bitmap)
             text = m.mtmd_input_text()
             encoded = prompt.encode("utf-8")
@@ -260,7 +285,7 @@ class LlmEngine:
             array = (m.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
             rc = m.mtmd_tokenize(self.mtmd, chunks, ctypes.byref(text), array, len(bitmaps))
             if rc != 0:
-                raise EngineError(ErrorCode.BAD_REQUEST, f"the images could not be matched to the text (code {rc})")
+                raise AppError(ErrorCode.BAD_REQUEST, f"the images could not be matched to the text (code {rc})")
         except BaseException:
             m.mtmd_input_chunks_free(chunks)
             raise
@@ -305,12 +330,12 @@ class LlmEngine:
             rc = m.mtmd_helper_eval_chunk_single(self.mtmd, self.ctx, item, before, 0, self.config.n_batch, last,
                                                  ctypes.byref(n_past))
             if rc != 0:
-                raise EngineError(ErrorCode.INTERNAL, f"evaluating an image failed (code {rc})")
+                raise AppError(ErrorCode.INTERNAL, f"evaluating an image failed (code {rc})")
             self.live_tokens.extend(sequence[before:n_past.value])
             self.live_saved = False
             evaluated += m.mtmd_input_chunk_get_n_tokens(item)
             if ctx.cancelled():
-                raise EngineError(ErrorCode.CANCELLED, "cancelled while looking at the image")
+                raise AppError(ErrorCode.CANCELLED, "cancelled while looking at the image")
         return evaluated
 
     # KV reuse ------------------------------------------------------------------------------
@@ -376,11 +401,13 @@ class LlmEngine:
             batch.logits[len(chunk) - 1] = 1
             rc = lib.llama_decode(self.ctx, batch)
             if rc != 0:
-                raise EngineError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
+                raise AppError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
             self.live_tokens.extend(chunk)
             self.live_saved = False
-            if start + step < len(tokens) and ctx.cancelled():
-                raise EngineError(ErrorCode.CANCELLED, "cancelled while reading the prompt")
+            if start + step < len(tokens):
+                if ctx.cancelled():
+                    raise AppError(ErrorCode.CANCELLED, "cancelled while reading the prompt")
+                ctx.emit(PromptProgress(job_id=ctx.job_id, evaluated=start + step, total=len(tokens)))
 
     # generation ----------------------------------------------------------------------------
 
@@ -397,12 +424,12 @@ class LlmEngine:
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
-    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+    def run(self, request: Request, ctx: JobContext) -> ChatResult:
         if not isinstance(request, ChatRequest):
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the llm engine cannot run {type(request).__name__}")
+            raise AppError(ErrorCode.BAD_REQUEST, f"the llm engine cannot run {type(request).__name__}")
         return self._chat(request, ctx)
 
-    def _chat(self, req: ChatRequest, ctx: JobContext) -> dict[str, Any]:
+    def _chat(self, req: ChatRequest, ctx: JobContext) -> ChatResult:
         lib = self.lib
         started = time.perf_counter()
         limit = min(req.context_limit or self.n_ctx, self.n_ctx)
@@ -462,7 +489,7 @@ class LlmEngine:
                 batch.logits[0] = 1
                 rc = lib.llama_decode(self.ctx, batch)
                 if rc != 0:
-                    raise EngineError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
+                    raise AppError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
                 self.live_tokens.append(token)
         finally:
             lib.llama_sampler_free(sampler)
@@ -470,10 +497,8 @@ class LlmEngine:
         if tail:
             ctx.emit(TokenDelta(job_id=ctx.job_id, text=tail))
         decode_s = last_at - first_at if generated > 1 else 0.0
-        return {
-            "finish_reason": finish, "prompt_tokens": len(tokens), "cached_tokens": cached,
-            "completion_tokens": generated, "trimmed_messages": trimmed, "model": self.model_name,
-            "image_tokens": image_tokens,
-            "ttft_s": (first_at or time.perf_counter()) - started,
-            "tokens_per_s": (generated - 1) / decode_s if decode_s > 0 else 0.0,
-        }
+        return ChatResult(
+            finish_reason=finish, prompt_tokens=len(tokens), cached_tokens=cached, completion_tokens=generated,
+            trimmed_messages=trimmed, model=self.model_name, image_tokens=image_tokens,
+            ttft_s=(first_at or time.perf_counter()) - started,
+            tokens_per_s=(generated - 1) / decode_s if decode_s > 0 else 0.0)

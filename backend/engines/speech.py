@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.child import EngineError, JobContext
-from ..runtime.protocol import ErrorCode, Event, Request
+from ..core.errors import AppError, ErrorCode
+from ..runtime.child import JobContext
+from ..runtime.protocol import Event, Request, Result
 
-__all__ = ["AudioTooLong", "SpeechConfig", "SpeechEngine", "SpeechInfo", "SpeechSegment", "TranscribeRequest",
-           "decode_bounded"]
+__all__ = ["SpeechConfig", "SpeechEngine", "SpeechInfo", "SpeechSegment", "TranscribeRequest", "TranscribeResult",
+           "audio_too_long", "decode_bounded"]
 
 SAMPLE_RATE = 16_000
 
 
-class AudioTooLong(EngineError):
-    def __init__(self, max_seconds: float) -> None:
-        super().__init__("audio_too_long", f"the recording is longer than the limit of {_minutes(max_seconds)}")
+def audio_too_long(max_seconds: float) -> AppError:
+    return AppError(ErrorCode.AUDIO_TOO_LONG, f"the recording is longer than the limit of {_minutes(max_seconds)}")
 
 
 def _minutes(seconds: float) -> str:
@@ -75,10 +75,21 @@ class SpeechSegment(Event):
     no_speech_prob: float = 0.0
 
 
+@dataclass(kw_only=True, slots=True)
+class TranscribeResult(Result):
+    text: str = ""
+    language: str = ""
+    duration: float = 0.0
+    """Seconds of audio."""
+    segments: int = 0
+    seconds: float = 0.0
+    """Time the transcription took."""
+
+
 def decode_bounded(path: str, max_seconds: float) -> np.ndarray:
     """The audio as 16 kHz mono float32, refusing more than `max_seconds` of it.
 
-    Raises EngineError `invalid_audio` for anything that is not decodable audio (an image,
+    Raises AppError `invalid_audio` for anything that is not decodable audio (an image,
     random bytes, a truncated container with no audio frames)."""
     import av
 
@@ -88,7 +99,7 @@ def decode_bounded(path: str, max_seconds: float) -> np.ndarray:
     try:
         with av.open(path, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise EngineError("invalid_audio", "the file has no audio in it")
+                raise AppError("invalid_audio", "the file has no audio in it")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             try:
@@ -97,22 +108,22 @@ def decode_bounded(path: str, max_seconds: float) -> np.ndarray:
                         samples = out.to_ndarray().reshape(-1)
                         total += samples.size
                         if total > limit:
-                            raise AudioTooLong(max_seconds)
+                            raise audio_too_long(max_seconds)
                         chunks.append(samples)
             except av.error.InvalidDataError:
                 if not chunks:  # damaged from the start; a damaged tail keeps what came before
                     raise
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-    except EngineError:
+    except AppError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise EngineError("invalid_audio", f"the file is not audio that can be decoded ({exc})") from None
+        raise AppError("invalid_audio", f"the file is not audio that can be decoded ({exc})") from None
     if not chunks:
-        raise EngineError("invalid_audio", "the file holds no audio samples")
+        raise AppError("invalid_audio", "the file holds no audio samples")
     audio = np.concatenate(chunks).astype(np.float32) / 32768.0
     if audio.size > limit:
-        raise AudioTooLong(max_seconds)
+        raise audio_too_long(max_seconds)
     return audio
 
 
@@ -122,27 +133,27 @@ class SpeechEngine:
 
         folder = Path(config.model_dir)
         if not (folder / "model.bin").is_file():
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"{folder} is not a Whisper model folder (no model.bin)")
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"{folder} is not a Whisper model folder (no model.bin)")
         try:
             self.model = WhisperModel(str(folder), device="cpu", compute_type=config.compute_type,
                                       cpu_threads=config.n_threads, num_workers=1, local_files_only=True)
         except (RuntimeError, ValueError, OSError) as exc:
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the Whisper model could not be loaded: {exc}") from None
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the Whisper model could not be loaded: {exc}") from None
         self.folder = folder
 
     def info(self) -> dict[str, Any]:
         return {"model_dir": str(self.folder), "multilingual": bool(self.model.model.is_multilingual)}
 
-    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+    def run(self, request: Request, ctx: JobContext) -> TranscribeResult:
         if not isinstance(request, TranscribeRequest):
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the speech engine cannot run {type(request).__name__}")
+            raise AppError(ErrorCode.BAD_REQUEST, f"the speech engine cannot run {type(request).__name__}")
         started = time.perf_counter()
         audio = decode_bounded(request.audio_path, request.max_seconds)
         decoded = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
         language = request.language
         if language and not self.model.model.is_multilingual and language != "en":
-            raise EngineError(ErrorCode.BAD_REQUEST, "this Whisper model understands English only; install a "
+            raise AppError(ErrorCode.BAD_REQUEST, "this Whisper model understands English only; install a "
                                                      "multilingual one (base or small) on the Models page")
         try:
             segments, info = self.model.transcribe(
@@ -150,7 +161,7 @@ class SpeechEngine:
                 temperature=request.temperature, initial_prompt=request.prompt or None,
                 word_timestamps=request.word_timestamps, condition_on_previous_text=False)
         except ValueError as exc:  # an unknown language code
-            raise EngineError(ErrorCode.BAD_REQUEST, str(exc)) from None
+            raise AppError(ErrorCode.BAD_REQUEST, str(exc)) from None
         ctx.emit(SpeechInfo(job_id=ctx.job_id, language=info.language,
                             language_probability=float(info.language_probability), duration=duration,
                             decode_seconds=decoded - started))
@@ -169,9 +180,9 @@ class SpeechEngine:
                                    no_speech_prob=float(segment.no_speech_prob)))
             texts.append(segment.text)
             count += 1
-        return {"text": "".join(texts).strip(), "language": info.language, "duration": duration,
-                "segments": count, "seconds": time.perf_counter() - started,
-                "finish_reason": "cancelled" if cancelled else "done"}
+        return TranscribeResult(text="".join(texts).strip(), language=info.language, duration=duration,
+                                segments=count, seconds=time.perf_counter() - started,
+                                finish_reason="cancelled" if cancelled else "done")
 
     def idle(self) -> None:
         pass

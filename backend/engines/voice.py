@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime.child import EngineError, JobContext
-from ..runtime.protocol import ErrorCode, Event, Request
+from ..core.errors import AppError, ErrorCode
+from ..runtime.child import JobContext
+from ..runtime.protocol import Event, Request, Result
 
-__all__ = ["AudioChunk", "SpeakRequest", "VoiceConfig", "VoiceEngine", "pieces", "speakable"]
+__all__ = ["AudioChunk", "SpeakRequest", "SpeakResult", "VoiceConfig", "VoiceEngine", "pieces", "speakable"]
 
 MAX_CHARS = 20_000
 
@@ -43,6 +44,15 @@ class AudioChunk(Event):
     """Mono signed 16-bit little-endian samples."""
     sample_rate: int
     index: int
+
+
+@dataclass(kw_only=True, slots=True)
+class SpeakResult(Result):
+    sample_rate: int = 0
+    seconds_of_audio: float = 0.0
+    chunks: int = 0
+    seconds: float = 0.0
+    """Time the speaking took."""
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
@@ -116,12 +126,12 @@ class VoiceEngine:
         model = Path(config.model_path)
         json_path = Path(config.config_path) if config.config_path else model.with_name(model.name + ".json")
         if not model.is_file() or not json_path.is_file():
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED,
                               f"a Piper voice needs {model.name} and {json_path.name} side by side")
         try:
             voice_config = PiperConfig.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"{json_path.name} is not a Piper voice configuration "
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"{json_path.name} is not a Piper voice configuration "
                                                            f"({type(exc).__name__}: {exc})") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, config.n_threads)
@@ -130,7 +140,7 @@ class VoiceEngine:
             session = onnxruntime.InferenceSession(str(model), sess_options=options,
                                                    providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
-            raise EngineError(ErrorCode.MODEL_LOAD_FAILED, f"the voice could not be loaded: {exc}") from None
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the voice could not be loaded: {exc}") from None
         # built directly (not PiperVoice.load) so the model is read once, with our thread counts
         self.voice = PiperVoice(config=voice_config, session=session, espeak_data_dir=Path(ESPEAK_DATA_DIR),
                                 download_dir=model.parent)
@@ -143,18 +153,18 @@ class VoiceEngine:
         return {"model_path": str(self.model), "sample_rate": self.voice.config.sample_rate,
                 "speakers": self.voice.config.num_speakers}
 
-    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]:
+    def run(self, request: Request, ctx: JobContext) -> SpeakResult:
         from piper import SynthesisConfig
 
         if not isinstance(request, SpeakRequest):
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the voice engine cannot run {type(request).__name__}")
+            raise AppError(ErrorCode.BAD_REQUEST, f"the voice engine cannot run {type(request).__name__}")
         text = request.text.strip()
         if not text:
-            raise EngineError(ErrorCode.BAD_REQUEST, "there is no text to read aloud")
+            raise AppError(ErrorCode.BAD_REQUEST, "there is no text to read aloud")
         if len(text) > MAX_CHARS:
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the text is longer than {MAX_CHARS:,} characters")
+            raise AppError(ErrorCode.BAD_REQUEST, f"the text is longer than {MAX_CHARS:,} characters")
         if not 0.25 <= request.speed <= 4.0:
-            raise EngineError(ErrorCode.BAD_REQUEST, "speed must be between 0.25 and 4")
+            raise AppError(ErrorCode.BAD_REQUEST, "speed must be between 0.25 and 4")
         speaker = request.speaker if self.voice.config.num_speakers > 1 else None
         config = SynthesisConfig(speaker_id=speaker, length_scale=1.0 / request.speed)
         started = time.perf_counter()
@@ -173,8 +183,8 @@ class VoiceEngine:
             if cancelled:
                 break
         rate = self.voice.config.sample_rate
-        return {"sample_rate": rate, "seconds_of_audio": samples / rate, "chunks": index,
-                "seconds": time.perf_counter() - started, "finish_reason": "cancelled" if cancelled else "done"}
+        return SpeakResult(sample_rate=rate, seconds_of_audio=samples / rate, chunks=index,
+                           seconds=time.perf_counter() - started, finish_reason="cancelled" if cancelled else "done")
 
     def idle(self) -> None:
         pass

@@ -9,8 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.resources import CATALOG_FILE
+from ..core.units import MIB, format_bytes
 from .files import allowed_suffixes
-from .memory import MIB, MemoryEstimate, estimate_file_model, estimate_llm, format_bytes
+from .memory import MemoryEstimate, estimate_file_model, estimate_llm
 from .names import safe_relative_path, safe_repo_id
 
 __all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Fit"]

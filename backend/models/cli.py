@@ -9,18 +9,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ..config import Settings
-from ..runtime.residency import MemoryBudget, MemoryRefused, ResidencyManager
+from ..core.config import Settings
+from ..core.errors import AppError
+from ..core.units import format_bytes
+from ..runtime.residency import MemoryBudget, ResidencyManager
 from ..storage.db import Database
-from .downloads import Download, DownloadError
-from .files import JOBS, ModelFileError
-from .hub import HubError
-from .manager import ModelManager, ModelManagerError
-from .memory import format_bytes
+from .downloads import Download
+from .files import JOBS
+from .manager import ModelManager, unknown_model
 
 __all__ = ["add_parser", "run"]
-
-PROBLEMS = (DownloadError, HubError, MemoryRefused, ModelFileError, ModelManagerError, KeyError)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,9 +71,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with _manager(settings, run_downloads=args.models_command == "pull") as manager:
         try:
             return await COMMANDS[args.models_command](manager, args)
-        except PROBLEMS as exc:
-            message = f"no model '{exc.args[0]}'" if isinstance(exc, KeyError) else str(exc)
-            print(f"gridless: {message}", file=sys.stderr)
+        except AppError as exc:
+            print(f"gridless: {exc.message}", file=sys.stderr)
             return 1
 
 
@@ -168,7 +165,7 @@ async def _rm(manager: ModelManager, args: argparse.Namespace) -> int:
 async def _use(manager: ModelManager, args: argparse.Namespace) -> int:
     record = manager.get(args.name)
     if record is None:
-        raise KeyError(args.name)
+        raise unknown_model(args.name)
     await manager.activate(record.job, record.id)
     print(f"{record.id} is now used for {record.job}")
     return 0

@@ -37,10 +37,11 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers, disable_progress_bars
 
+from ..core.errors import AppError, ErrorCode
+from ..core.units import format_bytes
 from ..storage.db import Database
 from .checksum import Sha256, drop_checkpoint, load_checkpoint, save_checkpoint
 from .hub import RemoteFile
-from .memory import format_bytes
 from .names import safe_relative_path, safe_repo_id
 
 __all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager", "free_space_problem"]
@@ -56,8 +57,11 @@ STALLED_AFTER_S = 3.0
 ACTIVE_STATES = ("queued", "running")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AppError):
     """A download that cannot start or cannot go on; the message is for people."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.DOWNLOAD_FAILED) -> None:
+        super().__init__(code, message)
 
 
 class _Stopped(Exception):
@@ -491,7 +495,7 @@ class DownloadManager:
     def _require(self, download_id: str) -> Download:
         dl = self._downloads.get(download_id)
         if dl is None:
-            raise KeyError(download_id)
+            raise DownloadError("that download no longer exists", ErrorCode.NOT_FOUND)
         return dl
 
     # ----- running -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import AppError, ErrorCode
 from .gguf_info import GgufError, GgufNoArchitecture, quantization_from_name, read_gguf_info
 
 __all__ = ["JOBS", "Inspected", "ModelFileError", "allowed_suffixes", "check_companion_file", "inspect_model_file"]
@@ -24,8 +25,11 @@ _COMPANION_MAX = 64 * 1024 * 1024
 _PICKLE_OR_ZIP = (b"\x80", b"PK\x03\x04")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(AppError):
     """The file is not a model this app can use; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_MODEL_FILE, message)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers, get_session
 
+from ..core.errors import AppError, ErrorCode
 from .gguf_info import quantization_from_name
 from .names import UnsafeName, safe_relative_path, safe_repo_id
 
@@ -44,8 +45,11 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 T = TypeVar("T")
 
 
-class HubError(RuntimeError):
+class HubError(AppError):
     """The hub could not answer; the message is for people."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.HUB_UNAVAILABLE) -> None:
+        super().__init__(code, message)
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -95,11 +99,11 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except GatedRepoError:
         raise HubError(f"{what}: this repository is gated; accept its licence on the hub and log in first") from None
     except RepositoryNotFoundError:
-        raise HubError(f"{what}: no such repository on the hub") from None
+        raise HubError(f"{what}: no such repository on the hub", ErrorCode.NOT_FOUND) from None
     except RevisionNotFoundError:
-        raise HubError(f"{what}: no such revision on the hub") from None
+        raise HubError(f"{what}: no such revision on the hub", ErrorCode.NOT_FOUND) from None
     except EntryNotFoundError:
-        raise HubError(f"{what}: no such file in the repository") from None
+        raise HubError(f"{what}: no such file in the repository", ErrorCode.NOT_FOUND) from None
     except OfflineModeIsEnabled:
         raise HubError(f"{what}: offline mode is on (HF_HUB_OFFLINE)") from None
     except HfHubHTTPError as exc:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..core.config import Settings
+from ..core.errors import AppError, ErrorCode
+from ..core.units import format_bytes
 from ..runtime.residency import MemoryRefused, ResidencyManager
 from ..storage.db import Database
 from .catalog import CATALOG_FILE, Catalog, CatalogEntry, Fit
@@ -21,7 +23,7 @@ from .files import JOBS, Inspected, ModelFileError, allowed_suffixes, check_comp
 from .gguf_info import GgufError, GgufIncomplete, read_gguf_info
 from .hub import HubClient, HubError, RemoteFile, RepoListing
 from .local import bundled_chat_model, bundled_speech_model, bundled_voice
-from .memory import MemoryEstimate, estimate_file_model, estimate_llm, format_bytes, largest_context_within
+from .memory import MemoryEstimate, estimate_file_model, estimate_llm, largest_context_within
 from .names import UnsafeName, model_id_from, safe_relative_path, safe_repo_id
 from .registry import ModelRecord, ModelRegistry
 
@@ -31,8 +33,16 @@ log = logging.getLogger(__name__)
 IDLE_KEY = "idle_unload_s"
 
 
-class ModelManagerError(RuntimeError):
+class ModelManagerError(AppError):
     """A request the manager refuses; the message is for people."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.MODEL_REFUSED) -> None:
+        super().__init__(code, message)
+
+
+def unknown_model(model_id: str, job: str | None = None) -> ModelManagerError:
+    return ModelManagerError(f"no {job} model '{model_id}'" if job else f"no model '{model_id}'",
+                             ErrorCode.MODEL_NOT_FOUND)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -80,6 +90,10 @@ class ModelManager:
 
     def installed(self, job: str | None = None) -> list[ModelRecord]:
         return self.registry.all(job)
+
+    def language_models(self) -> list[ModelRecord]:
+        """The models that answer chats: language models, then those that also see."""
+        return self.installed("chat") + self.installed("vision")
 
     def active(self, job: str) -> ModelRecord | None:
         return self.registry.active(job)
@@ -160,7 +174,7 @@ class ModelManager:
     async def pull_catalog(self, entry_id: str, *, override: bool = False) -> Download:
         entry = self.catalog.get(entry_id)
         if entry is None:
-            raise ModelManagerError(f"there is no catalog entry '{entry_id}'")
+            raise ModelManagerError(f"there is no catalog entry '{entry_id}'", ErrorCode.NOT_FOUND)
         fit = Catalog.fit(entry, budget=self.residency.budget.limit, physical=self.residency.budget.physical,
                           n_ctx=self.settings.context_length)
         if not fit.fits and not override:
@@ -272,10 +286,10 @@ class ModelManager:
         for path, _ in wanted:
             existing = self.downloads.active_for(repo, path)
             if existing is not None:
-                raise ModelManagerError(f"{path} is already being downloaded")
+                raise ModelManagerError(f"{path} is already being downloaded", ErrorCode.CONFLICT)
             if any(r.repo == repo and r.path.name == Path(path).name and r.path.exists()
                    for r in self.registry.all()):
-                raise ModelManagerError(f"{repo}/{path} is already installed")
+                raise ModelManagerError(f"{repo}/{path} is already installed", ErrorCode.CONFLICT)
         found: list[tuple[RemoteFile, str]] = []
         revision: str | None = None
         for path, role in wanted:
@@ -405,12 +419,13 @@ class ModelManager:
     async def delete(self, model_id: str) -> ModelRecord:
         record = self.registry.get(model_id)
         if record is None:
-            raise KeyError(model_id)
+            raise unknown_model(model_id)
         if not record.deletable:
             raise ModelManagerError(f"{record.name} comes with the app and cannot be deleted")
         for resident in self.residency.residents:
             if resident.model == record.id and not await self.residency.unload(resident.name):
-                raise ModelManagerError(f"{record.name} is working right now; try again when it has finished")
+                raise ModelManagerError(f"{record.name} is working right now; try again when it has finished",
+                                        ErrorCode.BUSY)
         await self.registry.remove(model_id)
         still_used = {p for r in self.registry.all() for p in r.files}
         folder_root = self.folder.resolve()
@@ -439,7 +454,7 @@ class ModelManager:
     async def activate(self, job: str, model_id: str) -> ModelRecord:
         record = self.registry.get(model_id)
         if record is None or record.job != job:
-            raise KeyError(model_id)
+            raise unknown_model(model_id, job)
         await self.registry.set_active(job, model_id)
         return record
 

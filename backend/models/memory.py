@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["MemoryEstimate", "estimate_file_model", "estimate_llm", "format_bytes", "largest_context_within"]
+from ..core.units import MIB, format_bytes
 
-MIB = 1024 * 1024
+__all__ = ["MemoryEstimate", "estimate_file_model", "estimate_llm", "largest_context_within"]
+
 WORKER_OVERHEAD = 64 * MIB
 """A worker process with Python, numpy and the engine's libraries, before any model."""
 _F16 = 2
@@ -101,13 +102,3 @@ def estimate_file_model(job: str, size: int) -> MemoryEstimate:
     factor, extra = _FILE_MODEL_FACTORS.get(job, (1.2, 128 * MIB))
     return MemoryEstimate(weights=size, kv_cache=0, compute=int(size * (factor - 1)) + extra,
                           overhead=WORKER_OVERHEAD)
-
-
-def format_bytes(n: float) -> str:
-    """In 1000-based units, as phones show storage: 512 B, 12 KB, 3.4 MB, 120 MB, 1.5 GB."""
-    unit = "B"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            break
-        n /= 1000
-    return f"{n:.0f} {unit}" if unit in ("B", "KB") or n >= 100 else f"{n:.1f} {unit}"

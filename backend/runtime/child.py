@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
@@ -10,37 +9,13 @@ import signal
 import sys
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from .protocol import Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
+from ..core.errors import AppError, ErrorCode
+from .protocol import Cancel, Event, JobDone, JobFailed, Request, Result, Shutdown, Submit, WorkerFailed, WorkerReady
 
-__all__ = ["Engine", "EngineError", "JobContext", "failures_to", "worker_main"]
-
-log = logging.getLogger(__name__)
-
-
-class EngineError(Exception):
-    """A failure the engine can explain to the person: it carries a stable code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@contextlib.contextmanager
-def failures_to(fail: Callable[[str, str], None], what: str) -> Iterator[None]:
-    """Around a server task's work: an engine's failure, or any unexpected one (logged as `what`
-    failing), becomes `fail(code, message)` instead of ending the task with an exception."""
-    try:
-        yield
-    except EngineError as exc:
-        fail(exc.code, exc.message)
-    except Exception as exc:
-        log.exception("%s failed", what)
-        fail(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+__all__ = ["Engine", "JobContext", "worker_main"]
 
 
 class JobContext:
@@ -69,7 +44,7 @@ class JobContext:
 class Engine(Protocol):
     def info(self) -> dict[str, Any]: ...
 
-    def run(self, request: Request, ctx: JobContext) -> dict[str, Any]: ...
+    def run(self, request: Request, ctx: JobContext) -> Result: ...
 
     def idle(self) -> None:
         """Called after a job when nothing else is waiting: housekeeping off the request path."""
@@ -98,7 +73,7 @@ def worker_main(conn: Connection) -> None:
     try:
         engine = _load_engine(factory, config)
         info = engine.info()
-    except EngineError as exc:
+    except AppError as exc:
         conn.send(WorkerFailed(code=exc.code, message=exc.message))
         return
     except Exception as exc:  # the engine could not start; say why and exit
@@ -117,7 +92,7 @@ def worker_main(conn: Connection) -> None:
             try:
                 result = engine.run(message.request, ctx)
                 conn.send(JobDone(job_id=message.job_id, result=result))
-            except EngineError as exc:
+            except AppError as exc:
                 conn.send(JobFailed(job_id=message.job_id, code=exc.code, message=exc.message))
             except Exception as exc:
                 traceback.print_exc()
@@ -132,7 +107,7 @@ def worker_main(conn: Connection) -> None:
 
 
 if __name__ == "__main__":
-    # Run through the module's real name: classes defined here (EngineError) must be the
+    # Run through the module's real name: classes defined here (JobContext) must be the
     # same objects the engines import, not copies living in `__main__`.
     from backend.runtime.child import worker_main as _main
 

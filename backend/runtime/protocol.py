@@ -2,7 +2,7 @@
 
 Everything here is a plain dataclass (picklable, no engine imports) so the server can
 build requests and read events without loading any native library. Engines add their
-own request and event types next to their worker code.
+own request, event and result types next to their worker code.
 """
 
 from __future__ import annotations
@@ -10,28 +10,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import ErrorCode
+
 __all__ = [
-    "Cancel", "ErrorCode", "Event", "JobDone", "JobFailed", "Request", "Shutdown", "Submit",
-    "WorkerFailed", "WorkerReady",
+    "Cancel", "Event", "JobDone", "JobFailed", "Request", "Result", "Shutdown", "Submit", "WorkerFailed",
+    "WorkerReady",
 ]
-
-
-class ErrorCode:
-    """Stable machine-readable error codes shared by engines, the API and the pages."""
-
-    BAD_REQUEST = "bad_request"
-    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
-    MODEL_LOAD_FAILED = "model_load_failed"
-    WORKER_CRASHED = "worker_crashed"
-    CANCELLED = "cancelled"
-    BUSY = "busy"
-    INSUFFICIENT_MEMORY = "insufficient_memory"
-    INTERNAL = "internal_error"
 
 
 @dataclass(kw_only=True, slots=True)
 class Request:
     """Base of every engine request; the engine dispatches on the concrete type."""
+
+
+@dataclass(kw_only=True, slots=True)
+class Result:
+    """Base of what a finished job returns; each engine has its own typed result."""
+
+    finish_reason: str = "done"
+    """How it ended: "done" (or the engine's own word, such as "stop" or "length"), or "cancelled"."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.finish_reason == "cancelled"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -68,16 +69,16 @@ class WorkerReady:
 class WorkerFailed:
     """The engine could not start (for example the model file is unusable)."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
 @dataclass(kw_only=True, slots=True)
 class JobDone(Event):
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Result = field(default_factory=Result)
 
 
 @dataclass(kw_only=True, slots=True)
 class JobFailed(Event):
-    code: str
+    code: ErrorCode
     message: str

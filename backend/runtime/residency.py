@@ -19,24 +19,14 @@ from typing import Any
 
 import psutil
 
-from ..models.memory import format_bytes
-from .child import EngineError
-from .protocol import ErrorCode
+from ..core.errors import AppError, ErrorCode
+from ..core.units import format_bytes
 
-__all__ = ["MemoryBudget", "MemoryRefused", "ResidencyManager", "Resident", "slot_name"]
+__all__ = ["MemoryBudget", "MemoryRefused", "ResidencyManager", "Resident"]
 
 log = logging.getLogger(__name__)
 
-_SLOT_NAMES = {"chat": "the language model", "images": "the image model", "speech": "the speech model",
-               "voice": "the voice"}
-
-
-def slot_name(slot: str) -> str:
-    """A residency slot ("chat", "images"…) in words for a person: "the language model"."""
-    return _SLOT_NAMES.get(slot, slot)
-
-
-class MemoryRefused(EngineError):
+class MemoryRefused(AppError):
     """A model that would not fit; `suggestion` says what would."""
 
     def __init__(self, message: str, *, needed: int = 0, budget: int = 0, suggestion: str | None = None) -> None:

@@ -6,19 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from .child import EngineError
-from .protocol import ErrorCode
+from ..core.errors import AppError, ErrorCode
 
-__all__ = ["EngineBusy", "FifoGate", "PositionCallback"]
+__all__ = ["FifoGate", "PositionCallback", "busy"]
 
 PositionCallback = Callable[[int], None]
 """Called with 0 when the job starts running, or with its place (1 = next) while it waits."""
 
 
-class EngineBusy(EngineError):
-    def __init__(self, name: str, retry_after: int = 5) -> None:
-        super().__init__(ErrorCode.BUSY, f"the {name} engine is busy; try again in a few seconds")
-        self.retry_after = retry_after
+def busy(name: str, retry_after: int = 5) -> AppError:
+    """The answer to a request that finds the line full: try again in a few seconds."""
+    return AppError(ErrorCode.BUSY, f"the {name} engine is busy; try again in a few seconds", retry_after=retry_after)
 
 
 class FifoGate:
@@ -49,7 +47,7 @@ class FifoGate:
             self._holder = token
         else:
             if len(self._line) >= self.limit:
-                raise EngineBusy(self.name)
+                raise busy(self.name)
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._line.append((token, future, on_position))
             self._report()

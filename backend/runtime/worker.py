@@ -3,7 +3,9 @@
 A reader thread blocks on the pipe and hands every message to the event loop with
 `call_soon_threadsafe`; the loop never blocks on the child. If the child dies (crash,
 out of memory, hard cancel) every job in flight ends with a clear error and the next
-job starts a fresh process.
+job starts a fresh process. A job that sends nothing for `WorkerSpec.stall_timeout_s`
+(an engine stuck in native code or in an endless loop) is ended the same way: the
+process is stopped, so the queue behind it moves on.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .child import EngineError
-from .protocol import Cancel, ErrorCode, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
+from ..core.errors import AppError, ErrorCode
+from .protocol import Cancel, Event, JobDone, JobFailed, Request, Shutdown, Submit, WorkerFailed, WorkerReady
 
 __all__ = ["WorkerProcess", "WorkerSpec"]
 
@@ -59,6 +61,10 @@ class WorkerSpec:
     factory: str
     config: Any
     start_timeout: float = 120.0
+    stall_timeout_s: float = 300.0
+    """A running job that sends no event for this long is taken to be stuck: the worker is
+    stopped and the job fails. Engines send events at least every step (a token, a batch of
+    prompt, a sampling step, a segment), which on a phone takes seconds, not minutes."""
 
 
 class WorkerProcess:
@@ -71,6 +77,7 @@ class WorkerProcess:
         self._ready: asyncio.Future[Any] | None = None
         self._start_lock = asyncio.Lock()
         self._killed_jobs: set[str] = set()
+        self._stalled_jobs: set[str] = set()
         self._early_cancels: set[str] = set()
 
     @property
@@ -98,12 +105,12 @@ class WorkerProcess:
                 first = await asyncio.wait_for(self._ready, self.spec.start_timeout)
             except TimeoutError:
                 await self.stop(force=True)
-                raise EngineError(ErrorCode.MODEL_LOAD_FAILED,
+                raise AppError(ErrorCode.MODEL_LOAD_FAILED,
                                   f"the {self.spec.name} engine did not start within "
                                   f"{self.spec.start_timeout:.0f} s") from None
             if isinstance(first, WorkerFailed):
                 await self.stop(force=True)
-                raise EngineError(first.code, first.message)
+                raise AppError(first.code, first.message)
             self.info = first.info
 
     def _read(self, loop: asyncio.AbstractEventLoop, conn: Connection,
@@ -147,12 +154,18 @@ class WorkerProcess:
         for job_id, queue in list(self._jobs.items()):
             if job_id in self._killed_jobs:
                 queue.put_nowait(JobFailed(job_id=job_id, code=ErrorCode.CANCELLED, message="cancelled"))
+            elif job_id in self._stalled_jobs:
+                queue.put_nowait(JobFailed(
+                    job_id=job_id, code=ErrorCode.ENGINE_STALLED,
+                    message=f"the {self.spec.name} engine stopped responding for "
+                            f"{self.spec.stall_timeout_s:.0f} s and was stopped; it restarts on the next request"))
             else:
                 queue.put_nowait(JobFailed(
                     job_id=job_id, code=ErrorCode.WORKER_CRASHED,
                     message=f"the {self.spec.name} engine stopped unexpectedly (exit code {code}); "
                             "it restarts on the next request"))
         self._killed_jobs.clear()
+        self._stalled_jobs.clear()
         if code not in (0, None):
             log.warning("%s worker exited with code %s", self.spec.name, code)
 
@@ -168,7 +181,7 @@ class WorkerProcess:
             if job_id in self._early_cancels:  # cancelled while the engine was starting
                 self._send(Cancel(job_id=job_id))
             while True:
-                event = await queue.get()
+                event = await self._next(queue, job_id)
                 ended = isinstance(event, JobDone | JobFailed)
                 yield event
                 if ended:
@@ -178,11 +191,26 @@ class WorkerProcess:
                 self.cancel(job_id)  # whoever was reading went away: the engine stops too
             self._jobs.pop(job_id, None)
             self._killed_jobs.discard(job_id)
+            self._stalled_jobs.discard(job_id)
             self._early_cancels.discard(job_id)
+
+    async def _next(self, queue: asyncio.Queue[Any], job_id: str) -> Any:
+        """The job's next event; a job silent for too long has its worker stopped (the exit
+        then ends it as stalled)."""
+        try:
+            return await asyncio.wait_for(queue.get(), self.spec.stall_timeout_s)
+        except TimeoutError:
+            pass
+        log.error("%s job %s sent nothing for %.0f s; stopping its worker", self.spec.name, job_id,
+                  self.spec.stall_timeout_s)
+        self._stalled_jobs.add(job_id)
+        if self._process is not None:
+            self._process.kill()
+        return await queue.get()
 
     def _send(self, message: Any) -> None:
         if self._conn is None:
-            raise EngineError(ErrorCode.WORKER_CRASHED, f"the {self.spec.name} engine is not running")
+            raise AppError(ErrorCode.WORKER_CRASHED, f"the {self.spec.name} engine is not running")
         self._conn.send(message)
 
     def cancel(self, job_id: str) -> None:

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateError", "LocalCA", "ServerCertificate", "is_private_address"]
+from ..core.errors import AppError, ErrorCode
+
+__all__ = ["LocalCA", "ServerCertificate", "is_private_address"]
 
 CA_YEARS = 10
 LEAF_DAYS = 397
@@ -38,10 +40,6 @@ constraints when the certificate names no DNS host, so `CN=192.168.1.20` would b
 PERMITTED_NETWORKS = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
     "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")]
-
-
-class CertificateError(Exception):
-    pass
 
 
 def is_private_address(address: str) -> bool:
@@ -145,7 +143,8 @@ class LocalCA:
         """A certificate for `address`, reused while it names that address, was issued by
         the current CA and has a month left; otherwise a new one."""
         if not is_private_address(address):
-            raise CertificateError(f"HTTPS is offered for private network addresses only, not {address}.")
+            raise AppError(ErrorCode.CERTIFICATE_FAILED,
+                           f"HTTPS is offered for private network addresses only, not {address}.")
         ca = self.ca()
         if not self._leaf_current(ca, address):
             self._issue(ca, address)

@@ -16,6 +16,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ..core.errors import AppError, ErrorCode, render_error
+from ..core.units import format_limit
 from .devices import OWNER, DeviceStore, Principal
 from .owner import OwnerCredential
 from .ratelimit import FailureLimiter
@@ -240,12 +242,12 @@ class SecurityMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard, headers, path, client = self.guard, _headers(scope), scope["path"], _client(scope)
         if not guard.host_ok(headers.get("host"), _local(scope)):
-            return await _respond(send, 400, "invalid_host", "This server does not answer to that host name.",
-                                  path)
+            refused = AppError(ErrorCode.INVALID_HOST, "This server does not answer to that host name.")
+            return await _respond(send, refused, path)
         unsafe = scope["method"] not in SAFE_METHODS
         if guard.is_public(path):
             if unsafe and not guard.origin_ok(headers.get("origin"), headers.get("host")):
-                return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
+                return await _respond(send, AppError(ErrorCode.CROSS_ORIGIN, "Cross-site requests are refused."), path)
             if path in guard.public_paths:  # a route of ours that may care who asks (the pair page);
                 found = guard.authenticated(headers, client)  # static files do not
                 if found is not None:
@@ -259,21 +261,21 @@ class SecurityMiddleware:
             if headers.get("authorization"):
                 wait = guard.owner_guess_allowed(client)
                 if wait > 0:
-                    return await _respond(send, 429, "too_many_attempts",
-                                          f"Too many wrong keys; try again in {int(wait) + 1} s.", path, wait)
+                    return await _respond(send, AppError(ErrorCode.TOO_MANY_ATTEMPTS, f"Too many wrong keys; try again "
+                                                                   f"in {int(wait) + 1} s.", retry_after=wait), path)
                 guard.owner_guess_failed(client)
-            return await _respond(send, 401, "unauthorized", self._sign_in_hint(scope), path)
+            return await _respond(send, AppError(ErrorCode.UNAUTHORIZED, self._sign_in_hint(scope)), path)
         principal, how = found
         if not principal.is_owner:
             refusal = self._device_refusal(principal, path)
             if refusal:
-                return await _respond(send, 403, "owner_only", refusal, path)
+                return await _respond(send, AppError(ErrorCode.OWNER_ONLY, refusal), path)
         if how == "cookie" and unsafe and not guard.same_origin_write(headers):
-            return await _respond(send, 403, "cross_origin", "Cross-site requests are refused.", path)
+            return await _respond(send, AppError(ErrorCode.CROSS_ORIGIN, "Cross-site requests are refused."), path)
         declared, limit = headers.get("content-length", ""), guard.body_limit(path)
         if declared and (not declared.isdigit() or int(declared) > limit):
-            return await _respond(send, 413, "request_too_large", f"The request is larger than the limit of "
-                                                                  f"{_size(limit)}.", path)
+            return await _respond(send, AppError(ErrorCode.REQUEST_TOO_LARGE, f"The request is larger than the limit "
+                                                                              f"of {format_limit(limit)}."), path)
         _set_principal(scope, principal)
         receive = _capped(receive, limit)
         if principal.device_id is None:
@@ -298,14 +300,15 @@ class SecurityMiddleware:
         guard = self.guard
         wait = guard.owner_guess_allowed(client)
         if wait > 0:
-            return await _respond(send, 429, "too_many_attempts",
-                                  f"Too many wrong links; try again in {int(wait) + 1} s.", path, wait)
+            return await _respond(send, AppError(ErrorCode.TOO_MANY_ATTEMPTS, f"Too many wrong links; try again in "
+                                                                              f"{int(wait) + 1} s.", retry_after=wait),
+                                  path)
         if guard.owner.token_ok(query["token"]):
             rest = urlencode({k: v for k, v in query.items() if k != "token"})
             return await _sign_in(send, guard.session_cookie(secure=scope.get("scheme") == "https"),
                                   path + (f"?{rest}" if rest else ""))
         guard.owner_guess_failed(client)
-        return await _respond(send, 401, "invalid_token", "That link's token is not valid.", path)
+        return await _respond(send, AppError(ErrorCode.INVALID_TOKEN, "That link's token is not valid."), path)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard, headers = self.guard, _headers(scope)
@@ -392,30 +395,12 @@ def _with_headers(send: Send, *, private: bool) -> Send:
     return wrapped
 
 
-def _size(count: int) -> str:
-    mb = count / (1024 * 1024)
-    return f"{mb:,.0f} MB" if count >= 1024 * 1024 and mb == int(mb) else f"{count:,} bytes"
-
-
-async def _respond(send: Send, status: int, code: str, message: str, path: str, retry_after: float = 0.0) -> None:
-    if path.startswith("/v1/") or path == "/v1":
-        body = json.dumps({"error": {"message": message, "type": "authentication_error" if status == 401
-                                     else "invalid_request_error", "param": None, "code": code}}).encode()
-        ctype = b"application/json"
-    elif path.startswith("/api/"):  # the app's own routes answer {"error": {"code", "message"}}
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        ctype = b"application/json"
-    else:
-        body = (f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-                f"<title>gridless</title><h1>gridless</h1><p>{message}</p>").encode()
-        ctype = b"text/html; charset=utf-8"
-    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS,
-               (b"cache-control", b"no-store")]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="gridless"'))
-    if retry_after > 0:
-        headers.append((b"retry-after", str(int(retry_after) + 1).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+async def _respond(send: Send, error: AppError, path: str) -> None:
+    body, media_type, extra = render_error(error, path)
+    headers = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode()),
+               *SECURITY_HEADERS, (b"cache-control", b"no-store"),
+               *((k.lower().encode(), v.encode()) for k, v in extra.items())]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Literal
 
+from ..core.errors import AppError, ErrorCode
 from .devices import Device, DeviceStore, clean_device_name
 from .ratelimit import FailureLimiter
 
-__all__ = ["Pairing", "PairingError", "PairingRequest"]
+__all__ = ["Pairing", "PairingRequest"]
 
 CODE_TTL_MAX_S = 300.0
 MAX_WAITING = 5
@@ -33,15 +34,6 @@ COLLECT_WITHIN_S = 120.0
 """An approved or denied request is kept this long for its device to learn the answer."""
 
 RequestState = Literal["waiting", "approved", "denied", "expired"]
-
-
-class PairingError(Exception):
-    def __init__(self, status: int, code: str, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -93,7 +85,7 @@ class Pairing:
     def code(self) -> tuple[str, float]:
         """The code for the QR and its remaining seconds; a new one once used or expired."""
         if not self.open:
-            raise PairingError(409, "not_sharing", "Sharing is off.")
+            raise AppError(ErrorCode.NOT_SHARING, "Sharing is off.")
         now = self.clock()
         if self._code is None or now >= self._code_expires:
             self.new_code()
@@ -129,21 +121,21 @@ class Pairing:
         """A device presents the code from the QR; on success its request waits for the owner."""
         wait = self.limiter.retry_after(address)
         if wait > 0:
-            raise PairingError(429, "too_many_attempts",
-                               f"Too many wrong codes from this address; try again in {int(wait) + 1} s.", wait)
+            raise AppError(ErrorCode.TOO_MANY_ATTEMPTS,
+                           f"Too many wrong codes from this address; try again in {int(wait) + 1} s.", retry_after=wait)
         if not self.open:
-            raise PairingError(403, "not_sharing", "Sharing is off on the phone; ask its owner to share again.")
+            raise AppError(ErrorCode.NOT_SHARING, "Sharing is off on the phone; ask its owner to share again.",
+                           status=403)
         self._expire()
         valid = (self._code_digest is not None and self.clock() < self._code_expires
                  and hmac.compare_digest(_digest(code or ""), self._code_digest))
         if not valid:
             self.limiter.failed(address)
-            raise PairingError(403, "invalid_code",
-                               "This pairing code is not valid: it has expired or was already used. "
-                               "Scan the QR code on the phone again.")
+            raise AppError(ErrorCode.INVALID_CODE, "This pairing code is not valid: it has expired or was already "
+                                                   "used. Scan the QR code on the phone again.")
         if len(self.waiting()) >= MAX_WAITING:
-            raise PairingError(429, "too_many_waiting",
-                               "Several devices are already waiting for approval; try again in a minute.", 60)
+            raise AppError(ErrorCode.TOO_MANY_WAITING,
+                           "Several devices are already waiting for approval; try again in a minute.", retry_after=60)
         self._code = self._code_digest = None  # single use: the next QR shows a new code
         request = PairingRequest(id=secrets.token_urlsafe(24), confirm=f"{secrets.randbelow(10000):04d}",
                                  name=clean_device_name(name, "Unnamed device"), address=address[:64],
@@ -172,7 +164,7 @@ class Pairing:
         self._expire()
         request = self._requests.get(request_id)
         if request is None or request.state != "waiting":
-            raise PairingError(404, "unknown_request", "That request is no longer waiting (it expired or was "
+            raise AppError(ErrorCode.UNKNOWN_REQUEST, "That request is no longer waiting (it expired or was "
                                                        "answered).")
         return request
 

@@ -21,11 +21,12 @@ from typing import Any
 
 import uvicorn
 
-from .certs import CertificateError, LocalCA, ServerCertificate
+from ..core.errors import AppError, ErrorCode
+from .certs import LocalCA, ServerCertificate
 from .interfaces import lan_interfaces
 from .pairing import Pairing
 
-__all__ = ["ShareState", "Sharing", "SharingError"]
+__all__ = ["ShareState", "Sharing", "cannot_share"]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 WATCH_S = 3.0
 
 
-class SharingError(Exception):
-    pass
+def cannot_share(message: str) -> AppError:
+    return AppError(ErrorCode.CANNOT_SHARE, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,8 @@ def _bind(address: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-            raise SharingError(f"Port {port} on {address} is already in use; pick another port.") from exc
-        raise SharingError(f"Cannot listen on {address}:{port}: {exc.strerror or exc}.") from exc
+            raise cannot_share(f"Port {port} on {address} is already in use; pick another port.") from exc
+        raise cannot_share(f"Cannot listen on {address}:{port}: {exc.strerror or exc}.") from exc
     return sock
 
 
@@ -123,20 +124,20 @@ class Sharing:
             await self._stop()
             known = {i.address for i in await asyncio.to_thread(lan_interfaces)}
             if address not in known:
-                raise SharingError(f"{address} is not an address of this device's network interfaces.")
+                raise cannot_share(f"{address} is not an address of this device's network interfaces.")
             certificate = None
             if secure:
                 try:
                     certificate = await asyncio.to_thread(self.certs.server_certificate, address)
-                except CertificateError as exc:
-                    raise SharingError(str(exc)) from exc
+                except AppError as exc:
+                    raise cannot_share(exc.message) from exc
             listeners = [_Listener(self.app, _bind(address, port), certificate)]
             guide_port = None
             if secure:
                 guide_port = port + 1 if port < 65535 else port - 1
                 try:
                     listeners.append(_Listener(self.guide_app, _bind(address, guide_port), None))
-                except SharingError:
+                except AppError:
                     listeners[0].sock.close()
                     raise
             started: list[_Listener] = []

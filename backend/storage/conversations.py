@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import aiosqlite
@@ -15,7 +16,17 @@ from .db import Database
 __all__ = ["Conversation", "ConversationStore", "Message", "MessageStatus", "Role"]
 
 Role = Literal["system", "user", "assistant"]
-MessageStatus = Literal["streaming", "done", "interrupted", "error"]
+
+
+class MessageStatus(StrEnum):
+    """An answer is `streaming` while it is written (saved as it goes), then `done`, `error`, or
+    `interrupted` when the server stopped under it."""
+
+    STREAMING = "streaming"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
 
 
 def new_id() -> str:
@@ -45,7 +56,7 @@ class Message:
     seq: int
     role: Role
     content: str
-    status: MessageStatus = "done"
+    status: MessageStatus = MessageStatus.DONE
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
@@ -54,7 +65,7 @@ class Message:
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Message:
         return cls(id=row["id"], conversation_id=row["conversation_id"], seq=row["seq"],
-                   role=row["role"], content=row["content"], status=row["status"], error=row["error"],
+                   role=row["role"], content=row["content"], status=MessageStatus(row["status"]), error=row["error"],
                    stats=json.loads(row["stats"]), created_at=row["created_at"],
                    updated_at=row["updated_at"])
 
@@ -113,7 +124,7 @@ class ConversationStore:
         return Message.from_row(row) if row else None
 
     async def add_message(self, conversation_id: str, role: Role, content: str, *,
-                          status: MessageStatus = "done") -> Message:
+                          status: MessageStatus = MessageStatus.DONE) -> Message:
         now = time.time()
         msg_id = new_id()
         # seq and insert in one transaction so two writers can never share a position

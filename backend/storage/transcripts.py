@@ -6,7 +6,8 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import aiosqlite
 
@@ -14,7 +15,16 @@ from .db import Database
 
 __all__ = ["Transcript", "TranscriptState", "TranscriptStore"]
 
-TranscriptState = Literal["queued", "running", "done", "error", "cancelled"]
+
+
+class TranscriptState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
 _COLUMNS = ("audio", "mime", "bytes", "name", "duration", "language", "language_hint", "model", "state", "text",
             "segments", "error", "seconds")
 
@@ -34,7 +44,7 @@ class Transcript:
     language_hint: str | None = None
     """The language asked for (None: detect)."""
     model: str | None = None
-    state: TranscriptState = "queued"
+    state: TranscriptState = TranscriptState.QUEUED
     text: str = ""
     segments: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -45,6 +55,7 @@ class Transcript:
     def from_row(cls, row: aiosqlite.Row) -> Transcript:
         values = {k: row[k] for k in row.keys()}
         values["segments"] = json.loads(values["segments"])
+        values["state"] = TranscriptState(values["state"])
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:

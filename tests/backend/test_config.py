@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from backend.cli import _parser, build_settings
-from backend.config import Settings
+from backend.core.config import Settings
 
 
 def test_defaults_bind_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
-from backend.runtime.residency import slot_name
+from backend.core.jobs import Job
 from backend.storage.attachments import Attachment
 from backend.storage.conversations import Message
 
@@ -38,7 +38,7 @@ def stats_text(stats: dict[str, Any], status: str = "done") -> str:
     if stats.get("trimmed_messages"):
         parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
     if stats.get("unloaded"):
-        parts.append("unloaded " + ", ".join(slot_name(s) for s in stats["unloaded"]) + " to make room")
+        parts.append("unloaded " + ", ".join(Job(s).engine_name for s in stats["unloaded"]) + " to make room")
     if status == "interrupted":
         parts.append("interrupted")
     return " · ".join(parts)

@@ -6,7 +6,9 @@ import json
 
 from nicegui import ui
 
-from backend.chat.conversations import MAX_MESSAGE_CHARS, ActiveReply, CannotSee, ConversationError
+from backend.chat.conversations import MAX_MESSAGE_CHARS, CannotSee
+from backend.chat.replies import ActiveReply
+from backend.core.errors import AppError
 from backend.models.registry import ModelRecord
 from backend.services import Services
 from backend.storage.conversations import Conversation, Message
@@ -200,11 +202,11 @@ class ChatPage:
                 self.reply = await self.services.conversations.make_image(self.conversation.id, message.content)
         except CannotSee as exc:
             self.attachments.render_offer()
-            ui.notify(str(exc), type="warning")
+            ui.notify(exc.message, type="warning")
             self.input.value = self.input.value or text
             return
-        except ConversationError as exc:
-            ui.notify(str(exc), type="warning")
+        except AppError as exc:
+            ui.notify(exc.message, type="warning")
             if action == "send":
                 self.input.value = self.input.value or text
             return
@@ -251,7 +253,7 @@ class ChatPage:
         default = self.services.models.active("chat")
         models = {"": f"App default ({default.name})" if default else "App default"}
         models.update({m.id: m.name + (" · sees photos" if m.projector else "")
-                       for m in self.services.chat.chat_models()})
+                       for m in self.services.models.language_models()})
         chosen = conv.settings.get("model") if conv else None
         result = await edit_settings(conv.system_prompt if conv else "", settings,
                                      self.services.settings.context_length, models=models,

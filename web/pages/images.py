@@ -18,9 +18,10 @@ from typing import Any
 from nicegui import events, ui
 from pydantic import ValidationError
 
+from backend.core.errors import AppError
 from backend.engines.diffusion import SAMPLERS
-from backend.images.service import MAX_BATCH, Generation, ImageParams, defaults_for
-from backend.runtime.child import EngineError
+from backend.images.params import MAX_BATCH, ImageParams, defaults_for
+from backend.images.service import Generation
 from backend.services import Services
 from backend.storage.images import ImageRecord
 
@@ -191,7 +192,7 @@ class ImagesPage:
             return
         try:
             generation = await self.images.generate(params)
-        except EngineError as exc:
+        except AppError as exc:
             ui.notify(exc.message, type="negative")
             return
         self.follow(generation)

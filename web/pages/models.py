@@ -9,12 +9,12 @@ from typing import Any
 from nicegui import ui
 
 from backend.api.model_upload import UPLOAD_PATH
+from backend.core.errors import AppError
+from backend.core.units import format_bytes
 from backend.models.catalog import CatalogEntry
-from backend.models.downloads import Download, DownloadError
-from backend.models.files import ModelFileError
-from backend.models.hub import HubError, RemoteFile
-from backend.models.manager import CatalogRow, ModelManagerError
-from backend.models.memory import format_bytes
+from backend.models.downloads import Download
+from backend.models.hub import RemoteFile
+from backend.models.manager import CatalogRow
 from backend.models.registry import ModelRecord
 from backend.runtime.residency import MemoryRefused
 from backend.services import Services
@@ -27,7 +27,6 @@ __all__ = ["register"]
 JOB_TABS = (("chat", "Chat", "chat"), ("vision", "Vision", "photo_camera"), ("images", "Images", "image"),
             ("speech", "Speech", "mic"), ("voice", "Voice", "record_voice_over"))
 IDLE_CHOICES = {120: "2 minutes", 300: "5 minutes", 600: "10 minutes", 1800: "30 minutes", 0: "never"}
-PROBLEMS = (DownloadError, HubError, MemoryRefused, ModelFileError, ModelManagerError)
 
 
 def _duration(seconds: float | None) -> str:
@@ -264,8 +263,8 @@ class ModelsPage:
     async def set_context(self, record: ModelRecord, value: int) -> None:
         try:
             await self.manager.set_context(record.id, value or None)
-        except ModelManagerError as exc:
-            ui.notify(str(exc), type="negative")
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
         self.render_all()
 
     def catalog_card(self, row: CatalogRow) -> None:
@@ -333,8 +332,8 @@ class ModelsPage:
             return
         try:
             await self.manager.pull_catalog(entry.id, override=not fits)
-        except PROBLEMS as exc:
-            ui.notify(str(exc), type="negative", multi_line=True)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative", multi_line=True)
         self.render_all()
 
     async def pull_file(self, repo: str, remote: RemoteFile, job: str, dialog: ui.dialog) -> None:
@@ -345,11 +344,11 @@ class ModelsPage:
                 return
             try:
                 await self.manager.pull(repo, remote.path, job=None if job == "vision" else job, override=True)
-            except PROBLEMS as again:
-                ui.notify(str(again), type="negative", multi_line=True)
+            except AppError as again:
+                ui.notify(again.message, type="negative", multi_line=True)
                 return
-        except PROBLEMS as exc:
-            ui.notify(str(exc), type="negative", multi_line=True)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative", multi_line=True)
             return
         dialog.close()
         self.render_all()
@@ -363,10 +362,8 @@ class ModelsPage:
         try:
             await {"pause": downloads.pause, "resume": downloads.resume, "cancel": downloads.cancel,
                    "forget": downloads.forget}[action](download_id)
-        except KeyError:
-            ui.notify("That download no longer exists", type="warning")
-        except DownloadError as exc:
-            ui.notify(str(exc), type="negative")
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
         self.render_all()
 
     async def activate(self, record: ModelRecord) -> None:
@@ -386,8 +383,8 @@ class ModelsPage:
             return
         try:
             await self.manager.delete(record.id)
-        except (KeyError, ModelManagerError) as exc:
-            ui.notify(str(exc), type="negative")
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
         active = self.services.chat.model
         self.page.show_model(active.id if active else None)
         self.render_all()
@@ -410,8 +407,8 @@ class ModelsPage:
             return
         try:
             record = await self.manager.import_file(Path(value.strip()), job)
-        except PROBLEMS as exc:
-            ui.notify(str(exc), type="negative", multi_line=True)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative", multi_line=True)
             return
         ui.notify(f"Imported {record.name}", type="positive")
         self.render_all()
@@ -436,10 +433,10 @@ class ModelsPage:
             spinner = ui.spinner()
         try:
             found = await self.manager.search(query or "")
-        except HubError as exc:
+        except AppError as exc:
             results.clear()
             with results:
-                ui.label(str(exc)).classes("text-negative text-caption")
+                ui.label(exc.message).classes("text-negative text-caption")
             return
         spinner.delete()
         with results:
@@ -455,8 +452,8 @@ class ModelsPage:
     async def show_repo(self, repo: str, job: str) -> None:
         try:
             listing = await self.manager.listing(repo)
-        except (HubError, ModelManagerError) as exc:
-            ui.notify(str(exc), type="negative")
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
             return
         with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width: 560px"):
             ui.label(repo).classes("text-h6 ellipsis")

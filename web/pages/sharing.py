@@ -10,11 +10,11 @@ import qrcode
 import qrcode.image.svg
 from nicegui import ui
 
+from backend.core.errors import AppError
 from backend.security.certs import is_private_address
 from backend.security.devices import Device
 from backend.security.interfaces import NetworkInterface, lan_interfaces, preselect
-from backend.security.pairing import PairingError
-from backend.security.sharing import ShareState, SharingError
+from backend.security.sharing import ShareState
 from backend.services import Services
 
 from ..components.dialogs import confirm
@@ -114,8 +114,8 @@ class SharePage:
                 return
             try:
                 await self.sharing.start(str(address.value), int(port.value or 0), bool(secure.value))
-            except SharingError as exc:
-                error.set_text(str(exc))
+            except AppError as exc:
+                error.set_text(exc.message)
                 error.set_visibility(True)
                 return
             await registry.set_setting(SETTING_ADDRESS, address.value)
@@ -155,10 +155,7 @@ class SharePage:
                 .props("unelevated data-testid=share-stop")
 
     async def new_code(self) -> None:
-        try:
-            self.pairing.new_code()
-        except PairingError:
-            pass
+        self.pairing.new_code()
         await self.render()
 
     async def stop(self) -> None:

@@ -9,7 +9,6 @@ length in the header, as OpenAI does), `pcm` (16-bit mono at the voice's rate, n
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -17,15 +16,16 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from ...audio.engines import NOTHING_TO_SAY, spoken
-from ...audio.intake import AudioRejected, wav_bytes
-from ...engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest
+from ...audio.engines import spoken
+from ...audio.intake import wav_bytes
+from ...core.errors import AppError, ErrorCode
+from ...engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
 from ...engines.voice import SpeakRequest
-from ...runtime.child import EngineError
+from ...runtime.host import EngineJob
 from ...runtime.protocol import JobDone, JobFailed
+from ...services import Services
 from ..deps import ServicesDep
-from ..errors import ApiError
-from .chat import ClosingStreamingResponse
+from ..streaming import ClosingStreamingResponse
 
 __all__ = ["router"]
 
@@ -36,18 +36,13 @@ ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 UPLOAD_CHUNK = 256 * 1024
 
 
-def _status(exc: EngineError) -> int:
-    return {"insufficient_memory": 503, "busy": 503, "model_not_found": 404, "audio_too_long": 413,
-            "worker_crashed": 500, "model_load_failed": 500}.get(exc.code, 400)
-
-
-def _model_id(services: Any, job: str, requested: str | None, aliases: set[str]) -> str | None:
+def _model_id(services: Services, job: str, requested: str | None, aliases: set[str]) -> str | None:
     if not requested or requested in aliases:
         return None
     model = services.models.get(requested)
     if model is None or model.job != job:
-        raise ApiError(404, f"there is no {job} model '{requested}'; GET /v1/models lists them",
-                       code="model_not_found", param="model")
+        raise AppError(ErrorCode.MODEL_NOT_FOUND, f"there is no {job} model '{requested}'; GET /v1/models lists them",
+                       param="model")
     return str(requested)
 
 
@@ -88,17 +83,18 @@ async def transcriptions(
     model_id = _model_id(services, "speech", model, OPENAI_SPEECH_MODELS)
     try:
         audio, _, _ = await services.transcripts.store_upload(_chunks(file))
-    except AudioRejected as exc:
-        raise ApiError(exc.status, exc.message, code=exc.code, param="file") from None
+    except AppError as exc:
+        exc.param = "file"
+        raise
     words = "word" in (timestamp_granularities or [])
     request = TranscribeRequest(audio_path=str(services.media.path(audio)), language=language, prompt=prompt,
                                 temperature=temperature, word_timestamps=words,
                                 max_seconds=services.settings.max_audio_seconds)
     segments: list[dict[str, Any]] = []
     info: SpeechInfo | None = None
-    result: dict[str, Any] = {}
+    result = TranscribeResult()
     try:
-        async for event in services.speech.stream(request, uuid.uuid4().hex, model_id=model_id):
+        async for event in services.speech.stream(request, EngineJob(), model_id=model_id):
             if isinstance(event, SpeechInfo):
                 info = event
             elif isinstance(event, SpeechSegment):
@@ -107,15 +103,13 @@ async def transcriptions(
                                  "temperature": temperature, "avg_logprob": event.avg_logprob,
                                  "compression_ratio": 0.0, "no_speech_prob": event.no_speech_prob,
                                  **({"words": event.words} if event.words else {})})
-            elif isinstance(event, JobDone):
+            elif isinstance(event, JobDone) and isinstance(event.result, TranscribeResult):
                 result = event.result
             elif isinstance(event, JobFailed):
-                raise EngineError(event.code, event.message)
-    except EngineError as exc:
-        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+                raise AppError(event.code, event.message)
     finally:
         services.media.delete(audio)
-    text = result.get("text", "")
+    text = result.text
     if response_format == "text":
         return PlainTextResponse(text + "\n")
     if response_format in ("srt", "vtt"):
@@ -151,21 +145,19 @@ class SpeechBody(BaseModel):
 @router.post("/audio/speech")
 async def speech(body: SpeechBody, services: ServicesDep) -> Any:
     if body.response_format not in ("wav", "pcm"):
-        raise ApiError(400, f"response_format '{body.response_format}' is not offered here; use 'wav' or 'pcm'",
+        raise AppError(ErrorCode.BAD_REQUEST,
+                       f"response_format '{body.response_format}' is not offered here; use 'wav' or 'pcm'",
                        param="response_format")
     # a voice may be named by the model id of an installed Piper voice; OpenAI's names mean the active one
     requested = body.voice if services.models.get(body.voice) is not None else body.model
     model_id = _model_id(services, "voice", requested, OPENAI_VOICE_MODELS | {"default"})
     try:
         rate, pcm = await spoken(services.voice, SpeakRequest(text=body.input, speed=body.speed), model_id=model_id)
-    except EngineError as exc:
-        if exc.code == NOTHING_TO_SAY:
-            raise ApiError(400, exc.message, param="input") from None
-        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+    except AppError as exc:
+        if exc.code == ErrorCode.NOTHING_TO_SAY:
+            exc.param = "input"
+        raise
     if body.response_format == "pcm":
         return ClosingStreamingResponse(pcm, media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
-    try:
-        data = b"".join([piece async for piece in pcm])
-    except EngineError as exc:
-        raise ApiError(_status(exc), exc.message, code=exc.code) from None
+    data = b"".join([piece async for piece in pcm])
     return Response(wav_bytes(data, rate), media_type="audio/wav")

@@ -11,31 +11,18 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ...attachments.data_url import DataUrlError, parse_data_url
-from ...attachments.images import ImageRejected, prepare_image
-from ...chat.service import ChatJob, collect
-from ...engines.llm import MEDIA_MARKER, ChatRequest, TokenDelta
-from ...runtime.child import EngineError
-from ...runtime.protocol import ErrorCode, Event, JobDone, JobFailed
+from ...attachments.data_url import parse_data_url
+from ...attachments.images import prepare_image
+from ...chat.engine import collect
+from ...core.errors import AppError, ErrorCode, render_error
+from ...engines.llm import MEDIA_MARKER, ChatRequest, ChatResult, TokenDelta
+from ...runtime.host import EngineJob
+from ...runtime.protocol import Event, JobDone, JobFailed
 from ..deps import ServicesDep
-from ..errors import ApiError, error_body, error_type, status_for
 from ..schemas import ChatCompletionBody
+from ..streaming import ClosingStreamingResponse
 
 router = APIRouter()
-
-
-class ClosingStreamingResponse(StreamingResponse):
-    """Closes its generator when the response ends for any reason. When a client goes away
-    mid-stream the framework stops iterating but leaves the generator to the garbage
-    collector, so its cleanup (cancelling the job) would run at some later time."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
 
 MAX_INLINE_IMAGE_BYTES = 20 * 1024 * 1024
@@ -58,8 +45,8 @@ def _engine_request(body: ChatCompletionBody, model_id: str, sees: bool) -> Chat
                 continue
             param = f"messages.{i}.content.{j}"
             if part.type != "image_url":
-                raise ApiError(400, f"content part type '{part.type}' is not supported", param=param,
-                               code="unsupported_content")
+                raise AppError(ErrorCode.UNSUPPORTED_CONTENT, f"content part type '{part.type}' is not supported",
+                               param=param)
             images.append(_image_of(part, param, model_id, sees))
             parts.append(MEDIA_MARKER)
         messages.append({"role": role, "content": "\n".join(p for p in parts if p)})
@@ -73,56 +60,52 @@ def _image_of(part: Any, param: str, model_id: str, sees: bool) -> bytes:
     image = getattr(part, "image_url", None)
     url = image.get("url") if isinstance(image, dict) else image if isinstance(image, str) else None
     if not isinstance(url, str):
-        raise ApiError(400, "an image_url part needs image_url.url", param=param, code="invalid_image_url")
+        raise AppError(ErrorCode.INVALID_IMAGE_URL, "an image_url part needs image_url.url", param=param)
     try:
         inline = parse_data_url(url, MAX_INLINE_IMAGE_BYTES)
-    except DataUrlError as exc:
-        raise ApiError(413 if exc.code == "image_too_large" else 400, exc.message, param=param,
-                       code=exc.code) from None
-    if not sees:
-        raise ApiError(400, f"the model '{model_id}' cannot see images; install a vision model (Models → Vision) "
-                            "and name it in `model`", param=param, code="model_cannot_see")
-    try:
+        if not sees:
+            raise AppError(ErrorCode.MODEL_CANNOT_SEE, f"the model '{model_id}' cannot see images; install a vision "
+                                                       "model (Models → Vision) and name it in `model`")
         return prepare_image(inline.data, max_bytes=MAX_INLINE_IMAGE_BYTES).data
-    except ImageRejected as exc:
-        raise ApiError(exc.status, exc.message, param=param, code=exc.code) from None
+    except AppError as exc:
+        exc.param = param
+        raise
 
 
-def _usage(result: dict[str, Any]) -> dict[str, Any]:
-    prompt, completion = int(result.get("prompt_tokens", 0)), int(result.get("completion_tokens", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": int(result.get("cached_tokens", 0))}}
+def _usage(result: ChatResult) -> dict[str, Any]:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": result.cached_tokens}}
 
 
-def _finish(result: dict[str, Any]) -> str:
-    reason = result.get("finish_reason", "stop")
-    return "length" if reason == "length" else "stop"
+def _finish(result: ChatResult) -> str:
+    return "length" if result.finish_reason == "length" else "stop"
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> JSONResponse | StreamingResponse:
     model = services.chat.resolve(body.model)
     request = await asyncio.to_thread(_engine_request, body, model.id, model.projector is not None)
-    job = ChatJob()
+    job = EngineJob()
     completion_id = f"chatcmpl-{job.id}"
     created = int(time.time())
     if not body.stream:
-        text, result = await collect(services.chat.stream(job, request, model_id=model.id))
+        text, result = await collect(services.chat.stream(request, job, model_id=model.id))
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": created, "model": model.id,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": _finish(result), "logprobs": None}],
             "usage": _usage(result)})
 
-    events = services.chat.stream(job, request, model_id=model.id)
+    events = services.chat.stream(request, job, model_id=model.id)
     # Wait for the first event before answering 200, so that queue-full, load and
     # context errors still come back as proper HTTP errors rather than inside the stream.
     try:
         first = await anext(events)
     except StopAsyncIteration:
-        raise ApiError(500, "the engine ended without an answer", code=ErrorCode.INTERNAL) from None
+        raise AppError(ErrorCode.INTERNAL, "the engine ended without an answer") from None
     if isinstance(first, JobFailed):
-        raise EngineError(first.code, first.message)
+        raise AppError(first.code, first.message)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def data(payload: dict[str, Any]) -> bytes:
@@ -143,13 +126,13 @@ async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> J
                 if isinstance(event, TokenDelta):
                     yield delta({"content": event.text})
                 elif isinstance(event, JobDone):
-                    yield delta({}, _finish(event.result))
+                    result = event.result if isinstance(event.result, ChatResult) else ChatResult()
+                    yield delta({}, _finish(result))
                     if include_usage:
-                        yield chunk([], usage=_usage(event.result))
+                        yield chunk([], usage=_usage(result))
                     break
                 elif isinstance(event, JobFailed):
-                    status = status_for(event.code)
-                    yield data(error_body(event.message, code=event.code, type_=error_type(status)))
+                    yield b"data: " + render_error(AppError(event.code, event.message), "/v1")[0] + b"\n\n"
                     break
                 event = await anext(events, None)
             yield b"data: [DONE]\n\n"

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from ...images.service import MAX_BATCH, ImageParams, defaults_for
-from ...runtime.child import EngineError
+from ...core.errors import AppError, ErrorCode
+from ...images.params import MAX_BATCH, ImageParams, defaults_for
+from ...images.service import GenerationState
 from ..deps import ServicesDep
-from ..errors import ApiError
 
 router = APIRouter()
 _SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
@@ -48,7 +48,7 @@ def _size(value: str | None, base: int) -> tuple[int, int]:
         return base, base
     match = _SIZE.match(value)
     if not match:
-        raise ApiError(400, f"size must look like 512x512, not '{value}'", param="size", code="invalid_value")
+        raise AppError(ErrorCode.INVALID_VALUE, f"size must look like 512x512, not '{value}'", param="size")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -68,15 +68,15 @@ async def generate(body: ImageGenerationBody, request: Request, services: Servic
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else None
         param = {"width": "size", "height": "size", "batch_count": "n"}.get(field or "", field)
-        raise ApiError(400, f"{param}: {first['msg']}", param=param, code="invalid_value") from None
+        raise AppError(ErrorCode.INVALID_VALUE, f"{param}: {first['msg']}", param=param) from None
     generation = await images.generate(params, origin="api")
     try:
         await generation.finished.wait()
     except asyncio.CancelledError:  # the client went away
         images.cancel(generation.id)
         raise
-    if generation.state != "done":
-        raise EngineError(generation.error_code or "cancelled", generation.error or "the generation was cancelled")
+    if generation.state != GenerationState.DONE:
+        raise AppError(generation.error_code or ErrorCode.CANCELLED, generation.error or "the generation was cancelled")
     data: list[dict[str, Any]] = []
     for record in generation.images:
         item: dict[str, Any] = {"revised_prompt": None, "seed": record.seed, "id": record.id}

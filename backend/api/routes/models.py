@@ -15,4 +15,4 @@ router = APIRouter()
 async def list_models(services: ServicesDep) -> dict[str, Any]:
     return {"object": "list", "data": [
         {"id": m.id, "object": "model", "created": int(m.added_at), "owned_by": m.source}
-        for m in services.chat.chat_models()]}
+        for m in services.models.language_models()]}

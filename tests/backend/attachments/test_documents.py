@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.attachments.documents import DocumentError, Extracted, extract, fit
+from backend.attachments.documents import Extracted, extract, fit
+from backend.core.errors import AppError
 from tests.audiofiles import png_bytes
 from tests.documentfiles import REPORT_PAGES, encrypted, pdf_bytes
 
@@ -23,8 +24,8 @@ def write(tmp_path: Path):
     return write
 
 
-def refused(path: Path, name: str | None = None, **limits: int) -> DocumentError:
-    with pytest.raises(DocumentError) as info:
+def refused(path: Path, name: str | None = None, **limits: int) -> AppError:
+    with pytest.raises(AppError) as info:
         extract(path, name or path.name, **limits)
     return info.value
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 
-from backend.attachments import images, kinds
-from backend.attachments.images import ImageRejected, PreparedImage, prepare_image
+from backend.attachments import images
+from backend.attachments.images import PreparedImage, prepare_image
+from backend.core import kinds
+from backend.core.errors import AppError
 from tests.imagefiles import encoded, photo, png_chunk
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -49,8 +51,8 @@ def png_header_only(width: int, height: int) -> bytes:
             + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
 
 
-def refused(source: Path | bytes, **limits: int) -> ImageRejected:
-    with pytest.raises(ImageRejected) as info:
+def refused(source: Path | bytes, **limits: int) -> AppError:
+    with pytest.raises(AppError) as info:
         prepare_image(source, **limits)  # type: ignore[arg-type]
     return info.value
 

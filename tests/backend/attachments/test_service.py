@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 
-from backend.attachments.kinds import Rejected
 from backend.attachments.service import MEDIA_KIND, PENDING_TTL_S, THUMB_SIDE, AttachmentService
-from backend.config import Settings
+from backend.core.config import Settings
+from backend.core.errors import AppError
 from backend.storage.attachments import Attachment, AttachmentStore
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
@@ -65,8 +65,8 @@ async def accepted(service: AttachmentService, data: bytes, name: str, uploader:
     return await service.accept(chunks(data), name=name, uploader=uploader)
 
 
-async def refused(service: AttachmentService, data: bytes, name: str) -> Rejected:
-    with pytest.raises(Rejected) as caught:
+async def refused(service: AttachmentService, data: bytes, name: str) -> AppError:
+    with pytest.raises(AppError) as caught:
         await accepted(service, data, name)
     assert files(service.media) == []  # no upload, no .part, no half-written photo or thumbnail
     assert await rows(service) == 0
@@ -261,7 +261,7 @@ async def test_upload_over_the_limit_is_refused_and_not_read_further(service: At
             sent += 256 * 1024
             yield b"a" * (256 * 1024)
 
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(AppError) as caught:
         await service.accept(endless(), name="big.txt", uploader="owner")
     assert (caught.value.status, caught.value.code) == (413, "file_too_large")
     assert "2 MB" in caught.value.message

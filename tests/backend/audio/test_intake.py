@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.audio.intake import AudioRejected, probe, sniff, wav_bytes, wav_header
+from backend.audio.intake import probe, sniff, wav_bytes, wav_header
+from backend.core.errors import AppError
 from tests.audiofiles import encode, opus_webm, png_bytes, silent_flac, tone, write_wav
 
 HOUR = 3600.0
@@ -52,17 +53,17 @@ def test_sniff_recognises_containers(head: bytes, expected: tuple[str, str]) -> 
     (b'{"text": "hello"}', "JSON text"),
 ])
 def test_sniff_names_what_else_it_is(head: bytes, what: str) -> None:
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         sniff(head)
     assert (info.value.status, info.value.code) == (415, "not_audio")
     assert what in info.value.message
 
 
 def test_sniff_refuses_empty_and_unknown() -> None:
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         sniff(b"")
     assert (info.value.status, info.value.code) == (400, "empty_audio")
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         sniff(b"just some notes, not a recording")
     assert (info.value.status, info.value.code) == (415, "not_audio")
     assert "WebM" in info.value.message  # says what would be accepted
@@ -113,7 +114,7 @@ def test_over_long_file_is_refused_from_its_header(tmp_path: Path) -> None:
     path = silent_flac(tmp_path / "three-hours.flac", 3 * HOUR)
     assert path.stat().st_size < 100_000  # three hours of silence, small on disk
     started = time.perf_counter()
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(path), HOUR)
     elapsed = time.perf_counter() - started
     assert (info.value.status, info.value.code) == (413, "audio_too_long")
@@ -129,7 +130,7 @@ def test_over_long_wav_is_refused_without_reading_it(tmp_path: Path) -> None:
         fh.write(wav_header(16_000, data))
         fh.truncate(44 + data)
     started = time.perf_counter()
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(path), HOUR)
     assert info.value.code == "audio_too_long"
     assert time.perf_counter() - started < 0.25
@@ -147,7 +148,7 @@ def test_just_under_the_limit_is_accepted(tmp_path: Path) -> None:
 def test_wav_with_a_header_but_no_frames(tmp_path: Path, make: Callable[[Path], object]) -> None:
     path = tmp_path / "empty.wav"
     make(path)
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(path), HOUR)
     assert (info.value.status, info.value.code) == (415, "invalid_audio")
 
@@ -157,7 +158,7 @@ def test_truncated_webm_is_invalid(tmp_path: Path) -> None:
     cut = tmp_path / "cut.webm"
     cut.write_bytes(whole[:200])  # the header and track, no audio
     assert sniff(cut.read_bytes()) == ("webm", "audio/webm")
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(cut), HOUR)
     assert (info.value.status, info.value.code) == (415, "invalid_audio")
     assert "damaged or incomplete" in info.value.message
@@ -168,13 +169,13 @@ def test_truncated_webm_is_invalid(tmp_path: Path) -> None:
 def test_probe_refuses_what_is_not_audio(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "sound.wav"
     path.write_bytes(content)
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(path), HOUR)
     assert info.value.status == 415 and info.value.code in ("invalid_audio", "not_audio")
 
 
 def test_missing_file_is_invalid(tmp_path: Path) -> None:
-    with pytest.raises(AudioRejected) as info:
+    with pytest.raises(AppError) as info:
         probe(str(tmp_path / "gone.wav"), HOUR)
     assert info.value.code == "invalid_audio"
 

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from backend.chat.conversations import CannotSee, ConversationError
-from backend.config import Settings
+from backend.chat.conversations import CannotSee
+from backend.chat.prompt import model_messages
+from backend.core.config import Settings
+from backend.core.errors import AppError
 from backend.engines.llm import MEDIA_MARKER, ChatRequest
 from backend.runtime.protocol import Event
 from backend.services import Services
@@ -126,9 +128,9 @@ async def test_photo_question_and_a_follow_up_that_still_sees_it(services: Servi
     assert conversation is not None
     history = await services.store.messages(conv.id)
     attached = await services.attachments.store.for_conversation(conv.id)
-    messages, photos = services.conversations.model_messages(conversation, history, attached, sees=True)
+    messages, photos = model_messages(conversation, history, attached, sees=True)
     assert MEDIA_MARKER in messages[0]["content"] and [p.id for p in photos] == [photo.id]
-    unseen, none = services.conversations.model_messages(conversation, history, attached, sees=False)
+    unseen, none = model_messages(conversation, history, attached, sees=False)
     assert none == [] and MEDIA_MARKER not in unseen[0]["content"]
     assert "cannot see photos" in unseen[0]["content"]
 
@@ -195,7 +197,7 @@ async def test_short_csv_is_given_whole_as_a_table(services: Services, requests:
 
     conversation = await services.store.get(conv.id)
     assert conversation is not None
-    messages, photos = services.conversations.model_messages(
+    messages, photos = model_messages(
         conversation, await services.store.messages(conv.id),
         await services.attachments.store.for_conversation(conv.id))
     assert messages[0] == requests[0].messages[0] and photos == []
@@ -212,15 +214,15 @@ async def test_a_message_of_only_an_attachment_is_accepted(services: Services, r
     assert requests[0].messages == [{"role": "user", "content": content}]
     titled = await services.store.get(conv.id)
     assert titled is not None and titled.title == "todo.txt"
-    with pytest.raises(ConversationError, match="empty"):
+    with pytest.raises(AppError, match="empty"):
         await services.conversations.send(conv.id, "  ")  # no text and nothing attached
 
 
 async def test_too_many_or_unknown_attachments_are_refused(services: Services) -> None:
     conv = await services.store.create(settings=QUICK)
-    with pytest.raises(ConversationError, match="at most 10"):
+    with pytest.raises(AppError, match="at most 10"):
         await services.conversations.send(conv.id, "many", [f"id{i}" for i in range(11)])
-    with pytest.raises(ConversationError, match="no longer there"):
+    with pytest.raises(AppError, match="no longer there"):
         await services.conversations.send(conv.id, "gone", ["no-such-attachment"])
     assert await services.store.messages(conv.id) == []
 
@@ -228,7 +230,7 @@ async def test_too_many_or_unknown_attachments_are_refused(services: Services) -
 async def test_attachment_of_another_uploader_cannot_be_sent(services: Services) -> None:
     conv = await services.store.create(settings=QUICK)
     doc = await upload(services, b"a note from the phone\n", "note.txt", uploader="device:x")
-    with pytest.raises(ConversationError, match="no longer there"):
+    with pytest.raises(AppError, match="no longer there"):
         await services.conversations.send(conv.id, "read this", [doc.id], uploader="owner")
     assert await services.store.messages(conv.id) == []
     still = await services.attachments.store.get(doc.id)

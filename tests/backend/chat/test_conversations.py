@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.chat.conversations import ConversationError
-from backend.config import Settings
+from backend.chat.prompt import model_messages
+from backend.core.config import Settings
+from backend.core.errors import AppError
 from backend.services import Services
 
 pytestmark = pytest.mark.engine
@@ -27,7 +28,7 @@ async def test_send_streams_saves_and_titles(services: Services) -> None:
     conv = await services.store.create()
     reply = await services.conversations.send(conv.id, "  Tell me about owls in two sentences.  ")
     assert services.conversations.active[conv.id] is reply
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.send(conv.id, "another one while answering")
     await asyncio.wait_for(reply.finished.wait(), 60)
     messages = await services.store.messages(conv.id)
@@ -72,20 +73,20 @@ async def test_regenerate_and_edit_replace_later_turns(services: Services) -> No
     messages = await services.store.messages(conv.id)
     assert [(m.role, m.content if m.role == "user" else "") for m in messages] == \
         [("user", "Name an animal."), ("assistant", "")]
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.edit_and_resend(messages[1].id, "assistants cannot be edited")
 
 
 async def test_unknown_ids_and_empty_messages(services: Services) -> None:
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.send("nope", "hello")
     conv = await services.store.create()
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.send(conv.id, "   ")
-    with pytest.raises(ConversationError, match="too long"):
+    with pytest.raises(AppError, match="too long"):
         await services.conversations.send(conv.id, "x" * 100_001)
     assert await services.store.messages(conv.id) == []  # nothing stored half-way
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.regenerate(conv.id)
     assert not services.conversations.stop(conv.id)
 
@@ -106,5 +107,5 @@ async def test_system_prompt_and_settings_reach_the_model(services: Services) ->
     await reply.finished.wait()
     assert reply.stats["completion_tokens"] <= 3
     history = await services.store.messages(conv.id)
-    prompt, _ = services.conversations.model_messages(conv, history)
+    prompt, _ = model_messages(conv, history)
     assert prompt[0] == {"role": "system", "content": "Always answer with the single word BANANA."}

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.chat.conversations import ConversationError
-from backend.config import Settings
-from backend.images.service import image_request, prompt_from
+from backend.chat.prompt import model_messages
+from backend.core.config import Settings
+from backend.core.errors import AppError
+from backend.images.params import image_request, prompt_from
 from backend.services import Services
 from tests.sdmodels import TINY_SD, register_image_model
 
@@ -64,7 +65,7 @@ async def test_asking_for_a_picture_answers_with_it(services: Services) -> None:
         ("a red fox in the snow", "chat", conv.id, TINY_SD)
     assert (record.width, record.height, record.steps, record.cfg_scale) == (512, 512, 1, 1.0)  # suited to SDXS
     assert answer.stats["images"] == [record.id] and answer.stats["seed"] == record.seed
-    prompt, _ = services.conversations.model_messages(conv, messages)
+    prompt, _ = model_messages(conv, messages)
     assert prompt[-1] == {"role": "assistant",
                           "content": "(Here the app showed a picture it made of: a red fox in the snow)"}
 
@@ -76,7 +77,7 @@ async def test_picture_of_an_answer_and_stop(services: Services) -> None:
     answer = (await services.store.messages(conv.id))[-1]
     picture = await services.conversations.make_image(conv.id, answer.content)
     assert picture.stats["prompt"] == prompt_from(answer.content)
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.send(conv.id, "and another one while it works")
     while picture.generation_id is None:
         await asyncio.sleep(0.05)
@@ -85,7 +86,7 @@ async def test_picture_of_an_answer_and_stop(services: Services) -> None:
     stopped = (await services.store.messages(conv.id))[-1]
     assert (stopped.status, stopped.content, stopped.stats.get("finish_reason")) == ("done", "", "cancelled")
     assert await services.images.store.for_conversation(conv.id) == []
-    with pytest.raises(ConversationError):
+    with pytest.raises(AppError):
         await services.conversations.make_image(conv.id, "  **  ")
 
 

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from backend.core.errors import AppError, ErrorCode
 from backend.engines.diffusion import DiffusionConfig, GenerateRequest, Preview, Progress
-from backend.runtime.child import EngineError
-from backend.runtime.protocol import ErrorCode, Event, JobDone, JobFailed
+from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.sdmodels import write_sdxs
 
@@ -142,10 +142,10 @@ async def test_an_unreadable_start_picture_is_a_bad_request(worker: WorkerProces
     assert len(result["images"]) == 1
 
 
-async def failed_start(model: Path) -> EngineError:
+async def failed_start(model: Path) -> AppError:
     worker = WorkerProcess(spec(model))
     try:
-        with pytest.raises(EngineError) as caught:
+        with pytest.raises(AppError) as caught:
             await worker.start()
         assert not worker.alive
     finally:

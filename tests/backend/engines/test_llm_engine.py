@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.core.errors import AppError
 from backend.engines.llm import ChatRequest, LlmConfig, PromptReady, TokenDelta
-from backend.runtime.child import EngineError
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 
@@ -38,7 +38,7 @@ async def ask(worker: WorkerProcess, messages: list[dict[str, str]], **kw: objec
         elif isinstance(event, JobDone):
             result = event.result
         elif isinstance(event, JobFailed):
-            raise EngineError(event.code, event.message)
+            raise AppError(event.code, event.message)
     return text, ready, result
 
 
@@ -101,7 +101,7 @@ async def test_alternating_conversations_keep_their_cache(llm: WorkerProcess) ->
 async def test_prompt_longer_than_context_is_refused(smollm_path: Path) -> None:
     worker = WorkerProcess(spec(smollm_path, n_ctx=256))
     try:
-        with pytest.raises(EngineError) as info:
+        with pytest.raises(AppError) as info:
             await ask(worker, [{"role": "user", "content": "word " * 400}])
         assert info.value.code == "context_length_exceeded"
         text, _, _ = await ask(worker, [{"role": "user", "content": "Hi"}], max_tokens=5)
@@ -144,7 +144,7 @@ async def test_not_a_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
     fake = tmp_path / "model.gguf"
     fake.write_text("this is not a model")
     worker = WorkerProcess(spec(fake))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await worker.start()
     assert info.value.code == "model_load_failed" and "not a GGUF" in info.value.message
 
@@ -153,7 +153,7 @@ async def test_truncated_gguf_is_a_clear_error(tmp_path: Path, smollm_path: Path
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(smollm_path.read_bytes()[:100_000])
     worker = WorkerProcess(spec(broken))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await worker.start()
     assert info.value.code == "model_load_failed"
     assert not worker.alive

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from backend.core.errors import AppError
 from backend.engines.llm import MEDIA_MARKER, ChatRequest, LlmConfig, PromptReady, TokenDelta
-from backend.runtime.child import EngineError
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.ggufs import write_tiny_mmproj
@@ -52,7 +52,7 @@ async def ask(worker: WorkerProcess, messages: list[dict[str, str]], images: lis
         elif isinstance(event, JobDone):
             result = event.result
         elif isinstance(event, JobFailed):
-            raise EngineError(event.code, event.message)
+            raise AppError(event.code, event.message)
     assert ready is not None
     return text, ready, result, deltas
 
@@ -86,13 +86,13 @@ async def test_another_image_is_evaluated_afresh(vision: WorkerProcess) -> None:
 
 
 async def test_markers_and_images_must_match(vision: WorkerProcess) -> None:
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(AppError) as caught:
         await ask(vision, [{"role": "user", "content": "No marker here."}], [photo()])
     assert caught.value.code == "bad_request" and "1 image(s) for 0 place(s)" in caught.value.message
 
 
 async def test_an_undecodable_image_is_a_clear_error(vision: WorkerProcess) -> None:
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(AppError) as caught:
         await ask(vision, [{"role": "user", "content": f"{MEDIA_MARKER} what?"}], [b"\x89PNG broken"])
     assert caught.value.code == "bad_request" and "could not be decoded" in caught.value.message
     _, ready, _, _ = await ask(vision, [{"role": "user", "content": f"{MEDIA_MARKER} and now?"}], [photo()])
@@ -103,7 +103,7 @@ async def test_a_model_without_a_projector_refuses_images(smollm_path: Path) -> 
     worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine",
                                       config=LlmConfig(model_path=str(smollm_path), n_ctx=1024, n_threads=2)))
     try:
-        with pytest.raises(EngineError) as caught:
+        with pytest.raises(AppError) as caught:
             await ask(worker, [{"role": "user", "content": f"{MEDIA_MARKER} what?"}], [photo()])
         assert caught.value.code == "bad_request" and "cannot see images" in caught.value.message
         assert worker.info["vision"] is False
@@ -116,7 +116,7 @@ async def test_a_projector_of_another_width_is_refused(smollm_path: Path, tmp_pa
     worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=LlmConfig(
         model_path=str(smollm_path), projector_path=str(projector), n_ctx=1024, n_threads=2)))
     try:
-        with pytest.raises(EngineError) as caught:
+        with pytest.raises(AppError) as caught:
             await worker.start()
         assert caught.value.code == "model_load_failed"
     finally:

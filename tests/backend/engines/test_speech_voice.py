@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,22 +13,23 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from backend.audio.engines import SidecarHost, speech_host, voice_host
+from backend.audio.engines import speech_engine, voice_engine
 from backend.audio.intake import wav_bytes, wav_header
-from backend.config import Settings
+from backend.core.config import Settings
+from backend.core.errors import AppError
 from backend.engines.speech import (
     SAMPLE_RATE,
-    AudioTooLong,
     SpeechConfig,
     SpeechInfo,
     SpeechSegment,
     TranscribeRequest,
+    TranscribeResult,
     decode_bounded,
 )
 from backend.engines.voice import AudioChunk, SpeakRequest, VoiceConfig
 from backend.models.local import bundled_speech_model, bundled_voice
 from backend.models.manager import ModelManager
-from backend.runtime.child import EngineError
+from backend.runtime.host import EngineHost, EngineJob
 from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.runtime.worker import WorkerProcess, WorkerSpec
@@ -42,8 +42,8 @@ in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 @dataclass
 class Engines:
-    speech: SidecarHost
-    voice: SidecarHost
+    speech: EngineHost
+    voice: EngineHost
     manager: ModelManager
     models: Path
     """The models folder (the damaged Whisper folder is there)."""
@@ -70,7 +70,8 @@ async def engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Eng
     residency = ResidencyManager(MemoryBudget())
     manager = ModelManager(settings, db, residency)
     await manager.start(run_downloads=False)
-    found = Engines(speech=speech_host(settings, manager, residency), voice=voice_host(settings, manager, residency),
+    found = Engines(speech=speech_engine(settings, manager, residency),
+                    voice=voice_engine(settings, manager, residency),
                     manager=manager, models=models)
     yield found
     await found.speech.close()
@@ -80,9 +81,10 @@ async def engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Eng
     await db.close()
 
 
-async def events_of(host: SidecarHost, request: TranscribeRequest | SpeakRequest, *, job_id: str | None = None,
+async def events_of(host: EngineHost, request: TranscribeRequest | SpeakRequest, *, job_id: str | None = None,
                     model_id: str | None = None) -> list[Event]:
-    return [event async for event in host.stream(request, job_id or uuid.uuid4().hex, model_id=model_id)]
+    job = EngineJob(id=job_id) if job_id else EngineJob()
+    return [event async for event in host.stream(request, job, model_id=model_id)]
 
 
 async def speak(engines: Engines, text: str, speed: float = 1.0) -> tuple[bytes, int, list[AudioChunk]]:
@@ -131,7 +133,7 @@ async def test_voice_sends_one_chunk_per_sentence(engines: Engines) -> None:
     events = await events_of(engines.voice, SpeakRequest(text=text))
     chunks = [e for e in events if isinstance(e, AudioChunk)]
     done = events[-1]
-    assert isinstance(done, JobDone) and done.result["finish_reason"] == "done"
+    assert isinstance(done, JobDone) and done.result.finish_reason == "done"
     assert len(chunks) >= 2
     assert [c.index for c in chunks] == list(range(len(chunks)))
     assert {c.sample_rate for c in chunks} == {22_050}
@@ -140,8 +142,8 @@ async def test_voice_sends_one_chunk_per_sentence(engines: Engines) -> None:
         assert 0.5 <= len(chunk.pcm) / 2 / chunk.sample_rate <= 3.0
         assert np.abs(np.frombuffer(chunk.pcm, dtype="<i2")).max() > 1000  # speech, not silence
     total = sum(len(c.pcm) for c in chunks) / 2 / 22_050
-    assert done.result["chunks"] == len(chunks) and done.result["sample_rate"] == 22_050
-    assert done.result["seconds_of_audio"] == pytest.approx(total)
+    assert done.result.chunks == len(chunks) and done.result.sample_rate == 22_050
+    assert done.result.seconds_of_audio == pytest.approx(total)
 
 
 @in_module_loop
@@ -172,9 +174,10 @@ async def test_round_trip_piper_to_whisper(engines: Engines, spoken: Spoken) -> 
     assert info.language == "en"
     assert info.duration == pytest.approx(spoken.short_seconds, abs=0.05)
     result = done.result
-    assert result["finish_reason"] == "done" and result["segments"] == len(segments)
-    assert result["text"] == "".join(s.text for s in segments if isinstance(s, SpeechSegment)).strip()
-    assert wer(result["text"], SENTENCES) <= 0.25, result["text"]
+    assert isinstance(result, TranscribeResult)
+    assert result.finish_reason == "done" and result.segments == len(segments)
+    assert result.text == "".join(s.text for s in segments if isinstance(s, SpeechSegment)).strip()
+    assert wer(result.text, SENTENCES) <= 0.25, result.text
     for segment in segments:
         assert isinstance(segment, SpeechSegment)
         assert 0 <= segment.start < segment.end <= info.duration + 0.5
@@ -186,26 +189,27 @@ async def test_segments_stream_before_the_end_and_cancel_stops(engines: Engines,
     cancel after the first one ends the job early with finish_reason 'cancelled'."""
     arrivals: list[tuple[float, Event]] = []
     started = time.perf_counter()
-    async for event in engines.speech.stream(TranscribeRequest(audio_path=str(spoken.long)), "whole"):
+    async for event in engines.speech.stream(TranscribeRequest(audio_path=str(spoken.long)), EngineJob()):
         arrivals.append((time.perf_counter() - started, event))
     done_at, done = arrivals[-1]
-    assert isinstance(done, JobDone) and done.result["finish_reason"] == "done"
+    assert isinstance(done, JobDone) and done.result.finish_reason == "done"
     segment_times = [t for t, e in arrivals if isinstance(e, SpeechSegment)]
     assert len(segment_times) >= 3
     assert segment_times[0] < done_at * 0.8, (segment_times, done_at)  # not all sent at the end
-    assert wer(done.result["text"], " ".join([PARAGRAPH] * 3)) <= 0.25, done.result["text"]
+    assert wer(done.result.text, " ".join([PARAGRAPH] * 3)) <= 0.25, done.result.text
 
     received: list[SpeechSegment] = []
-    result: dict[str, object] = {}
-    async for event in engines.speech.stream(TranscribeRequest(audio_path=str(spoken.long)), "to-cancel"):
+    result = TranscribeResult()
+    job = EngineJob()
+    async for event in engines.speech.stream(TranscribeRequest(audio_path=str(spoken.long)), job):
         if isinstance(event, SpeechSegment):
             received.append(event)
             if len(received) == 1:
-                engines.speech.cancel("to-cancel")
-        elif isinstance(event, JobDone):
+                engines.speech.cancel(job)
+        elif isinstance(event, JobDone) and isinstance(event.result, TranscribeResult):
             result = event.result
-    assert result["finish_reason"] == "cancelled"
-    assert result["segments"] == len(received) < len(segment_times)
+    assert result.finish_reason == "cancelled"
+    assert result.segments == len(received) < len(segment_times)
 
 
 @in_module_loop
@@ -239,19 +243,19 @@ async def test_damaged_model_fails_clearly_then_a_good_one_works(engines: Engine
     damaged = engines.manager.installed("speech")
     assert DAMAGED in [m.id for m in damaged]
     request = TranscribeRequest(audio_path=str(spoken.short))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await events_of(engines.speech, request, model_id=DAMAGED)
     assert info.value.code == "model_load_failed"
     assert "Whisper model could not be loaded" in info.value.message
     events = await events_of(engines.speech, request)  # the bundled model
-    assert isinstance(events[-1], JobDone) and wer(events[-1].result["text"], SENTENCES) <= 0.25
+    assert isinstance(events[-1], JobDone) and wer(events[-1].result.text, SENTENCES) <= 0.25
 
 
 @in_module_loop
 async def test_folder_without_model_bin(tmp_path: Path) -> None:
     worker = WorkerProcess(WorkerSpec(name="speech", factory="backend.engines.speech:SpeechEngine",
                                       config=SpeechConfig(model_dir=str(tmp_path))))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await worker.start()
     assert info.value.code == "model_load_failed" and "no model.bin" in info.value.message
     assert not worker.alive
@@ -266,14 +270,14 @@ async def test_damaged_voice_fails_clearly(tmp_path: Path) -> None:
     shutil.copyfile(voice.with_name(voice.name + ".json"), tmp_path / "broken.onnx.json")
     worker = WorkerProcess(WorkerSpec(name="voice", factory="backend.engines.voice:VoiceEngine",
                                       config=VoiceConfig(model_path=str(broken))))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await worker.start()
     assert info.value.code == "model_load_failed" and "could not be loaded" in info.value.message
     lonely = tmp_path / "lonely.onnx"
     shutil.copyfile(broken, lonely)
     worker = WorkerProcess(WorkerSpec(name="voice", factory="backend.engines.voice:VoiceEngine",
                                       config=VoiceConfig(model_path=str(lonely))))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         await worker.start()
     assert "side by side" in info.value.message
 
@@ -289,7 +293,7 @@ def test_decode_bounded_returns_16k_mono_float(spoken: Spoken) -> None:
 
 def test_decode_bounded_refuses_a_long_webm_without_duration(tmp_path: Path) -> None:
     path = opus_webm(tmp_path / "live.webm", 6.0, live=True)
-    with pytest.raises(AudioTooLong) as info:
+    with pytest.raises(AppError) as info:
         decode_bounded(str(path), 2.5)
     assert info.value.code == "audio_too_long" and "2.5 seconds" in info.value.message
     assert decode_bounded(str(path), 7).size == pytest.approx(6 * SAMPLE_RATE, abs=SAMPLE_RATE * 0.05)
@@ -303,7 +307,7 @@ def test_decode_bounded_stops_at_the_limit_while_decoding(tmp_path: Path) -> Non
         fh.write(wav_header(SAMPLE_RATE))
         fh.truncate(44 + 1024**3)
     started = time.perf_counter()
-    with pytest.raises(AudioTooLong):
+    with pytest.raises(AppError):
         decode_bounded(str(path), 10)
     assert time.perf_counter() - started < 1.0
 
@@ -313,7 +317,7 @@ def test_decode_bounded_stops_at_the_limit_while_decoding(tmp_path: Path) -> Non
 def test_decode_bounded_refuses_what_is_not_audio(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "sound.wav"
     path.write_bytes(content)
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         decode_bounded(str(path), 60)
     assert info.value.code == "invalid_audio"
 
@@ -322,6 +326,6 @@ def test_decode_bounded_refuses_a_truncated_webm(tmp_path: Path) -> None:
     whole = opus_webm(tmp_path / "whole.webm", 2.0, live=True).read_bytes()
     cut = tmp_path / "cut.webm"
     cut.write_bytes(whole[:200])
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AppError) as info:
         decode_bounded(str(cut), 60)
     assert info.value.code == "invalid_audio"

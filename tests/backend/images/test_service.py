@@ -18,19 +18,12 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from backend.config import Settings
-from backend.images.service import (
-    CANCEL_GRACE_S,
-    Generation,
-    ImageParams,
-    _thumbnail,
-    defaults_for,
-    png_text,
-    with_text,
-)
+from backend.core.config import Settings
+from backend.core.errors import AppError, ErrorCode
+from backend.images.params import ImageParams, defaults_for
+from backend.images.png_text import png_text, with_text
+from backend.images.service import CANCEL_GRACE_S, Generation, _thumbnail
 from backend.models.registry import ModelRecord
-from backend.runtime.child import EngineError
-from backend.runtime.protocol import ErrorCode
 from backend.services import Services
 from tests.sdmodels import TINY_SD, register_image_model
 
@@ -208,10 +201,10 @@ async def test_cancel_of_an_unknown_generation(services: Services) -> None:
 
 
 async def test_unknown_model_and_source_picture_are_refused(services: Services) -> None:
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(AppError) as caught:
         await services.images.generate(params(model="no-such-model"))
     assert caught.value.code == "model_not_found"
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(AppError) as caught:
         await services.images.generate(params(source_image="no-such-image"))
     assert caught.value.code == ErrorCode.BAD_REQUEST
     assert services.images.generations == {}
@@ -277,8 +270,7 @@ def test_defaults_suit_the_model() -> None:
 def test_text_chunks_and_thumbnails_without_a_model() -> None:
     out = io.BytesIO()
     Image.new("RGB", (1000, 600), "teal").save(out, "PNG")
-    generation = Generation(params=params(negative_prompt="", seed=9), seed=9, model=record("Ünïcode model"))
-    text = png_text(generation, 9)
+    text = png_text(params(negative_prompt="", seed=9), 9, record("Ünïcode model").name)
     assert text["parameters"] == f"{PROMPT}\nSteps: 1, Sampler: default, CFG scale: 1, Seed: 9, " \
                                  "Size: 128x128, Model: Ünïcode model"
     tagged = with_text(out.getvalue(), text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import Settings
+from backend.core.config import Settings
 from backend.models.downloads import Download
 from backend.models.manager import ModelManager
 from backend.runtime.residency import MemoryBudget, ResidencyManager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import Settings
+from backend.core.config import Settings
 from backend.models.local import bundled_speech_model, bundled_voice
 from backend.models.manager import ModelManager, ModelManagerError
 from backend.runtime.residency import MemoryBudget, ResidencyManager

@@ -13,14 +13,14 @@ import numpy as np
 import psutil
 import pytest
 
-from backend.chat import service as chat_service_module
-from backend.chat.service import ChatJob
-from backend.config import Settings
+from backend.core.config import Settings
+from backend.core.errors import ErrorCode
 from backend.engines.llm import ChatRequest
 from backend.models.gguf_info import read_gguf_info
 from backend.models.manager import ModelFileError, ModelManagerError
 from backend.models.memory import estimate_llm
-from backend.runtime.protocol import ErrorCode
+from backend.runtime import host as chat_service_module
+from backend.runtime.host import EngineJob
 from backend.runtime.residency import MemoryBudget, MemoryRefused, ResidencyManager, Resident
 from backend.services import Services
 from tests.backend.models.conftest import Env, wait_for
@@ -168,10 +168,11 @@ async def test_import_by_moving(env: Env, source: Path) -> None:
 
 async def test_activation_checks_the_job(env: Env, source: Path) -> None:
     record = await env.manager.import_file(write_lm_gguf(source / "t.gguf", size_mb=0.5), "chat")
-    with pytest.raises(KeyError):
+    with pytest.raises(ModelManagerError, match="no vision model") as wrong_job:
         await env.manager.activate("vision", record.id)
-    with pytest.raises(KeyError):
+    with pytest.raises(ModelManagerError, match="no chat model 'no-such-model'") as unknown:
         await env.manager.activate("chat", "no-such-model")
+    assert wrong_job.value.code == unknown.value.code == ErrorCode.MODEL_NOT_FOUND
 
 
 async def test_the_bundled_model_cannot_be_deleted(env: Env, smollm_path: Path) -> None:
@@ -180,8 +181,9 @@ async def test_the_bundled_model_cannot_be_deleted(env: Env, smollm_path: Path) 
     with pytest.raises(ModelManagerError, match="comes with the app"):
         await env.manager.delete(BUNDLED_ID)
     assert smollm_path.exists() and env.manager.get(BUNDLED_ID) is not None
-    with pytest.raises(KeyError):
+    with pytest.raises(ModelManagerError, match="no model 'no-such-model'") as unknown:
         await env.manager.delete("no-such-model")
+    assert unknown.value.code == ErrorCode.MODEL_NOT_FOUND and unknown.value.status == 404
 
 
 async def test_a_model_in_use_is_not_deleted(env: Env, source: Path) -> None:
@@ -390,7 +392,7 @@ async def test_chat_refuses_a_model_over_the_budget_before_starting_a_worker(
         assert model.id == BUNDLED_ID and model.path == smollm_path
         request = ChatRequest(messages=[{"role": "user", "content": "Hello"}], max_tokens=8)
         with pytest.raises(MemoryRefused) as caught:
-            async for _ in services.chat.stream(ChatJob(), request):
+            async for _ in services.chat.stream(request, EngineJob()):
                 pass
         await asyncio.sleep(0.1)
     finally:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backend.runtime.protocol import ErrorCode
+from backend.core.errors import ErrorCode
 from backend.runtime.residency import MemoryBudget, MemoryRefused, ResidencyManager, Resident
 
 MB = 1_000_000

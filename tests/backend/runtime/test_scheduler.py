@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from backend.runtime.scheduler import EngineBusy, FifoGate
+from backend.core.errors import AppError
+from backend.runtime.scheduler import FifoGate
 
 
 async def test_fifo_order_and_positions() -> None:
@@ -41,7 +42,7 @@ async def test_full_line_is_busy() -> None:
     first = asyncio.create_task(holder())
     second = asyncio.create_task(holder())
     await asyncio.sleep(0.01)
-    with pytest.raises(EngineBusy) as info:
+    with pytest.raises(AppError) as info:
         async with gate.turn():
             pass
     assert info.value.code == "busy" and info.value.retry_after > 0

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from backend.security.certs import PERMITTED_NETWORKS, CertificateError, LocalCA, is_private_address
+from backend.core.errors import AppError
+from backend.security.certs import PERMITTED_NETWORKS, LocalCA, is_private_address
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_ipv6_leaf(ca: LocalCA) -> None:
 
 def test_public_address_is_refused(ca: LocalCA) -> None:
     for address in ("8.8.8.8", "2606:4700::1111", "example.com", ""):
-        with pytest.raises(CertificateError):
+        with pytest.raises(AppError):
             ca.server_certificate(address)
     assert not ca.cert_file.exists() and not ca.key_file.exists()
 

@@ -4,8 +4,9 @@ import re
 
 import pytest
 
+from backend.core.errors import AppError
 from backend.security.devices import DeviceStore
-from backend.security.pairing import COLLECT_WITHIN_S, MAX_WAITING, Pairing, PairingError
+from backend.security.pairing import COLLECT_WITHIN_S, MAX_WAITING, Pairing
 from backend.security.ratelimit import FailureLimiter
 from backend.storage.db import Database
 from tests.clocks import FakeClock as Clock
@@ -32,8 +33,8 @@ def pairing(devices: DeviceStore, clock: Clock) -> Pairing:
     return pairing
 
 
-def refused(pairing: Pairing, code: str, address: str = TABLET) -> PairingError:
-    with pytest.raises(PairingError) as caught:
+def refused(pairing: Pairing, code: str, address: str = TABLET) -> AppError:
+    with pytest.raises(AppError) as caught:
         pairing.ask(code, "Tablet", address, "UA")
     return caught.value
 
@@ -109,12 +110,12 @@ def test_not_sharing(pairing: Pairing) -> None:
     second_code, _ = pairing.code()
     pairing.stop()
     assert pairing.waiting() == [] and pairing.status(request.id) is None
-    with pytest.raises(PairingError) as caught:
+    with pytest.raises(AppError) as caught:
         pairing.code()
     assert (caught.value.status, caught.value.code) == (409, "not_sharing")
     error = refused(pairing, second_code)
     assert (error.status, error.code) == (403, "not_sharing")
-    with pytest.raises(PairingError) as caught:
+    with pytest.raises(AppError) as caught:
         pairing.approve(request.id)
     assert caught.value.code == "unknown_request"
     pairing.start()
@@ -140,7 +141,7 @@ async def test_approve_then_collect_once(pairing: Pairing, devices: DeviceStore)
     assert pairing.waiting() == []
     status = pairing.status(request.id)
     assert status is not None and status.state == "approved"
-    with pytest.raises(PairingError) as caught:
+    with pytest.raises(AppError) as caught:
         pairing.deny(request.id)  # already answered
     assert (caught.value.status, caught.value.code) == (404, "unknown_request")
 
@@ -163,7 +164,7 @@ async def test_deny(pairing: Pairing, devices: DeviceStore) -> None:
     assert await pairing.collect(request.id) is None
     assert devices.list() == []
     for answer in (pairing.approve, pairing.deny):
-        with pytest.raises(PairingError) as caught:
+        with pytest.raises(AppError) as caught:
             answer(request.id)
         assert caught.value.code == "unknown_request"
 
@@ -171,7 +172,7 @@ async def test_deny(pairing: Pairing, devices: DeviceStore) -> None:
 async def test_unknown_requests(pairing: Pairing) -> None:
     assert pairing.status(None) is None and pairing.status("nope") is None
     assert await pairing.collect("nope") is None
-    with pytest.raises(PairingError) as caught:
+    with pytest.raises(AppError) as caught:
         pairing.approve("nope")
     assert caught.value.status == 404
 
@@ -184,7 +185,7 @@ async def test_waiting_request_expires(pairing: Pairing, clock: Clock) -> None:
     assert pairing.waiting() == []
     status = pairing.status(request.id)
     assert status is not None and status.state == "expired"
-    with pytest.raises(PairingError) as caught:
+    with pytest.raises(AppError) as caught:
         pairing.approve(request.id)
     assert caught.value.code == "unknown_request"
     assert await pairing.collect(request.id) is None

@@ -10,16 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["HEAD_BYTES", "Kind", "Rejected", "describe", "identify"]
+__all__ = ["HEAD_BYTES", "Kind", "describe", "identify"]
 
-
-class Rejected(Exception):
-    """A file that is not taken (a recording, a photo, a document): `status` is the HTTP status,
-    `code` a stable key, `message` plain words for a person."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 HEAD_BYTES = 1024
 """How much of the start of a file `identify` looks at (less is fine: then it knows less)."""

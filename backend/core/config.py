@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     """A fixed memory budget instead of the fraction, in MB (millions of bytes, as shown on the pages)."""
     idle_unload_s: float = Field(default=600.0, ge=0)
     """Models unused this long are unloaded; 0 keeps them loaded."""
+    engine_stall_s: float = Field(default=300.0, ge=1)
+    """A running job whose engine sends nothing for this long is taken to be stuck: its worker
+    is stopped and the job fails, so the requests waiting behind it go on."""
     hf_endpoint: str | None = None
     """Hub address; defaults to `HF_ENDPOINT` or huggingface.co."""
     catalog: Path | None = None
