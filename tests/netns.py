@@ -1,9 +1,13 @@
-"""A second host on this machine: a network namespace joined to ours by a veth pair.
+"""Other networks on this machine, made with `ip netns`.
 
-`SecondHost` makes `<name>` with HOST_ADDRESS on our side and PEER_ADDRESS inside; code
-that must run "on the tablet" runs in `host.run(fn)`, a thread that has entered the
-namespace (sockets belong to the namespace of the thread that makes them), and programs
-run under `ip netns exec`. Nothing is routed anywhere else: the pair is a private /30.
+`NoNetwork` is a namespace with nothing but its own loopback, as a phone in airplane mode:
+programs run in it with `command(...)` reach each other on 127.0.0.1 and nothing else.
+
+`SecondHost` is a namespace joined to ours by a veth pair, a tablet on the same network: it
+makes `<name>` with HOST_ADDRESS on our side and PEER_ADDRESS inside; code that must run "on
+the tablet" runs in `host.run(fn)`, a thread that has entered the namespace (sockets belong
+to the namespace of the thread that makes them), and programs run under `ip netns exec`.
+Nothing is routed anywhere else: the pair is a private /30.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import concurrent.futures
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["SecondHost", "netns_available"]
+__all__ = ["NoNetwork", "SecondHost", "netns_available"]
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -34,6 +39,29 @@ def netns_available() -> bool:
     ok = _ip("netns", "add", probe, check=False).returncode == 0
     _ip("netns", "del", probe, check=False)
     return ok
+
+
+class NoNetwork:
+    def __init__(self, index: int = 0) -> None:
+        self.name = f"glo{os.getpid() % 10000}x{index}"
+
+    def __enter__(self) -> NoNetwork:
+        _ip("netns", "del", self.name, check=False)
+        _ip("netns", "add", self.name)
+        _ip("-n", self.name, "link", "set", "lo", "up")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Deleting a namespace leaves its processes running: whatever is still in it goes first."""
+        for pid in _ip("netns", "pids", self.name, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _ip("netns", "del", self.name, check=False)
+
+    def command(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
 
 
 class SecondHost:

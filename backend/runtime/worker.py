@@ -42,6 +42,7 @@ def _spawn(factory: str, config: Any) -> tuple[subprocess.Popen[bytes], Connecti
     ours, theirs = socket.socketpair()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+    env.update(ORT_DISABLE_TELEMETRY="1", ORT_TELEMETRY_DISABLED="1")  # onnxruntime's telemetry: README, Privacy
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "backend.runtime.child", str(theirs.fileno())],
