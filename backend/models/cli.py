@@ -14,7 +14,7 @@ from ..core.errors import AppError
 from ..core.units import format_bytes
 from ..runtime.residency import MemoryBudget, ResidencyManager
 from ..storage.db import Database
-from .downloads import Download
+from .downloads import Download, DownloadState
 from .files import JOBS
 from .manager import ModelManager, unknown_model
 
@@ -90,7 +90,7 @@ async def _list(manager: ModelManager, args: argparse.Namespace) -> int:
             print(f"  {mark} {r.id:<36} {facts}")
             print(f"      {r.path}")
     for dl in manager.downloads.all():
-        if dl.state != "done":
+        if dl.state != DownloadState.DONE:
             print(f"download {dl.id}: {dl.repo} {dl.name} — {dl.state}, "
                   f"{format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}"
                   + (f" ({dl.error})" if dl.error else ""))
@@ -126,7 +126,7 @@ async def _pull(manager: ModelManager, args: argparse.Namespace) -> int:
     else:
         dl = await manager.pull(repo, path, job=args.job, override=args.force)
     final = await _follow(dl)
-    if final.state != "done":
+    if final.state != DownloadState.DONE:
         print(f"gridless: {final.error or final.state}", file=sys.stderr)
         return 1
     print(f"installed {final.model_id}")
@@ -136,7 +136,7 @@ async def _pull(manager: ModelManager, args: argparse.Namespace) -> int:
 async def _follow(dl: Download) -> Download:
     interactive = sys.stderr.isatty()
     last = ""
-    while dl.state in ("queued", "running"):
+    while dl.state.active:
         speed = f" {format_bytes(dl.speed)}/s" if dl.speed else ""
         line = f"{dl.name}: {format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}{speed}"
         if interactive:
