@@ -23,8 +23,9 @@ from ..runtime.protocol import ErrorCode, Event, Request
 from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
 from .llm_text import StopStreamer
+from .time_limit import TimeLimitExceeded, time_limit
 
-__all__ = ["MEDIA_MARKER", "ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
+__all__ = ["MEDIA_MARKER", "TEMPLATE_TIMEOUT", "ChatRequest", "LlmConfig", "LlmEngine", "PromptReady", "TokenDelta"]
 
 # A save is worth its copy only when a switch would otherwise throw away this many tokens.
 _MIN_TOKENS_WORTH_SAVING = 48
@@ -38,6 +39,8 @@ _FALLBACK_TEMPLATE = (  # ChatML, for GGUF files without a template of their own
 
 MEDIA_MARKER = "<__media__>"
 """Where an image goes in a message's text (the multimodal library's own marker)."""
+TEMPLATE_TIMEOUT = "template_timeout"
+"""The error code of a request whose chat template did not finish in time (the model file's fault)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -49,6 +52,8 @@ class LlmConfig:
     n_threads: int = 2
     n_batch: int = 512
     kv_cache_bytes: int = 512 * 1024 * 1024
+    template_time_limit_s: float = 5.0
+    """A template running this long loops without end: SmolLM2's renders 2000 messages in 5 ms here."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -179,11 +184,21 @@ class LlmEngine:
 
     # prompt --------------------------------------------------------------------------------
 
-    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text. The template is code from the model file, so it runs under a time
+        limit: one that never ends fails the request instead of holding the worker."""
+        limit = self.config.template_time_limit_s
         try:
-            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+            with time_limit(limit):
+                return self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+        except TimeLimitExceeded:
+            raise EngineError(TEMPLATE_TIMEOUT, f"the model's chat template did not finish within {limit:g} s; "
+                                                "it loops without end, so this model file cannot be used") from None
         except Exception as exc:  # a template error is the request's fault, not a crash
             raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        prompt = self._apply_template(messages)
         return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def _fit(self, req: ChatRequest, limit: int) -> tuple[list[int], int]:
@@ -240,10 +255,7 @@ class LlmEngine:
         sequence used for prefix reuse (an image's positions hold a value derived from its
         bytes, so a follow-up question about the same photo reuses its evaluation), the spans
         (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
-        try:
-            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
-        except Exception as exc:
-            raise EngineError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+        prompt = self._apply_template(messages)
         m = self.mtmd_cpp
         bitmaps = []
         chunks = m.mtmd_input_chunks_init()
