@@ -1,16 +1,18 @@
 """Hostile model files in the manager's hands: imported (refused with their reason, nothing
 copied) and found in the models folder at start (logged, not registered, and never keeping
-start-up waiting). Files an unbounded reader would walk for hours are in the command-line
-and server tests, which run in child processes a hang cannot outlive."""
+start-up waiting). Files an unbounded reader would walk for hours are read only in child
+processes a hang cannot outlive: the server here, the command line in test_cli."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from backend.models import manager as manager_module
@@ -19,12 +21,14 @@ from backend.models.manager import ModelFileError, ModelManager
 from backend.storage.db import Database
 from tests.backend.models.conftest import Env
 from tests.ggufs import write_lm_gguf
-from tests.hostile_ggufs import HOSTILE
+from tests.hostile_ggufs import HOSTILE, write_long_strings
+from tests.server import ServerProcess
 
 BUNDLED_ID = "smollm2-135m-instruct"
 QUICK = ["strings-1000.gguf", "architecture-10mb.gguf", "nested-lists.gguf", "no-tensors.gguf"]
 """The ones an unbounded reader gets through too, only with the wrong answer."""
 HANG_GUARD_S = 30
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -134,3 +138,38 @@ async def test_stop_leaves_a_folder_scan_that_has_not_finished(env: Env, monkeyp
         assert not {r.path for r in env.manager.installed()} & {first, second}
     finally:
         release.set()
+
+
+def test_a_server_with_hostile_files_in_its_models_folder_starts_and_says_why_it_left_them_out(
+        tmp_path: Path) -> None:
+    """The real server, started as a process with every hostile file (and a thousand long strings more)
+    in its models folder: healthy within the start timeout, the bundled model listed, each file named
+    in the log with its reason, and its memory far from the gigabytes that keeping those strings took."""
+    data = tmp_path / "data"
+    folder = data / "models"
+    folder.mkdir(parents=True)
+    files = {name: write(folder / name) for name, (write, _) in HOSTILE.items()}
+    files["strings-4000.gguf"] = write_long_strings(folder / "strings-4000.gguf", count=4000)
+    server = ServerProcess(data_dir=data, env={"PYTHONPATH": str(ROOT)})
+    try:
+        server.start(timeout=HANG_GUARD_S)  # /healthz 200, or it fails the test
+        listed = httpx.get(f"{server.base}/v1/models", headers=server.headers(), timeout=10).json()
+        assert BUNDLED_ID in [m["id"] for m in listed["data"]]
+        reasons = {name: HOSTILE[name][1] if name in HOSTILE else "more than 4 MiB of text" for name in files}
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not all(f"ignoring {files[name]}: " in server.log() for name in files) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = server.log()
+        for name, reason in reasons.items():
+            said = [line for line in log.splitlines() if f"ignoring {files[name]}: " in line]
+            assert len(said) == 1 and reason in said[0], log[-3000:]
+        listed = httpx.get(f"{server.base}/v1/models", headers=server.headers(), timeout=10).json()
+        assert not {m["id"] for m in listed["data"]} & {Path(name).stem for name in files}
+        assert server.process is not None
+        status = Path(f"/proc/{server.process.pid}/status").read_text()
+        peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        assert peak_kib < 1024 * 1024, f"the server peaked at {peak_kib} kB"
+    finally:
+        server.stop()
+        for path in files.values():
+            path.unlink()
