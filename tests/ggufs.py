@@ -10,6 +10,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from backend.models.gguf_info import read_gguf_info
+
 
 def write_lm_gguf(path: Path, *, size_mb: float = 2.0, layers: int = 2, embedding: int = 64, vocab: int = 256,
                   context: int = 2048, name: str = "tiny test model", seed: int = 0) -> Path:
@@ -113,8 +115,9 @@ def write_tiny_mmproj(path: Path, embedding_width: int = 576, seed: int = 0) -> 
 
 def chat_template_of(path: Path) -> str:
     """The `tokenizer.chat_template` a GGUF file carries."""
-    field = gguf.GGUFReader(str(path)).fields["tokenizer.chat_template"]
-    return bytes(field.parts[-1]).decode("utf-8")
+    template = read_gguf_info(path).metadata["tokenizer.chat_template"]
+    assert isinstance(template, str)
+    return template
 
 
 def copy_with_chat_template(source: Path, dest: Path, template: str) -> Path:

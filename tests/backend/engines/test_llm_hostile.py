@@ -22,15 +22,25 @@ pytestmark = pytest.mark.engine
 ENDLESS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 """10^10 steps: each range is within the sandbox's limit of 100000, the two together are not."""
 LIMIT_S = 1.0
+HELLO = [{"role": "user", "content": "Say hello."}]
 HANG_GUARD_S = 60
 
 
 @pytest.fixture(scope="module")
-def endless(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The bundled model rewritten with the endless loop before its own template."""
-    path = tmp_path_factory.mktemp("templates") / "endless.gguf"
-    yield copy_with_chat_template(smollm_path, path, ENDLESS + chat_template_of(smollm_path))
-    path.unlink()
+def rewritten(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """The bundled model rewritten with its own template ("same", the control) and with the endless
+    loop before it ("endless")."""
+    folder = tmp_path_factory.mktemp("templates")
+    own = chat_template_of(smollm_path)
+    yield {"same": copy_with_chat_template(smollm_path, folder / "same.gguf", own),
+           "endless": copy_with_chat_template(smollm_path, folder / "endless.gguf", ENDLESS + own)}
+    for path in folder.iterdir():
+        path.unlink()
+
+
+@pytest.fixture
+def endless(rewritten: dict[str, Path]) -> Path:
+    return rewritten["endless"]
 
 
 def worker_for(model: Path, projector: Path | None = None) -> WorkerProcess:
@@ -52,22 +62,25 @@ async def answer(worker: WorkerProcess, request: ChatRequest) -> str:
     raise AssertionError("the job ended without JobDone or JobFailed")
 
 
-HELLO = [{"role": "user", "content": "Say hello."}]
-
-
-async def test_the_rewritten_copy_is_the_same_model_to_llama_cpp(endless: Path, smollm_path: Path) -> None:
-    """The control: only the template differs, and llama.cpp loads the copy (it checks every
-    tensor's place in the file), so what fails below is the template, not a broken file."""
-    original, copy = read_gguf_info(smollm_path), read_gguf_info(endless)
+async def test_the_rewritten_copies_are_the_same_model(rewritten: dict[str, Path], smollm_path: Path) -> None:
+    """The control: only the template differs, the copy with the model's own template answers, and
+    llama.cpp loads the endless one (it checks every tensor's place in the file); so what fails
+    below is the template, not a broken file."""
+    original, copy = read_gguf_info(smollm_path), read_gguf_info(rewritten["endless"])
     assert copy.summary() == original.summary()
     assert copy.metadata["tokenizer.chat_template"] == ENDLESS + original.metadata["tokenizer.chat_template"]
-    worker = worker_for(endless)
+    same = worker_for(rewritten["same"])
+    try:
+        assert (await answer(same, ChatRequest(messages=HELLO, max_tokens=8, temperature=0.0))).strip()
+    finally:
+        await same.stop()
+    endless = worker_for(rewritten["endless"])
     try:
         async with asyncio.timeout(HANG_GUARD_S):
-            await worker.start()
-        assert worker.info["n_ctx_train"] == original.trained_context
+            await endless.start()
+        assert endless.info["n_ctx_train"] == original.trained_context
     finally:
-        await worker.stop()
+        await endless.stop()
 
 
 async def test_an_endless_chat_template_fails_the_request_within_its_limit(endless: Path) -> None:
