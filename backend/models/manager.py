@@ -4,6 +4,7 @@ deletes, which model is active per job, and whether a model fits in memory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -67,23 +68,36 @@ class ModelManager:
         self.residency = residency
         self.downloads = DownloadManager(db, self.folder, endpoint=settings.hub_endpoint,
                                          install=self._install_download)
+        self.folder_scan: asyncio.Task[None] | None = None
 
-    async def start(self, *, run_downloads: bool = True) -> None:
+    async def start(self, *, run_downloads: bool = True, scan_wait_s: float | None = None) -> None:
         """Load the registry; with `run_downloads`, also carry on with unfinished downloads
-        (the server does; a short command-line action does not)."""
+        (the server does; a short command-line action does not). With `scan_wait_s`, start waits
+        at most that long for the look through the models folder (`folder_scan`), which then goes
+        on in the background: the server answers however many files, and whatever files, have
+        been put there."""
         await self.registry.load()
         idle = await self.registry.get_setting(IDLE_KEY)
         if isinstance(idle, (int, float)):
             self.residency.idle_unload_s = float(idle)
         await self._sync_bundled()
-        await self._scan_folder()
+        await self._use_configured_chat_model()
         for record in await self.registry.forget_missing():
             log.warning("model %s is gone from %s; removed from the list", record.id, record.path)
+        self.folder_scan = asyncio.create_task(self._scan_folder(), name="models folder scan")
+        done, _ = await asyncio.wait({self.folder_scan}, timeout=scan_wait_s)
+        if not done:
+            log.warning("still looking through the models folder %s; the models found there are listed "
+                        "as they are checked", self.folder)
         await self.downloads.load()
         if run_downloads and self.downloads.start():
             await asyncio.to_thread(self.downloads.clean_leftovers)
 
     async def stop(self) -> None:
+        if self.folder_scan is not None and not self.folder_scan.done():
+            self.folder_scan.cancel()  # the file being read finishes in its thread; the rest are left
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.folder_scan
         await self.downloads.stop()
 
     # ----- what is there -----------------------------------------------------------------
@@ -505,27 +519,35 @@ class ModelManager:
             if path is not None:
                 await self._register_found(path, job, "bundled", model_id=model_id, name=name)
 
-    async def _scan_folder(self) -> None:
-        """Models put straight into the models folder: GGUF files (or the one GRIDLESS_CHAT_MODEL names) are
-        chat models, `.safetensors` files image models, Whisper folders speech models, Piper voices voice
-        models."""
-        if self.folder.is_dir():
-            for path in sorted(self.folder.glob("*.gguf")):
-                await self._register_found(path, "chat", "folder")
-            for path in sorted(self.folder.glob("*.safetensors")):
-                await self._register_found(path, "images", "folder")
-            # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
-            for model_bin in sorted(self.folder.glob("*/model.bin")):
-                if (model_bin.parent / "tokenizer.json").is_file() or (model_bin.parent / "vocabulary.txt").is_file():
-                    await self._register_found(model_bin.parent, "speech", "folder")
-            for onnx in sorted(self.folder.glob("*.onnx")):
-                if onnx.with_name(onnx.name + ".json").is_file():
-                    await self._register_found(onnx, "voice", "folder")
+    async def _use_configured_chat_model(self) -> None:
+        """The chat model GRIDLESS_CHAT_MODEL names is registered and made active before anything
+        else, so the first chat uses it."""
         configured = self.settings.chat_model
         if configured is not None:
             record = self.registry.by_path(configured) or await self._register_found(configured, "chat", "folder")
             if record is not None:
                 await self.registry.set_active("chat", record.id)
+
+    async def _scan_folder(self) -> None:
+        """Models put straight into the models folder: GGUF files are chat models, `.safetensors` files
+        image models, Whisper folders speech models, Piper voices voice models. A file that is not a
+        usable model is logged and left out (`_register_found`)."""
+        try:
+            if self.folder.is_dir():
+                for path in sorted(self.folder.glob("*.gguf")):
+                    await self._register_found(path, "chat", "folder")
+                for path in sorted(self.folder.glob("*.safetensors")):
+                    await self._register_found(path, "images", "folder")
+                # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
+                for model_bin in sorted(self.folder.glob("*/model.bin")):
+                    if (model_bin.parent / "tokenizer.json").is_file() or \
+                            (model_bin.parent / "vocabulary.txt").is_file():
+                        await self._register_found(model_bin.parent, "speech", "folder")
+                for onnx in sorted(self.folder.glob("*.onnx")):
+                    if onnx.with_name(onnx.name + ".json").is_file():
+                        await self._register_found(onnx, "voice", "folder")
+        except Exception:  # in the background nobody awaits it: say so, and keep serving
+            log.exception("looking through the models folder %s failed", self.folder)
 
 
 def _folder_size(folder: Path) -> int:
