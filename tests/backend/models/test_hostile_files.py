@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.models import manager as manager_module
+from backend.models import install as manager_module
 from backend.models.files import Inspected, inspect_model_file
 from backend.models.manager import ModelFileError, ModelManager
 from backend.storage.db import Database
