@@ -75,16 +75,16 @@ class HubModels:
         main = await asyncio.to_thread(self.hub.file, repo, path)  # fails fast when offline or not there
         wanted: list[tuple[str, str]] = [(path, "model")]
         listing: RepoListing | None = None
-        if path.endswith(".gguf") and job in (None, "vision", "chat"):
+        if path.endswith(".gguf") and job in (None, Job.VISION, Job.CHAT):
             try:
                 listing = await self.listing(repo)
             except HubError:
                 listing = None
             projectors = listing.projectors() if listing is not None else []
-            if projectors and job != "chat":
-                job = "vision"
+            if projectors and job != Job.CHAT:
+                job = Job.VISION
                 wanted.append((self._pick_projector(projectors, path).path, "projector"))
-        job = job or ("images" if path.endswith(".safetensors") else "chat")
+        job = job or (Job.IMAGES if path.endswith(".safetensors") else Job.CHAT)
         if job not in JOBS:
             raise ModelManagerError(f"unknown job '{job}'")
         if not path.endswith(allowed_suffixes(job)):
@@ -97,7 +97,7 @@ class HubModels:
             if Job(job).is_language:
                 shape = await self._remote_shape(files[0][0], scratch)
             if not override:
-                self._check_download_fits(path, job, size, shape, listing if job != "images" else None)
+                self._check_download_fits(path, job, size, shape, listing if job != Job.IMAGES else None)
             starts = {files[0][0].path: scratch} if shape is not None else None
             return await self._queue(repo, job, Path(path).stem, files, {"memory_override": override}, starts)
         finally:

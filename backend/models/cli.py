@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.config import Settings
 from ..core.errors import AppError
+from ..core.jobs import Job
 from ..core.units import format_bytes
 from ..runtime.residency import MemoryBudget, ResidencyManager
 from ..storage.db import Database
@@ -36,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pull.add_argument("--force", action="store_true", help="download even if it will not fit in memory")
     imp = sub.add_parser("import", help="copy a model file from this device into the models folder")
     imp.add_argument("path", type=Path)
-    imp.add_argument("--job", choices=("chat", "vision", "images"), default="chat")
+    imp.add_argument("--job", choices=[Job.CHAT, Job.VISION, Job.IMAGES], default=Job.CHAT)
     imp.add_argument("--name", help="a name for it (default: the file name)")
     rm = sub.add_parser("rm", help="delete an installed model and its files")
     rm.add_argument("name", help="the model's id (see `gridless models list`)")

@@ -59,10 +59,11 @@ class Installer:
             placed[f.path] = dest
         catalog_id = dl.options.get("catalog_id")
         record = ModelRecord(
-            id=model_id_from(catalog_id or Path(main.path).stem), job=dl.job, name=dl.name, format=inspected.format,
-            path=root if dl.job == "speech" else placed[main.path],
+            id=model_id_from(catalog_id or Path(main.path).stem), job=Job(dl.job), name=dl.name,
+            format=inspected.format,
+            path=root if dl.job == Job.SPEECH else placed[main.path],
             projector=placed[projector.path] if projector else None,
-            folder=root if dl.job == "speech" else None,
+            folder=root if dl.job == Job.SPEECH else None,
             size_bytes=sum(f.size for f in dl.files), quantization=inspected.quantization,
             license=self._licence(catalog_id, inspected), source="hub", repo=dl.repo, revision=dl.revision,
             sha256=main.sha256,
@@ -82,7 +83,7 @@ class Installer:
         if Job(job).is_language and inspected.projector:
             raise ModelFileError(f"{main.name} is a vision projector, not a language model")
         if projector is not None:
-            proj = inspect_model_file(projector, "vision")
+            proj = inspect_model_file(projector, Job.VISION)
             if not proj.projector:
                 raise ModelFileError(f"{projector.name} is not a vision projector (mmproj)")
             width, expected = proj.info.get("projection_dim"), inspected.info.get("embedding_length")
@@ -96,7 +97,7 @@ class Installer:
     async def import_file(self, source: Path, job: str, *, name: str | None = None, move: bool = False,
                           projector: Path | None = None) -> ModelRecord:
         """Copy (or move) a model file from this device into the models folder and register it."""
-        if job not in ("chat", "vision", "images"):
+        if job not in (Job.CHAT, Job.VISION, Job.IMAGES):
             raise ModelManagerError(f"importing {job} models is not supported; download them from the catalog")
         if not source.is_absolute():
             raise ModelManagerError(f"give the full path of the file (starting with /), not '{source}'")
@@ -104,7 +105,7 @@ class Installer:
             raise ModelManagerError(f"{source} is not a file")
         if not source.name.endswith(allowed_suffixes(job)):
             raise ModelManagerError(f"{source.name}: a {job} model must be a {' or '.join(allowed_suffixes(job))} file")
-        if job == "vision" and projector is None:
+        if job == Job.VISION and projector is None:
             found = sorted(source.parent.glob("mmproj*.gguf"))
             if not found:
                 raise ModelManagerError(f"no vision projector (mmproj*.gguf) next to {source.name}")
@@ -135,7 +136,7 @@ class Installer:
             finally:
                 shutil.rmtree(staging.parent, ignore_errors=True)
             placed.append(dest)
-        record = ModelRecord(id=model_id_from(name or source.stem), job=job, name=name or source.stem,
+        record = ModelRecord(id=model_id_from(name or source.stem), job=Job(job), name=name or source.stem,
                              format=inspected.format, path=placed[0],
                              projector=placed[1] if len(placed) > 1 else None, size_bytes=total,
                              quantization=inspected.quantization, license=inspected.license, source="import",
@@ -183,28 +184,28 @@ class Installer:
         folder; its `model.bin` is what is checked)."""
         if self.registry.by_path(path) is not None:
             return None
-        checked = path / "model.bin" if job == "speech" else path
+        checked = path / "model.bin" if job == Job.SPEECH else path
         try:
             inspected = await asyncio.to_thread(inspect_model_file, checked, job)
             size = inspected.size
-            if job == "speech":
+            if job == Job.SPEECH:
                 size = await asyncio.to_thread(_folder_size, path)
         except (ModelFileError, OSError) as exc:  # one bad file must not keep the app from starting
             log.warning("ignoring %s: %s", path, exc)
             return None
         if inspected.projector:
             return None
-        stem = path.name if job == "speech" else path.stem
+        stem = path.name if job == Job.SPEECH else path.stem
         return await self.registry.add(ModelRecord(
-            id=model_id or model_id_from(stem), job=job, name=name or stem, format=inspected.format,
+            id=model_id or model_id_from(stem), job=Job(job), name=name or stem, format=inspected.format,
             path=path, size_bytes=size, quantization=inspected.quantization, license=inspected.license,
             source=source, info=inspected.info,
-            folder=path if job == "speech" and source == "folder" else None))
+            folder=path if job == Job.SPEECH and source == "folder" else None))
 
     async def sync_bundled(self) -> None:
-        bundled = ((bundled_chat_model(), "chat", "smollm2-135m-instruct", "SmolLM2 135M Instruct"),
-                   (bundled_speech_model(), "speech", "whisper-tiny-en", "Whisper tiny.en"),
-                   (bundled_voice(), "voice", "piper-en-us-joe-medium", "Piper Joe (US English)"))
+        bundled = ((bundled_chat_model(), Job.CHAT, "smollm2-135m-instruct", "SmolLM2 135M Instruct"),
+                   (bundled_speech_model(), Job.SPEECH, "whisper-tiny-en", "Whisper tiny.en"),
+                   (bundled_voice(), Job.VOICE, "piper-en-us-joe-medium", "Piper Joe (US English)"))
         for path, job, model_id, name in bundled:
             if path is not None:
                 await self.register_found(path, job, "bundled", model_id=model_id, name=name)
@@ -214,9 +215,9 @@ class Installer:
         else, so the first chat uses it."""
         configured = self.settings.chat_model
         if configured is not None:
-            record = self.registry.by_path(configured) or await self.register_found(configured, "chat", "folder")
+            record = self.registry.by_path(configured) or await self.register_found(configured, Job.CHAT, "folder")
             if record is not None:
-                await self.registry.set_active("chat", record.id)
+                await self.registry.set_active(Job.CHAT, record.id)
 
     async def scan_folder(self) -> None:
         """Models put straight into the models folder: GGUF files are chat models, `.safetensors` files
@@ -225,17 +226,17 @@ class Installer:
         try:
             if self.folder.is_dir():
                 for path in sorted(self.folder.glob("*.gguf")):
-                    await self.register_found(path, "chat", "folder")
+                    await self.register_found(path, Job.CHAT, "folder")
                 for path in sorted(self.folder.glob("*.safetensors")):
-                    await self.register_found(path, "images", "folder")
+                    await self.register_found(path, Job.IMAGES, "folder")
                 # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
                 for model_bin in sorted(self.folder.glob("*/model.bin")):
                     if (model_bin.parent / "tokenizer.json").is_file() or \
                             (model_bin.parent / "vocabulary.txt").is_file():
-                        await self.register_found(model_bin.parent, "speech", "folder")
+                        await self.register_found(model_bin.parent, Job.SPEECH, "folder")
                 for onnx in sorted(self.folder.glob("*.onnx")):
                     if onnx.with_name(onnx.name + ".json").is_file():
-                        await self.register_found(onnx, "voice", "folder")
+                        await self.register_found(onnx, Job.VOICE, "folder")
         except Exception:  # in the background nobody awaits it: say so, and keep serving
             log.exception("looking through the models folder %s failed", self.folder)
 

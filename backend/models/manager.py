@@ -92,7 +92,7 @@ class ModelManager:
 
     def language_models(self) -> list[ModelRecord]:
         """The models that answer chats: language models, then those that also see."""
-        return self.installed("chat") + self.installed("vision")
+        return self.installed(Job.CHAT) + self.installed(Job.VISION)
 
     def active(self, job: str) -> ModelRecord | None:
         return self.registry.active(job)
