@@ -25,7 +25,6 @@ HEAD = """
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
 <script src="/static/voice.js" defer></script>
-<script src="/static/attach.js" defer></script>
 """
 
 
