@@ -40,7 +40,7 @@ def static_files() -> list[str]:
 
 def nicegui_pages() -> list[str]:
     """Every `@ui.page` of web/pages without a path parameter."""
-    found = {path for module in (ROOT / "web" / "pages").glob("*.py")
+    found = {path for module in (ROOT / "web" / "pages").rglob("*.py")
              for path in re.findall(r'@ui\.page\("([^"]+)"\)', module.read_text(encoding="utf-8"))}
     return sorted(p for p in found if "{" not in p)
 
@@ -126,6 +126,9 @@ def test_the_wheel_and_the_sdist_carry_the_app_files_and_no_models(installed: In
     for rel in static_files():
         assert f"gridless/static/{rel}" in in_wheel
         assert f"static/{rel}" in in_sdist
+    for module in sorted((ROOT / "web" / "components").glob("*.js")):  # the elements' Vue modules
+        rel = module.relative_to(ROOT).as_posix()
+        assert rel in in_wheel and rel in in_sdist, rel
     assert [n for n in in_wheel if n.startswith("gridless/models/")] == ["gridless/models/catalog.json"]
     assert [n for n in in_sdist if n.startswith("models/")] == ["models/catalog.json"]
     tops = {name.split("/")[0] for name in in_wheel}
@@ -189,6 +192,19 @@ def test_every_static_file_is_served_as_it_is_in_the_checkout(server: ServerProc
         response = get(server, f"/static/{rel}")
         assert response.status_code == 200, f"/static/{rel}: {response.status_code}"
         assert response.content == (STATIC / rel).read_bytes(), f"/static/{rel} differs from static/{rel}"
+
+
+@pytest.mark.wheel
+def test_the_chat_page_loads_the_elements_modules_as_they_are_in_the_checkout(server: ServerProcess) -> None:
+    page = get(server, "/").text
+    urls = sorted(set(re.findall(r'/_nicegui/[^/"]+/components/[0-9a-f]+/[\w.]+\.js', page)))
+    ours = {url: ROOT / "web" / "components" / url.rsplit("/", 1)[1] for url in urls}
+    ours = {url: path for url, path in ours.items() if path.exists()}
+    assert {path.name for path in ours.values()} >= {"dictation.js", "camera.js", "raw_upload.js", "auto_read.js"}
+    for url, path in ours.items():
+        response = get(server, url)
+        assert response.status_code == 200, f"{url}: {response.status_code}"
+        assert response.content == path.read_bytes(), f"{url} differs from {path}"
 
 
 @pytest.mark.wheel

@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from nicegui import events, ui
+from nicegui import app, ui
 from pydantic import ValidationError
 
 from backend.core.errors import AppError
@@ -26,6 +26,7 @@ from backend.services import Services
 from backend.storage.images import ImageRecord
 
 from ..components.dialogs import confirm
+from ..components.raw_upload import RawUpload, Uploaded, UploadFailed
 from ..frame import current_principal, frame
 
 __all__ = ["register"]
@@ -97,7 +98,6 @@ class ImagesPage:
             self.more = ui.button("More", on_click=self.load_more).props("flat no-caps data-testid=gallery-more")
             ui.element("div").props("data-testid=gallery-end").style("height: 1px")
         ui.on("gl_gallery_more", self.load_more)
-        ui.on("gl_attached", self.attached_source)
         await self.load_more()
         ui.run_javascript(MORE_JS)
         running = self.images.active()
@@ -148,11 +148,11 @@ class ImagesPage:
                     ui.button(icon="casino", on_click=lambda: self.seed.set_value("")) \
                         .props("flat round dense aria-label='Random seed'").tooltip("A new random seed each time")
                 with ui.row().classes("w-full items-center gap-2"):
-                    ui.html("<input type='file' hidden accept='image/*' data-gl-attach='source' "
-                            "data-testid=source-input>", sanitize=False)
-                    # opened in the browser, within the tap (a chooser opened later by the server may be refused)
-                    ui.button("Start from a picture", icon="add_photo_alternate") \
-                        .props("flat no-caps data-gl-pick=source data-testid=source-pick")
+                    # the chooser opens in the browser, within the tap (one opened later by the server may be refused)
+                    with RawUpload(app.url_path_for("upload_attachment"), accept="image/*", input_testid="source-input",
+                                   on_uploaded=self.attached_source, on_failed=self.source_refused):
+                        ui.button("Start from a picture", icon="add_photo_alternate") \
+                            .props("flat no-caps data-testid=source-pick")
                     self.source_box = ui.row().classes("items-center gap-2")
                 self.strength_row = ui.row().classes("w-full items-center gap-2")
                 with self.strength_row:
@@ -274,14 +274,16 @@ class ImagesPage:
 
     # the starting picture ---------------------------------------------------------------------
 
-    async def attached_source(self, event: events.GenericEventArguments) -> None:
-        args = event.args[0] if isinstance(event.args, list) and event.args else event.args
-        if not isinstance(args, dict) or args.get("kind") != "image":
+    async def attached_source(self, upload: Uploaded) -> None:
+        if upload.data.get("kind") != "image":
             ui.notify("Only a picture can be a starting point.", type="warning")
             return
-        found = await self.services.attachments.store.pending([str(args.get("id"))], self.principal.key)
+        found = await self.services.attachments.store.pending([str(upload.data.get("id"))], self.principal.key)
         if found:
             self.set_source(found[0].id, f"/api/attachments/{found[0].id}/thumb")
+
+    def source_refused(self, failure: UploadFailed) -> None:
+        ui.notify(f"{failure.name or 'The picture'}: {failure.message}", type="warning", multi_line=True)
 
     def set_source(self, source_id: str | None, thumbnail: str = "") -> None:
         self.source = (source_id, thumbnail) if source_id else None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 
-from nicegui import ui
+from nicegui import app, ui
 
 from backend.services import Services
 from backend.storage.transcripts import Transcript
 
 from ..components.dialogs import confirm
+from ..components.raw_upload import RawUpload, UploadFailed
 from ..frame import frame
 
 __all__ = ["register"]
@@ -48,12 +49,10 @@ class TranscriptsPage:
             with ui.row().classes("w-full items-center gap-2"):
                 ui.label("Recordings from the microphone button and audio files you add. They stay on this "
                          "device.").classes("text-body2 col")
-                picker = ui.element("input").props('type=file accept="audio/*" hidden data-testid=transcribe-file')
-                picker.on("change", self.upload)
-                ui.button("Transcribe a file", icon="upload_file",
-                          on_click=lambda: ui.run_javascript(f"document.getElementById('{picker.html_id}').click()")) \
-                    .props("unelevated no-caps data-testid=transcribe-upload")
-            self.picker = picker
+                with RawUpload(app.url_path_for("upload_recording"), accept="audio/*", input_testid="transcribe-file",
+                               on_uploaded=lambda _: self.render(), on_failed=self.refused):
+                    ui.button("Transcribe a file", icon="upload_file").props("unelevated no-caps "
+                                                                             "data-testid=transcribe-upload")
             self.body = ui.column().classes("w-full gap-3")
             await self.render()
             ui.timer(1.0, self.tick)
@@ -111,10 +110,8 @@ class TranscriptsPage:
                 ui.button(icon="delete", on_click=lambda x=t: self.delete(x)) \
                     .props("flat round dense aria-label=Delete data-testid=transcript-delete")
 
-    async def upload(self) -> None:
-        result = await ui.run_javascript(f"gridless.uploadAudio('#{self.picker.html_id}')", timeout=3600)
-        if isinstance(result, dict) and result.get("error"):
-            ui.notify(result["error"], type="warning")
+    async def refused(self, failure: UploadFailed) -> None:
+        ui.notify(failure.message, type="warning")
         await self.render()
 
     async def copy(self, text: str) -> None:
