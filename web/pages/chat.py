@@ -9,7 +9,7 @@ from backend.chat.replies import ActiveReply
 from backend.core.errors import AppError
 from backend.models.registry import ModelRecord
 from backend.services import Services
-from backend.storage.conversations import Conversation, Message
+from backend.storage.conversations import Conversation, Message, MessageStatus
 
 from ..components.attachments import ComposerAttachments
 from ..components.dictation import DictationStatus
@@ -99,13 +99,13 @@ class ChatPage:
         live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
         with ui.column().classes("w-full gap-1").props("data-testid=assistant-message"):
             md = answer_markdown(self.reply.text if live and self.reply else message.content)
-            if message.status == "error":
+            if message.status == MessageStatus.ERROR:
                 ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
             with ui.row().classes("items-center gap-1 w-full"):
                 stats = ui.label(stats_text(message.stats, message.status)).classes("gl-stats") \
                     .props("data-testid=answer-stats")
-                if message.status == "interrupted":
+                if message.status == MessageStatus.INTERRUPTED:
                     ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
                 ui.space()
                 if not live:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from backend.core.errors import AppError
 from backend.engines.diffusion import SAMPLERS
 from backend.images.params import MAX_BATCH, ImageParams, defaults_for
-from backend.images.service import Generation
+from backend.images.service import Generation, GenerationState
 from backend.services import Services
 from backend.storage.images import ImageRecord
 
@@ -51,7 +51,8 @@ SHARE_JS = """async (url, name) => {
   } catch (e) { return e.name === 'AbortError' ? 'aborted' : 'failed'; }
   return 'unsupported';
 }"""
-STATE_TEXT = {"queued": "Waiting for the image model…", "loading": "Loading the image model…"}
+STATE_TEXT = {GenerationState.QUEUED: "Waiting for the image model…",
+              GenerationState.LOADING: "Loading the image model…"}
 
 
 def _seconds(value: float) -> str:
@@ -242,12 +243,12 @@ class ImagesPage:
     @staticmethod
     def progress(generation: Generation) -> str:
         if generation.state in STATE_TEXT:
-            if generation.state == "queued" and generation.position > 0:
+            if generation.state == GenerationState.QUEUED and generation.position > 0:
                 return f"Waiting: {generation.position} ahead of you"
             return STATE_TEXT[generation.state]
         total = generation.total_steps
         text = f"Step {generation.step} of {total} · {_seconds(generation.elapsed)}"
-        if generation.state != "running":
+        if generation.state != GenerationState.RUNNING:
             return text
         if generation.step >= total:
             return text + " · finishing the picture"
@@ -258,7 +259,7 @@ class ImagesPage:
         self.generate_button.set_visibility(True)
         self.cancel_button.set_visibility(False)
         self.preview.set_visibility(False)
-        if generation.state == "done":
+        if generation.state == GenerationState.DONE:
             self.bar.set_value(1)
             each = generation.images[0].seconds if generation.images else 0
             self.progress_text.set_text(f"Done in {_seconds(generation.elapsed)}"
@@ -266,7 +267,7 @@ class ImagesPage:
             for record in generation.images:  # each on top: the last made first, as the gallery lists them
                 self.add_item(record, first=True)
             self.empty.set_visibility(False)
-        elif generation.state == "cancelled":
+        elif generation.state == GenerationState.CANCELLED:
             self.progress_text.set_text(f"Cancelled after {progress.split(' · ')[0].lower()}.")
         else:
             self.progress_text.set_text(f"It did not work: {generation.error}")

@@ -15,6 +15,7 @@ from nicegui import ui
 from backend.core.errors import AppError
 from backend.core.units import format_bytes
 from backend.models.catalog import CatalogEntry
+from backend.models.downloads import DownloadState
 from backend.models.manager import CatalogRow
 from backend.services import Services
 
@@ -65,7 +66,7 @@ class CatalogList:
                 if row.installed is not None:
                     ui.badge("installed", color="grey-6")
                 elif row.download is not None:
-                    ui.badge(row.download.state if row.download.state != "running" else "downloading",
+                    ui.badge(row.download.state if row.download.state != DownloadState.RUNNING else "downloading",
                              color="primary")
                 else:
                     ui.button("Download", icon="download", on_click=lambda e=entry, f=row.fit.fits: self.pull(e, f)) \

@@ -13,6 +13,7 @@ from typing import Any
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.models.downloads import DownloadState
 from backend.services import Services
 
 from .status import ProgressLine
@@ -46,7 +47,7 @@ class DownloadsPanel:
     def render(self) -> None:
         self.box.clear()
         self.lines = []
-        downloads = [d for d in self.downloads.all() if d.state != "cancelled"]
+        downloads = [d for d in self.downloads.all() if d.state != DownloadState.CANCELLED]
         if not downloads:
             return
         with self.box:
@@ -56,21 +57,21 @@ class DownloadsPanel:
                     with ui.row().classes("w-full items-center no-wrap gap-2"):
                         ui.label(dl.name).classes("text-body2 ellipsis col").style("min-width:0")
                         self.buttons(dl.id, dl.state)
-                    failed = dl.state == "failed"
-                    color = "negative" if failed else "positive" if dl.state == "done" else "primary"
+                    failed = dl.state == DownloadState.FAILED
+                    color = "negative" if failed else "positive" if dl.state == DownloadState.DONE else "primary"
                     self.lines.append(ProgressLine.build(
                         dl, bar_props="rounded size=8px data-testid=download-progress", color=color,
                         label_classes="text-caption" + (" text-negative" if failed else ""),
                         label_props="data-testid=download-status"))
 
     def buttons(self, download_id: str, state: str) -> None:
-        if state in ("running", "queued"):
+        if state in (DownloadState.RUNNING, DownloadState.QUEUED):
             ui.button(icon="pause", on_click=lambda: self.act("pause", download_id)) \
                 .props("flat round dense aria-label=Pause data-testid=download-pause")
-        if state in ("paused", "failed"):
+        if state in (DownloadState.PAUSED, DownloadState.FAILED):
             ui.button(icon="play_arrow", on_click=lambda: self.act("resume", download_id)) \
                 .props("flat round dense aria-label=Resume data-testid=download-resume")
-        if state in ("running", "queued", "paused", "failed"):
+        if state in (DownloadState.RUNNING, DownloadState.QUEUED, DownloadState.PAUSED, DownloadState.FAILED):
             ui.button(icon="close", on_click=lambda: self.act("cancel", download_id)) \
                 .props("flat round dense aria-label=Cancel data-testid=download-cancel")
         else:

@@ -8,7 +8,7 @@ from typing import Protocol
 from nicegui import ui
 
 from backend.core.units import format_bytes
-from backend.models.downloads import Download
+from backend.models.downloads import Download, DownloadState
 
 __all__ = ["Part", "ProgressLine", "download_status", "duration"]
 
@@ -32,7 +32,7 @@ def duration(seconds: float | None) -> str:
 
 def download_status(dl: Download) -> str:
     done = f"{format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}"
-    if dl.state == "running":
+    if dl.state == DownloadState.RUNNING:
         if dl.error:
             return f"{done} · {dl.error}"
         if dl.stalled:
@@ -40,13 +40,13 @@ def download_status(dl: Download) -> str:
         speed = f" · {format_bytes(dl.speed)}/s" if dl.speed else ""
         left = f" · {duration(dl.eta_s)} left" if dl.eta_s is not None else ""
         return done + speed + left
-    if dl.state == "queued":
+    if dl.state == DownloadState.QUEUED:
         return f"{done} · waiting"
-    if dl.state == "paused":
+    if dl.state == DownloadState.PAUSED:
         return f"{done} · paused"
-    if dl.state == "done":
+    if dl.state == DownloadState.DONE:
         return f"{format_bytes(dl.bytes_total)} · installed"
-    if dl.state == "cancelled":
+    if dl.state == DownloadState.CANCELLED:
         return "cancelled"
     return dl.error or "failed"
 
