@@ -169,7 +169,7 @@ class TranscriptService:
         await self.store.save(t)
         live.end()
         if t.state == TranscriptState.ERROR:
-            live.publish({"type": "error", "code": "transcription_failed", "message": t.error})
+            live.publish({"type": "error", "code": ErrorCode.TRANSCRIPTION_FAILED, "message": t.error})
         else:
             live.publish({"type": "done", "state": t.state, "text": t.text, "language": t.language,
                           "duration": t.duration, "seconds": t.seconds})
@@ -205,7 +205,7 @@ class TranscriptService:
             seen = len(transcript.segments)
             if live is None:
                 if transcript.state == "error":
-                    yield {"type": "error", "code": "transcription_failed", "message": transcript.error}
+                    yield {"type": "error", "code": ErrorCode.TRANSCRIPTION_FAILED, "message": transcript.error}
                 else:
                     yield {"type": "done", "state": transcript.state, "text": transcript.text,
                            "language": transcript.language, "duration": transcript.duration,
