@@ -113,7 +113,8 @@ class TranscriptService:
     # transcription --------------------------------------------------------------------------
 
     def _start(self, transcript: Transcript) -> _Live:
-        live = self.live[transcript.id] = _Live(transcript=transcript)
+        live = self.live[transcript.id] = _Live(transcript=transcript,
+                                                job=EngineJob(id=f"{transcript.id}-{int(time.time() * 1000)}"))
         live.task = self._tasks.spawn(self._run(live), name=f"transcript-{transcript.id}")
         return live
 
@@ -121,7 +122,6 @@ class TranscriptService:
         t = live.transcript
         request = TranscribeRequest(audio_path=str(self.media.path(t.audio)), language=t.language_hint,
                                     max_seconds=self.settings.max_audio_seconds)
-        live.job = EngineJob(id=f"{t.id}-{int(time.time() * 1000)}")
         t.segments, t.text, t.error = [], "", None
         saved = 0.0
         try:
