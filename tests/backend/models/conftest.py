@@ -134,3 +134,13 @@ async def wait_for(env: Env, download_id: str, states: tuple[str, ...] = ("done"
             if dl.state in states:
                 return dl
             await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Path]:
+    """A folder for hostile files, emptied after the test: the sparse ones claim a tebibyte each."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    yield folder
+    for path in folder.iterdir():
+        path.unlink()

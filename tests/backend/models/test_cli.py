@@ -368,16 +368,6 @@ sys.exit(main(sys.argv[1:]))
 """`gridless` run in a Python that reports its peak resident memory (kB) on stderr as it exits."""
 
 
-@pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[Path]:
-    """A folder for hostile files, emptied after the test: the sparse ones claim a tebibyte each."""
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    yield folder
-    for path in folder.iterdir():
-        path.unlink()
-
-
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_import_of_a_hostile_file_is_refused_with_its_reason(cli: Cli, hostile: Path, name: str) -> None:
     write, reason = HOSTILE[name]

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,16 +28,6 @@ QUICK = ["strings-1000.gguf", "architecture-10mb.gguf", "nested-lists.gguf", "no
 """The ones an unbounded reader gets through too, only with the wrong answer."""
 HANG_GUARD_S = 30
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[Path]:
-    """A folder for hostile files to import from, emptied after the test."""
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    yield folder
-    for path in folder.iterdir():
-        path.unlink()
 
 
 def model_files(env: Env) -> list[Path]:
