@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     chat_model: Path | None = None
     """A GGUF file to chat with; by default the bundled SmolLM2 (or the first GGUF in models_dir)."""
     models_dir: Path | None = None
-    """Extra folder scanned for GGUF files; defaults to `<data_dir>/models`."""
+    """Where downloaded and imported models are kept, and models put there by hand are found (every
+    kind); defaults to `<data_dir>/models`."""
 
     context_length: int = Field(default=4096, ge=256, le=131072)
     """Context window allocated for the chat model; conversations may ask for less, not more."""

@@ -38,7 +38,7 @@ def _spawn(factory: str, config: Any) -> tuple[subprocess.Popen[bytes], Connecti
     which for a web app means re-running the app's start-up code.
     """
     ours, theirs = socket.socketpair()
-    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}  # README, Privacy
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}  # docs/security.md, Privacy
     try:
         # -P: the child imports the installed gridless, as the `gridless` command does, and not
         # a `backend` folder that happens to be in the working directory (`-m` would put it first)
