@@ -81,7 +81,7 @@ class ConversationService:
             raise AppError(ErrorCode.BAD_REQUEST, "the message is empty")
         if len(text) > MAX_MESSAGE_CHARS:
             raise AppError(ErrorCode.BAD_REQUEST, f"the message is too long ({len(text):,} characters; "
-                                    f"at most {MAX_MESSAGE_CHARS:,})")
+                                                  f"at most {MAX_MESSAGE_CHARS:,})")
         return text
 
     def model_for(self, conversation: Conversation | None) -> ModelRecord | None:

@@ -136,8 +136,8 @@ class DiffusionEngine:
         if self.errors:
             more = self.error_count - 1
             raise AppError(ErrorCode.MODEL_LOAD_FAILED,
-                              f"the image model could not be loaded: {_plain(self.errors[0])}"
-                              + (f" (and {more} more problems)" if more else ""))
+                           f"the image model could not be loaded: {_plain(self.errors[0])}"
+                           + (f" (and {more} more problems)" if more else ""))
         self.load_seconds = time.perf_counter() - started
         self.version = next((match.group(1).strip() for _, m in self.messages
                              if (match := _VERSION.search(m))), "unknown")

@@ -146,7 +146,7 @@ class LlmEngine:
                                n_threads=config.n_threads, n_threads_batch=config.n_threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise AppError(ErrorCode.MODEL_LOAD_FAILED,
-                              f"could not load {Path(config.model_path).name}: {exc}") from exc
+                           f"could not load {Path(config.model_path).name}: {exc}") from exc
         model = self.llama._model
         self.ctx = self.llama._ctx.ctx
         self.vocab = lib.llama_model_get_vocab(model.model)
@@ -240,8 +240,8 @@ class LlmEngine:
             tokens = self._render(messages)
         if len(tokens) >= limit:
             raise AppError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
-                              f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
-                              "shorten the messages or raise the context length")
+                           f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
+                           "shorten the messages or raise the context length")
         return tokens, trimmed
 
     def _fit_images(self, req: ChatRequest, limit: int) -> tuple[list[int], list[tuple[str, Any, int, int]], Any, int]:
@@ -270,7 +270,7 @@ class LlmEngine:
         if len(sequence) >= limit:
             self.mtmd_cpp.mtmd_input_chunks_free(chunks)
             raise AppError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
-                              f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
+                           f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
         return sequence, spans, chunks, trimmed
 
     def _image_prompt(self, messages: list[dict[str, str]], images: list[bytes]

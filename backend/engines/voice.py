@@ -127,7 +127,7 @@ class VoiceEngine:
         json_path = Path(config.config_path) if config.config_path else model.with_name(model.name + ".json")
         if not model.is_file() or not json_path.is_file():
             raise AppError(ErrorCode.MODEL_LOAD_FAILED,
-                              f"a Piper voice needs {model.name} and {json_path.name} side by side")
+                           f"a Piper voice needs {model.name} and {json_path.name} side by side")
         try:
             voice_config = PiperConfig.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:

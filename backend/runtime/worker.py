@@ -105,8 +105,8 @@ class WorkerProcess:
             except TimeoutError:
                 await self.stop(force=True)
                 raise AppError(ErrorCode.MODEL_LOAD_FAILED,
-                                  f"the {self.spec.name} engine did not start within "
-                                  f"{self.spec.start_timeout:.0f} s") from None
+                               f"the {self.spec.name} engine did not start within "
+                               f"{self.spec.start_timeout:.0f} s") from None
             if isinstance(first, WorkerFailed):
                 await self.stop(force=True)
                 raise AppError(first.code, first.message)
