@@ -29,8 +29,8 @@ def parse_data_url(url: str, max_bytes: int) -> InlineData:
         scheme = text.split(":", 1)[0].lower() if ":" in text[:16] else ""
         what = f"a {scheme}: URL" if scheme else "not a URL this server accepts"
         raise AppError(ErrorCode.UNSUPPORTED_IMAGE_URL, f"image_url is {what}; send the image inline as a "
-                                                    "data: URL (data:image/jpeg;base64,...). This server never "
-                                                    "fetches URLs.")
+                                                        "data: URL (data:image/jpeg;base64,...). This server never "
+                                                        "fetches URLs.")
     if not match.group("b64"):
         raise AppError(ErrorCode.INVALID_IMAGE_URL, "the data: URL must be base64 encoded (data:image/...;base64,...)")
     payload = text[match.end():]

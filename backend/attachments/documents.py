@@ -436,7 +436,7 @@ def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
 
     broken = AppError(ErrorCode.BROKEN_PDF, "This PDF is damaged or incomplete, so its text could not be read.")
     encrypted = AppError(ErrorCode.ENCRYPTED_PDF, "This PDF is protected with a password. Open it, save or "
-                                                    "print a copy without the protection, and attach that.")
+                                                  "print a copy without the protection, and attach that.")
     # pypdf on damaged input can raise nearly anything (its own errors, ValueError, KeyError, RecursionError,
     # struct or zlib errors...), so each step on the file catches Exception.
     try:
@@ -484,7 +484,7 @@ def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
         raise broken
     if not has_text:
         raise AppError(ErrorCode.NO_TEXT, "This PDF has no text that can be read: it seems to be scanned images. "
-                                            "Attach the pages as pictures, or a copy with recognised text (OCR).")
+                                          "Attach the pages as pictures, or a copy with recognised text (OCR).")
     text = "\n\n".join(parts)
     notice = None
     partial = whole > len(text)

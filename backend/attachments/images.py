@@ -114,10 +114,10 @@ def prepare_image(source: Path | bytes, *, max_side: int = 1536, max_pixels: int
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise AppError(ErrorCode.IMAGE_TOO_LARGE, f"The image has too many pixels to open; the limit is "
-                                                    f"{_megapixels(limit)}.") from None
+                                                  f"{_megapixels(limit)}.") from None
     except _DAMAGED as exc:
         raise AppError(ErrorCode.BROKEN_IMAGE, f"The image could not be read: it is damaged or incomplete "
-                                                 f"({type(exc).__name__}).") from None
+                                               f"({type(exc).__name__}).") from None
 
     text_like = (source_format in _LOSSLESS or _lossless_webp(data)) and _few_colours(picture)
     picture = _to_srgb(_resize(picture, _fit((width, height), max_side)), icc)
@@ -145,7 +145,7 @@ def _read(source: Path | bytes, max_bytes: int) -> bytes:
             data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise AppError(ErrorCode.FILE_TOO_LARGE, f"The file is larger than {_size(max_bytes)}, the limit for "
-                                                   f"a picture.")
+                                                 f"a picture.")
     return data
 
 
@@ -156,7 +156,7 @@ def _decoders(head: bytes) -> list[str]:
         raise AppError(ErrorCode.NOT_IMAGE, f"This is not an image this app can read ({_READS}).")
     if kind is kinds.SVG:
         raise AppError(ErrorCode.UNSUPPORTED_IMAGE, "SVG drawings cannot be read here; send the drawing as a PNG "
-                                                      "or JPEG (a screenshot of it will do).")
+                                                    "or JPEG (a screenshot of it will do).")
     if not kind.image:
         raise AppError(ErrorCode.NOT_IMAGE, f"This is {kind.description}, not an image.")
     Image.init()
@@ -164,17 +164,17 @@ def _decoders(head: bytes) -> list[str]:
     if not decoders:
         if kind is kinds.HEIC:
             raise AppError(ErrorCode.UNSUPPORTED_IMAGE, "HEIC photos cannot be read here; set the camera to "
-                                                          "“Most Compatible” (JPEG) or share the photo as JPEG.")
+                                                        "“Most Compatible” (JPEG) or share the photo as JPEG.")
         raise AppError(ErrorCode.UNSUPPORTED_IMAGE, f"This is {kind.description}, which cannot be read here; "
-                                                      f"send it as a JPEG or PNG.")
+                                                    f"send it as a JPEG or PNG.")
     return decoders
 
 
 def _check_pixels(width: int, height: int, limit: int) -> None:
     if width * height > limit:
         raise AppError(ErrorCode.IMAGE_TOO_LARGE, f"The image is {width:,} × {height:,} pixels "
-                                                    f"({_megapixels(width * height)}); the limit is "
-                                                    f"{_megapixels(limit)}.")
+                                                  f"({_megapixels(width * height)}); the limit is "
+                                                  f"{_megapixels(limit)}.")
 
 
 def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:

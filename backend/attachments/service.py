@@ -57,7 +57,7 @@ class AttachmentService:
             size = await self.media.write_stream(chunks, upload, self.max_bytes)
         except MediaTooLarge:
             raise AppError(ErrorCode.FILE_TOO_LARGE, f"The file is larger than the limit of "
-                                                        f"{self.settings.max_attachment_mb} MB.") from None
+                                                     f"{self.settings.max_attachment_mb} MB.") from None
         try:
             path = self.media.path(upload)
             head = await asyncio.to_thread(_head, path)

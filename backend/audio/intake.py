@@ -56,7 +56,7 @@ def sniff(head: bytes) -> tuple[str, str]:
     if what is not None:
         raise AppError(ErrorCode.NOT_AUDIO, f"This is {what}, not an audio recording.")
     raise AppError(ErrorCode.NOT_AUDIO, "This is not an audio file this app can read (WebM, Ogg, MP4/M4A, WAV, "
-                                          "MP3, FLAC or AAC).")
+                                        "MP3, FLAC or AAC).")
 
 
 def probe(path: str, max_seconds: float) -> AudioProbe:
@@ -75,7 +75,7 @@ def probe(path: str, max_seconds: float) -> AudioProbe:
                 duration = container.duration / 1_000_000
             if duration is not None and duration > max_seconds:
                 raise AppError(ErrorCode.AUDIO_TOO_LONG, f"The recording is {_clock(duration)} long; the limit "
-                                                           f"is {_clock(max_seconds)}.")
+                                                         f"is {_clock(max_seconds)}.")
             heard = 0.0
             for frame in container.decode(stream):
                 heard += frame.samples / max(1, frame.sample_rate)
@@ -89,7 +89,7 @@ def probe(path: str, max_seconds: float) -> AudioProbe:
         raise
     except (av.error.FFmpegError, ValueError, OSError, IndexError) as exc:
         raise AppError(ErrorCode.INVALID_AUDIO, f"The audio could not be read: it is damaged or incomplete "
-                                                  f"({type(exc).__name__}).") from None
+                                                f"({type(exc).__name__}).") from None
 
 
 def _clock(seconds: float) -> str:

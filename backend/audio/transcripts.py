@@ -83,7 +83,7 @@ class TranscriptService:
             size = await self.media.write_stream(chunks, temporary, self.max_bytes)
         except MediaTooLarge:
             raise AppError(ErrorCode.AUDIO_TOO_LARGE, f"The recording is larger than the limit of "
-                                                        f"{self.settings.max_audio_upload_mb} MB.") from None
+                                                      f"{self.settings.max_audio_upload_mb} MB.") from None
         path = self.media.path(temporary)
         try:
             head = await asyncio.to_thread(_read_head, path)

@@ -180,7 +180,7 @@ class LlmEngine:
         if not mtmd:
             self.close()
             raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the vision projector {path.name} could not be loaded "
-                                                           "with this model (is it the model's own mmproj file?)")
+                                                        "with this model (is it the model's own mmproj file?)")
         if not mtmd_cpp.mtmd_support_vision(mtmd):
             mtmd_cpp.mtmd_free(mtmd)
             self.close()

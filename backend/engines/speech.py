@@ -154,7 +154,7 @@ class SpeechEngine:
         language = request.language
         if language and not self.model.model.is_multilingual and language != "en":
             raise AppError(ErrorCode.BAD_REQUEST, "this Whisper model understands English only; install a "
-                                                     "multilingual one (base or small) on the Models page")
+                                                  "multilingual one (base or small) on the Models page")
         try:
             segments, info = self.model.transcribe(
                 audio, language=language or None, vad_filter=request.vad, beam_size=request.beam_size,

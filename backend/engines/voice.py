@@ -132,7 +132,7 @@ class VoiceEngine:
             voice_config = PiperConfig.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:
             raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"{json_path.name} is not a Piper voice configuration "
-                                                           f"({type(exc).__name__}: {exc})") from None
+                                                        f"({type(exc).__name__}: {exc})") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, config.n_threads)
         options.inter_op_num_threads = 1

@@ -94,8 +94,9 @@ class SecurityMiddleware:
             if headers.get("authorization"):
                 wait = guard.owner_guess_allowed(client)
                 if wait > 0:
-                    return await _respond(send, AppError(ErrorCode.TOO_MANY_ATTEMPTS, f"Too many wrong keys; try again "
-                                                                   f"in {int(wait) + 1} s.", retry_after=wait), path)
+                    refused = AppError(ErrorCode.TOO_MANY_ATTEMPTS,
+                                       f"Too many wrong keys; try again in {int(wait) + 1} s.", retry_after=wait)
+                    return await _respond(send, refused, path)
                 guard.owner_guess_failed(client)
             return await _respond(send, AppError(ErrorCode.UNAUTHORIZED, self._sign_in_hint(scope)), path)
         principal, how = found
@@ -107,8 +108,9 @@ class SecurityMiddleware:
             return await _respond(send, AppError(ErrorCode.CROSS_ORIGIN, "Cross-site requests are refused."), path)
         declared, limit = headers.get("content-length", ""), guard.body_limit(path)
         if declared and (not declared.isdigit() or int(declared) > limit):
-            return await _respond(send, AppError(ErrorCode.REQUEST_TOO_LARGE, f"The request is larger than the limit "
-                                                                              f"of {format_limit(limit)}."), path)
+            refused = AppError(ErrorCode.REQUEST_TOO_LARGE,
+                               f"The request is larger than the limit of {format_limit(limit)}.")
+            return await _respond(send, refused, path)
         _set_principal(scope, principal)
         receive = _capped(receive, limit)
         if principal.device_id is None:
@@ -133,9 +135,9 @@ class SecurityMiddleware:
         guard = self.guard
         wait = guard.owner_guess_allowed(client)
         if wait > 0:
-            return await _respond(send, AppError(ErrorCode.TOO_MANY_ATTEMPTS, f"Too many wrong links; try again in "
-                                                                              f"{int(wait) + 1} s.", retry_after=wait),
-                                  path)
+            refused = AppError(ErrorCode.TOO_MANY_ATTEMPTS, f"Too many wrong links; try again in {int(wait) + 1} s.",
+                               retry_after=wait)
+            return await _respond(send, refused, path)
         if guard.owner.token_ok(query["token"]):
             rest = urlencode({k: v for k, v in query.items() if k != "token"})
             return await _sign_in(send, guard.session_cookie(secure=scope.get("scheme") == "https"),

@@ -165,7 +165,7 @@ class Pairing:
         request = self._requests.get(request_id)
         if request is None or request.state != "waiting":
             raise AppError(ErrorCode.UNKNOWN_REQUEST, "That request is no longer waiting (it expired or was "
-                                                       "answered).")
+                                                      "answered).")
         return request
 
     def _expire(self) -> None:
