@@ -100,7 +100,9 @@ class Services:
         await self.db.open()
         await self.devices.load()
         self._tasks.append(asyncio.create_task(self._keep_devices()))
-        await self.models.start()
+        # Real models' headers are read in milliseconds (SmolLM2's 98 MB file: 30 ms); a folder that takes
+        # longer, with many files or files made to be slow, is finished in the background.
+        await self.models.start(scan_wait_s=2.0)
         self.residency.start()
         recovered = await self.conversations.recover()
         if recovered:

@@ -59,6 +59,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# The raw engines run in this process: onnxruntime's telemetry off, as in the app's workers
+os.environ.update(ORT_DISABLE_TELEMETRY="1", ORT_TELEMETRY_DISABLED="1")
 
 from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright  # noqa: E402
 

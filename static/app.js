@@ -29,33 +29,6 @@
   document.addEventListener('DOMContentLoaded', function () { decorate(document); });
 })();
 
-// Model upload: the chosen file goes to the server as the raw request body (no base64 over
-// the websocket), with the progress shown next to the file input.
-window.gridless = window.gridless || {};
-window.gridless.uploadModel = function (selector, url, job) {
-  return new Promise(function (resolve) {
-    const input = document.querySelector(selector);
-    const file = input && input.files && input.files[0];
-    if (!file) { resolve({ error: 'Choose a model file first' }); return; }
-    let bar = input.parentElement.querySelector('progress');
-    if (!bar) { bar = document.createElement('progress'); bar.max = 1; bar.value = 0; input.after(bar); }
-    const xhr = new XMLHttpRequest();
-    xhr.open('PUT', url + '?job=' + encodeURIComponent(job) + '&filename=' + encodeURIComponent(file.name));
-    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
-    xhr.upload.onprogress = function (e) { if (e.lengthComputable) bar.value = e.loaded / e.total; };
-    xhr.onload = function () {
-      bar.remove();
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-      if (xhr.status >= 200 && xhr.status < 300) { input.value = ''; resolve(body); return; }
-      const message = (body.error && body.error.message) || ('the upload failed (HTTP ' + xhr.status + ')');
-      resolve({ error: message });
-    };
-    xhr.onerror = function () { bar.remove(); resolve({ error: 'the connection was lost during the upload' }); };
-    xhr.send(file);
-  });
-};
-
 // Installable app: the service worker serves the offline page when the server is not running.
 if ('serviceWorker' in navigator && window.isSecureContext) {
   window.addEventListener('load', function () {

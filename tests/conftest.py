@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,15 @@ from backend.storage.db import Database
 
 from .sdmodels import write_sdxs
 from .server import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Engine workers start with `python -P` and so import gridless as installed, not from the
+    working directory. Put this checkout first on their path: they run the code under test, and
+    test engines (tests/backend/runtime/echo_engine.py) can be loaded in them."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,14 @@ projector as far as the header goes, with random tensor data to reach a chosen s
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
 import gguf
 import numpy as np
+
+from backend.models.gguf_info import read_gguf_info
 
 
 def write_lm_gguf(path: Path, *, size_mb: float = 2.0, layers: int = 2, embedding: int = 64, vocab: int = 256,
@@ -108,3 +111,32 @@ def write_tiny_mmproj(path: Path, embedding_width: int = 576, seed: int = 0) -> 
     writer.add_tensor("mm.input_projection.weight", matrix(width, embedding_width))
     finish_gguf(writer)
     return path
+
+
+def chat_template_of(path: Path) -> str:
+    """The `tokenizer.chat_template` a GGUF file carries."""
+    template = read_gguf_info(path).metadata["tokenizer.chat_template"]
+    assert isinstance(template, str)
+    return template
+
+
+def copy_with_chat_template(source: Path, dest: Path, template: str) -> Path:
+    """A copy of `source` whose `tokenizer.chat_template` is `template`: the header up to that
+    entry, the new entry, the rest of the header, padding to the file's alignment, and then the
+    tensor data as it was (tensor offsets count from the start of the data, so they still hold)."""
+    reader = gguf.GGUFReader(str(source))
+    field = reader.fields["tokenizer.chat_template"]
+    entry_end = field.offset + sum(int(part.nbytes) for part in field.parts)
+    last = reader.tensors[-1].field
+    header_end = last.offset + sum(int(part.nbytes) for part in last.parts)
+    key, text = b"tokenizer.chat_template", template.encode("utf-8")
+    entry = struct.pack("<Q", len(key)) + key + struct.pack("<IQ", gguf.GGUFValueType.STRING, len(text)) + text
+    with source.open("rb") as src, dest.open("wb") as out:
+        out.write(src.read(field.offset))
+        out.write(entry)
+        src.seek(entry_end)
+        out.write(src.read(header_end - entry_end))
+        out.write(b"\0" * (-out.tell() % reader.alignment))
+        src.seek(reader.data_offset)
+        shutil.copyfileobj(src, out, 1 << 20)
+    return dest

@@ -47,6 +47,11 @@ class ServerProcess:
     token: str = TOKEN
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    """Variables of ours not to pass on (an installed gridless must run without PYTHONPATH)."""
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "backend.cli"])
+    """How gridless is started: this checkout's code, or the `gridless` script of another environment."""
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -64,13 +69,14 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         # a real server, not NiceGUI's test mode (which it enters when it sees pytest's variables)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GRIDLESS_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PYTEST_", "GRIDLESS_")) and k not in self.unset}
         env.update(self.env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "backend.cli", "serve", "--data-dir", str(self.data_dir),
+                [*self.command, "serve", "--data-dir", str(self.data_dir),
                  "--port", str(self.port), "--token", self.token, *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -18,7 +18,8 @@ from backend.api.health import router as health_router
 from backend.api.model_upload import UPLOAD_PATH
 from backend.api.router import api_router
 from backend.core.config import Settings
-from backend.security.middleware import AccessGuard, SecurityMiddleware
+from backend.security.middleware import SecurityMiddleware
+from backend.security.policy import AccessGuard
 from backend.security.sharing import Sharing
 from backend.services import Services
 

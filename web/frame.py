@@ -24,8 +24,6 @@ HEAD = """
 <meta name="mobile-web-app-capable" content="yes">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
-<script src="/static/voice.js" defer></script>
-<script src="/static/attach.js" defer></script>
 """
 
 

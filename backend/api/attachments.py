@@ -39,7 +39,8 @@ def _uploader(request: Request) -> str:
 
 
 @router.post(ATTACHMENT_UPLOAD_PATH)
-async def upload(request: Request, services: ServicesDep, name: str = Query(default="", max_length=500)) -> Any:
+async def upload_attachment(request: Request, services: ServicesDep,
+                            name: str = Query(default="", max_length=500)) -> Any:
     try:
         attachment = await services.attachments.accept(body_chunks(request), name=name, uploader=_uploader(request))
     except ClientDisconnect:  # the gate ends a body past the limit as if the client had left

@@ -44,9 +44,9 @@ def _ndjson(events: AsyncIterator[dict[str, Any]]) -> ClosingStreamingResponse:
 
 
 @router.post(TRANSCRIPT_UPLOAD_PATH)
-async def upload(request: Request, services: ServicesDep, stream: bool = False,
-                 language: str | None = Query(default=None, pattern=LANGUAGE_PATTERN),
-                 name: str = Query(default="", max_length=200)) -> Any:
+async def upload_recording(request: Request, services: ServicesDep, stream: bool = False,
+                           language: str | None = Query(default=None, pattern=LANGUAGE_PATTERN),
+                           name: str = Query(default="", max_length=200)) -> Any:
     try:
         transcript = await services.transcripts.accept(body_chunks(request), name=name, language=language)
     except ClientDisconnect:

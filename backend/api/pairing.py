@@ -20,8 +20,9 @@ from ..core.errors import AppError, ErrorCode
 from ..core.resources import STATIC_DIR
 from ..security.certs import LocalCA
 from ..security.devices import DeviceStore
-from ..security.middleware import cookie_header, principal_of
+from ..security.middleware import principal_of
 from ..security.pairing import COLLECT_WITHIN_S
+from ..security.policy import cookie_header
 from .deps import ServicesDep
 
 __all__ = ["CA_PATHS", "PAIR_PATHS", "guide_app", "router"]

@@ -113,7 +113,8 @@ class TranscriptService:
     # transcription --------------------------------------------------------------------------
 
     def _start(self, transcript: Transcript) -> _Live:
-        live = self.live[transcript.id] = _Live(transcript=transcript)
+        live = self.live[transcript.id] = _Live(transcript=transcript,
+                                                job=EngineJob(id=f"{transcript.id}-{int(time.time() * 1000)}"))
         live.task = self._tasks.spawn(self._run(live), name=f"transcript-{transcript.id}")
         return live
 
@@ -121,7 +122,6 @@ class TranscriptService:
         t = live.transcript
         request = TranscribeRequest(audio_path=str(self.media.path(t.audio)), language=t.language_hint,
                                     max_seconds=self.settings.max_audio_seconds)
-        live.job = EngineJob(id=f"{t.id}-{int(time.time() * 1000)}")
         t.segments, t.text, t.error = [], "", None
         saved = 0.0
         try:
@@ -169,7 +169,7 @@ class TranscriptService:
         await self.store.save(t)
         live.end()
         if t.state == TranscriptState.ERROR:
-            live.publish({"type": "error", "code": "transcription_failed", "message": t.error})
+            live.publish({"type": "error", "code": ErrorCode.TRANSCRIPTION_FAILED, "message": t.error})
         else:
             live.publish({"type": "done", "state": t.state, "text": t.text, "language": t.language,
                           "duration": t.duration, "seconds": t.seconds})
@@ -205,7 +205,7 @@ class TranscriptService:
             seen = len(transcript.segments)
             if live is None:
                 if transcript.state == "error":
-                    yield {"type": "error", "code": "transcription_failed", "message": transcript.error}
+                    yield {"type": "error", "code": ErrorCode.TRANSCRIPTION_FAILED, "message": transcript.error}
                 else:
                     yield {"type": "done", "state": transcript.state, "text": transcript.text,
                            "language": transcript.language, "duration": transcript.duration,

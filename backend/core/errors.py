@@ -62,7 +62,7 @@ class ErrorCode(StrEnum):
     INVALID_MODEL_FILE = "invalid_model_file"
     MODEL_REFUSED = "model_refused"
     MODEL_LOAD_FAILED = "model_load_failed"
-    TEMPLATE_FAILED = "template_failed"
+    TEMPLATE_TIMEOUT = "template_timeout"
     DOWNLOAD_FAILED = "download_failed"
     DISK_FULL = "disk_full"
     HUB_UNAVAILABLE = "hub_unavailable"
@@ -110,7 +110,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.OWNER_ONLY: 403, ErrorCode.CROSS_ORIGIN: 403, ErrorCode.INVALID_CODE: 403,
     ErrorCode.TOO_MANY_ATTEMPTS: 429, ErrorCode.TOO_MANY_WAITING: 429,
     ErrorCode.CANCELLED: 499,
-    ErrorCode.MODEL_LOAD_FAILED: 500, ErrorCode.WORKER_CRASHED: 500, ErrorCode.ENGINE_STALLED: 500,
+    ErrorCode.MODEL_LOAD_FAILED: 500, ErrorCode.TEMPLATE_TIMEOUT: 500, ErrorCode.WORKER_CRASHED: 500,
+    ErrorCode.ENGINE_STALLED: 500,
     ErrorCode.TRANSCRIPTION_FAILED: 500, ErrorCode.CERTIFICATE_FAILED: 500, ErrorCode.INTERNAL: 500,
     ErrorCode.HUB_UNAVAILABLE: 502,
     ErrorCode.BUSY: 503, ErrorCode.INSUFFICIENT_MEMORY: 503,

@@ -24,6 +24,7 @@ from ..runtime.protocol import Event, Request, Result
 from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
 from .llm_text import StopStreamer
+from .time_limit import TimeLimitExceeded, time_limit
 
 __all__ = ["MEDIA_MARKER", "ChatRequest", "ChatResult", "LlmConfig", "LlmEngine", "PromptProgress", "PromptReady",
            "TokenDelta"]
@@ -51,6 +52,8 @@ class LlmConfig:
     n_threads: int = 2
     n_batch: int = 512
     kv_cache_bytes: int = 512 * 1024 * 1024
+    template_time_limit_s: float = 5.0
+    """A template running this long loops without end: SmolLM2's renders 2000 messages in 5 ms here."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -204,11 +207,22 @@ class LlmEngine:
 
     # prompt --------------------------------------------------------------------------------
 
-    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text. The template is code from the model file, so it runs under a time
+        limit: one that never ends fails the request instead of holding the worker."""
+        limit = self.config.template_time_limit_s
         try:
-            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+            with time_limit(limit):
+                return self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+        except TimeLimitExceeded:
+            raise AppError(ErrorCode.TEMPLATE_TIMEOUT,
+                           f"the model's chat template did not finish within {limit:g} s; it loops without end, "
+                           "so this model file cannot be used") from None
         except Exception as exc:  # a template error is the request's fault, not a crash
             raise AppError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        prompt = self._apply_template(messages)
         return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def _fit(self, req: ChatRequest, limit: int) -> tuple[list[int], int]:
@@ -265,10 +279,7 @@ class LlmEngine:
         sequence used for prefix reuse (an image's positions hold a value derived from its
         bytes, so a follow-up question about the same photo reuses its evaluation), the spans
         (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
-        try:
-            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
-        except Exception as exc:
-            raise AppError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
+        prompt = self._apply_template(messages)
         m = self.mtmd_cpp
         bitmaps = []
         chunks = m.mtmd_input_chunks_init()

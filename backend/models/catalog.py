@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..core.jobs import Job
 from ..core.resources import CATALOG_FILE
 from ..core.units import MIB, format_bytes
 from .files import allowed_suffixes
@@ -57,7 +58,7 @@ class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,79}$")
-    job: Literal["chat", "vision", "images", "speech", "voice"]
+    job: Job
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(max_length=400)
     repo: str
@@ -79,9 +80,9 @@ class CatalogEntry(BaseModel):
         models = [f for f in self.files if f.role == "model"]
         if len(models) != 1:
             raise ValueError("exactly one file must have the role 'model'")
-        if self.job == "vision" and not any(f.role == "projector" for f in self.files):
+        if self.job == Job.VISION and not any(f.role == "projector" for f in self.files):
             raise ValueError("a vision model needs its projector (mmproj) file")
-        if self.job in ("chat", "vision") and self.shape is None:
+        if self.job in (Job.CHAT, Job.VISION) and self.shape is None:
             raise ValueError("a language model needs its shape for the memory estimate")
         suffixes = allowed_suffixes(self.job)
         for f in self.files:

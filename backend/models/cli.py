@@ -11,10 +11,11 @@ from pathlib import Path
 
 from ..core.config import Settings
 from ..core.errors import AppError
+from ..core.jobs import Job
 from ..core.units import format_bytes
 from ..runtime.residency import MemoryBudget, ResidencyManager
 from ..storage.db import Database
-from .downloads import Download
+from .downloads import Download, DownloadState
 from .files import JOBS
 from .manager import ModelManager, unknown_model
 
@@ -36,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pull.add_argument("--force", action="store_true", help="download even if it will not fit in memory")
     imp = sub.add_parser("import", help="copy a model file from this device into the models folder")
     imp.add_argument("path", type=Path)
-    imp.add_argument("--job", choices=("chat", "vision", "images"), default="chat")
+    imp.add_argument("--job", choices=[Job.CHAT, Job.VISION, Job.IMAGES], default=Job.CHAT)
     imp.add_argument("--name", help="a name for it (default: the file name)")
     rm = sub.add_parser("rm", help="delete an installed model and its files")
     rm.add_argument("name", help="the model's id (see `gridless models list`)")
@@ -90,7 +91,7 @@ async def _list(manager: ModelManager, args: argparse.Namespace) -> int:
             print(f"  {mark} {r.id:<36} {facts}")
             print(f"      {r.path}")
     for dl in manager.downloads.all():
-        if dl.state != "done":
+        if dl.state != DownloadState.DONE:
             print(f"download {dl.id}: {dl.repo} {dl.name} — {dl.state}, "
                   f"{format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}"
                   + (f" ({dl.error})" if dl.error else ""))
@@ -126,7 +127,7 @@ async def _pull(manager: ModelManager, args: argparse.Namespace) -> int:
     else:
         dl = await manager.pull(repo, path, job=args.job, override=args.force)
     final = await _follow(dl)
-    if final.state != "done":
+    if final.state != DownloadState.DONE:
         print(f"gridless: {final.error or final.state}", file=sys.stderr)
         return 1
     print(f"installed {final.model_id}")
@@ -136,7 +137,7 @@ async def _pull(manager: ModelManager, args: argparse.Namespace) -> int:
 async def _follow(dl: Download) -> Download:
     interactive = sys.stderr.isatty()
     last = ""
-    while dl.state in ("queued", "running"):
+    while dl.state.active:
         speed = f" {format_bytes(dl.speed)}/s" if dl.speed else ""
         line = f"{dl.name}: {format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}{speed}"
         if interactive:

@@ -2,11 +2,10 @@
 
 Each download keeps its own partial files under `<models>/.partial/<id>/`, named by the
 download and not by a random suffix, so after a restart it asks the server only for the
-bytes it lacks (an HTTP Range request through huggingface-hub's `http_get`). The checksum
-runs on a second thread while bytes arrive; its state is saved beside the partial file
-every 64 MB (once those bytes are on storage), so a resume reads back at most that much.
-A file is moved into place only when its checksum matches the hub's LFS sha256 (or its
-git blob id for small files) and its contents are a model this app accepts.
+bytes it lacks (`transfer.py` fetches and checks one file). The queue here runs one
+download at a time, retries what the network lost, pauses, resumes and cancels, and hands
+the verified files to the model manager, which registers them only when their contents
+are a model this app accepts.
 
 State lives in the `downloads` table; progress is also kept in memory for the pages,
 and written to the table about once a second.
@@ -17,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -27,55 +25,49 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import hf_hub_url
-from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.file_download import http_get
-from huggingface_hub.utils import build_hf_headers, disable_progress_bars
+from huggingface_hub.utils import disable_progress_bars
 
-from ..core.errors import AppError, ErrorCode
+from ..core.errors import ErrorCode
 from ..core.units import format_bytes
 from ..storage.db import Database
-from .checksum import Sha256, drop_checkpoint, load_checkpoint, save_checkpoint
 from .hub import RemoteFile
 from .names import safe_relative_path, safe_repo_id
+from .transfer import CHUNK, DownloadError, DownloadFile, Retryable, TransferStopped, transfer
 
-__all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager", "free_space_problem"]
+__all__ = ["DISK_MARGIN", "Download", "DownloadError", "DownloadFile", "DownloadManager", "DownloadState",
+           "free_space_problem"]
 
 log = logging.getLogger(__name__)
 
 DISK_MARGIN = 64 * 1024 * 1024
 """Free space left over after a download, so the phone is not filled to the last byte."""
-_CHUNK = 512 * 1024
 _RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
-_SYNC_EVERY = 64 * 1024 * 1024
 STALLED_AFTER_S = 3.0
-ACTIVE_STATES = ("queued", "running")
 
 
-class DownloadError(AppError):
-    """A download that cannot start or cannot go on; the message is for people."""
+class DownloadState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.DOWNLOAD_FAILED) -> None:
-        super().__init__(code, message)
+    @property
+    def active(self) -> bool:
+        """Waiting its turn or receiving bytes."""
+        return self in (DownloadState.QUEUED, DownloadState.RUNNING)
 
-
-class _Stopped(Exception):
-    """Raised inside the transfer thread when the download is paused or cancelled."""
-
-
-@dataclass(kw_only=True, slots=True)
-class DownloadFile:
-    path: str
-    size: int
-    role: str = "model"
-    sha256: str | None = None
-    git_sha1: str | None = None
-    done: bool = False
+    @property
+    def kept(self) -> bool:
+        """Still holds partial files or a place in the queue (not done, not cancelled)."""
+        return self not in (DownloadState.DONE, DownloadState.CANCELLED)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -86,7 +78,7 @@ class Download:
     job: str
     name: str
     files: list[DownloadFile]
-    state: str = "queued"
+    state: DownloadState = DownloadState.QUEUED
     bytes_done: int = 0
     bytes_total: int = 0
     error: str | None = None
@@ -104,166 +96,17 @@ class Download:
     @property
     def stalled(self) -> bool:
         """Running, but nothing has arrived for a few seconds (the network is gone, or slow to answer)."""
-        return self.state == "running" and time.monotonic() - self.last_byte_at > STALLED_AFTER_S
+        return self.state == DownloadState.RUNNING and time.monotonic() - self.last_byte_at > STALLED_AFTER_S
 
     @property
     def eta_s(self) -> float | None:
-        if self.state != "running" or self.speed <= 0 or self.stalled:
+        if self.state != DownloadState.RUNNING or self.speed <= 0 or self.stalled:
             return None
         return max(0.0, (self.bytes_total - self.bytes_done) / self.speed)
 
     @property
     def fraction(self) -> float:
         return self.bytes_done / self.bytes_total if self.bytes_total else 0.0
-
-
-class _FollowingHasher(threading.Thread):
-    """Hashes a file while it is being written, on its own thread: it reads back (from the
-    page cache) up to what the writer says is there. The receiving thread only receives and
-    writes, and on a resume the bytes already on disk are hashed while the rest arrives.
-    `hashlib` lets go of the GIL on large blocks, so this really runs beside the transfer."""
-
-    def __init__(self, path: Path, make_hasher: Callable[[], Any], stop: threading.Event, available: int,
-                 start: tuple[int, Any] | None = None) -> None:
-        super().__init__(name="download-hash", daemon=True)
-        self.path, self.make_hasher, self.stop = path, make_hasher, stop
-        self.start_at = start
-        """A saved (position, hasher) to go on from, instead of reading the file from its start."""
-        self.resumed_from = start[0] if start else 0
-        self.cond = threading.Condition()
-        self.available = available
-        self.generation = 0
-        self.finished = False
-        self.abandoned = False
-        self.digest: str | None = None
-        self.error: BaseException | None = None
-
-    def advance(self, available: int) -> None:
-        with self.cond:
-            self.available = available
-            self.cond.notify()
-
-    def restart(self, available: int) -> None:
-        """The file was cut back (a server that ignored Range): hash it again from the start."""
-        with self.cond:
-            self.generation += 1
-            self.available = available
-            self.cond.notify()
-
-    def abandon(self) -> None:
-        """The transfer failed: stop without a digest (the bytes on disk stay for a resume)."""
-        with self.cond:
-            self.abandoned = True
-            self.cond.notify()
-        self.join()
-
-    def result(self) -> str:
-        with self.cond:
-            self.finished = True
-            self.cond.notify()
-        self.join()
-        if self.error is not None:
-            raise self.error
-        if self.digest is None:
-            raise _Stopped
-        return self.digest
-
-    def run(self) -> None:
-        try:
-            self._hash()
-        except BaseException as exc:  # handed to the caller of result()
-            self.error = exc
-
-    def _hash(self) -> None:
-        with self.path.open("rb") as fh:
-            hasher, position, generation, synced = self.make_hasher(), 0, 0, 0
-            if self.start_at is not None:
-                position, hasher = self.start_at
-                synced = position
-                fh.seek(position)
-            while True:
-                with self.cond:
-                    while (position >= self.available and not self.finished and generation == self.generation
-                           and not self.stop.is_set() and not self.abandoned):
-                        self.cond.wait(0.25)
-                    if self.abandoned:
-                        return
-                    if generation != self.generation:
-                        hasher, position, generation, synced = self.make_hasher(), 0, self.generation, 0
-                        self.resumed_from = 0
-                        drop_checkpoint(self.path)
-                        fh.seek(0)
-                    target, finished = self.available, self.finished
-                if self.stop.is_set():
-                    return
-                if finished and position >= target:
-                    self.digest = hasher.hexdigest()
-                    return
-                while position < target:
-                    block = fh.read(min(8 * _CHUNK, target - position))
-                    if not block:
-                        break
-                    hasher.update(block)
-                    position += len(block)
-                    if position - synced >= _SYNC_EVERY:
-                        # written pages go to storage as we go, so the final fsync has little left;
-                        # then the checksum state up to here is saved for a resume
-                        os.fdatasync(fh.fileno())
-                        synced = position
-                        state = hasher.state() if isinstance(hasher, Sha256) else None
-                        if state is not None:
-                            save_checkpoint(self.path, position, state)
-
-
-class _PartWriter:
-    """The file object `http_get` writes into: counts every byte, tells the hasher, and stops
-    the transfer when asked. When the server ignores the Range request, `http_get` rewinds
-    and truncates; the hasher then starts again."""
-
-    def __init__(self, fh: Any, hasher: _FollowingHasher, on_bytes: Callable[[int], None],
-                 stop: threading.Event) -> None:
-        self.fh, self.hasher, self.on_bytes, self.stop = fh, hasher, on_bytes, stop
-
-    def write(self, data: bytes) -> int:
-        if self.stop.is_set():
-            raise _Stopped
-        view = memoryview(data)
-        while view:  # an unbuffered file may take less than all of it
-            view = view[self.fh.write(view):]
-        self.hasher.advance(self.fh.tell())
-        self.on_bytes(len(data))
-        return len(data)
-
-    def tell(self) -> int:
-        return int(self.fh.tell())
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return int(self.fh.seek(offset, whence))
-
-    def truncate(self, size: int | None = None) -> int:
-        end = int(self.fh.truncate(size))
-        self.hasher.restart(end)
-        self.on_bytes(0)
-        return end
-
-    def flush(self) -> None:
-        pass
-
-
-def _hash_file(path: Path, hasher: Any, stop: threading.Event) -> None:
-    with path.open("rb") as fh:
-        while block := fh.read(8 * _CHUNK):
-            if stop.is_set():
-                raise _Stopped
-            hasher.update(block)
-
-
-def _new_hasher(f: DownloadFile) -> Any:
-    if f.sha256 is not None:
-        return Sha256()
-    hasher = hashlib.sha1()
-    hasher.update(f"blob {f.size}\0".encode())
-    return hasher
 
 
 class DownloadManager:
@@ -293,7 +136,7 @@ class DownloadManager:
         self._listeners: list[Callable[[Download], None]] = []
         disable_progress_bars()
         # Progress and pause answer within one chunk; the library's default chunk is 10 MB.
-        hf_constants.DOWNLOAD_CHUNK_SIZE = _CHUNK
+        hf_constants.DOWNLOAD_CHUNK_SIZE = CHUNK
 
     # ----- state -------------------------------------------------------------------------
 
@@ -302,19 +145,19 @@ class DownloadManager:
         for row in rows:
             files = [DownloadFile(**f) for f in json.loads(row["files"])]
             dl = Download(id=row["id"], repo=row["repo"], revision=row["revision"], job=row["job"], name=row["name"],
-                          files=files, state=row["state"], bytes_done=row["bytes_done"],
+                          files=files, state=DownloadState(row["state"]), bytes_done=row["bytes_done"],
                           bytes_total=row["bytes_total"], error=row["error"], model_id=row["model_id"],
                           options=json.loads(row["options"]), created_at=row["created_at"],
                           updated_at=row["updated_at"])
-            if dl.state == "running":  # the server stopped while it ran: carry on from the partial files
-                dl.state = "queued"
+            if dl.state == DownloadState.RUNNING:  # the server stopped while it ran: carry on from the partial files
+                dl.state = DownloadState.QUEUED
             self._downloads[dl.id] = dl
 
     def clean_leftovers(self) -> list[Path]:
         """Partial folders no download owns (header probes, uploads and imports cut short)."""
         if not self.partial_root.is_dir():
             return []
-        owned = {d.id for d in self._downloads.values() if d.state not in ("done", "cancelled")}
+        owned = {d.id for d in self._downloads.values() if d.state.kept}
         gone = [p for p in self.partial_root.iterdir() if p.is_dir() and p.name not in owned]
         for path in gone:
             shutil.rmtree(path, ignore_errors=True)
@@ -370,7 +213,7 @@ class DownloadManager:
         return self._downloads.get(download_id)
 
     def active_for(self, repo: str, path: str) -> Download | None:
-        return next((d for d in self._downloads.values() if d.repo == repo and d.state not in ("done", "cancelled")
+        return next((d for d in self._downloads.values() if d.repo == repo and d.state.kept
                      and any(f.path == path for f in d.files)), None)
 
     def subscribe(self, listener: Callable[[Download], None]) -> Callable[[], None]:
@@ -446,18 +289,18 @@ class DownloadManager:
     async def pause(self, download_id: str) -> Download:
         dl = self._require(download_id)
         self.require_runner()
-        if dl.state in ACTIVE_STATES:
+        if dl.state.active:
             self._signal_stop(download_id)
-            dl.state, dl.speed = "paused", 0.0
+            dl.state, dl.speed = DownloadState.PAUSED, 0.0
             await self._save(dl)
         return dl
 
     async def resume(self, download_id: str) -> Download:
         dl = self._require(download_id)
         self.require_runner()
-        if dl.state in ("paused", "failed"):
+        if dl.state in (DownloadState.PAUSED, DownloadState.FAILED):
             self.check_disk(dl.bytes_total, self._bytes_on_disk(dl))
-            dl.state, dl.error = "queued", None
+            dl.state, dl.error = DownloadState.QUEUED, None
             await self._save(dl)
             self._wake.set()
         return dl
@@ -465,10 +308,10 @@ class DownloadManager:
     async def cancel(self, download_id: str) -> Download:
         dl = self._require(download_id)
         self.require_runner()
-        if dl.state != "done":
+        if dl.state != DownloadState.DONE:
             running = download_id in self._stops
             self._signal_stop(download_id)
-            dl.state, dl.speed = "cancelled", 0.0
+            dl.state, dl.speed = DownloadState.CANCELLED, 0.0
             await self._save(dl)
             if not running:  # nothing else will clean up
                 await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
@@ -478,7 +321,7 @@ class DownloadManager:
         """Remove a finished, failed or cancelled download from the list."""
         dl = self._require(download_id)
         self.require_runner()
-        if dl.state in ACTIVE_STATES or dl.state == "paused":
+        if dl.state.active or dl.state == DownloadState.PAUSED:
             raise DownloadError("cancel the download first")
         self._downloads.pop(download_id, None)
         await self.db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
@@ -520,7 +363,7 @@ class DownloadManager:
 
     async def _runner(self) -> None:
         while not self._closing:
-            queued = [d for d in self._downloads.values() if d.state == "queued"]
+            queued = [d for d in self._downloads.values() if d.state == DownloadState.QUEUED]
             if not queued:
                 self._wake.clear()
                 await self._wake.wait()
@@ -534,7 +377,7 @@ class DownloadManager:
                 if self._closing:
                     return
                 log.exception("download %s failed", dl.id)
-                dl.state, dl.error, dl.speed = "failed", f"unexpected error: {exc}", 0.0
+                dl.state, dl.error, dl.speed = DownloadState.FAILED, f"unexpected error: {exc}", 0.0
                 await self._save(dl)
 
     async def _run(self, dl: Download) -> None:
@@ -543,7 +386,7 @@ class DownloadManager:
         self._stops[dl.id] = stop
         self._stop_signals[dl.id] = asyncio.Event()
         self._idle.clear()
-        dl.state, dl.error, dl.fetched = "running", None, 0
+        dl.state, dl.error, dl.fetched = DownloadState.RUNNING, None, 0
         dl.bytes_done = self._bytes_on_disk(dl)
         await self._save(dl)
         attempt = 0
@@ -553,11 +396,11 @@ class DownloadManager:
                     try:
                         await self._fetch(dl, index, f, stop)
                         attempt = 0
-                    except _Stopped:
+                    except TransferStopped:
                         return
-                    except _Retryable as exc:
+                    except Retryable as exc:
                         if attempt >= len(_RETRY_DELAYS):
-                            dl.state, dl.speed = "failed", 0.0
+                            dl.state, dl.speed = DownloadState.FAILED, 0.0
                             dl.error = (f"{exc} — {format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)} "
                                         "are kept; Resume continues from there")
                             return
@@ -571,12 +414,12 @@ class DownloadManager:
                             return
                         attempt += 1
                     except DownloadError as exc:
-                        dl.state, dl.error, dl.speed = "failed", str(exc), 0.0
+                        dl.state, dl.error, dl.speed = DownloadState.FAILED, str(exc), 0.0
                         return
                     await self._save(dl)
             await self._finish(dl)
         finally:
-            if dl.state == "cancelled":
+            if dl.state == DownloadState.CANCELLED:
                 await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
             await self._save(dl)  # before anyone waiting for idle may close the database
             self._stops.pop(dl.id, None)
@@ -586,7 +429,6 @@ class DownloadManager:
 
     async def _fetch(self, dl: Download, index: int, f: DownloadFile, stop: threading.Event) -> None:
         loop = asyncio.get_running_loop()
-        part = self._part(dl, index)
         base = sum(x.size for x in dl.files[:index])
         window: list[tuple[float, int]] = [(time.monotonic(), 0)]
         last_save = [time.monotonic()]
@@ -604,72 +446,19 @@ class DownloadManager:
             if span > 0.2:
                 dl.speed = (dl.fetched - window[0][1]) / span
             self._notify(dl)
-            if now - last_save[0] >= 1.0 and dl.state == "running":
+            if now - last_save[0] >= 1.0 and dl.state == DownloadState.RUNNING:
                 last_save[0] = now
                 task = loop.create_task(self._save(dl))
                 self._saving.add(task)
                 task.add_done_callback(self._saving.discard)
 
-        def work() -> None:  # in a thread
-            part.parent.mkdir(parents=True, exist_ok=True)
-            have = part.stat().st_size if part.exists() else 0
-            if have > f.size:  # cannot be ours: start over
-                part.unlink()
-                have = 0
-            url = hf_hub_url(dl.repo, f.path, revision=dl.revision, endpoint=self.endpoint)
-            saved = load_checkpoint(part, have) if f.sha256 is not None and have else None
-            with part.open("r+b" if part.exists() else "w+b", buffering=0) as fh:
-                fh.seek(have)
-                hasher = _FollowingHasher(part, lambda: _new_hasher(f), stop, have, start=saved)
-                hasher.start()
+        def on_progress(position: int, received: int) -> None:  # in the transfer's thread
+            loop.call_soon_threadsafe(progress, position, received)
 
-                def on_bytes(n: int) -> None:
-                    loop.call_soon_threadsafe(progress, fh.tell(), max(n, 0))
-
-                writer = _PartWriter(fh, hasher, on_bytes, stop)
-                try:
-                    try:
-                        http_get(url, writer, resume_size=have,  # type: ignore[arg-type]
-                                 headers=build_hf_headers(token=self.token), expected_size=f.size,
-                                 displayed_filename=f.path)
-                    except BaseException:
-                        hasher.abandon()
-                        raise
-                except _Stopped:
-                    raise
-                except HfHubHTTPError as exc:
-                    status = exc.response.status_code if exc.response is not None else None
-                    if status in (500, 502, 503, 504):
-                        raise _Retryable(f"the server answered HTTP {status}") from None
-                    raise DownloadError(f"{f.path}: the hub answered HTTP {status}") from None
-                except (httpx2.TransportError, ConnectionError, TimeoutError) as exc:
-                    log.info("download %s: %r", dl.id, exc)
-                    raise _Retryable("the connection was lost") from None
-                except OSError as exc:
-                    if "Consistency check failed" in str(exc):
-                        raise _Retryable("the server sent a different number of bytes than announced") from None
-                    raise DownloadError(f"{f.path}: cannot write the file: {exc.strerror or exc}") from None
-                os.fsync(fh.fileno())
-                writer_hash = hasher.result()
-            expected = f.sha256 or f.git_sha1 or ""
-            if writer_hash != expected and hasher.resumed_from:
-                # the saved state may not describe these bytes after all: check the whole file once
-                log.warning("download %s: checksum from a saved state differs; reading %s again", dl.id, f.path)
-                full = _new_hasher(f)
-                _hash_file(part, full, stop)
-                writer_hash = full.hexdigest()
-            drop_checkpoint(part)
-            if writer_hash != expected:
-                part.unlink(missing_ok=True)
-                raise DownloadError(f"{f.path} failed its checksum (expected {expected[:12]}…, got "
-                                    f"{writer_hash[:12]}…); the damaged file was deleted. Retry to download "
-                                    "it again.")
-            staged = self._staged(dl, f)
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, staged)
-
+        url = hf_hub_url(dl.repo, f.path, revision=dl.revision, endpoint=self.endpoint)
         try:
-            await asyncio.to_thread(work)
+            await asyncio.to_thread(transfer, url, f, self._part(dl, index), self._staged(dl, f), token=self.token,
+                                    stop=stop, on_progress=on_progress)
         except DownloadError:
             dl.bytes_done = self._bytes_on_disk(dl)
             raise
@@ -683,13 +472,13 @@ class DownloadManager:
         try:
             dl.model_id = await self.install(dl, staging)
         except Exception as exc:  # the files are not a usable model: say why, keep nothing
-            dl.state, dl.error, dl.speed = "failed", str(exc), 0.0
+            dl.state, dl.error, dl.speed = DownloadState.FAILED, str(exc), 0.0
             for f in dl.files:
                 f.done = False
             dl.bytes_done = 0
             await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
             return
-        dl.state, dl.speed, dl.bytes_done = "done", 0.0, dl.bytes_total
+        dl.state, dl.speed, dl.bytes_done = DownloadState.DONE, 0.0, dl.bytes_total
         await asyncio.to_thread(shutil.rmtree, self._partial_dir(dl), True)
 
 
@@ -701,7 +490,3 @@ def free_space_problem(folder: Path, needed: int) -> str | None:
         return None
     return (f"not enough free space: {format_bytes(needed)} are needed but only {format_bytes(free)} "
             f"is free in {folder}")
-
-
-class _Retryable(Exception):
-    """A transfer that may work if tried again (network, server restarts)."""

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import AppError, ErrorCode
+from ..core.jobs import Job
 from .gguf_info import GgufError, GgufNoArchitecture, quantization_from_name, read_gguf_info
 
 __all__ = ["JOBS", "Inspected", "ModelFileError", "allowed_suffixes", "check_companion_file", "inspect_model_file"]
 
-JOBS = ("chat", "vision", "images", "speech", "voice")
+JOBS = tuple(Job)
 _SAFETENSORS_HEADER_MAX = 100 * 1024 * 1024
 _COMPANION_MAX = 64 * 1024 * 1024
 _PICKLE_OR_ZIP = (b"\x80", b"PK\x03\x04")
@@ -42,26 +43,32 @@ class Inspected:
     projector: bool = False
 
 
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    Job.CHAT: (".gguf",), Job.VISION: (".gguf",), Job.IMAGES: (".gguf", ".safetensors"),
+    Job.SPEECH: (".bin", ".json", ".txt"), Job.VOICE: (".onnx", ".json")}
+_FORMATS: dict[str, str] = {Job.CHAT: "GGUF", Job.VISION: "GGUF", Job.IMAGES: "GGUF or safetensors",
+                            Job.SPEECH: "CTranslate2 (model.bin)", Job.VOICE: "ONNX"}
+
+
 def allowed_suffixes(job: str) -> tuple[str, ...]:
-    return {"chat": (".gguf",), "vision": (".gguf",), "images": (".gguf", ".safetensors"),
-            "speech": (".bin", ".json", ".txt"), "voice": (".onnx", ".json")}[job]
+    return _SUFFIXES[job]
 
 
 def _inspect_gguf(path: Path, job: str) -> Inspected:
     try:
         info = read_gguf_info(path)
     except GgufNoArchitecture:
-        if job == "images":
+        if job == Job.IMAGES:
             return Inspected(format="gguf", size=path.stat().st_size, quantization=quantization_from_name(path.name))
         raise ModelFileError(f"{path.name} does not say which architecture it is; it is not a language model") \
             from None
     except GgufError as exc:
         raise ModelFileError(str(exc)) from None
     summary = info.summary()
-    if job in ("chat", "vision") and not info.is_projector:
+    if job in (Job.CHAT, Job.VISION) and not info.is_projector:
         if not info.layers or not info.vocab_size:
             raise ModelFileError(f"{path.name} is a '{info.architecture}' GGUF, not a language model")
-    if job == "chat" and info.is_projector:
+    if job == Job.CHAT and info.is_projector:
         raise ModelFileError(f"{path.name} is a vision projector (mmproj); it goes with a vision model")
     return Inspected(format="gguf", size=info.file_size, info=summary,
                      quantization=info.quantization or quantization_from_name(path.name),
@@ -119,21 +126,19 @@ def inspect_model_file(path: Path, job: str) -> Inspected:
     with path.open("rb") as fh:
         magic = fh.read(8)
     if magic[:4] == b"GGUF":
-        if job in ("speech", "voice"):
+        if job in (Job.SPEECH, Job.VOICE):
             raise ModelFileError(f"{path.name} is a GGUF file; {job} models are not GGUF")
         return _inspect_gguf(path, job)
-    if job == "images" and path.suffix.lower() == ".safetensors":
+    if job == Job.IMAGES and path.suffix.lower() == ".safetensors":
         return _inspect_safetensors(path)
     if magic.startswith(_PICKLE_OR_ZIP):
         raise ModelFileError(f"{path.name} is a pickle or zip archive; such files can run code when loaded "
                              "and are not accepted")
-    if job == "speech" and path.name == "model.bin":
+    if job == Job.SPEECH and path.name == "model.bin":
         return _inspect_ctranslate2(path)
-    if job == "voice" and path.suffix == ".onnx":
+    if job == Job.VOICE and path.suffix == ".onnx":
         return _inspect_onnx(path)
-    kinds = {"chat": "GGUF", "vision": "GGUF", "images": "GGUF or safetensors",
-             "speech": "CTranslate2 (model.bin)", "voice": "ONNX"}
-    raise ModelFileError(f"{path.name} is not a {kinds[job]} model file")
+    raise ModelFileError(f"{path.name} is not a {_FORMATS[job]} model file")
 
 
 def _inspect_ctranslate2(path: Path) -> Inspected:

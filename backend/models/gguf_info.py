@@ -3,8 +3,10 @@
 The header is parsed directly from a memory map with every count bounded by the bytes
 that are really there, so a damaged or hostile file (a tensor count of 2^60, a string
 longer than the file, a file cut short) is refused in milliseconds with a clear reason
-instead of allocating memory or reading garbage. Type codes and block sizes come from
-the `gguf` package.
+instead of allocating memory or reading garbage. Counts that do fit the file are bounded
+too, by what real models hold (`gguf_limits`): a header of 2^36 entries in a sparse file
+of 1 TiB would otherwise keep the reader busy for hours. Type codes and block sizes come
+from the `gguf` package.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
+from . import gguf_limits as cap
+
 __all__ = ["GgufError", "GgufIncomplete", "GgufInfo", "quantization_from_name", "read_gguf_info"]
 
 MAGIC = b"GGUF"
@@ -30,9 +34,6 @@ _SCALARS: dict[int, struct.Struct] = {
     GGUFValueType.FLOAT64: struct.Struct("<d"),
 }
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
-_MAX_KEY = 65_536
-_MAX_STRING_KEPT = 256 * 1024
-_MAX_ARRAY_KEPT = 64
 _MAX_DIMS = 8
 
 
@@ -163,10 +164,22 @@ def _count(value: Any, key: str) -> int:
 class _Cursor:
     def __init__(self, buf: mmap.mmap | bytes, size: int, total: int) -> None:
         self.buf, self.size, self.total, self.pos = buf, size, total, 0
+        self.items = 0
+        """List items read so far (the reader's work), bounded by cap.MAX_ARRAY_ITEMS_TOTAL."""
+        self.kept = 0
+        """Bytes of metadata text kept so far, bounded by cap.MAX_TEXT_KEPT."""
 
-    def need(self, n: int, what: str) -> None:
+    def holds(self, n: int, what: str) -> None:
+        """The file has `n` more bytes (else it is truncated)."""
         if n < 0 or self.pos + n > self.total:
             raise GgufError(f"the file ends inside its header ({what}); it is truncated or damaged")
+
+    def need(self, n: int, what: str) -> None:
+        """`n` more bytes of header are there to read."""
+        self.holds(n, what)
+        if self.pos + n > cap.MAX_HEADER_BYTES:
+            raise GgufError(f"its header goes on past {cap.MAX_HEADER_BYTES // cap.MIB} MiB ({what}), far more "
+                            "than any real model's; it is damaged")
         if self.pos + n > self.size:
             raise GgufIncomplete(f"the header goes on past the first {self.size} bytes")
 
@@ -176,53 +189,72 @@ class _Cursor:
         self.pos += fmt.size
         return value
 
-    def string(self, what: str, keep: bool = True, limit: int | None = None) -> str | None:
+    def string(self, what: str, keep: bool = True, limit: int | None = None, counted: bool = True) -> str | None:
+        """The text, or None when not kept (`keep` false, or longer than cap.MAX_STRING_KEPT); `counted`
+        text adds to what the header keeps in memory, which is capped."""
         length = self.unpack(_U64, what)
         if limit is not None and length > limit:
             raise GgufError(f"{what} is {length} bytes long, more than the {limit} allowed")
         self.need(length, what)
         start = self.pos
         self.pos += length
-        if not keep or length > _MAX_STRING_KEPT:
+        if not keep or length > cap.MAX_STRING_KEPT:
             return None
+        if counted:
+            self.kept += length
+            if self.kept > cap.MAX_TEXT_KEPT:
+                raise GgufError(f"its metadata holds more than {cap.MAX_TEXT_KEPT // cap.MIB} MiB of text besides "
+                                "the vocabulary, far more than any real model's; it is damaged")
         return bytes(self.buf[start:start + length]).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int, what: str) -> None:
+        """Step over `count` strings: the one loop whose length the file decides, so it is kept
+        tight (about 0.1 µs a string here) and bounded by the caps on list lengths."""
+        buf, pos, unpack = self.buf, self.pos, _U64.unpack_from
+        end = min(self.size, self.total, cap.MAX_HEADER_BYTES)
         for _ in range(count):
-            length = self.unpack(_U64, what)
-            self.need(length, what)
-            self.pos += length
+            if pos + 8 > end:
+                self.pos = pos
+                self.need(8, what)  # raises: truncated, past the header cap, or only the start of the file
+            (length,) = unpack(buf, pos)
+            pos += 8 + length
+        self.pos = pos
+        self.need(0, what)  # the last string's text is there too
 
-    def value(self, vtype: int, key: str, depth: int = 0) -> tuple[Any, int | None]:
-        """(value, array length or None); long arrays are skipped, not kept."""
+    def value(self, vtype: int, key: str) -> tuple[Any, int | None]:
+        """(value, list length or None); long lists are skipped, not kept."""
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype], key), None
         if vtype == GGUFValueType.STRING:
             return self.string(key), None
-        if vtype != GGUFValueType.ARRAY or depth > 1:
+        if vtype != GGUFValueType.ARRAY:
             raise GgufError(f"metadata '{key}' has an unknown value type {vtype}")
         item_type = self.unpack(_U32, key)
         count = self.unpack(_U64, key)
-        if item_type in _SCALARS:
-            width = _SCALARS[item_type].size
-            self.need(count * width, key)
-            if count <= _MAX_ARRAY_KEPT:
-                items = [self.unpack(_SCALARS[item_type], key) for _ in range(count)]
-                return items, count
-            self.pos += count * width
-            return None, count
-        if item_type == GGUFValueType.STRING:
-            self.need(count * 8, key)  # every string has at least its length
-            if count <= _MAX_ARRAY_KEPT:
-                return [self.string(key) for _ in range(count)], count
-            self.skip_strings(count, key)
-            return None, count
         if item_type == GGUFValueType.ARRAY:
-            self.need(count * 12, key)
-            for _ in range(count):
-                self.value(GGUFValueType.ARRAY, key, depth + 1)
-            return None, count
-        raise GgufError(f"metadata '{key}' is an array of unknown type {item_type}")
+            raise GgufError(f"metadata '{key}' is a list of lists, which llama.cpp cannot read; "
+                            "the file cannot be loaded")
+        if item_type != GGUFValueType.STRING and item_type not in _SCALARS:
+            raise GgufError(f"metadata '{key}' is an array of unknown type {item_type}")
+        width = _SCALARS[item_type].size if item_type in _SCALARS else 8  # a string has at least its length
+        self.holds(count * width, key)
+        if count > cap.MAX_ARRAY_ITEMS:
+            raise GgufError(f"metadata '{key}' lists {count} items, more than the {cap.MAX_ARRAY_ITEMS} "
+                            "a model can have; the header is damaged")
+        self.items += count
+        if self.items > cap.MAX_ARRAY_ITEMS_TOTAL:
+            raise GgufError(f"its metadata lists hold more than {cap.MAX_ARRAY_ITEMS_TOTAL} items in all "
+                            f"(at '{key}'), far more than any real model's; the header is damaged")
+        self.need(count * width, key)
+        if count <= cap.MAX_ARRAY_KEPT:
+            if item_type == GGUFValueType.STRING:
+                return [self.string(key) for _ in range(count)], count
+            return [self.unpack(_SCALARS[item_type], key) for _ in range(count)], count
+        if item_type == GGUFValueType.STRING:
+            self.skip_strings(count, key)
+        else:
+            self.pos += count * width
+        return None, count
 
 
 def _tensor_bytes(dims: list[int], ggml_type: int, name: str) -> tuple[int, int]:
@@ -268,12 +300,23 @@ def read_gguf_info(path: Path, *, total_size: int | None = None) -> GgufInfo:
         if kv_count * 12 > total or tensor_count * 28 > total:
             raise GgufError(f"{path.name} claims {kv_count} metadata entries and {tensor_count} tensors, "
                             "more than the file could hold; the header is damaged")
+        if kv_count > cap.MAX_ENTRIES:
+            raise GgufError(f"{path.name} claims {kv_count} metadata entries, more than the {cap.MAX_ENTRIES} "
+                            "a model can have; the header is damaged")
+        if tensor_count > cap.MAX_TENSORS:
+            raise GgufError(f"{path.name} claims {tensor_count} tensors, more than the {cap.MAX_TENSORS} "
+                            "a model can have; the header is damaged")
         metadata: dict[str, Any] = {}
         arrays: dict[str, int] = {}
         for _ in range(kv_count):
-            key = cur.string("metadata key", limit=_MAX_KEY) or ""
+            key = cur.string("metadata key", limit=cap.MAX_KEY) or ""
             vtype = cur.unpack(_U32, key)
-            value, length = cur.value(vtype, key)
+            if key == "general.architecture" and vtype == GGUFValueType.STRING:
+                # said here, not skipped as too long and then reported as missing
+                value, length = cur.string("its architecture name (general.architecture)",
+                                           limit=cap.MAX_ARCHITECTURE_NAME), None
+            else:
+                value, length = cur.value(vtype, key)
             if length is not None:
                 arrays[key] = length
             if value is not None:
@@ -284,7 +327,7 @@ def read_gguf_info(path: Path, *, total_size: int | None = None) -> GgufInfo:
         parameters = 0
         data_extent = 0
         for _ in range(tensor_count):
-            name = cur.string("tensor name", limit=_MAX_KEY) or "?"
+            name = cur.string("tensor name", limit=cap.MAX_TENSOR_NAME, counted=False) or "?"
             n_dims = cur.unpack(_U32, name)
             if not 0 < n_dims <= _MAX_DIMS:
                 raise GgufError(f"tensor '{name}' has {n_dims} dimensions")
@@ -296,7 +339,9 @@ def read_gguf_info(path: Path, *, total_size: int | None = None) -> GgufInfo:
             data_extent = max(data_extent, offset + nbytes)
         data_start = -(-cur.pos // alignment) * alignment
     data_end = data_start + data_extent
-    if tensor_count and data_end > total:
+    if not tensor_count:
+        raise GgufError(f"{path.name} holds no tensors (no weights), only a header; it is not a model")
+    if data_end > total:
         raise GgufError(f"{path.name} is truncated: its tensors need {data_end} bytes but the file has {total}")
     architecture = metadata.get("general.architecture")
     if not isinstance(architecture, str) or not architecture:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..core.jobs import Job
 from ..core.units import MIB, format_bytes
 
 __all__ = ["MemoryEstimate", "estimate_file_model", "estimate_llm", "largest_context_within"]
@@ -91,9 +92,9 @@ def largest_context_within(shape: Mapping[str, Any], weights: int, budget: int, 
 
 _FILE_MODEL_FACTORS: dict[str, tuple[float, int]] = {
     # job: (times the file size, plus working memory) — measured on the bundled and tiny models
-    "images": (1.1, 320 * MIB),
-    "speech": (2.0, 120 * MIB),
-    "voice": (1.5, 60 * MIB),
+    Job.IMAGES: (1.1, 320 * MIB),
+    Job.SPEECH: (2.0, 120 * MIB),
+    Job.VOICE: (1.5, 60 * MIB),
 }
 
 

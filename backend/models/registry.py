@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..core.jobs import Job
 from ..storage.db import Database
 from .files import JOBS
 
@@ -22,7 +23,7 @@ _ACTIVE_KEY = "active_model:"
 @dataclass(kw_only=True, slots=True, frozen=True)
 class ModelRecord:
     id: str
-    job: str
+    job: Job
     name: str
     format: str
     path: Path
@@ -62,7 +63,7 @@ class ModelRecord:
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> ModelRecord:
-        return cls(id=row["id"], job=row["job"], name=row["name"], format=row["format"], path=Path(row["path"]),
+        return cls(id=row["id"], job=Job(row["job"]), name=row["name"], format=row["format"], path=Path(row["path"]),
                    projector=Path(row["projector"]) if row["projector"] else None,
                    folder=Path(row["folder"]) if row["folder"] else None, size_bytes=row["size_bytes"],
                    quantization=row["quantization"], license=row["license"], source=row["source"],

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from ..core.errors import AppError, ErrorCode
@@ -30,7 +29,6 @@ from .protocol import Cancel, Event, JobDone, JobFailed, Request, Shutdown, Subm
 __all__ = ["WorkerProcess", "WorkerSpec"]
 
 log = logging.getLogger(__name__)
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _spawn(factory: str, config: Any) -> tuple[subprocess.Popen[bytes], Connection]:
@@ -40,12 +38,12 @@ def _spawn(factory: str, config: Any) -> tuple[subprocess.Popen[bytes], Connecti
     which for a web app means re-running the app's start-up code.
     """
     ours, theirs = socket.socketpair()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
-    env.update(ORT_DISABLE_TELEMETRY="1", ORT_TELEMETRY_DISABLED="1")  # onnxruntime's telemetry: README, Privacy
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}  # README, Privacy
     try:
+        # -P: the child imports the installed gridless, as the `gridless` command does, and not
+        # a `backend` folder that happens to be in the working directory (`-m` would put it first)
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.runtime.child", str(theirs.fileno())],
+            [sys.executable, "-P", "-m", "backend.runtime.child", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
     finally:
         theirs.close()

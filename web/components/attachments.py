@@ -1,17 +1,17 @@
 """Photos and documents in the chat: the composer's tray and the way a sent message shows them.
 
-The camera, the file chooser and the upload are in `static/attach.js`; this side keeps the
-list of files waiting to be sent (each checked to belong to whoever opened the page), shows
-them, and offers a vision model when a photo meets a model that cannot see.
+The camera (`Camera`) and the file chooser with paste and drop (`RawUpload`) send each file from
+the browser; this side keeps the list of files waiting to be sent (each checked to belong to
+whoever opened the page), shows them, and offers a vision model when a photo meets a model that
+cannot see.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from nicegui import events, ui
+from nicegui import app, ui
 
 from backend.chat.conversations import MAX_ATTACHMENTS
 from backend.models.registry import ModelRecord
@@ -20,15 +20,14 @@ from backend.services import Services
 from backend.storage.attachments import Attachment
 from backend.storage.conversations import Conversation
 
+from .camera import Camera
+from .raw_upload import RawUpload, Uploaded, UploadFailed
+
 __all__ = ["ComposerAttachments", "message_attachments", "vision_offer"]
 
 FILE_TYPES = ("image/*,application/pdf,text/*,.pdf,.csv,.tsv,.txt,.md,.markdown,.json,.jsonl,.py,.js,.ts,.tsx,"
               ".jsx,.java,.kt,.swift,.c,.h,.cpp,.hpp,.cs,.go,.rs,.rb,.php,.sh,.sql,.yaml,.yml,.toml,.ini,.xml,"
               ".html,.css,.log")
-INPUTS = (f"<input type='file' multiple hidden data-gl-attach='files' accept='{FILE_TYPES}' "
-          "data-testid='attach-input'>"
-          "<input type='file' hidden data-gl-attach='camera' accept='image/*' capture='environment' "
-          "data-testid='camera-input'>")
 
 
 def _describe(attachment: Attachment) -> str:
@@ -139,17 +138,17 @@ class ComposerAttachments:
         self.uploading: list[str] = []
         self.offer = ui.column().classes("w-full gap-0")
         self.tray = ui.element("div").classes("gl-tray").props("data-testid=attachment-tray")
-        ui.html(INPUTS, sanitize=False).style("display: none")
-        ui.on("gl_attach_started", self._started)
-        ui.on("gl_attached", self._attached)
-        ui.on("gl_attach_failed", self._failed)
 
-    @staticmethod
-    def buttons() -> None:
-        ui.button(icon="photo_camera").props("flat round dense aria-label='Take a photo' data-gl-camera "
-                                             "data-testid=camera-button")
-        ui.button(icon="attach_file").props("flat round dense aria-label='Attach a photo or file' data-gl-pick "
-                                            "data-testid=attach-button")
+    def buttons(self) -> None:
+        """The camera and the paperclip; the paperclip's chooser also takes files pasted or dropped on the page."""
+        url = app.url_path_for("upload_attachment")
+        with Camera(url, on_started=self._started, on_uploaded=self._attached, on_failed=self._failed):
+            ui.button(icon="photo_camera").props("flat round dense aria-label='Take a photo' "
+                                                 "data-testid=camera-button")
+        with RawUpload(url, accept=FILE_TYPES, multiple=True, paste=True, drop=True, input_testid="attach-input",
+                       on_started=self._started, on_uploaded=self._attached, on_failed=self._failed):
+            ui.button(icon="attach_file").props("flat round dense aria-label='Attach a photo or file' "
+                                                "data-testid=attach-button")
 
     @property
     def ids(self) -> list[str]:
@@ -159,8 +158,8 @@ class ComposerAttachments:
     def busy(self) -> bool:
         return bool(self.uploading)
 
-    def _started(self, event: events.GenericEventArguments) -> None:
-        self.uploading.append(str(_arg(event).get("name", "")))
+    def _started(self, name: str) -> None:
+        self.uploading.append(name)
         self.render()
 
     def _done_uploading(self, name: str) -> None:
@@ -169,10 +168,9 @@ class ComposerAttachments:
         elif self.uploading:
             self.uploading.pop(0)
 
-    async def _attached(self, event: events.GenericEventArguments) -> None:
-        payload = _arg(event)
-        self._done_uploading(str(payload.get("name", "")))
-        found = await self.services.attachments.store.pending([str(payload.get("id", ""))], self.principal.key)
+    async def _attached(self, upload: Uploaded) -> None:
+        self._done_uploading(upload.name)
+        found = await self.services.attachments.store.pending([str(upload.data.get("id", ""))], self.principal.key)
         if found and len(self.pending) >= MAX_ATTACHMENTS:
             await self.services.attachments.discard(found[0].id, self.principal.key)
             ui.notify(f"At most {MAX_ATTACHMENTS} files can go with one message.", type="warning")
@@ -180,11 +178,9 @@ class ComposerAttachments:
             self.pending.append(found[0])
         self.render()
 
-    def _failed(self, event: events.GenericEventArguments) -> None:
-        payload = _arg(event)
-        self._done_uploading(str(payload.get("name", "")))
-        ui.notify(f"{payload.get('name') or 'The file'}: {payload.get('message') or 'could not be attached.'}",
-                  type="warning", multi_line=True)
+    def _failed(self, failure: UploadFailed) -> None:
+        self._done_uploading(failure.name)
+        ui.notify(f"{failure.name or 'The file'}: {failure.message}", type="warning", multi_line=True)
         self.render()
 
     async def remove(self, attachment: Attachment) -> None:
@@ -230,9 +226,3 @@ class ComposerAttachments:
         with self.offer:
             vision_offer(self.services, self.principal, self.conversation(), self.choose_model)
 
-
-def _arg(event: events.GenericEventArguments) -> dict[str, Any]:
-    args = event.args
-    if isinstance(args, list) and args:
-        args = args[0]
-    return args if isinstance(args, dict) else {}

@@ -9,7 +9,7 @@ from nicegui import ui
 
 from backend.core.jobs import Job
 from backend.storage.attachments import Attachment
-from backend.storage.conversations import Message
+from backend.storage.conversations import Message, MessageStatus
 
 from .attachments import message_attachments
 
@@ -18,7 +18,7 @@ __all__ = ["MARKDOWN_EXTRAS", "answer_markdown", "stats_text", "user_bubble"]
 MARKDOWN_EXTRAS = ["fenced-code-blocks", "tables", "cuddled-lists", "strike", "code-friendly"]
 
 
-def stats_text(stats: dict[str, Any], status: str = "done") -> str:
+def stats_text(stats: dict[str, Any], status: str = MessageStatus.DONE) -> str:
     parts: list[str] = []
     if stats.get("kind") == "image":
         if stats.get("seconds") is not None:
@@ -39,7 +39,7 @@ def stats_text(stats: dict[str, Any], status: str = "done") -> str:
         parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
     if stats.get("unloaded"):
         parts.append("unloaded " + ", ".join(Job(s).engine_name for s in stats["unloaded"]) + " to make room")
-    if status == "interrupted":
+    if status == MessageStatus.INTERRUPTED:
         parts.append("interrupted")
     return " · ".join(parts)
 

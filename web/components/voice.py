@@ -1,15 +1,16 @@
-"""Voice on the chat page: the microphone button with its language choice, the speaker
-button under each answer, and the switch that reads new answers aloud. The recording and
-playing happen in `static/voice.js`; these are the elements it works on."""
+"""Voice on the chat page: the microphone with its language choice, the speaker under each answer,
+and the switch that reads new answers aloud. The elements are in `dictation.py` and `speaker.py`;
+this puts them together with the addresses of the routes they use."""
 
 from __future__ import annotations
 
-import json
-
-from nicegui import ui
+from nicegui import app, ui
 
 from backend.audio.engines import is_multilingual
 from backend.services import Services
+
+from .dictation import Dictation, DictationStatus
+from .speaker import AutoRead, Speaker
 
 __all__ = ["LANGUAGE_NAMES", "auto_read_button", "dictation", "speak_button"]
 
@@ -18,17 +19,22 @@ LANGUAGE_NAMES = {"": "Detect the language", "en": "English", "de": "Deutsch", "
              "uk": "Українська", "ru": "Русский", "ar": "العربية", "hi": "हिन्दी", "zh": "中文", "ja": "日本語"}
 
 
-def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.button:
+def dictation(services: Services, box: ui.textarea, status: DictationStatus) -> Dictation:
     """The microphone button; its words go into `box`, its state into `status`."""
     model = services.speech.model
     multilingual = model is not None and is_multilingual(model.path)
-    mic = ui.button(icon="mic").props("round flat aria-label='Dictate' data-testid=mic data-gl-mic "
-                                      f"data-gl-box='#{box.html_id}' "
-                                      f"data-gl-status='#{status.html_id} .gl-mic-status' "
-                                      f"data-gl-language={'auto' if multilingual else 'en'}")
+
+    def add_words(text: str) -> None:
+        current = box.value or ""
+        box.set_value(f"{current} {text}" if current and not current[-1].isspace() else current + text)
+
+    mic = Dictation(status=status, url=app.url_path_for("upload_recording"), warm_url=app.url_path_for("warm_speech"),
+                    language=None if multilingual else "en", on_text=add_words) \
+        .props("round flat aria-label='Dictate' data-testid=mic")
     if model is None:
         mic.disable()
-        mic.tooltip("No speech model is installed")
+        with mic:
+            ui.tooltip("No speech model is installed")
     if multilingual:  # English-only models need no choice
         with ui.button(icon="translate").props("round flat dense size=sm aria-label='Language of your speech' "
                                                "data-testid=mic-language"):
@@ -39,27 +45,24 @@ def dictation(services: Services, box: ui.textarea, status: ui.html) -> ui.butto
                         .props(f"data-testid=mic-language-{code or 'auto'}")
 
     def choose(code: str) -> None:
-        ui.run_javascript(f"gridless.setDictationLanguage({json.dumps(code)})")
+        mic.set_language(code)
         ui.notify(f"Dictation language: {LANGUAGE_NAMES[code]}", timeout=1200)
 
     return mic
 
 
-def speak_button(message_id: str) -> ui.button:
-    button = ui.button(icon="volume_up").props("flat round dense size=sm aria-label='Read aloud' data-testid=speak") \
-        .classes("text-grey-6")
-    button.on("click", js_handler=f"() => gridless.speak({json.dumps(message_id)}, '#{button.html_id}')")
-    return button
+def speak_button(message_id: str) -> Speaker:
+    speaker = Speaker(app.url_path_for("read_message", message_id=message_id),
+                      warm_url=app.url_path_for("warm_voice"),
+                      on_failed=lambda message: ui.notify(message, type="warning")) \
+        .props("flat round dense size=sm aria-label='Read aloud' data-testid=speak").classes("text-grey-6")
+    return speaker
 
 
-def auto_read_button() -> ui.button:
+def auto_read_button() -> AutoRead:
     """Read new answers aloud on this device (kept in the browser: a tablet may want it, the phone not)."""
-    button = ui.button(icon="record_voice_over").props(
-        "flat round dense aria-label='Read answers aloud' data-testid=auto-read")
-    button.tooltip("Read new answers aloud")
-    selector = f"#{button.html_id}"
-    button.on("click", js_handler=(
-        f"() => {{ const on = gridless.autoRead(!gridless.autoRead());"
-        f" document.querySelector('{selector}').classList.toggle('gl-on', on); }}"))
-    ui.run_javascript(f"document.querySelector('{selector}')?.classList.toggle('gl-on', gridless.autoRead())")
+    button = AutoRead(warm_url=app.url_path_for("warm_voice")).props(
+        "flat round dense icon=record_voice_over aria-label='Read answers aloud' data-testid=auto-read")
+    with button:
+        ui.tooltip("Read new answers aloud")
     return button

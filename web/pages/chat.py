@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from nicegui import ui
 
 from backend.chat.conversations import MAX_MESSAGE_CHARS, CannotSee
@@ -11,19 +9,18 @@ from backend.chat.replies import ActiveReply
 from backend.core.errors import AppError
 from backend.models.registry import ModelRecord
 from backend.services import Services
-from backend.storage.conversations import Conversation, Message
+from backend.storage.conversations import Conversation, Message, MessageStatus
 
 from ..components.attachments import ComposerAttachments
+from ..components.dictation import DictationStatus
 from ..components.message_view import answer_markdown, stats_text, user_bubble
 from ..components.settings_dialog import edit_settings
+from ..components.speaker import Speaker
 from ..components.voice import auto_read_button, dictation, speak_button
 from ..frame import conversation_list, current_principal, frame
 
 __all__ = ["register"]
 
-MIC_STATUS = ("<div class='gl-mic-status' data-testid='mic-status' hidden>"
-              "<span class='gl-mic-text' data-testid='mic-text'></span>"
-              "<span class='gl-mic-meter'><span class='gl-mic-level'></span></span></div>")
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
 
 
@@ -35,7 +32,7 @@ class ChatPage:
         self.seen_version = -1
         self.live_md: ui.markdown | None = None
         self.live_stats: ui.label | None = None
-        self.speak_buttons: dict[str, ui.button] = {}
+        self.speak_buttons: dict[str, Speaker] = {}
 
     async def build(self) -> None:
         conv = self.conversation
@@ -49,11 +46,11 @@ class ChatPage:
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
         self.show_model()
         with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1 text-grey-9"):
-            status = ui.html(MIC_STATUS, sanitize=False).classes("w-full")
+            status = DictationStatus().classes("w-full")
             self.attachments = ComposerAttachments(self.services, self.principal, lambda: self.conversation,
                                                    self.choose_model)
             with ui.row().classes("w-full no-wrap items-end gap-1"):
-                ComposerAttachments.buttons()
+                self.attachments.buttons()
                 self.input = ui.textarea(placeholder="Message").props(
                     f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
                     .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
@@ -102,13 +99,13 @@ class ChatPage:
         live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
         with ui.column().classes("w-full gap-1").props("data-testid=assistant-message"):
             md = answer_markdown(self.reply.text if live and self.reply else message.content)
-            if message.status == "error":
+            if message.status == MessageStatus.ERROR:
                 ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
             with ui.row().classes("items-center gap-1 w-full"):
                 stats = ui.label(stats_text(message.stats, message.status)).classes("gl-stats") \
                     .props("data-testid=answer-stats")
-                if message.status == "interrupted":
+                if message.status == MessageStatus.INTERRUPTED:
                     ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
                 ui.space()
                 if not live:
@@ -154,9 +151,9 @@ class ChatPage:
     async def after_reply(self, message_id: str | None = None) -> None:
         await self.render()
         await self.refresh_names()
-        button = self.speak_buttons.get(message_id or "")
-        if button is not None:  # read the new answer aloud when this device asked for that
-            ui.run_javascript(f"gridless.readNew({json.dumps(message_id)}, '#{button.html_id}')")
+        speaker = self.speak_buttons.get(message_id or "")
+        if speaker is not None:  # read the new answer aloud when this device asked for that
+            speaker.read_new()
 
     async def refresh_names(self) -> None:
         """The header, tab title and drawer follow the conversation's current name."""

@@ -15,17 +15,18 @@ import json
 import time
 from typing import Any
 
-from nicegui import events, ui
+from nicegui import app, ui
 from pydantic import ValidationError
 
 from backend.core.errors import AppError
 from backend.engines.diffusion import SAMPLERS
 from backend.images.params import MAX_BATCH, ImageParams, defaults_for
-from backend.images.service import Generation
+from backend.images.service import Generation, GenerationState
 from backend.services import Services
 from backend.storage.images import ImageRecord
 
 from ..components.dialogs import confirm
+from ..components.raw_upload import RawUpload, Uploaded, UploadFailed
 from ..frame import current_principal, frame
 
 __all__ = ["register"]
@@ -50,7 +51,8 @@ SHARE_JS = """async (url, name) => {
   } catch (e) { return e.name === 'AbortError' ? 'aborted' : 'failed'; }
   return 'unsupported';
 }"""
-STATE_TEXT = {"queued": "Waiting for the image model…", "loading": "Loading the image model…"}
+STATE_TEXT = {GenerationState.QUEUED: "Waiting for the image model…",
+              GenerationState.LOADING: "Loading the image model…"}
 
 
 def _seconds(value: float) -> str:
@@ -97,7 +99,6 @@ class ImagesPage:
             self.more = ui.button("More", on_click=self.load_more).props("flat no-caps data-testid=gallery-more")
             ui.element("div").props("data-testid=gallery-end").style("height: 1px")
         ui.on("gl_gallery_more", self.load_more)
-        ui.on("gl_attached", self.attached_source)
         await self.load_more()
         ui.run_javascript(MORE_JS)
         running = self.images.active()
@@ -148,11 +149,11 @@ class ImagesPage:
                     ui.button(icon="casino", on_click=lambda: self.seed.set_value("")) \
                         .props("flat round dense aria-label='Random seed'").tooltip("A new random seed each time")
                 with ui.row().classes("w-full items-center gap-2"):
-                    ui.html("<input type='file' hidden accept='image/*' data-gl-attach='source' "
-                            "data-testid=source-input>", sanitize=False)
-                    # opened in the browser, within the tap (a chooser opened later by the server may be refused)
-                    ui.button("Start from a picture", icon="add_photo_alternate") \
-                        .props("flat no-caps data-gl-pick=source data-testid=source-pick")
+                    # the chooser opens in the browser, within the tap (one opened later by the server may be refused)
+                    with RawUpload(app.url_path_for("upload_attachment"), accept="image/*", input_testid="source-input",
+                                   on_uploaded=self.attached_source, on_failed=self.source_refused):
+                        ui.button("Start from a picture", icon="add_photo_alternate") \
+                            .props("flat no-caps data-testid=source-pick")
                     self.source_box = ui.row().classes("items-center gap-2")
                 self.strength_row = ui.row().classes("w-full items-center gap-2")
                 with self.strength_row:
@@ -242,12 +243,12 @@ class ImagesPage:
     @staticmethod
     def progress(generation: Generation) -> str:
         if generation.state in STATE_TEXT:
-            if generation.state == "queued" and generation.position > 0:
+            if generation.state == GenerationState.QUEUED and generation.position > 0:
                 return f"Waiting: {generation.position} ahead of you"
             return STATE_TEXT[generation.state]
         total = generation.total_steps
         text = f"Step {generation.step} of {total} · {_seconds(generation.elapsed)}"
-        if generation.state != "running":
+        if generation.state != GenerationState.RUNNING:
             return text
         if generation.step >= total:
             return text + " · finishing the picture"
@@ -258,7 +259,7 @@ class ImagesPage:
         self.generate_button.set_visibility(True)
         self.cancel_button.set_visibility(False)
         self.preview.set_visibility(False)
-        if generation.state == "done":
+        if generation.state == GenerationState.DONE:
             self.bar.set_value(1)
             each = generation.images[0].seconds if generation.images else 0
             self.progress_text.set_text(f"Done in {_seconds(generation.elapsed)}"
@@ -266,7 +267,7 @@ class ImagesPage:
             for record in generation.images:  # each on top: the last made first, as the gallery lists them
                 self.add_item(record, first=True)
             self.empty.set_visibility(False)
-        elif generation.state == "cancelled":
+        elif generation.state == GenerationState.CANCELLED:
             self.progress_text.set_text(f"Cancelled after {progress.split(' · ')[0].lower()}.")
         else:
             self.progress_text.set_text(f"It did not work: {generation.error}")
@@ -274,14 +275,16 @@ class ImagesPage:
 
     # the starting picture ---------------------------------------------------------------------
 
-    async def attached_source(self, event: events.GenericEventArguments) -> None:
-        args = event.args[0] if isinstance(event.args, list) and event.args else event.args
-        if not isinstance(args, dict) or args.get("kind") != "image":
+    async def attached_source(self, upload: Uploaded) -> None:
+        if upload.data.get("kind") != "image":
             ui.notify("Only a picture can be a starting point.", type="warning")
             return
-        found = await self.services.attachments.store.pending([str(args.get("id"))], self.principal.key)
+        found = await self.services.attachments.store.pending([str(upload.data.get("id"))], self.principal.key)
         if found:
             self.set_source(found[0].id, f"/api/attachments/{found[0].id}/thumb")
+
+    def source_refused(self, failure: UploadFailed) -> None:
+        ui.notify(f"{failure.name or 'The picture'}: {failure.message}", type="warning", multi_line=True)
 
     def set_source(self, source_id: str | None, thumbnail: str = "") -> None:
         self.source = (source_id, thumbnail) if source_id else None

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import time
 
-from nicegui import ui
+from nicegui import app, ui
 
 from backend.services import Services
-from backend.storage.transcripts import Transcript
+from backend.storage.transcripts import Transcript, TranscriptState
 
 from ..components.dialogs import confirm
+from ..components.raw_upload import RawUpload, UploadFailed
 from ..frame import frame
 
 __all__ = ["register"]
 
-STATE_LABELS = {"queued": "waiting", "running": "transcribing", "done": "", "error": "failed",
-                "cancelled": "stopped"}
+STATE_LABELS = {TranscriptState.QUEUED: "waiting", TranscriptState.RUNNING: "transcribing", TranscriptState.DONE: "",
+                TranscriptState.ERROR: "failed", TranscriptState.CANCELLED: "stopped"}
 
 
 def _duration(seconds: float | None) -> str:
@@ -32,7 +33,7 @@ def _key(transcripts: list[Transcript]) -> tuple[object, ...]:
 
 
 def progress(t: Transcript) -> float:
-    if t.state != "running" or not t.duration:
+    if t.state != TranscriptState.RUNNING or not t.duration:
         return 0.0
     done = t.segments[-1]["end"] if t.segments else 0.0
     return max(0.0, min(1.0, done / t.duration))
@@ -48,12 +49,10 @@ class TranscriptsPage:
             with ui.row().classes("w-full items-center gap-2"):
                 ui.label("Recordings from the microphone button and audio files you add. They stay on this "
                          "device.").classes("text-body2 col")
-                picker = ui.element("input").props('type=file accept="audio/*" hidden data-testid=transcribe-file')
-                picker.on("change", self.upload)
-                ui.button("Transcribe a file", icon="upload_file",
-                          on_click=lambda: ui.run_javascript(f"document.getElementById('{picker.html_id}').click()")) \
-                    .props("unelevated no-caps data-testid=transcribe-upload")
-            self.picker = picker
+                with RawUpload(app.url_path_for("upload_recording"), accept="audio/*", input_testid="transcribe-file",
+                               on_uploaded=lambda _: self.render(), on_failed=self.refused):
+                    ui.button("Transcribe a file", icon="upload_file").props("unelevated no-caps "
+                                                                             "data-testid=transcribe-upload")
             self.body = ui.column().classes("w-full gap-3")
             await self.render()
             ui.timer(1.0, self.tick)
@@ -86,9 +85,10 @@ class TranscriptsPage:
                     ui.label(title).classes("text-subtitle2 ellipsis")
                     ui.label(details).classes("text-caption text-grey-7")
                 if STATE_LABELS[t.state]:
-                    ui.badge(STATE_LABELS[t.state], color="negative" if t.state == "error" else "primary") \
+                    failed = t.state == TranscriptState.ERROR
+                    ui.badge(STATE_LABELS[t.state], color="negative" if failed else "primary") \
                         .props("outline data-testid=transcript-state")
-            if t.state in ("queued", "running"):
+            if t.state in (TranscriptState.QUEUED, TranscriptState.RUNNING):
                 ui.linear_progress(value=progress(t), show_value=False).props(
                     f"{'indeterminate ' if t.state == 'queued' else ''}data-testid=transcript-progress")
             if t.error:
@@ -97,7 +97,7 @@ class TranscriptsPage:
             if text:
                 ui.label(text).classes("text-body2").style("white-space: pre-wrap") \
                     .props("data-testid=transcript-text")
-            elif t.state == "done":
+            elif t.state == TranscriptState.DONE:
                 ui.label("No speech was heard.").classes("text-grey-6 text-caption")
             with ui.row().classes("w-full items-center gap-1"):
                 ui.audio(f"/api/transcripts/{t.id}/audio").props("preload=none").classes("col") \
@@ -105,16 +105,14 @@ class TranscriptsPage:
                 if text:
                     ui.button(icon="content_copy", on_click=lambda x=text: self.copy(x)) \
                         .props("flat round dense aria-label=Copy data-testid=transcript-copy")
-                if t.state in ("queued", "running"):
+                if t.state in (TranscriptState.QUEUED, TranscriptState.RUNNING):
                     ui.button(icon="stop", on_click=lambda i=t.id: self.services.transcripts.cancel(i)) \
                         .props("flat round dense aria-label=Stop")
                 ui.button(icon="delete", on_click=lambda x=t: self.delete(x)) \
                     .props("flat round dense aria-label=Delete data-testid=transcript-delete")
 
-    async def upload(self) -> None:
-        result = await ui.run_javascript(f"gridless.uploadAudio('#{self.picker.html_id}')", timeout=3600)
-        if isinstance(result, dict) and result.get("error"):
-            ui.notify(result["error"], type="warning")
+    async def refused(self, failure: UploadFailed) -> None:
+        ui.notify(failure.message, type="warning")
         await self.render()
 
     async def copy(self, text: str) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from ...audio.engines import spoken
 from ...audio.intake import wav_bytes
 from ...core.errors import AppError, ErrorCode
+from ...core.jobs import Job
 from ...engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
 from ...engines.voice import SpeakRequest
 from ...runtime.host import EngineJob
@@ -36,7 +37,7 @@ ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 UPLOAD_CHUNK = 256 * 1024
 
 
-def _model_id(services: Services, job: str, requested: str | None, aliases: set[str]) -> str | None:
+def _model_id(services: Services, job: Job, requested: str | None, aliases: set[str]) -> str | None:
     if not requested or requested in aliases:
         return None
     model = services.models.get(requested)
@@ -80,7 +81,7 @@ async def transcriptions(
         temperature: Annotated[float, Form(ge=0, le=1)] = 0.0,
         timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
 ) -> Any:
-    model_id = _model_id(services, "speech", model, OPENAI_SPEECH_MODELS)
+    model_id = _model_id(services, Job.SPEECH, model, OPENAI_SPEECH_MODELS)
     try:
         audio, _, _ = await services.transcripts.store_upload(_chunks(file))
     except AppError as exc:
@@ -150,7 +151,7 @@ async def speech(body: SpeechBody, services: ServicesDep) -> Any:
                        param="response_format")
     # a voice may be named by the model id of an installed Piper voice; OpenAI's names mean the active one
     requested = body.voice if services.models.get(body.voice) is not None else body.model
-    model_id = _model_id(services, "voice", requested, OPENAI_VOICE_MODELS | {"default"})
+    model_id = _model_id(services, Job.VOICE, requested, OPENAI_VOICE_MODELS | {"default"})
     try:
         rate, pcm = await spoken(services.voice, SpeakRequest(text=body.input, speed=body.speed), model_id=model_id)
     except AppError as exc:

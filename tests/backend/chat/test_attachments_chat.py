@@ -49,9 +49,9 @@ def requests(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[ChatRe
     seen: list[ChatRequest] = []
     original = services.chat.stream
 
-    def spy(job: Any, request: ChatRequest, **kw: Any) -> AsyncGenerator[Event, None]:
+    def spy(request: ChatRequest, job: Any, **kw: Any) -> AsyncGenerator[Event, None]:
         seen.append(request)
-        return original(job, request, **kw)
+        return original(request, job, **kw)
 
     monkeypatch.setattr(services.chat, "stream", spy)
     return seen

@@ -16,7 +16,7 @@ import pytest_asyncio
 from PIL import Image
 
 from backend.core.errors import AppError, ErrorCode
-from backend.engines.diffusion import DiffusionConfig, GenerateRequest, Preview, Progress
+from backend.engines.diffusion import DiffusionConfig, GenerateRequest, GenerateResult, Preview, Progress
 from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.sdmodels import write_sdxs
@@ -45,11 +45,11 @@ async def events_of(worker: WorkerProcess, **fields: Any) -> list[Event]:
     return [event async for event in worker.run(GenerateRequest(**wanted))]
 
 
-async def generate(worker: WorkerProcess, **fields: Any) -> tuple[dict[str, Any], list[Event]]:
+async def generate(worker: WorkerProcess, **fields: Any) -> tuple[GenerateResult, list[Event]]:
     """The result of one job and the events before it."""
     events = await events_of(worker, **fields)
     last = events[-1]
-    assert isinstance(last, JobDone), last
+    assert isinstance(last, JobDone) and isinstance(last.result, GenerateResult), last
     return last.result, events[:-1]
 
 
@@ -78,29 +78,29 @@ def gradient(width: int, height: int) -> Image.Image:
 async def test_a_png_of_the_requested_size(worker: WorkerProcess) -> None:
     assert "SDXS" in worker.info["version"] and worker.info["load_seconds"] > 0
     result, _ = await generate(worker, seed=7)
-    assert result["seeds"] == [7] and (result["width"], result["height"]) == (128, 128)
-    assert len(result["images"]) == 1 and result["seconds"] > 0
-    picture = opened(result["images"][0])
+    assert result.seeds == [7] and (result.width, result.height) == (128, 128)
+    assert len(result.images) == 1 and result.seconds > 0
+    picture = opened(result.images[0])
     assert (picture.format, picture.size, picture.mode) == ("PNG", (128, 128), "RGB")
     wide, _ = await generate(worker, width=128, height=64)
-    assert opened(wide["images"][0]).size == (128, 64) and (wide["width"], wide["height"]) == (128, 64)
+    assert opened(wide.images[0]).size == (128, 64) and (wide.width, wide.height) == (128, 64)
 
 
 async def test_the_same_seed_makes_the_same_picture(worker: WorkerProcess) -> None:
     first, _ = await generate(worker, seed=21)
     again, _ = await generate(worker, seed=21)
     other, _ = await generate(worker, seed=22)
-    assert sha(first["images"][0]) == sha(again["images"][0])
-    assert sha(other["images"][0]) != sha(first["images"][0])
-    assert opened(other["images"][0]).tobytes() != opened(first["images"][0]).tobytes()
+    assert sha(first.images[0]) == sha(again.images[0])
+    assert sha(other.images[0]) != sha(first.images[0])
+    assert opened(other.images[0]).tobytes() != opened(first.images[0]).tobytes()
 
 
 async def test_a_batch_uses_consecutive_seeds(worker: WorkerProcess) -> None:
     batch, events = await generate(worker, seed=11, batch_count=2)
-    assert batch["seeds"] == [11, 12] and len(batch["images"]) == 2
+    assert batch.seeds == [11, 12] and len(batch.images) == 2
     single, _ = await generate(worker, seed=12)
-    assert sha(batch["images"][1]) == sha(single["images"][0])
-    assert sha(batch["images"][0]) != sha(batch["images"][1])
+    assert sha(batch.images[1]) == sha(single.images[0])
+    assert sha(batch.images[0]) != sha(batch.images[1])
     # "ready" (step 0), then the one step of each picture
     assert [(e.step, e.steps) for e in events if isinstance(e, Progress)] == [(0, 1), (1, 1), (1, 1)]
 
@@ -125,12 +125,12 @@ async def test_image_to_image_starts_from_the_picture(worker: WorkerProcess) -> 
     text_only, _ = await generate(worker, seed=5)
     start = encoded(gradient(200, 150))  # not the requested size: cropped to cover it
     from_gradient, events = await generate(worker, seed=5, init_image=start, strength=0.5)
-    assert opened(from_gradient["images"][0]).size == (128, 128) and from_gradient["seeds"] == [5]
-    assert sha(from_gradient["images"][0]) != sha(text_only["images"][0])
+    assert opened(from_gradient.images[0]).size == (128, 128) and from_gradient.seeds == [5]
+    assert sha(from_gradient.images[0]) != sha(text_only.images[0])
     assert [e.step for e in events if isinstance(e, Progress)] == [0, 1]
     orange = encoded(Image.new("RGB", (128, 128), "orange"), "JPEG")
     from_orange, _ = await generate(worker, seed=5, init_image=orange, strength=0.5)
-    assert sha(from_orange["images"][0]) not in {sha(from_gradient["images"][0]), sha(text_only["images"][0])}
+    assert sha(from_orange.images[0]) not in {sha(from_gradient.images[0]), sha(text_only.images[0])}
 
 
 async def test_an_unreadable_start_picture_is_a_bad_request(worker: WorkerProcess) -> None:
@@ -139,7 +139,7 @@ async def test_an_unreadable_start_picture_is_a_bad_request(worker: WorkerProces
     assert isinstance(last, JobFailed) and last.code == ErrorCode.BAD_REQUEST
     assert "starting picture could not be read" in last.message
     result, _ = await generate(worker, seed=1)  # the worker goes on
-    assert len(result["images"]) == 1
+    assert len(result.images) == 1
 
 
 async def failed_start(model: Path) -> AppError:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.core.errors import AppError
-from backend.engines.llm import ChatRequest, LlmConfig, PromptReady, TokenDelta
+from backend.engines.llm import ChatRequest, ChatResult, LlmConfig, PromptReady, TokenDelta
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 
@@ -28,8 +28,8 @@ async def llm(smollm_path: Path) -> AsyncIterator[WorkerProcess]:
 
 
 async def ask(worker: WorkerProcess, messages: list[dict[str, str]], **kw: object) \
-        -> tuple[str, PromptReady | None, dict[str, object]]:
-    text, ready, result = "", None, {}
+        -> tuple[str, PromptReady | None, ChatResult]:
+    text, ready, result = "", None, ChatResult()
     async for event in worker.run(ChatRequest(messages=messages, temperature=0.0, **kw)):  # type: ignore[arg-type]
         if isinstance(event, TokenDelta):
             text += event.text
@@ -47,17 +47,17 @@ async def test_streams_an_answer_with_stats(llm: WorkerProcess) -> None:
                                     max_tokens=40)
     assert text.strip()
     assert ready is not None and ready.prompt_tokens > 5 and ready.cached_tokens == 0
-    assert result["finish_reason"] in ("stop", "length")
-    assert 0 < int(result["completion_tokens"]) <= 40  # type: ignore[call-overload]
-    assert float(result["tokens_per_s"]) > 1  # type: ignore[arg-type]
+    assert result.finish_reason in ("stop", "length")
+    assert 0 < int(result.completion_tokens) <= 40  # type: ignore[call-overload]
+    assert float(result.tokens_per_s) > 1  # type: ignore[arg-type]
 
 
 async def test_max_tokens_and_stop_strings(llm: WorkerProcess) -> None:
     msgs = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
     _, _, limited = await ask(llm, msgs, max_tokens=5)
-    assert limited["completion_tokens"] == 5 and limited["finish_reason"] == "length"
+    assert limited.completion_tokens == 5 and limited.finish_reason == "length"
     text, _, stopped = await ask(llm, msgs, max_tokens=80, stop=["5"])
-    assert "5" not in text and stopped["finish_reason"] == "stop"
+    assert "5" not in text and stopped.finish_reason == "stop"
 
 
 def conversation_turns(n: int, topic: str) -> list[str]:
@@ -120,14 +120,14 @@ async def test_long_history_is_trimmed_when_asked(smollm_path: Path) -> None:
         history.append({"role": "user", "content": "Summarise."})
         _, ready, result = await ask(worker, history, max_tokens=16, trim_history=True)
         assert ready is not None and ready.trimmed_messages > 0 and ready.prompt_tokens < 512
-        assert result["trimmed_messages"] == ready.trimmed_messages
+        assert result.trimmed_messages == ready.trimmed_messages
     finally:
         await worker.stop()
 
 
 async def test_cancel_keeps_what_was_generated(llm: WorkerProcess) -> None:
     text = ""
-    result: dict[str, object] = {}
+    result = ChatResult()
     async for event in llm.run(ChatRequest(messages=[{"role": "user", "content": "Write a long story."}],
                                            max_tokens=400, temperature=0.0), "job-x"):
         if isinstance(event, TokenDelta):
@@ -136,8 +136,8 @@ async def test_cancel_keeps_what_was_generated(llm: WorkerProcess) -> None:
                 llm.cancel("job-x")
         elif isinstance(event, JobDone):
             result = event.result
-    assert result["finish_reason"] == "cancelled"
-    assert 0 < int(result["completion_tokens"]) < 400  # type: ignore[call-overload]
+    assert result.finish_reason == "cancelled"
+    assert 0 < int(result.completion_tokens) < 400  # type: ignore[call-overload]
 
 
 async def test_not_a_gguf_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from backend.core.errors import AppError
-from backend.engines.llm import MEDIA_MARKER, ChatRequest, LlmConfig, PromptReady, TokenDelta
+from backend.engines.llm import MEDIA_MARKER, ChatRequest, ChatResult, LlmConfig, PromptReady, TokenDelta
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.ggufs import write_tiny_mmproj
@@ -41,8 +41,8 @@ async def vision(smollm_path: Path, tmp_path: Path) -> AsyncIterator[WorkerProce
 
 
 async def ask(worker: WorkerProcess, messages: list[dict[str, str]], images: list[bytes]) \
-        -> tuple[str, PromptReady, dict[str, object], int]:
-    text, ready, result, deltas = "", None, {}, 0
+        -> tuple[str, PromptReady, ChatResult, int]:
+    text, ready, result, deltas = "", None, ChatResult(), 0
     async for event in worker.run(ChatRequest(messages=messages, images=images, temperature=0.0, max_tokens=12)):
         if isinstance(event, TokenDelta):
             text += event.text
@@ -61,9 +61,9 @@ async def test_an_image_is_evaluated_and_an_answer_streams(vision: WorkerProcess
     question = [{"role": "user", "content": f"{MEDIA_MARKER}\nWhat is in this photo?"}]
     _, ready, result, deltas = await ask(vision, question, [photo()])
     assert vision.info["vision"] is True
-    assert ready.image_tokens == IMAGE_TOKENS and result["image_tokens"] == IMAGE_TOKENS
+    assert ready.image_tokens == IMAGE_TOKENS and result.image_tokens == IMAGE_TOKENS
     assert ready.prompt_tokens > IMAGE_TOKENS and ready.cached_tokens == 0
-    completion = result["completion_tokens"]
+    completion = result.completion_tokens
     assert isinstance(completion, int) and completion > 0 and deltas > 0
 
 
@@ -74,7 +74,7 @@ async def test_a_follow_up_about_the_same_image_reuses_its_evaluation(vision: Wo
     follow_up = [*first, {"role": "assistant", "content": answer},
                  {"role": "user", "content": "And what colour is it?"}]
     _, again, result, _ = await ask(vision, follow_up, [image])
-    assert again.image_tokens == 0 and result["image_tokens"] == 0  # the image's evaluation was kept
+    assert again.image_tokens == 0 and result.image_tokens == 0  # the image's evaluation was kept
     assert again.cached_tokens >= ready.prompt_tokens - 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.models import downloads
+from backend.models import transfer
 from backend.models.checksum import Sha256, drop_checkpoint, load_checkpoint, save_checkpoint
 from backend.models.downloads import Download
 from tests.backend.models.conftest import MODEL_FILE, REPO, Env, wait_for
@@ -53,7 +53,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
 
 async def half_done(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Download]:
     """A download, throttled, that has saved its checksum state every 1 MB and is half done."""
-    monkeypatch.setattr(downloads, "_SYNC_EVERY", 1024 * 1024)
+    monkeypatch.setattr(transfer, "_SYNC_EVERY", 1024 * 1024)
     size = env.hub.repos[REPO].files[MODEL_FILE].size
     env.hub.throttle_bps = size // 2
     dl = await env.manager.pull(REPO, MODEL_FILE)
@@ -69,14 +69,14 @@ async def test_resume_reads_back_only_what_follows_the_saved_state(env: Env, tmp
     (counted by wrapping the hasher), and a damaged saved state is caught by reading it all."""
     size, dl = await half_done(env, monkeypatch)
     read_back: list[tuple[int, int]] = []  # (where the checksum went on from, bytes on disk after that)
-    real_hash = downloads._FollowingHasher._hash
+    real_hash = transfer.FollowingHasher._hash
 
-    def counting(self: downloads._FollowingHasher) -> None:
+    def counting(self: transfer.FollowingHasher) -> None:
         start = self.start_at[0] if self.start_at else 0
         read_back.append((start, self.available - start))
         real_hash(self)
 
-    monkeypatch.setattr(downloads._FollowingHasher, "_hash", counting)  # hashers started from now on
+    monkeypatch.setattr(transfer.FollowingHasher, "_hash", counting)  # hashers started from now on
     await env.restart()
     env.hub.throttle_bps = None
     done = await wait_for(env, dl.id)

@@ -16,9 +16,11 @@ import pytest
 
 from tests.catalogs import chat_entry, write_catalog
 from tests.ggufs import write_lm_gguf, write_oversized_count_gguf
+from tests.hostile_ggufs import HOSTILE, write_long_strings
 from tests.hubserver import HubServer
 
 GRIDLESS = Path(sys.executable).parent / "gridless"
+ROOT = Path(__file__).resolve().parents[3]
 REPO = "acme/tiny-GGUF"
 BIG_FILE = "tiny-Q4_K_M.gguf"
 SMALL_FILE = "tiny-Q8_0.gguf"
@@ -105,7 +107,7 @@ class Cli:
 def cli(tmp_path: Path, hub: HubServer, catalog: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDLESS_", "PYTEST_"))}
     env.update(HF_ENDPOINT=hub.url, GRIDLESS_CATALOG=str(catalog), HF_HOME=str(tmp_path / "hf-home"),
-               HF_HUB_DISABLE_TELEMETRY="1")
+               HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(ROOT))  # this checkout's code, whichever is installed
     work = tmp_path / "work"
     work.mkdir()
     return Cli(data_dir=tmp_path / "data", env=env, cwd=work)
@@ -203,7 +205,8 @@ def test_pull_refused_writes_nothing(cli: Cli, hub: HubServer, tmp_path: Path, r
 
 def test_pull_with_the_hub_unreachable(cli: Cli, hub: HubServer) -> None:
     hub.offline = True
-    result = cli.run("pull", REPO, SMALL_FILE, timeout=6)
+    # well under the ~23 s huggingface-hub spends retrying a listing, with room for a loaded machine
+    result = cli.run("pull", REPO, SMALL_FILE, timeout=15)
     assert_refused(result, "cannot be reached")
     assert cli.model_files() == []
 
@@ -237,7 +240,7 @@ def test_pull_continues_after_the_process_is_killed(cli: Cli, hub: HubServer, so
 
 def test_second_process_cannot_pull_while_another_runs_downloads(cli: Cli, hub: HubServer,
                                                                  sources: dict[str, Path]) -> None:
-    hub.throttle_bps = 1_000_000
+    hub.throttle_bps = 250_000  # the first download lasts while two more processes start
     first = cli.start("pull", REPO, BIG_FILE)
     try:
         wait_until(lambda: cli.part_size() >= TRANSFERRING or first.poll() is not None)
@@ -249,7 +252,7 @@ def test_second_process_cannot_pull_while_another_runs_downloads(cli: Cli, hub: 
                          re.MULTILINE), listing.stdout
 
         second = cli.run("pull", REPO, SMALL_FILE)
-        assert second.returncode == 1
+        assert second.returncode == 1, (second.stdout, second.stderr)
         assert "Traceback" not in second.stderr
         assert f"gridless: {ANOTHER_PROCESS}" in second.stderr
         assert not (cli.models / "acme__tiny-GGUF" / SMALL_FILE).exists()
@@ -349,3 +352,72 @@ def test_list_returns_promptly_while_an_unfinished_download_waits(cli: Cli, hub:
     assert listing.returncode == 0
     assert re.search(r"^download \w+: acme/tiny-GGUF tiny-Q4_K_M — ", listing.stdout, re.MULTILINE)
     assert elapsed < 4.0, f"`gridless models list` took {elapsed:.1f} s"
+
+
+# ----- model files made to stop the command ----------------------------------------------------
+
+HANG_GUARD_S = 30
+PEAK_MEMORY = """import atexit, sys
+def peak():
+    status = open("/proc/self/status").read()
+    print("VmHWM", next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")), file=sys.stderr)
+atexit.register(peak)
+from backend.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+"""`gridless` run in a Python that reports its peak resident memory (kB) on stderr as it exits."""
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Path]:
+    """A folder for hostile files, emptied after the test: the sparse ones claim a tebibyte each."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    yield folder
+    for path in folder.iterdir():
+        path.unlink()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_import_of_a_hostile_file_is_refused_with_its_reason(cli: Cli, hostile: Path, name: str) -> None:
+    write, reason = HOSTILE[name]
+    result = cli.run("import", str(write(hostile / name)), timeout=HANG_GUARD_S)
+    assert_refused(result, reason)
+    assert cli.model_files() == []
+
+
+def test_list_with_hostile_files_in_the_models_folder(cli: Cli) -> None:
+    cli.models.mkdir(parents=True)
+    try:
+        for name, (write, _) in HOSTILE.items():
+            write(cli.models / name)
+        result = cli.run("list", timeout=HANG_GUARD_S)
+        assert result.returncode == 0, result.stderr
+        assert listed(result) == {BUNDLED: "*"}
+        for name, (_, reason) in HOSTILE.items():
+            said = [line for line in result.stderr.splitlines() if f"ignoring {cli.models / name}: " in line]
+            assert len(said) == 1 and reason in said[0], result.stderr
+    finally:
+        for name in HOSTILE:
+            (cli.models / name).unlink(missing_ok=True)
+
+
+def peak_kib(cli: Cli, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY, *cli.command(*args)[1:]], env=cli.env, cwd=cli.cwd,
+                            capture_output=True, text=True, timeout=HANG_GUARD_S * 4, check=False)
+    found = re.search(r"^VmHWM (\d+)$", result.stderr, re.MULTILINE)
+    assert found, result.stderr
+    return result, int(found.group(1))
+
+
+@pytest.mark.parametrize("count", [4000, 5000])
+def test_import_of_thousands_of_long_strings_stays_small(cli: Cli, hostile: Path, sources: dict[str, Path],
+                                                          count: int) -> None:
+    """Metadata strings of 256 KiB each, 1 GB of them or more (holes in a sparse file): importing it
+    must take about what importing a small real model takes, not gigabytes (2.1 and 2.6 GB measured
+    when every one of them was kept). 5000 are more entries than any model has; 4000 are not, so
+    there it is the cap on the text kept that refuses the file."""
+    _, normal = peak_kib(cli, "import", str(sources["good"]))
+    result, peak = peak_kib(cli, "import", str(write_long_strings(hostile / "strings.gguf", count=count)))
+    assert result.returncode == 1 and "gridless: " in result.stderr, result.stderr
+    assert peak < normal + 64 * 1024, f"peak {peak} kB, importing a small model {normal} kB"

@@ -154,9 +154,9 @@ def test_key_length_of_2_62_is_refused(tmp_path: Path) -> None:
 
 
 def test_string_value_longer_than_the_file(tmp_path: Path) -> None:
-    data = header(s("general.architecture") + struct.pack("<IQ", STRING, 2**62) + b"llama")
+    data = header(kv_str("general.architecture", "llama"), s("general.name") + struct.pack("<IQ", STRING, 2**62))
     message = error_for(write(tmp_path / "value.gguf", data))
-    assert "truncated" in message and "general.architecture" in message
+    assert "truncated" in message and "general.name" in message
 
 
 def test_array_longer_than_the_file(tmp_path: Path) -> None:
@@ -208,7 +208,8 @@ def test_a_short_gguf_is_truncated(tmp_path: Path) -> None:
 
 
 def test_missing_architecture(tmp_path: Path) -> None:
-    message = error_for(write(tmp_path / "noarch.gguf", header(kv_str("general.name", "x"))))
+    data = header(kv_str("general.name", "x"), tensors=1) + tensor_info("w", [16], 0, 0)
+    message = error_for(write(tmp_path / "noarch.gguf", data, pad=256))
     assert "architecture" in message
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.security.devices import OWNER, DeviceStore, Principal
-from backend.security.middleware import AccessGuard, cookie_header
 from backend.security.owner import OwnerCredential, load_or_create_token
+from backend.security.policy import AccessGuard, cookie_header
 from backend.storage.db import Database
 
 TOKEN = "a-very-secret-owner-token"

@@ -13,7 +13,6 @@ import pytest
 
 from backend.security.devices import OWNER, DeviceStore, Principal
 from backend.security.middleware import (
-    AccessGuard,
     ASGIApp,
     Message,
     Receive,
@@ -23,6 +22,7 @@ from backend.security.middleware import (
     principal_of,
 )
 from backend.security.owner import OwnerCredential
+from backend.security.policy import AccessGuard
 from backend.storage.db import Database
 
 TOKEN = "a-very-secret-owner-token"
