@@ -50,12 +50,16 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 async def user(data_dir: Path, user: User) -> AsyncIterator[User]:
-    """NiceGUI's User on the app's own origin, not signed in.
+    """NiceGUI's User on the app's own origin, not signed in, once the app has started (as a
+    person opens the link after the server printed it). NiceGUI runs start-up hooks as background
+    tasks: a test that ended first would stop the app while its database was still opening.
 
     Afterwards its pages are closed as when the browser leaves: NiceGUI's reset between tests
     forgets the clients without deleting them, and module-level refreshables (the drawer's
     conversation list) would keep refreshing the dead pages of earlier tests."""
     user.http_client.base_url = httpx.URL(ORIGIN)
+    running: Services = app.state.services
+    await running.ready()
     yield user
     for client in list(Client.instances.values()):
         client.delete()
@@ -71,8 +75,7 @@ async def owner(user: User) -> User:
 
 
 @pytest.fixture
-async def services(user: User) -> Services:
-    """The running app's services, once started, for arranging what a page will show."""
+def services(user: User) -> Services:
+    """The running app's services, for arranging what a page will show."""
     running: Services = app.state.services
-    await running.ready()
     return running
