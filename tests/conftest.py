@@ -22,24 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
-HEAVY = ("engine", "e2e", "wheel")
-"""Tests that keep a core busy for long: a model at work, Chromium, building and installing the wheel."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last. Playwright's sync API keeps its event loop marked as running in
     the main thread for the rest of the session once Chromium has started, and an async test
-    after that (the page tests, anything on pytest-asyncio) cannot run its own loop there.
-
-    With `-n 2 --dist loadgroup` (scripts/test) the heavy tests run in one worker, in this order,
-    and all the others in the second worker beside them: those mostly wait on processes, sockets
-    and timers, so they fit beside one busy engine on two cores."""
+    after that (the page tests, anything on pytest-asyncio) cannot run its own loop there."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
-    if config.getoption("dist", "no") == "loadgroup":
-        for item in items:
-            heavy = any(item.get_closest_marker(name) for name in HEAVY)
-            item.add_marker(pytest.mark.xdist_group("heavy" if heavy else "light"))
 
 
 @pytest.fixture(scope="session")
