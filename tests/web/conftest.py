@@ -5,17 +5,20 @@ are read from `GRIDLESS_*` variables when the main file runs, so `data_dir` sets
 NiceGUI's `user` fixture runs it (the `user` below asks for `data_dir` first for that reason).
 
 The security gate is not relaxed for these tests. The fixture's httpx client talks to the app
-in-process (ASGI), from the loopback address; its requests pass through the same gate as a
-browser's. We point it at the app's own origin (the gate refuses any other Host, and httpx's
-default `test` is one) and sign in as a person does, by opening the owner link with the token;
-the gate answers with its session cookie, which the client keeps and sends with every page it
-opens afterwards. `test_gate.py` checks that a page is refused without it. Only the first
-request of a page goes over HTTP: the simulated user then handles the page's events directly,
+in-process (ASGI) from the loopback address, and its requests pass through the same gate as a
+browser's. It is pointed at the app's own origin, because the gate answers 400 to a Host that is
+not one of the server's names (httpx's default is `test`), and it signs in as a person does: it
+opens the owner link with the token, keeps the session cookie the gate sets, and sends it with
+every page it opens afterwards. `test_gate.py` checks that a page is refused without it. Only a
+page's first request goes over HTTP: the simulated user then handles the page's events directly,
 without the websocket (that path is covered by `test_socket_guard.py` and the browser tests).
 
-NiceGUI fails a test that logged any ERROR. The rule stays on: a page that catches an error
-shows a notification or a message and logs no ERROR, and an uncaught exception in a handler
-(which NiceGUI logs as ERROR) is a failure the tests must see.
+NiceGUI fails a test that logged any ERROR, and the rule stays on. A page that catches an error
+(an AppError from a service) shows a notification or a message and logs no ERROR, which is what
+these tests check; an uncaught exception in a handler is logged as ERROR and fails the test. A
+future test that expects a service to log an ERROR (an engine that fails) should assert that
+record and remove just it from `caplog.get_records("call")`, the list the rule reads at teardown,
+rather than turn the rule off.
 """
 
 from __future__ import annotations
