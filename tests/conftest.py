@@ -22,6 +22,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last. Playwright's sync API keeps its event loop marked as running in
+    the main thread for the rest of the session once Chromium has started, and an async test
+    after that (the page tests, anything on pytest-asyncio) cannot run its own loop there."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture(scope="session")
 def smollm_path() -> Path:
     path = bundled_chat_model()

@@ -8,6 +8,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,20 @@ from tests.server import ServerProcess
 
 pytestmark = pytest.mark.engine
 MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the tests that ask, are refused and read: none of them changes what the
+    next one sees. A test that kills the worker or watches it go idle has its own (`own_server`)."""
+    with ServerProcess(data_dir=tmp_path_factory.mktemp("api-server") / "data") as srv:
+        yield srv
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(data_dir=tmp_path / "data") as srv:
+        yield srv
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
@@ -107,10 +122,10 @@ def test_prompt_longer_than_context(server: ServerProcess, stream: bool) -> None
     assert ok.status_code == 200
 
 
-def test_worker_killed_mid_answer_then_next_request_works(server: ServerProcess) -> None:
-    c = client(server)
+def test_worker_killed_mid_answer_then_next_request_works(own_server: ServerProcess) -> None:
+    c = client(own_server)
     c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
-    workers = psutil.Process(server.process.pid).children()  # type: ignore[union-attr]
+    workers = psutil.Process(own_server.process.pid).children()  # type: ignore[union-attr]
     assert len(workers) == 1
 
     def kill_after_first_tokens() -> None:
@@ -128,11 +143,11 @@ def test_worker_killed_mid_answer_then_next_request_works(server: ServerProcess)
     assert "unexpectedly" in str(info.value)
     again = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     assert again.choices[0].message.content
-    assert psutil.Process(server.process.pid).children()[0].pid != workers[0].pid  # type: ignore[union-attr]
+    assert psutil.Process(own_server.process.pid).children()[0].pid != workers[0].pid  # type: ignore[union-attr]
 
 
-def test_a_second_client_waits_its_turn(server: ServerProcess) -> None:
-    c = client(server)
+def test_a_second_client_waits_its_turn(own_server: ServerProcess) -> None:
+    c = client(own_server)
     results: list[str] = []
 
     def ask(text: str) -> None:
@@ -190,10 +205,10 @@ def test_full_queue_answers_busy(tmp_path: Path) -> None:
         assert results == [200, 200]
 
 
-def test_client_that_disconnects_stops_the_generation(server: ServerProcess) -> None:
-    c = client(server)
+def test_client_that_disconnects_stops_the_generation(own_server: ServerProcess) -> None:
+    c = client(own_server)
     c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
-    worker = psutil.Process(server.process.pid).children()[0]  # type: ignore[union-attr]
+    worker = psutil.Process(own_server.process.pid).children()[0]  # type: ignore[union-attr]
     stream = c.chat.completions.create(model=MODEL, stream=True, max_tokens=4000,
                                        messages=[{"role": "user", "content": "Write a very long story."}])
     for i, _ in enumerate(stream):

@@ -17,6 +17,7 @@ from PIL import Image
 from tests.loops import run_alone
 from tests.sdmodels import register_image_model
 from tests.server import ServerProcess
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 
@@ -26,7 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sdxs_path: Path) -> Iterato
     data = tmp_path_factory.mktemp("images-api") / "data"
     data.mkdir()
     run_alone(register_image_model(data / "gridless.db", sdxs_path))
-    srv = ServerProcess(data_dir=data, env={"GRIDLESS_THREADS": "2"})
+    srv = ServerProcess(data_dir=data, env={"GRIDLESS_THREADS": str(ENGINE_THREADS)})
     srv.start(timeout=90)
     try:
         yield srv

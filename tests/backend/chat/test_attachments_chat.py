@@ -21,6 +21,7 @@ from backend.runtime.protocol import Event
 from backend.services import Services
 from backend.storage.attachments import Attachment
 from tests.ggufs import write_tiny_mmproj
+from tests.threads import ENGINE_THREADS
 from tests.vision_models import VISION, vision_data_dir
 
 pytestmark = pytest.mark.engine
@@ -37,7 +38,7 @@ def projector(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def services(tmp_path: Path, smollm_path: Path, projector: Path) -> AsyncIterator[Services]:
     data = vision_data_dir(tmp_path, smollm_path, projector)
-    built = Services.build(Settings(data_dir=data, token="t" * 20, context_length=2048, threads=2))
+    built = Services.build(Settings(data_dir=data, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
     await built.start()
     yield built
     await built.stop()

@@ -17,6 +17,7 @@ from backend.core.errors import AppError
 from backend.images.params import image_request, prompt_from
 from backend.services import Services
 from tests.sdmodels import TINY_SD, register_image_model
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 PICTURE = re.compile(r"^!\[[^\]]*\]\(/api/images/([0-9a-f]{32})/file\)$")
@@ -25,7 +26,7 @@ PICTURE = re.compile(r"^!\[[^\]]*\]\(/api/images/([0-9a-f]{32})/file\)$")
 @pytest.fixture
 async def services(tmp_path: Path, sdxs_path: Path) -> AsyncIterator[Services]:
     await register_image_model(tmp_path / "gridless.db", sdxs_path)
-    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=2))
+    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
     await built.start()
     yield built
     await built.stop()
@@ -91,7 +92,7 @@ async def test_picture_of_an_answer_and_stop(services: Services) -> None:
 
 
 async def test_without_an_image_model_the_answer_says_so(tmp_path: Path) -> None:
-    services = Services.build(Settings(data_dir=tmp_path, token="t" * 20, threads=2))
+    services = Services.build(Settings(data_dir=tmp_path, token="t" * 20, threads=ENGINE_THREADS))
     await services.start()
     try:
         conv = await services.store.create()

@@ -20,6 +20,7 @@ from backend.engines.diffusion import DiffusionConfig, GenerateRequest, Generate
 from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.sdmodels import write_sdxs
+from tests.threads import ENGINE_THREADS
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="module")]
 """The module's worker belongs to the module's event loop."""
@@ -28,7 +29,8 @@ FACTORY = "backend.engines.diffusion:DiffusionEngine"
 
 
 def spec(model: Path) -> WorkerSpec:
-    return WorkerSpec(name="images", factory=FACTORY, config=DiffusionConfig(model_path=str(model), n_threads=2))
+    return WorkerSpec(name="images", factory=FACTORY,
+                      config=DiffusionConfig(model_path=str(model), n_threads=ENGINE_THREADS))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

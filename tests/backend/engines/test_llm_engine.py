@@ -11,13 +11,14 @@ from backend.core.errors import AppError
 from backend.engines.llm import ChatRequest, ChatResult, LlmConfig, PromptReady, TokenDelta
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 
 
 def spec(model: Path, n_ctx: int = 2048) -> WorkerSpec:
     return WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine",
-                      config=LlmConfig(model_path=str(model), n_ctx=n_ctx, n_threads=2))
+                      config=LlmConfig(model_path=str(model), n_ctx=n_ctx, n_threads=ENGINE_THREADS))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.ggufs import chat_template_of, copy_with_chat_template, write_tiny_mmproj
 from tests.hostile_ggufs import HOSTILE
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 ENDLESS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
@@ -45,8 +46,8 @@ def endless(rewritten: dict[str, Path]) -> Path:
 
 def worker_for(model: Path, projector: Path | None = None) -> WorkerProcess:
     return WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=LlmConfig(
-        model_path=str(model), projector_path=str(projector) if projector else None, n_ctx=1024, n_threads=2,
-        template_time_limit_s=LIMIT_S)))
+        model_path=str(model), projector_path=str(projector) if projector else None, n_ctx=1024,
+        n_threads=ENGINE_THREADS, template_time_limit_s=LIMIT_S)))
 
 
 async def answer(worker: WorkerProcess, request: ChatRequest) -> str:

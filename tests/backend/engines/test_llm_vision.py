@@ -19,6 +19,7 @@ from backend.engines.llm import MEDIA_MARKER, ChatRequest, ChatResult, LlmConfig
 from backend.runtime.protocol import JobDone, JobFailed
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from tests.ggufs import write_tiny_mmproj
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 IMAGE_TOKENS = 16
@@ -35,7 +36,7 @@ def photo(color: str = "teal") -> bytes:
 async def vision(smollm_path: Path, tmp_path: Path) -> AsyncIterator[WorkerProcess]:
     projector = write_tiny_mmproj(tmp_path / "mmproj-tiny.gguf")
     worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=LlmConfig(
-        model_path=str(smollm_path), projector_path=str(projector), n_ctx=2048, n_threads=2)))
+        model_path=str(smollm_path), projector_path=str(projector), n_ctx=2048, n_threads=ENGINE_THREADS)))
     yield worker
     await worker.stop()
 
@@ -101,7 +102,8 @@ async def test_an_undecodable_image_is_a_clear_error(vision: WorkerProcess) -> N
 
 async def test_a_model_without_a_projector_refuses_images(smollm_path: Path) -> None:
     worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine",
-                                      config=LlmConfig(model_path=str(smollm_path), n_ctx=1024, n_threads=2)))
+                                      config=LlmConfig(model_path=str(smollm_path), n_ctx=1024,
+                                                       n_threads=ENGINE_THREADS)))
     try:
         with pytest.raises(AppError) as caught:
             await ask(worker, [{"role": "user", "content": f"{MEDIA_MARKER} what?"}], [photo()])
@@ -114,7 +116,7 @@ async def test_a_model_without_a_projector_refuses_images(smollm_path: Path) -> 
 async def test_a_projector_of_another_width_is_refused(smollm_path: Path, tmp_path: Path) -> None:
     projector = write_tiny_mmproj(tmp_path / "mmproj-640.gguf", embedding_width=640)
     worker = WorkerProcess(WorkerSpec(name="llm", factory="backend.engines.llm:LlmEngine", config=LlmConfig(
-        model_path=str(smollm_path), projector_path=str(projector), n_ctx=1024, n_threads=2)))
+        model_path=str(smollm_path), projector_path=str(projector), n_ctx=1024, n_threads=ENGINE_THREADS)))
     try:
         with pytest.raises(AppError) as caught:
             await worker.start()

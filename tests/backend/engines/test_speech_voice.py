@@ -35,6 +35,7 @@ from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from backend.storage.db import Database
 from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, wer
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -64,7 +65,7 @@ async def engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Eng
         shutil.copyfile(bundled / name, damaged / name)
     with (bundled / "model.bin").open("rb") as fh:
         (damaged / "model.bin").write_bytes(fh.read(2_000_000))
-    settings = Settings(data_dir=data / "data", models_dir=models, threads=2)
+    settings = Settings(data_dir=data / "data", models_dir=models, threads=ENGINE_THREADS)
     db = Database(settings.db_path)
     await db.open()
     residency = ResidencyManager(MemoryBudget())

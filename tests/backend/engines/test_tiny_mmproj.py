@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.ggufs import write_tiny_mmproj
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 
@@ -61,13 +62,13 @@ def test_projector_loads_and_image_evaluates(tmp_path: Path, smollm_path: Path,
 
     silence_mtmd()
     projector = write_tiny_mmproj(tmp_path / "mmproj.gguf", embedding_width=576)
-    llama = Llama(model_path=str(smollm_path), n_ctx=2048, n_threads=2, verbose=False)
+    llama = Llama(model_path=str(smollm_path), n_ctx=2048, n_threads=ENGINE_THREADS, verbose=False)
     ctx = bitmap = chunks = None
     try:
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = False
         params.print_timings = False
-        params.n_threads = 2
+        params.n_threads = ENGINE_THREADS
         params.warmup = False
         ctx = mtmd.mtmd_init_from_file(str(projector).encode(), llama.model, params)
         assert ctx, "mtmd could not load the projector"

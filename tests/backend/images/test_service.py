@@ -26,6 +26,7 @@ from backend.images.service import CANCEL_GRACE_S, Generation, _thumbnail
 from backend.models.registry import ModelRecord
 from backend.services import Services
 from tests.sdmodels import TINY_SD, register_image_model
+from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
 
@@ -33,7 +34,7 @@ PROMPT = "a lighthouse at dusk"
 
 
 def settings(data_dir: Path, **extra: Any) -> Settings:
-    return Settings(data_dir=data_dir, token="t" * 20, threads=2, context_length=2048, **extra)
+    return Settings(data_dir=data_dir, token="t" * 20, threads=ENGINE_THREADS, context_length=2048, **extra)
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ TRANSFERRING = 600_000
 """A partial file this large is past the header read before a download is queued: the transfer runs."""
 ANOTHER_PROCESS = "another gridless process (the server or the command line) is running the downloads"
 
+pytestmark = pytest.mark.slow  # each step is a new process that imports the app (about half a second)
+
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

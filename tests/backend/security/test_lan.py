@@ -253,6 +253,7 @@ def test_code_is_single_use(lan: Lan) -> None:
     answer(lan.server, first.json()["confirm"], "First", "deny")
 
 
+@pytest.mark.slow  # waits for the code to expire
 @pytest.mark.parametrize("fresh_server", [{"GRIDLESS_PAIRING_CODE_TTL_S": "2"}], indirect=True, ids=["ttl-2s"])
 def test_expired_code_is_refused(lan: Lan, fresh_server: ServerProcess) -> None:
     origin = share(fresh_server, lan.address)["origin"]
@@ -408,6 +409,7 @@ def test_log_holds_no_code_or_device_token(lan: Lan) -> None:
 
 # 8. the network goes away
 
+@pytest.mark.slow  # waits for the sharing watch to notice
 def test_sharing_stops_when_the_address_disappears(fresh_server: ServerProcess) -> None:
     with SecondHost(index=1) as other:
         share(fresh_server, other.host_address)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from backend.security.owner import OwnerCredential
 from tests.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module: every test only knocks on the gate and changes nothing."""
+    with ServerProcess(data_dir=tmp_path_factory.mktemp("security") / "data") as srv:
+        yield srv
 
 
 def ws_handshake(server: ServerProcess, headers: dict[str, str]) -> str:
