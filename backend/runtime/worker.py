@@ -196,8 +196,11 @@ class WorkerProcess:
     async def _next(self, queue: asyncio.Queue[Any], job_id: str) -> Any:
         """The job's next event; a job silent for too long has its worker stopped (the exit
         then ends it as stalled)."""
+        if not queue.empty():  # streaming outpaced the reader: no timer needed
+            return queue.get_nowait()
         try:
-            return await asyncio.wait_for(queue.get(), self.spec.stall_timeout_s)
+            async with asyncio.timeout(self.spec.stall_timeout_s):  # a timer, not a task per event
+                return await queue.get()
         except TimeoutError:
             pass
         log.error("%s job %s sent nothing for %.0f s; stopping its worker", self.spec.name, job_id,
