@@ -24,7 +24,11 @@ HEAD = """
 <meta name="mobile-web-app-capable" content="yes">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
+<link rel="modulepreload" href="/static/speech.js">
+<link rel="modulepreload" href="/static/upload.js">
 """
+"""The two modules the page's custom elements import are fetched beside the elements' own
+modules instead of after them (the page starts only once every module is in)."""
 
 
 @dataclass(kw_only=True, slots=True)
