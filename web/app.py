@@ -6,6 +6,7 @@ import socket
 import sys
 import time
 
+from fastapi.middleware.gzip import GZipMiddleware
 from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
 
@@ -24,11 +25,14 @@ from backend.security.sharing import Sharing
 from backend.services import Services
 
 from . import pwa, socket_guard
+from .asset_cache import AssetCache
 from .pages import chat, images, models, sharing, transcripts
 
 __all__ = ["create", "run"]
 
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+ASSET_PREFIXES = ("/static/", f"/_nicegui/{nicegui_version}/")
+"""Files that are the same for everyone and do not change while the server runs."""
 ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/api/models", "/api/sharing", "/api/pairing", "/api/devices")
 """What only the owner may open; a paired device gets the chats and nothing that manages the phone."""
 
@@ -58,6 +62,9 @@ def create(settings: Settings) -> Services:
     guard = _guard(services)
     guide = SecurityMiddleware(pairing.guide_app(services.certs, https_origin), guard=guard)
     services.sharing = Sharing(app, guide, services.certs, services.pairing)
+    # innermost first: compression, then the assets kept compressed, then the gate in front of both
+    app.add_middleware(GZipMiddleware)
+    app.add_middleware(AssetCache, prefixes=ASSET_PREFIXES)
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = socket_guard.same_origin  # engine.io's own check, on top of ours
     socket_guard.install()
@@ -87,7 +94,7 @@ def _guard(services: Services) -> AccessGuard:
     settings = services.settings
     return AccessGuard(
         services.owner, allowed_hosts(settings),
-        public_prefixes=("/static/", f"/_nicegui/{nicegui_version}/"),
+        public_prefixes=ASSET_PREFIXES,
         public_paths={"/healthz"} | pwa.PUBLIC_PATHS | pairing.PAIR_PATHS | pairing.CA_PATHS,
         devices=services.devices, lan_addresses=lambda: services.sharing.addresses() if services.sharing else set(),
         limiter=services.pairing.limiter, admin_prefixes=ADMIN_PREFIXES,
@@ -122,4 +129,5 @@ def run(settings: Settings) -> None:
     app.on_startup(announce)
     ui.run(host=settings.host, port=settings.port, title="gridless", reload=False, show=False,
            favicon=pwa.STATIC_DIR / "icons" / "favicon.png", dark=None, show_welcome_message=False,
-           uvicorn_logging_level="warning", reconnect_timeout=30, storage_secret=None, language="en-US")
+           uvicorn_logging_level="warning", reconnect_timeout=30, storage_secret=None, language="en-US",
+           gzip_middleware_factory=None)  # added in `create`, inside the asset cache
