@@ -1,6 +1,10 @@
 // gridless service worker.
-// - NiceGUI's versioned assets and the app's own static files: cache first (their URLs or
-//   the cache name change with each release).
+// - The app's own static files: cache first (the cache name changes with each release); the
+//   offline page and what it shows come from here.
+// - NiceGUI's versioned assets (/_nicegui/<version>/…, the elements' modules among them) are
+//   left to the browser's own cache: they are sent as immutable for a year and their addresses
+//   change with each version, and looking each up in the worker's cache made a repeat load
+//   slower than not having the worker at all.
 // - Pages: network first; when the server cannot be reached, the offline page. Pages are
 //   never stored: they carry conversations and per-client ids.
 // - Everything else (the API, uploads, media, the websocket) goes to the network untouched.
@@ -9,7 +13,7 @@ const STATIC_CACHE = 'gridless-static-' + VERSION;
 const OFFLINE_URL = '/static/offline.html';
 const PRECACHE = [OFFLINE_URL, '/static/standalone.css', '/static/app.css', '/static/app.js', '/static/icons/icon-192.png',
   '/static/icons/icon-512.png', '/static/icons/maskable-512.png', '/manifest.webmanifest'];
-const CACHE_FIRST = ['/static/', '/_nicegui/' + '__NICEGUI_VERSION__' + '/'];
+const CACHE_FIRST = ['/static/'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(STATIC_CACHE)

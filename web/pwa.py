@@ -21,8 +21,7 @@ router = APIRouter()
 @cache
 def _service_worker() -> bytes:
     source = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")
-    return (source.replace("__NICEGUI_VERSION__", nicegui_version)
-            .replace("__VERSION__", f"{__version__}-{nicegui_version}-{_static_stamp()}").encode())
+    return source.replace("__VERSION__", f"{__version__}-{nicegui_version}-{_static_stamp()}").encode()
 
 
 def _static_stamp() -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -80,6 +82,42 @@ def test_chromium_finds_the_app_installable(profile: BrowserContext, server: Ser
     assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
 
 
+def test_a_repeat_load_takes_every_asset_from_a_cache(profile: BrowserContext, server: ServerProcess) -> None:
+    """Once the service worker runs, opening the app again fetches only the page itself: the
+    app's static files come from the worker's cache, NiceGUI's versioned assets and the elements'
+    modules from the browser's (the worker leaves them to it)."""
+    page = profile.new_page()
+    open_app(page, server)
+    assert service_worker_state(page) == "activated"
+    page.close()
+
+    page = profile.new_page()
+    cdp = profile.new_cdp_session(page)
+    cdp.send("Network.enable")
+    answers: dict[str, tuple[str, bool]] = {}
+    """request id -> (path, whether a cache answered it)"""
+    from_memory: set[str] = set()
+
+    def response(event: dict[str, Any]) -> None:
+        answer = event["response"]
+        cache = bool(answer.get("fromDiskCache") or answer.get("fromPrefetchCache") or (
+            answer.get("fromServiceWorker") and answer.get("serviceWorkerResponseSource") != "network"))
+        answers[event["requestId"]] = (urlsplit(answer["url"]).path, cache)
+
+    cdp.on("Network.responseReceived", response)
+    cdp.on("Network.requestServedFromCache", lambda event: from_memory.add(event["requestId"]))
+    page.goto(f"{server.base}/")
+    expect(page.locator(COMPOSER)).to_be_visible()
+    page.wait_for_function("window.did_handshake === true")
+    page.wait_for_timeout(300)  # late requests (fonts, icons) count too
+
+    assets = {rid: (path, cache or rid in from_memory) for rid, (path, cache) in answers.items()
+              if path.startswith(("/static/", "/_nicegui/"))}
+    fetched = sorted(path for path, cache in assets.values() if not cache)
+    assert fetched == [], f"fetched again from the server: {fetched}"
+    assert any(path.endswith("/dictation.js") for path, _ in assets.values()), assets  # an element's module
+
+
 def test_offline_page_when_the_server_is_stopped_and_back_when_it_returns(
         profile: BrowserContext, tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "data").start()
@@ -98,8 +136,7 @@ def test_offline_page_when_the_server_is_stopped_and_back_when_it_returns(
             }
             return urls;
         }""")
-        assert cached and all(u.startswith(("/static/", "/_nicegui/")) or u == "/manifest.webmanifest"
-                              for u in cached), cached
+        assert cached and all(u.startswith("/static/") or u == "/manifest.webmanifest" for u in cached), cached
 
         server.stop()
         page.goto(f"{server.base}/")
