@@ -38,17 +38,16 @@ class InstalledList:
         self.sync()
 
     def sync(self) -> None:
+        installed = self.manager.installed(self.job)
         active = self.manager.active(self.job)
-        signature = (tuple((r.id, r.memory_override, r.context_choice) for r in self.manager.installed(self.job)),
+        signature = (tuple((r.id, r.memory_override, r.context_choice) for r in installed),
                      active.id if active else None)
         if signature != self.shown:
             self.shown = signature
-            self.render()
+            self.render(installed, active)
 
-    def render(self) -> None:
+    def render(self, installed: list[ModelRecord], active: ModelRecord | None) -> None:
         self.box.clear()
-        installed = self.manager.installed(self.job)
-        active = self.manager.active(self.job)
         with self.box:
             if not installed:
                 ui.label("None yet: download one below.").classes("text-grey-7 text-body2")
