@@ -14,8 +14,10 @@ from backend.models.gguf_info import read_gguf_info
 
 
 def write_lm_gguf(path: Path, *, size_mb: float = 2.0, layers: int = 2, embedding: int = 64, vocab: int = 256,
-                  context: int = 2048, name: str = "tiny test model", seed: int = 0) -> Path:
-    """A GGUF whose header says 'llama language model'; it is not loadable by llama.cpp."""
+                  context: int = 2048, name: str = "tiny test model", seed: int = 0,
+                  chat_template: str | None = None) -> Path:
+    """A GGUF whose header says 'llama language model' (with `chat_template` as its
+    `tokenizer.chat_template` if given); it is not loadable by llama.cpp."""
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
@@ -28,6 +30,8 @@ def write_lm_gguf(path: Path, *, size_mb: float = 2.0, layers: int = 2, embeddin
     writer.add_vocab_size(vocab)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_license("apache-2.0")
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     writer.add_tensor("token_embd.weight", rng.random((vocab, embedding), dtype=np.float32))
     filler = max(1, int(size_mb * 1_000_000 / 4) - vocab * embedding)
     writer.add_tensor("blk.0.ffn_up.weight", rng.random((filler,), dtype=np.float32))
