@@ -16,7 +16,8 @@ _FROM_NAME = object()
 def chat_entry(entry_id: str = "tiny-chat", *, name: str = "Tiny chat", repo: str = "acme/tiny-GGUF",
                path: str = "tiny-Q4_K_M.gguf", size_mb: float = 6, quantization: Any = _FROM_NAME,
                **changes: Any) -> dict[str, Any]:
-    """A chat entry; `quantization` comes from the file name unless given (None: left out)."""
+    """A chat entry; `quantization` comes from the file name unless given (None: left out); a
+    vision entry (job="vision") lists the feature "vision" unless `features` is given."""
     entry: dict[str, Any] = {
         "id": entry_id, "job": "chat", "name": name, "description": "test", "repo": repo,
         "files": [{"path": path, "size_mb": size_mb}], "license": "apache-2.0",
@@ -25,6 +26,8 @@ def chat_entry(entry_id: str = "tiny-chat", *, name: str = "Tiny chat", repo: st
     if entry["quantization"] is None:
         del entry["quantization"]
     entry.update(changes)
+    if entry["job"] == "vision" and "features" not in changes:
+        entry["features"] = ["vision"]
     return entry
 
 

@@ -15,7 +15,10 @@ from .files import allowed_suffixes
 from .memory import MemoryEstimate, estimate_file_model, estimate_llm
 from .names import safe_relative_path, safe_repo_id
 
-__all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Fit"]
+__all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Feature", "Fit"]
+
+Feature = Literal["thinking", "tools", "vision"]
+"""What a language model can do beyond plain chat: think before answering, call tools, see photos."""
 
 
 class CatalogError(ValueError):
@@ -67,6 +70,8 @@ class CatalogEntry(BaseModel):
     quantization: str | None = None
     parameters: str | None = None
     shape: LlmShape | None = None
+    features: list[Feature] = []
+    """From the family's chat template (thinking, tools) and its projector (vision); sorted."""
     min_device_ram_gb: float = Field(gt=0)
     """The smallest phone (total RAM) this is recommended for."""
 
@@ -74,6 +79,13 @@ class CatalogEntry(BaseModel):
     @classmethod
     def _repo(cls, value: str) -> str:
         return safe_repo_id(value)
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: list[Feature]) -> list[Feature]:
+        if value != sorted(set(value)):
+            raise ValueError("features must be sorted and listed once each")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogEntry:
@@ -88,6 +100,10 @@ class CatalogEntry(BaseModel):
         for f in self.files:
             if not f.path.endswith(suffixes):
                 raise ValueError(f"{f.path}: a {self.job} model file must end with one of {suffixes}")
+        if self.features and self.job not in (Job.CHAT, Job.VISION):
+            raise ValueError(f"only a language model has features, not a {self.job} model")
+        if (self.job == Job.VISION) != ("vision" in self.features):
+            raise ValueError("a vision model, and only a vision model, has the feature 'vision'")
         return self
 
     @property

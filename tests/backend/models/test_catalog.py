@@ -64,6 +64,18 @@ def test_every_shipped_entry_is_consistent(shipped: Catalog) -> None:
         assert entry.size_bytes > 0 and entry.estimate(4096).total > entry.size_bytes
 
 
+def test_shipped_features_match_the_families(shipped: Catalog) -> None:
+    for entry in shipped.entries:
+        assert ("vision" in entry.features) == (entry.job == "vision"), entry.id
+        if entry.job not in ("chat", "vision"):
+            assert entry.features == [], entry.id
+    qwen3 = [e for e in shipped.entries if e.repo.startswith("unsloth/Qwen3-")]
+    assert qwen3 and all("tools" in e.features for e in qwen3)
+    assert shipped.get("qwen3-0.6b-q4_k_m").features == ["thinking", "tools"]  # type: ignore[union-attr]
+    assert shipped.get("llama-3.2-1b-instruct-q4_k_m").features == ["tools"]  # type: ignore[union-attr]
+    assert shipped.get("gemma-3-1b-it-q4_k_m").features == []  # type: ignore[union-attr]
+
+
 def test_shipped_estimates_grow_with_model_size(shipped: Catalog) -> None:
     chats = {e.id: e.estimate(4096).total for e in shipped.for_job("chat")}
     assert chats["qwen3-0.6b-q4_k_m"] < chats["qwen3-1.7b-q4_k_m"] < chats["qwen3-4b-q4_k_m"]
@@ -145,6 +157,23 @@ def test_language_models_need_a_shape_and_one_main_file(tmp_path: Path) -> None:
     assert "exactly one file" in load_error(tmp_path, [two])
     zero = chat_entry("zero", files=[{"path": "a.gguf", "size_mb": 0}])
     assert "zero" in load_error(tmp_path, [zero])
+
+
+def test_features_are_checked(tmp_path: Path) -> None:
+    catalog = Catalog.load(write_catalog(tmp_path / "c.json", [chat_entry(features=["thinking", "tools"]),
+                                                                vision_entry()]))
+    assert catalog.entries[0].features == ["thinking", "tools"] and catalog.entries[1].features == ["vision"]
+    assert Catalog.load(write_catalog(tmp_path / "d.json", [chat_entry()])).entries[0].features == []
+    for bad, reason in ((["tools", "thinking"], "sorted"), (["tools", "tools"], "sorted"),
+                        (["sings"], "features.0"), (["vision"], "only a vision model")):
+        message = load_error(tmp_path, [chat_entry("odd-features", features=bad)])
+        assert "odd-features" in message and reason in message, message
+    message = load_error(tmp_path, [vision_entry("blind-features") | {"features": ["tools"]}])
+    assert "blind-features" in message and "'vision'" in message
+    voice = {"id": "a-voice", "job": "voice", "name": "Voice", "description": "test", "repo": "acme/voices",
+             "files": [{"path": "v.onnx", "size_mb": 1}], "license": "mit", "min_device_ram_gb": 1,
+             "features": ["tools"]}
+    assert "only a language model" in load_error(tmp_path, [voice])
 
 
 @pytest.mark.parametrize(("field", "value"), [("id", "Has Capitals"), ("job", "translate"),
