@@ -1,5 +1,5 @@
-"""The recommended models for one job, from the curated catalog: what each needs, whether it fits
-this device, and Download (with the download's progress on the card where it was pressed).
+"""The recommended models for one job, from the curated catalog: what each can do and needs, whether
+it fits this device, and Download (with the download's progress on the card where it was pressed).
 
 Redrawn only when an entry is installed or its download changes state; a running download moves
 its bar in place.
@@ -20,6 +20,7 @@ from backend.models.manager import CatalogRow
 from backend.services import Services
 
 from ...components.dialogs import confirm
+from .features import feature_badges
 from .status import ProgressLine
 
 __all__ = ["CatalogList"]
@@ -63,6 +64,7 @@ class CatalogList:
                 with ui.column().classes("col gap-0").style("min-width:0"):
                     ui.label(entry.name).classes("text-body1")
                     ui.label(entry.description).classes("text-caption text-grey-8")
+                    feature_badges(entry.features)
                 if row.installed is not None:
                     ui.badge("installed", color="grey-6")
                 elif row.download is not None:

@@ -1,7 +1,8 @@
-"""The installed models for one job: size, quantization, context, licence, source, the memory each
-needs; Use, delete, the context it is loaded with, and "Load anyway" for one over the budget.
+"""The installed models for one job: what each can do (thinking, tools, photos), size, quantization,
+context, licence, source, the memory each needs; Use, delete, the context it is loaded with, and
+"Load anyway" for one over the budget.
 
-Redrawn only when this job's models, their settings or the active one change.
+Redrawn only when this job's models, their settings, what their files can do or the active one change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from backend.services import Services
 
 from ...components.dialogs import confirm
 from ...frame import Frame
+from .features import feature_badges, installed_features
 
 __all__ = ["InstalledList"]
 
@@ -38,23 +40,24 @@ class InstalledList:
         self.sync()
 
     def sync(self) -> None:
-        installed = self.manager.installed(self.job)
+        # what each can do is read from its file, kept per file version: a stat each
+        installed = [(r, installed_features(r)) for r in self.manager.installed(self.job)]
         active = self.manager.active(self.job)
-        signature = (tuple((r.id, r.memory_override, r.context_choice) for r in installed),
+        signature = (tuple((r.id, r.memory_override, r.context_choice, tuple(can)) for r, can in installed),
                      active.id if active else None)
         if signature != self.shown:
             self.shown = signature
             self.render(installed, active)
 
-    def render(self, installed: list[ModelRecord], active: ModelRecord | None) -> None:
+    def render(self, installed: list[tuple[ModelRecord, list[str]]], active: ModelRecord | None) -> None:
         self.box.clear()
         with self.box:
             if not installed:
                 ui.label("None yet: download one below.").classes("text-grey-7 text-body2")
-            for record in installed:
-                self.card(record, active is not None and record.id == active.id)
+            for record, can in installed:
+                self.card(record, can, active is not None and record.id == active.id)
 
-    def card(self, record: ModelRecord, is_active: bool) -> None:
+    def card(self, record: ModelRecord, features: list[str], is_active: bool) -> None:
         estimate = self.manager.estimate(record)
         budget = self.services.residency.budget.limit
         over = estimate.total > budget
@@ -69,6 +72,7 @@ class InstalledList:
                 if record.deletable:
                     ui.button(icon="delete", on_click=lambda r=record: self.delete(r)) \
                         .props(f"flat round dense aria-label=Delete data-testid=delete-{record.id}")
+            feature_badges(features)
             facts = [format_bytes(record.size_bytes), record.quantization,
                      f"{record.context_length:,} tokens" if record.context_length else None,
                      record.license, record.repo or SOURCES.get(record.source)]
