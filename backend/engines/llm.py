@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import random
+import string
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,11 +24,14 @@ from ..runtime.child import JobContext
 from ..runtime.protocol import Event, Request, Result
 from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
+from .llm_grammar import GrammarGate
 from .llm_text import StopStreamer
+from .reply_format import THINK_CLOSE, Parsed, ReplyParser, template_features
+from .reply_plan import ReplyPlan, finish_prompt, plan_reply
 from .time_limit import TimeLimitExceeded, time_limit
 
 __all__ = ["MEDIA_MARKER", "ChatRequest", "ChatResult", "LlmConfig", "LlmEngine", "PromptProgress", "PromptReady",
-           "TokenDelta"]
+           "TokenDelta", "ToolCallDelta"]
 
 # A save is worth its copy only when a switch would otherwise throw away this many tokens.
 _MIN_TOKENS_WORTH_SAVING = 48
@@ -58,7 +62,9 @@ class LlmConfig:
 
 @dataclass(kw_only=True, slots=True)
 class ChatRequest(Request):
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
+    """OpenAI-shaped messages: `role` and `content` (text), and for tool use `tool_calls` on an
+    assistant message (`arguments` as a dict) and `tool_call_id`/`name` on a `tool` message."""
     max_tokens: int | None = None
     temperature: float = 0.7
     top_p: float = 0.95
@@ -75,6 +81,22 @@ class ChatRequest(Request):
     stream_interval_s: float = 0.025
     """Text is sent at most this often (the first piece at once): one wake-up of the server
     per token would take CPU from the decoding threads for no visible gain."""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """OpenAI tool specs (`{"type": "function", "function": {name, description, parameters}}`),
+    checked by the server (`chat/tool_specs.py`)."""
+    tool_choice: str = "auto"
+    """"auto", "none", "required", or the name of the one function that must be called."""
+    response_format: str = "text"
+    """"text", "json_object" or "json_schema" (with `json_schema`)."""
+    json_schema: dict[str, Any] | None = None
+    thinking: str = "auto"
+    """"auto" (the model's own default), "on" or "off"."""
+    thinking_budget: int | None = None
+    """Tokens of thinking after which the think block is closed and the answer begins."""
+    reasoning_effort: str | None = None
+    """"low", "medium" or "high" for models whose template reads it (gpt-oss)."""
+    grammar: str | None = None
+    """A GBNF grammar the whole output must match (the app's own use and tests; not from /v1)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -97,6 +119,20 @@ class PromptProgress(Event):
 @dataclass(kw_only=True, slots=True)
 class TokenDelta(Event):
     text: str
+    """Answer text."""
+    reasoning: str = ""
+    """Thinking text (never part of the answer)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class ToolCallDelta(Event):
+    """A whole tool call the model has written."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+    """JSON text of an object."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -111,6 +147,10 @@ class ChatResult(Result):
     image_tokens: int = 0
     ttft_s: float = 0.0
     tokens_per_s: float = 0.0
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    """Each call's `id`, `name` and `arguments` (JSON text); `finish_reason` is then "tool_calls"."""
+    reasoning_tokens: int = 0
+    thinking_s: float = 0.0
 
 
 _LOG_ERROR = 3
@@ -152,7 +192,9 @@ class LlmEngine:
         self.vocab = lib.llama_model_get_vocab(model.model)
         self.mem = lib.llama_get_memory(self.ctx)
         self.n_ctx = lib.llama_n_ctx(self.ctx)
-        template = self.llama.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE
+        own_template = self.llama.metadata.get("tokenizer.chat_template")
+        template = own_template or _FALLBACK_TEMPLATE
+        self.features = template_features(own_template)
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
         self.formatter = Jinja2ChatFormatter(
             template=template, eos_token=model.token_get_text(eos) if eos != -1 else "",
@@ -189,6 +231,7 @@ class LlmEngine:
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model_name, "n_ctx": self.n_ctx, "vision": self.mtmd is not None,
+                "features": self.features.labels(),
                 "n_ctx_train": self.llama._model.n_ctx_train(), "path": self.config.model_path}
 
     def idle(self) -> None:
@@ -207,13 +250,15 @@ class LlmEngine:
 
     # prompt --------------------------------------------------------------------------------
 
-    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+    def _apply_template(self, messages: list[dict[str, Any]], plan: ReplyPlan) -> str:
         """The prompt text. The template is code from the model file, so it runs under a time
         limit: one that never ends fails the request instead of holding the worker."""
         limit = self.config.template_time_limit_s
         try:
             with time_limit(limit):
-                return self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+                prompt = self.formatter(messages=messages, **plan.template_kwargs).prompt  # type: ignore[arg-type]
+            prompt, self.starts_thinking = finish_prompt(plan, prompt)
+            return prompt
         except TimeLimitExceeded:
             raise AppError(ErrorCode.TEMPLATE_TIMEOUT,
                            f"the model's chat template did not finish within {limit:g} s; it loops without end, "
@@ -221,14 +266,14 @@ class LlmEngine:
         except Exception as exc:  # a template error is the request's fault, not a crash
             raise AppError(ErrorCode.BAD_REQUEST, f"the chat template rejected the messages: {exc}") from exc
 
-    def _render(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self._apply_template(messages)
+    def _render(self, messages: list[dict[str, Any]], plan: ReplyPlan) -> list[int]:
+        prompt = self._apply_template(messages, plan)
         return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def _fit(self, req: ChatRequest, limit: int) -> tuple[list[int], int]:
+    def _fit(self, req: ChatRequest, limit: int, plan: ReplyPlan) -> tuple[list[int], int]:
         """Tokens of the prompt, trimming oldest turns if asked to; fails if it cannot fit."""
-        messages = list(req.messages)
-        tokens = self._render(messages)
+        messages = list(plan.messages)
+        tokens = self._render(messages, plan)
         trimmed = 0
         reserve = min(req.max_tokens or 256, limit // 4)
         while req.trim_history and len(tokens) + reserve > limit:
@@ -237,26 +282,27 @@ class LlmEngine:
                 break  # only the newest message is left
             del messages[first]
             trimmed += 1
-            tokens = self._render(messages)
+            tokens = self._render(messages, plan)
         if len(tokens) >= limit:
             raise AppError(ErrorCode.CONTEXT_LENGTH_EXCEEDED,
                            f"the prompt is {len(tokens)} tokens but the context holds {limit}; "
                            "shorten the messages or raise the context length")
         return tokens, trimmed
 
-    def _fit_images(self, req: ChatRequest, limit: int) -> tuple[list[int], list[tuple[str, Any, int, int]], Any, int]:
+    def _fit_images(self, req: ChatRequest, limit: int, plan: ReplyPlan
+                    ) -> tuple[list[int], list[tuple[str, Any, int, int]], Any, int]:
         """`_image_prompt` for the request, trimming the oldest turns (with their images) when
         asked to and the prompt does not fit; returns its results and the turns left out."""
         if self.mtmd is None:
             raise AppError(ErrorCode.BAD_REQUEST, f"{self.model_name} cannot see images; choose a vision model")
-        markers = sum(m["content"].count(MEDIA_MARKER) for m in req.messages)
+        markers = sum(str(m.get("content") or "").count(MEDIA_MARKER) for m in req.messages)
         if markers != len(req.images):
             raise AppError(ErrorCode.BAD_REQUEST, f"{len(req.images)} image(s) for {markers} place(s) in the text")
-        messages, images = list(req.messages), list(req.images)
+        messages, images = list(plan.messages), list(req.images)
         reserve = min(req.max_tokens or 256, limit // 4)
         trimmed = 0
         while True:
-            sequence, spans, chunks = self._image_prompt(messages, images)
+            sequence, spans, chunks = self._image_prompt(messages, images, plan)
             if not req.trim_history or len(sequence) + reserve <= limit:
                 break
             first = next((i for i, m in enumerate(messages) if m["role"] != "system"), None)
@@ -273,13 +319,13 @@ class LlmEngine:
                            f"the prompt with its images is {len(sequence)} tokens but the context holds {limit}")
         return sequence, spans, chunks, trimmed
 
-    def _image_prompt(self, messages: list[dict[str, str]], images: list[bytes]
+    def _image_prompt(self, messages: list[dict[str, Any]], images: list[bytes], plan: ReplyPlan
                       ) -> tuple[list[int], list[tuple[str, Any, int, int]], Any]:
         """The prompt as the multimodal library splits it: text and image spans. Returns the
         sequence used for prefix reuse (an image's positions hold a value derived from its
         bytes, so a follow-up question about the same photo reuses its evaluation), the spans
         (kind, tokens or chunk, start, length) and the chunk list to free afterwards."""
-        prompt = self._apply_template(messages)
+        prompt = self._apply_template(messages, plan)
         m = self.mtmd_cpp
         bitmaps = []
         chunks = m.mtmd_input_chunks_init()
@@ -441,19 +487,20 @@ class LlmEngine:
         return self._chat(request, ctx)
 
     def _chat(self, req: ChatRequest, ctx: JobContext) -> ChatResult:
-        lib = self.lib
         started = time.perf_counter()
+        plan = plan_reply(req, self.features)
         limit = min(req.context_limit or self.n_ctx, self.n_ctx)
         image_tokens = 0
+        self.starts_thinking = False
         if req.images:
-            tokens, spans, chunks, trimmed = self._fit_images(req, limit)
+            tokens, spans, chunks, trimmed = self._fit_images(req, limit, plan)
             try:
                 cached = self._reuse_prefix(tokens)
                 image_tokens = self._decode_spans(spans, tokens, cached, ctx)
             finally:
                 self.mtmd_cpp.mtmd_input_chunks_free(chunks)
         else:
-            tokens, trimmed = self._fit(req, limit)
+            tokens, trimmed = self._fit(req, limit, plan)
             cached = self._reuse_prefix(tokens)
             self._decode(tokens[cached:], ctx)
         ctx.emit(PromptReady(job_id=ctx.job_id, prompt_tokens=len(tokens), cached_tokens=cached,
@@ -461,29 +508,54 @@ class LlmEngine:
         budget = limit - len(tokens)
         if req.max_tokens is not None:
             budget = min(budget, req.max_tokens)
+        reply = _Reply(ctx, ReplyParser(self.features, tools=plan.tools_on, starts_thinking=self.starts_thinking),
+                       req.stream_interval_s)
+        gate = GrammarGate(self.lib, self.vocab, self.ctx, plan.grammar) if plan.grammar else None
+        try:
+            finish, generated, first_at, last_at = self._generate(req, plan, reply, gate, budget, ctx)
+        finally:
+            if gate is not None:
+                gate.close()
+        reply.close()
+        decode_s = last_at - first_at if generated > 1 else 0.0
+        return ChatResult(
+            finish_reason="tool_calls" if reply.calls and finish == "stop" else finish,
+            prompt_tokens=len(tokens), cached_tokens=cached, completion_tokens=generated,
+            trimmed_messages=trimmed, model=self.model_name, image_tokens=image_tokens,
+            ttft_s=(first_at or time.perf_counter()) - started,
+            tokens_per_s=(generated - 1) / decode_s if decode_s > 0 else 0.0,
+            tool_calls=reply.calls, reasoning_tokens=reply.reasoning_tokens,
+            thinking_s=round(reply.thinking_s, 3))
+
+    def _generate(self, req: ChatRequest, plan: ReplyPlan, reply: _Reply, gate: GrammarGate | None, budget: int,
+                  ctx: JobContext) -> tuple[str, int, float, float]:
+        """The token loop: sample (through the grammar when there is one), stream, decode."""
+        lib = self.lib
         sampler = self._sampler(req)
         streamer = StopStreamer(req.stop)
         batch, piece, vocab = self.batch, self.piece, self.vocab
+        special = plan.render_special
+        think_limit = plan.thinking_budget
         generated, finish = 0, "length"
-        first_at = last_at = sent_at = 0.0
-        pending = ""
+        first_at = last_at = 0.0
         try:
             while generated < budget:
                 token = lib.llama_sampler_sample(sampler, self.ctx, -1)
+                if gate is not None:
+                    if not gate.allows(token):
+                        token = gate.resample(sampler)
+                    if not lib.llama_vocab_is_eog(vocab, token):
+                        gate.accept(token)
                 if lib.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 generated += 1
-                n = lib.llama_token_to_piece(vocab, token, piece, 256, 0, False)
+                n = lib.llama_token_to_piece(vocab, token, piece, 256, 0, special)
                 text = streamer.feed(piece.raw[:n] if n > 0 else b"")
                 last_at = time.perf_counter()
                 if generated == 1:
                     first_at = last_at
-                if text:
-                    pending += text
-                    if not sent_at or last_at - sent_at >= req.stream_interval_s:
-                        ctx.emit(TokenDelta(job_id=ctx.job_id, text=pending))
-                        pending, sent_at = "", last_at
+                reply.feed(text, last_at)
                 if streamer.stopped:
                     finish = "stop"
                     break
@@ -502,14 +574,64 @@ class LlmEngine:
                 if rc != 0:
                     raise AppError(ErrorCode.INTERNAL, f"llama_decode failed with code {rc}")
                 self.live_tokens.append(token)
+                if think_limit is not None and reply.parser.thinking and reply.reasoning_tokens >= think_limit:
+                    self._close_thinking(reply, ctx)
+                    think_limit = None
         finally:
             lib.llama_sampler_free(sampler)
-        tail = pending + streamer.flush()
-        if tail:
-            ctx.emit(TokenDelta(job_id=ctx.job_id, text=tail))
-        decode_s = last_at - first_at if generated > 1 else 0.0
-        return ChatResult(
-            finish_reason=finish, prompt_tokens=len(tokens), cached_tokens=cached, completion_tokens=generated,
-            trimmed_messages=trimmed, model=self.model_name, image_tokens=image_tokens,
-            ttft_s=(first_at or time.perf_counter()) - started,
-            tokens_per_s=(generated - 1) / decode_s if decode_s > 0 else 0.0)
+        reply.feed(streamer.flush(), time.perf_counter())
+        return finish, generated, first_at, last_at
+
+    def _close_thinking(self, reply: _Reply, ctx: JobContext) -> None:
+        """The thinking budget is spent: write the end of the think block for the model, so
+        that it goes on with the answer."""
+        closer = "\n" + THINK_CLOSE + "\n\n"
+        self._decode(self.llama.tokenize(closer.encode(), add_bos=False, special=True), ctx)
+        reply.feed(closer, time.perf_counter(), counted=False)
+
+
+class _Reply:
+    """What the model writes, parsed into thinking, answer text and tool calls, and sent to the
+    server at most every `interval_s` (the first piece, and each call, at once)."""
+
+    def __init__(self, ctx: JobContext, parser: ReplyParser, interval_s: float) -> None:
+        self.ctx, self.parser, self.interval_s = ctx, parser, interval_s
+        self.content = self.reasoning = ""
+        self.sent_at = 0.0
+        self.calls: list[dict[str, str]] = []
+        self.reasoning_tokens = 0
+        self.thinking_s = 0.0
+        self.started_at = 0.0
+
+    def feed(self, text: str, now: float, *, counted: bool = True) -> None:
+        if not self.started_at:
+            self.started_at = now
+        if counted and self.parser.thinking:
+            self.reasoning_tokens += 1
+            self.thinking_s = now - self.started_at
+        if not text:
+            return
+        self._take(self.parser.feed(text), now)
+
+    def _take(self, parsed: Parsed, now: float) -> None:
+        self.content += parsed.content
+        self.reasoning += parsed.reasoning
+        if parsed.calls:
+            self._send(now)
+            for call in parsed.calls:
+                call_id = "".join(random.choices(string.ascii_letters + string.digits, k=9))
+                self.calls.append({"id": call_id, "name": call.name, "arguments": call.arguments})
+                self.ctx.emit(ToolCallDelta(job_id=self.ctx.job_id, index=len(self.calls) - 1, id=call_id,
+                                            name=call.name, arguments=call.arguments))
+        elif (self.content or self.reasoning) and (not self.sent_at or now - self.sent_at >= self.interval_s):
+            self._send(now)
+
+    def _send(self, now: float) -> None:
+        if self.content or self.reasoning:
+            self.ctx.emit(TokenDelta(job_id=self.ctx.job_id, text=self.content, reasoning=self.reasoning))
+            self.content = self.reasoning = ""
+        self.sent_at = now
+
+    def close(self) -> None:
+        self._take(self.parser.finish(), time.perf_counter())
+        self._send(time.perf_counter())

@@ -1,0 +1,141 @@
+"""Constrained generation: grammars built from JSON schemas, and a sampler that applies one cheaply.
+
+The grammar is GBNF, llama.cpp's grammar format, made from JSON schemas by llama-cpp-python's
+converter. A call the model must make is wrapped in its family's own syntax, so a required
+call reads to the model and to the parser exactly as one it chose to make.
+
+Applying a grammar to every candidate of a 150 000-token vocabulary at every step costs
+more than the rest of sampling. `GrammarGate` does what llama.cpp's own server does: it
+samples as usual, asks the grammar about that one token, and only when the grammar refuses it
+samples again with the grammar over the whole vocabulary.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import AppError, ErrorCode
+from .reply_format import BLOCKS, ToolSyntax
+
+__all__ = ["GrammarGate", "json_grammar", "tool_call_grammar"]
+
+_CALL_ORDER = {"name": 0, "arguments": 1, "parameters": 1}
+_JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+"""A character of a JSON string. The converter's own rule lets raw control characters (a new
+line) into strings, which is not JSON; a small model then writes on inside an unclosed string."""
+
+
+def _converter() -> Any:
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    return SchemaConverter(prop_order=dict(_CALL_ORDER), allow_fetch=False, dotall=False, raw_pattern=False)
+
+
+def _grammar(converter: Any) -> str:
+    if "char" in converter._rules:
+        converter._rules["char"] = _JSON_CHAR
+    return str(converter.format_grammar())
+
+
+def _visit(converter: Any, schema: dict[str, Any], name: str, url: str) -> str:
+    try:
+        resolved = converter.resolve_refs(schema, url)
+        return str(converter.visit(resolved, name))
+    except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
+
+
+def json_grammar(schema: dict[str, Any] | None) -> str:
+    """Output that is one JSON value matching `schema` (any JSON object when None)."""
+    converter = _converter()
+    _visit(converter, schema if schema is not None else {"type": "object"}, "", "schema")
+    return _grammar(converter)
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def tool_call_grammar(tools: list[dict[str, Any]], syntax: ToolSyntax) -> str:
+    """Output that is one call of one of `tools` (OpenAI tool specs), written in `syntax`."""
+    converter = _converter()
+    alternatives: list[str] = []
+    for i, tool in enumerate(tools):
+        function = tool["function"]
+        name = function["name"]
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        if syntax in (ToolSyntax.MISTRAL_ARGS, ToolSyntax.HARMONY):
+            args = _visit(converter, parameters, f"args{i}", f"tool{i}")
+            opener = (f"{name}[ARGS]" if syntax == ToolSyntax.MISTRAL_ARGS
+                      else f"{name} <|constrain|>json<|message|>")
+            alternatives.append(f"{_literal(opener)} {args}")
+            continue
+        key = "parameters" if syntax == ToolSyntax.LLAMA3 else "arguments"
+        call = {"type": "object", "properties": {"name": {"const": name}, key: parameters},
+                "required": ["name", key], "additionalProperties": False}
+        alternatives.append(_visit(converter, call, f"call{i}", f"tool{i}"))
+    body = " | ".join(alternatives)
+    opener, closer = BLOCKS.get(syntax, BLOCKS[ToolSyntax.HERMES])
+    wrap = {
+        ToolSyntax.LLAMA3: f"({body})",
+        ToolSyntax.MISTRAL: f'"[TOOL_CALLS][" ({body}) "]"',
+        ToolSyntax.MISTRAL_ARGS: f'"[TOOL_CALLS]" ({body})',
+        ToolSyntax.HARMONY: f'"<|channel|>commentary to=functions." ({body})',
+        ToolSyntax.LFM2: f'{_literal(opener)} "[" ({body}) "]" {_literal(closer)}',
+        ToolSyntax.PHI: f'{_literal(opener)} ({body}) {_literal(closer)}',
+    }.get(syntax, f'{_literal(opener + chr(10))} ({body}) {_literal(chr(10) + closer)}')
+    converter._rules["root"] = wrap
+    return _grammar(converter)
+
+
+class GrammarGate:
+    """A grammar sampler beside the usual chain: checks each sampled token, resamples when refused."""
+
+    def __init__(self, lib: Any, vocab: Any, ctx: Any, grammar: str) -> None:
+        self.lib, self.ctx = lib, ctx
+        self.sampler = lib.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        if not self.sampler:
+            raise AppError(ErrorCode.BAD_REQUEST, "the grammar could not be parsed")
+        self.n_vocab = lib.llama_vocab_n_tokens(vocab)
+        self.one = lib.llama_token_data_array()
+        self.one_data = (lib.llama_token_data * 1)()
+        self.one.data = ctypes.cast(self.one_data, ctypes.POINTER(lib.llama_token_data))
+        self.all = np.zeros(self.n_vocab, dtype=np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]))
+        self.all["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        self.all_array = lib.llama_token_data_array()
+        self.all_array.data = self.all.ctypes.data_as(ctypes.POINTER(lib.llama_token_data))
+        self.resampled = 0
+
+    def allows(self, token: int) -> bool:
+        self.one_data[0].id, self.one_data[0].logit, self.one_data[0].p = token, 0.0, 0.0
+        self.one.size, self.one.selected, self.one.sorted = 1, -1, False
+        self.lib.llama_sampler_apply(self.sampler, ctypes.byref(self.one))
+        return bool(np.isfinite(self.one_data[0].logit))
+
+    def resample(self, chain: Any) -> int:
+        """Sample again with the grammar over the whole vocabulary, then the chain."""
+        self.resampled += 1
+        logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+        self.all["logit"] = logits
+        self.all["p"] = 0.0
+        self.all_array.size, self.all_array.selected, self.all_array.sorted = self.n_vocab, -1, False
+        self.lib.llama_sampler_apply(self.sampler, ctypes.byref(self.all_array))
+        self.lib.llama_sampler_apply(chain, ctypes.byref(self.all_array))
+        if self.all_array.selected < 0:
+            raise AppError(ErrorCode.INTERNAL, "the grammar left no token to choose")
+        token = int(self.all_array.data[self.all_array.selected].id)
+        # the chain may have sorted the candidates in place: put the ids back for the next time
+        self.all["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        return token
+
+    def accept(self, token: int) -> None:
+        self.lib.llama_sampler_accept(self.sampler, token)
+
+    def close(self) -> None:
+        if self.sampler:
+            self.lib.llama_sampler_free(self.sampler)
+            self.sampler = None
