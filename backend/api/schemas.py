@@ -18,11 +18,27 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionCallBody(BaseModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    arguments: Annotated[str, StringConstraints(max_length=65536)] = "{}"
+
+
+class ToolCallBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: Literal["function"] = "function"
+    function: FunctionCallBody
+
+
 class ChatMessageBody(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCallBody] | None = Field(default=None, max_length=128)
+    tool_call_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         """The plain text of the message; non-text parts are refused by the route before this."""
@@ -35,6 +51,28 @@ class ChatMessageBody(BaseModel):
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
+
+
+class NamedFunction(BaseModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, StringConstraints(max_length=64)] = "response"
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaFormat | None = None
 
 
 class ChatCompletionBody(BaseModel):
@@ -51,6 +89,14 @@ class ChatCompletionBody(BaseModel):
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     stop: str | list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] | None = None
     n: int = Field(default=1, ge=1, le=1)
+    tools: list[Any] | None = Field(default=None, max_length=10_000)
+    """Checked in full by `chat/tool_specs.py` (the count too, with a clearer message)."""
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    think: bool | None = None
+    """Thinking on or off, as Ollama's API has it."""
 
     @field_validator("stop")
     @classmethod

@@ -5,6 +5,7 @@ within the memory budget, with saved conversation states in what the budget leav
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from ..core.config import Settings
 from ..core.errors import AppError
@@ -16,7 +17,7 @@ from ..runtime.host import EngineHost, EngineSpec
 from ..runtime.protocol import Event, JobDone, JobFailed
 from ..runtime.residency import ResidencyManager
 
-__all__ = ["chat_engine", "collect"]
+__all__ = ["Collected", "chat_engine", "collect"]
 
 
 def chat_engine(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> EngineHost:
@@ -34,15 +35,24 @@ def chat_engine(settings: Settings, manager: ModelManager, residency: ResidencyM
     return EngineHost(spec, manager, residency, queue_limit=settings.queue_limit)
 
 
-async def collect(events: AsyncIterator[Event]) -> tuple[str, ChatResult]:
-    """Run a stream to its end: the whole text and the final result (raises on failure)."""
+@dataclass(slots=True)
+class Collected:
+    text: str
+    reasoning: str
+    result: ChatResult
+
+
+async def collect(events: AsyncIterator[Event]) -> Collected:
+    """Run a stream to its end: the answer, the thinking and the final result (raises on failure)."""
     parts: list[str] = []
+    thoughts: list[str] = []
     result = ChatResult()
     async for event in events:
         if isinstance(event, TokenDelta):
             parts.append(event.text)
+            thoughts.append(event.reasoning)
         elif isinstance(event, JobDone) and isinstance(event.result, ChatResult):
             result = event.result
         elif isinstance(event, JobFailed):
             raise AppError(event.code, event.message)
-    return "".join(parts), result
+    return Collected("".join(parts), "".join(thoughts), result)
