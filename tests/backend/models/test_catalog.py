@@ -74,6 +74,9 @@ def test_shipped_features_match_the_families(shipped: Catalog) -> None:
     assert shipped.get("qwen3-0.6b-q4_k_m").features == ["thinking", "tools"]  # type: ignore[union-attr]
     assert shipped.get("llama-3.2-1b-instruct-q4_k_m").features == ["tools"]  # type: ignore[union-attr]
     assert shipped.get("gemma-3-1b-it-q4_k_m").features == []  # type: ignore[union-attr]
+    raw = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))["models"]
+    unsaid = [m["id"] for m in raw if m["job"] in ("chat", "vision") and "features" not in m]
+    assert not unsaid, f"language entries must say what they can do, even when it is nothing: {unsaid}"
 
 
 def test_shipped_estimates_grow_with_model_size(shipped: Catalog) -> None:
