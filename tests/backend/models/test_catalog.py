@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backend.engines.reply_format import template_features
 from backend.models.catalog import CATALOG_FILE, Catalog, CatalogError
 from backend.models.files import JOBS, allowed_suffixes
 from backend.models.memory import MIB, WORKER_OVERHEAD, estimate_file_model, estimate_llm, largest_context_within
@@ -71,8 +72,12 @@ def test_shipped_features_match_the_families(shipped: Catalog) -> None:
             assert entry.features == [], entry.id
     qwen3 = [e for e in shipped.entries if e.repo.startswith("unsloth/Qwen3-")]
     assert qwen3 and all("tools" in e.features for e in qwen3)
-    assert shipped.get("qwen3-0.6b-q4_k_m").features == ["thinking", "tools"]  # type: ignore[union-attr]
-    assert shipped.get("llama-3.2-1b-instruct-q4_k_m").features == ["tools"]  # type: ignore[union-attr]
+    templates = Path(__file__).parents[2] / "data" / "templates"
+    for ids, template in ((("qwen3-0.6b-q4_k_m", "qwen3-1.7b-q4_k_m", "qwen3-4b-q4_k_m"), "qwen3.jinja"),
+                          (("llama-3.2-1b-instruct-q4_k_m", "llama-3.2-3b-instruct-q4_k_m"), "llama-3.2.jinja")):
+        published = template_features((templates / template).read_text(encoding="utf-8")).labels()
+        for entry_id in ids:  # what the Models page promises is what the installed file will show
+            assert shipped.get(entry_id).features == published, entry_id  # type: ignore[union-attr]
     assert shipped.get("gemma-3-1b-it-q4_k_m").features == []  # type: ignore[union-attr]
     raw = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))["models"]
     unsaid = [m["id"] for m in raw if m["job"] in ("chat", "vision") and "features" not in m]

@@ -13,15 +13,11 @@ from backend.models.features import model_features
 from backend.models.registry import ModelRecord
 from tests.ggufs import write_lm_gguf, write_oversized_count_gguf, write_projector_gguf
 
-HERMES_THINKING = ("{%- if tools %}<tools>{% for tool in tools %}{{ tool | tojson }}{% endfor %}</tools>"
-                   "<tool_call>{\"name\": <function-name>, \"arguments\": <args-json-object>}</tool_call>{%- endif %}"
-                   "{%- for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>"
-                   "{%- endfor %}{%- if enable_thinking is defined and enable_thinking is false %}"
-                   "<think>\n\n</think>\n\n{%- endif %}")
-LLAMA_TOOLS = ("{%- if tools is not none %}<|start_header_id|>user<|end_header_id|>Respond in the format "
-               "{\"name\": function name, \"parameters\": dictionary of argument name and its value}."
-               "{%- endif %}{%- for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>"
-               "{{ message.content }}<|eot_id|>{%- endfor %}")
+TEMPLATES = Path(__file__).parents[2] / "data" / "templates"
+HERMES_THINKING = (TEMPLATES / "qwen3.jinja").read_text(encoding="utf-8")
+"""Qwen3's published template: thinking (`enable_thinking`) and Hermes tool calls."""
+LLAMA_TOOLS = (TEMPLATES / "llama-3.2.jinja").read_text(encoding="utf-8")
+"""Llama 3.2's: tools, no thinking."""
 PLAIN = "{% for message in messages %}<start_of_turn>{{ message.role }}\n{{ message.content }}<end_of_turn>{% endfor %}"
 
 

@@ -16,14 +16,11 @@ from tests.ggufs import write_lm_gguf
 
 from ..finders import by_testid, click, inside, shown, wait_for
 
-QWEN3 = ("{%- if tools %}<tools>{% for tool in tools %}{{ tool | tojson }}{% endfor %}</tools><tool_call>"
-         "{%- endif %}{%- for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>"
-         "{%- endfor %}{%- if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>"
-         "{%- endif %}")
-LLAMA_TOOLS = ("{%- if tools is not none %}<|start_header_id|>user<|end_header_id|>Respond in the format "
-               "{\"name\": function name, \"parameters\": dictionary of argument name and its value}."
-               "{%- endif %}{%- for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>"
-               "{{ message.content }}<|eot_id|>{%- endfor %}")
+TEMPLATES = Path(__file__).parents[2] / "data" / "templates"
+QWEN3 = (TEMPLATES / "qwen3.jinja").read_text(encoding="utf-8")
+"""Qwen3's published chat template: thinking and tools."""
+LLAMA_TOOLS = (TEMPLATES / "llama-3.2.jinja").read_text(encoding="utf-8")
+"""Llama 3.2's: tools only."""
 
 
 @pytest.fixture
