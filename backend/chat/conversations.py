@@ -11,8 +11,10 @@ from ..attachments.service import AttachmentService
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
 from ..engines.llm import MEDIA_MARKER, ChatRequest
+from ..engines.reply_format import template_features
 from ..images.params import image_request, prompt_from
 from ..images.service import ImageService
+from ..models.features import model_features
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
 from ..runtime.host import EngineHost
@@ -21,6 +23,7 @@ from ..storage.conversations import Conversation, ConversationStore
 from .params import GenerationSettings
 from .prompt import document_budget, model_messages
 from .replies import ActiveReply, Replies
+from .tools import ToolRegistry, builtin_tools
 
 __all__ = ["MAX_ATTACHMENTS", "MAX_MESSAGE_CHARS", "CannotSee", "ConversationService"]
 
@@ -49,6 +52,7 @@ class ConversationService:
         self.attachments = attachments
         self.images = images
         self.context_cap = context_cap
+        self.tools: ToolRegistry = builtin_tools()
         self.replies = Replies(store, chat, images)
 
     @property
@@ -92,6 +96,11 @@ class ConversationService:
         if record is not None and Job(record.job).is_language:
             return record
         return self.models.active(Job.CHAT)
+
+    @staticmethod
+    def features_of(model: ModelRecord | None) -> list[str]:
+        """What a model can do beyond plain chat: "thinking", "tools", "vision"."""
+        return model_features(model, lambda template: template_features(template).labels()) if model else []
 
     def vision_models(self) -> list[ModelRecord]:
         return [m for m in self.models.language_models() if m.projector is not None]
@@ -190,11 +199,20 @@ class ConversationService:
         attachments = await self.attachments.store.for_conversation(conversation.id)
         messages, photos = model_messages(conversation, history, attachments,
                                           sees=model is not None and model.projector is not None)
+        notes: dict[str, str] = {}
+        tools = self.tools if settings.tools != "off" else None
+        if tools is not None and "tools" not in self.features_of(model):
+            tools = None
+            notes["note"] = f"{model.name if model else 'This model'} cannot call tools; it answered without them."
         request = ChatRequest(messages=messages, images=await self.attachments.image_bytes(photos),
                               max_tokens=settings.max_tokens, temperature=settings.temperature,
                               top_p=settings.top_p, context_limit=settings.context_length,
-                              trim_history=True, cache_key=conversation.id)
-        return await self.replies.start_answer(conversation.id, request, model.id if model else None)
+                              trim_history=True, cache_key=conversation.id,
+                              tools=tools.specs() if tools else [], tool_choice=settings.tools,
+                              thinking=settings.thinking,
+                              thinking_budget=settings.thinking_budget)
+        return await self.replies.start_answer(conversation.id, request, model.id if model else None, tools,
+                                               **notes)
 
     async def make_image(self, conversation_id: str, text: str) -> ActiveReply:
         """A picture of what a message says, shown in the conversation as the next answer."""

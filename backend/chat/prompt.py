@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..engines.llm import MEDIA_MARKER
 from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, Message, MessageStatus
@@ -22,7 +25,7 @@ UNSEEN_PHOTO = "[A photo is attached here, but the model in use cannot see photo
 
 def model_messages(conversation: Conversation, history: list[Message],
                    attachments: dict[str, list[Attachment]] | None = None, *,
-                   sees: bool = False) -> tuple[list[dict[str, str]], list[Attachment]]:
+                   sees: bool = False) -> tuple[list[dict[str, Any]], list[Attachment]]:
     """The conversation as the model reads it, and the photos for its image places in order.
     Documents come before the words of their message, as the model was given them when it
     was sent; photos too, where the model can see them, else a note that one is there."""
@@ -36,6 +39,8 @@ def model_messages(conversation: Conversation, history: list[Message],
             messages.append({"role": "assistant", "content": f"(Here the app showed a picture it made of: "
                                                              f"{m.stats.get('prompt', '')})"})
             continue
+        if m.role == "assistant" and m.tools:
+            messages.extend(_tool_turns(m.tools))
         parts: list[str] = []
         for a in (attachments or {}).get(m.id, []):
             if a.kind == "document":
@@ -46,8 +51,28 @@ def model_messages(conversation: Conversation, history: list[Message],
             else:
                 parts.append(UNSEEN_PHOTO)
         parts.append(m.content)
-        messages.append({"role": m.role, "content": "\n\n".join(p for p in parts if p)})
+        message: dict[str, Any] = {"role": m.role, "content": "\n\n".join(p for p in parts if p)}
+        if m.reasoning:  # the model's template decides whether it reads its earlier thinking
+            message["reasoning_content"] = m.reasoning
+        messages.append(message)
     return messages, photos
+
+
+def _tool_turns(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls an answer made and their results, as the turns the model had when it made them."""
+    turns: list[dict[str, Any]] = []
+    for call in tools:
+        if "result" not in call:
+            continue  # stopped before it ran
+        try:
+            arguments = json.loads(call["arguments"])
+        except (json.JSONDecodeError, TypeError):
+            arguments = {}
+        turns.append({"role": "assistant", "content": "", "tool_calls": [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": arguments if isinstance(arguments, dict) else {}}}]})
+        turns.append({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": call["result"]})
+    return turns
 
 
 def document_budget(settings: GenerationSettings, model_context: int | None, conversation: Conversation, text: str,

@@ -9,23 +9,29 @@ and the page that comes back finds it in `Replies.active`. The text is saved at 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.errors import AppError, ErrorCode
-from ..engines.llm import ChatRequest, PromptReady, TokenDelta
+from ..engines.llm import ChatRequest, ChatResult, PromptReady, TokenDelta
 from ..images.params import ImageParams, defaults_for, prompt_from
 from ..images.service import Generation, GenerationState, ImageService
 from ..runtime.host import EngineHost, EngineJob
 from ..runtime.protocol import JobDone, JobFailed
 from ..runtime.tasks import ServerTask, TaskSet, failures_to
 from ..storage.conversations import ConversationStore, MessageStatus
+from .tools import ToolOutcome, ToolRegistry
 
-__all__ = ["SAVE_INTERVAL_S", "ActiveReply", "Replies"]
+__all__ = ["MAX_TOOL_CALLS", "SAVE_INTERVAL_S", "ActiveReply", "Replies"]
 
 SAVE_INTERVAL_S = 0.5
+MAX_TOOL_CALLS = 8
+"""Tool calls one answer may make; then the model is asked to answer with what it has."""
+_SUMMED = ("completion_tokens", "reasoning_tokens", "thinking_s")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -39,6 +45,9 @@ class ActiveReply(ServerTask):
     position: int = 0
     generation_id: str | None = None
     """A picture being made instead of words (see `Replies.start_picture`)."""
+    reasoning: str = ""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """The calls made so far: `id`, `name`, `arguments`, then `result` and `ok` once run."""
 
 
 class Replies:
@@ -57,9 +66,12 @@ class Replies:
         self.active[conversation_id] = reply
         return reply
 
-    async def start_answer(self, conversation_id: str, request: ChatRequest, model_id: str | None) -> ActiveReply:
-        reply = await self._new(conversation_id)
-        self._tasks.spawn(self._answer(reply, request, model_id), name=f"reply-{reply.message_id}")
+    async def start_answer(self, conversation_id: str, request: ChatRequest, model_id: str | None,
+                           tools: ToolRegistry | None = None, **stats: Any) -> ActiveReply:
+        """Answer with the model; with `tools`, run the calls it makes and let it go on with their
+        results (at most MAX_TOOL_CALLS, Stop working between them)."""
+        reply = await self._new(conversation_id, **stats)
+        self._tasks.spawn(self._answer(reply, request, model_id, tools), name=f"reply-{reply.message_id}")
         return reply
 
     async def start_picture(self, conversation_id: str, prompt: str) -> ActiveReply:
@@ -74,35 +86,100 @@ class Replies:
         else:
             self.chat.cancel(reply.job)
 
-    async def _answer(self, reply: ActiveReply, request: ChatRequest, model_id: str | None) -> None:
+    async def _answer(self, reply: ActiveReply, request: ChatRequest, model_id: str | None,
+                      tools: ToolRegistry | None) -> None:
+        try:
+            with failures_to(functools.partial(self._fail, reply), f"answer {reply.message_id}"):
+                while True:
+                    step = await self._step(reply, request, model_id)
+                    if step is None or not step[1].tool_calls or tools is None or reply.job.cancelled:
+                        break
+                    request = await self._run_tools(reply, request, tools, *step)
+                    if reply.job.cancelled:
+                        reply.stats["finish_reason"] = "cancelled"
+                        break
+                    reply.job = EngineJob(unloaded=reply.job.unloaded)
+                    reply.status = MessageStatus.STREAMING
+        finally:
+            await self._settle(reply)
+
+    async def _step(self, reply: ActiveReply, request: ChatRequest, model_id: str | None
+                    ) -> tuple[dict[str, Any], ChatResult] | None:
+        """One turn of the model: its words and thinking stream into the reply; returns what it
+        wrote as a message, and its result (None when it failed)."""
         last_save = time.monotonic()
+        written = {"role": "assistant", "content": "", "reasoning_content": ""}
+        result: ChatResult | None = None
+        gap = "\n\n" if reply.text else ""
 
         def on_position(place: int) -> None:
             reply.position = place
             reply.touch()
 
-        try:
-            with failures_to(functools.partial(self._fail, reply), f"answer {reply.message_id}"):
-                async for event in self.chat.stream(request, reply.job, model_id=model_id, on_position=on_position):
-                    if isinstance(event, TokenDelta):
-                        reply.text += event.text
-                    elif isinstance(event, PromptReady):
-                        reply.stats.update(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens,
-                                           trimmed_messages=event.trimmed_messages)
-                        if reply.job.unloaded:
-                            reply.stats["unloaded"] = reply.job.unloaded
-                    elif isinstance(event, JobDone):
-                        reply.stats.update(asdict(event.result))
-                        reply.status = MessageStatus.DONE
-                    elif isinstance(event, JobFailed):
-                        self._fail(reply, event.code, event.message)
-                    reply.touch()
-                    if time.monotonic() - last_save >= SAVE_INTERVAL_S and reply.status == MessageStatus.STREAMING:
-                        await self.store.save_progress(reply.message_id, content=reply.text,
-                                                       status=MessageStatus.STREAMING, stats=reply.stats)
-                        last_save = time.monotonic()
-        finally:
-            await self._settle(reply)
+        async for event in self.chat.stream(request, reply.job, model_id=model_id, on_position=on_position):
+            if isinstance(event, TokenDelta):
+                if event.text:
+                    reply.text += gap + event.text
+                    written["content"] += event.text
+                    gap = ""
+                reply.reasoning += event.reasoning
+                written["reasoning_content"] += event.reasoning
+            elif isinstance(event, PromptReady):
+                reply.stats.update(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens,
+                                   trimmed_messages=event.trimmed_messages)
+                if reply.job.unloaded:
+                    reply.stats["unloaded"] = reply.job.unloaded
+            elif isinstance(event, JobDone) and isinstance(event.result, ChatResult):
+                result = event.result
+                self._add_stats(reply, result)
+                reply.status = MessageStatus.DONE
+            elif isinstance(event, JobFailed):
+                self._fail(reply, event.code, event.message)
+            reply.touch()
+            if time.monotonic() - last_save >= SAVE_INTERVAL_S and reply.status == MessageStatus.STREAMING:
+                await self._save(reply, MessageStatus.STREAMING)
+                last_save = time.monotonic()
+        return (written, result) if result is not None else None
+
+    @staticmethod
+    def _add_stats(reply: ActiveReply, result: ChatResult) -> None:
+        """An answer that called tools took several turns: tokens and thinking time add up, the
+        time to first token is the first turn's."""
+        stats = {k: v for k, v in asdict(result).items() if k != "tool_calls"}
+        if "ttft_s" in reply.stats:
+            stats["ttft_s"] = reply.stats["ttft_s"]
+            for key in _SUMMED:
+                stats[key] = round(reply.stats.get(key, 0) + stats[key], 3)
+        reply.stats.update(stats)
+
+    async def _run_tools(self, reply: ActiveReply, request: ChatRequest, tools: ToolRegistry,
+                         written: dict[str, Any], result: ChatResult) -> ChatRequest:
+        """Run the calls the model made, in order, and return the request that gives it their results."""
+        calls, answers = [], []
+        for call in result.tool_calls:
+            if reply.job.cancelled:
+                break
+            record: dict[str, Any] = {"id": call["id"], "name": call["name"], "arguments": call["arguments"]}
+            reply.tools.append(record)
+            reply.touch()
+            if len(reply.tools) > MAX_TOOL_CALLS:
+                outcome = ToolOutcome(ok=False, text=f"The limit of {MAX_TOOL_CALLS} tool calls for one answer "
+                                                     "was reached; answer with what you have.")
+            else:
+                outcome = await tools.call(call["name"], call["arguments"])
+            record.update(result=outcome.text, ok=outcome.ok)
+            reply.touch()
+            calls.append({"id": call["id"], "type": "function",
+                          "function": {"name": call["name"], "arguments": _arguments(call["arguments"])}})
+            answers.append({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": outcome.text})
+        await self._save(reply, MessageStatus.STREAMING)
+        spent = len(reply.tools) >= MAX_TOOL_CALLS
+        return dataclasses.replace(request, messages=[*request.messages, {**written, "tool_calls": calls}, *answers],
+                                   tool_choice="none" if spent else "auto")
+
+    async def _save(self, reply: ActiveReply, status: MessageStatus) -> None:
+        await self.store.save_progress(reply.message_id, content=reply.text, status=status, stats=reply.stats,
+                                       error=reply.error, reasoning=reply.reasoning, tools=reply.tools)
 
     async def _picture(self, reply: ActiveReply, prompt: str) -> None:
         """Make the picture with the model's suited settings; the answer's text follows its progress and
@@ -152,8 +229,7 @@ class Replies:
         if reply.status == MessageStatus.STREAMING:
             reply.status = MessageStatus.INTERRUPTED
         try:
-            await asyncio.shield(self.store.save_progress(
-                reply.message_id, content=reply.text, status=reply.status, stats=reply.stats, error=reply.error))
+            await asyncio.shield(self._save(reply, reply.status))
         finally:
             self.active.pop(reply.conversation_id, None)
             reply.end()
@@ -173,6 +249,15 @@ class Replies:
         for reply in list(self.active.values()):
             self.cancel(reply)
         await self._tasks.shutdown(within_s=5)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """A call's arguments as templates read them (an object); the parser has checked the JSON."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _picture_progress(generation: Generation) -> str:

@@ -61,13 +61,17 @@ class Message:
     stats: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    reasoning: str = ""
+    """What the model thought before answering (never part of `content`)."""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """The tools the answer called, in order: `id`, `name`, `arguments` (JSON text), `result`, `ok`."""
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Message:
         return cls(id=row["id"], conversation_id=row["conversation_id"], seq=row["seq"],
                    role=row["role"], content=row["content"], status=MessageStatus(row["status"]), error=row["error"],
                    stats=json.loads(row["stats"]), created_at=row["created_at"],
-                   updated_at=row["updated_at"])
+                   updated_at=row["updated_at"], reasoning=row["reasoning"], tools=json.loads(row["tools"]))
 
 
 class ConversationStore:
@@ -142,11 +146,14 @@ class ConversationStore:
                        status=status, created_at=now, updated_at=now)
 
     async def save_progress(self, message_id: str, *, content: str, status: MessageStatus,
-                            stats: dict[str, Any] | None = None, error: str | None = None) -> None:
+                            stats: dict[str, Any] | None = None, error: str | None = None, reasoning: str = "",
+                            tools: list[dict[str, Any]] | None = None) -> None:
         """Persist a streaming answer (called at least once a second while it streams)."""
         await self.db.execute(
-            "UPDATE messages SET content = ?, status = ?, stats = ?, error = ?, updated_at = ? WHERE id = ?",
-            (content, status, json.dumps(stats or {}), error, time.time(), message_id))
+            "UPDATE messages SET content = ?, status = ?, stats = ?, error = ?, reasoning = ?, tools = ?,"
+            " updated_at = ? WHERE id = ?",
+            (content, status, json.dumps(stats or {}), error, reasoning, json.dumps(tools or []), time.time(),
+             message_id))
 
     async def set_content(self, message_id: str, content: str) -> None:
         await self.db.execute("UPDATE messages SET content = ?, updated_at = ? WHERE id = ?",

@@ -166,4 +166,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX images_recent ON images (created_at DESC);
     CREATE INDEX images_conversation ON images (conversation_id) WHERE conversation_id IS NOT NULL;
     """,
+    # 7: an answer's thinking and the tools it called (each call's name, arguments and result)
+    """
+    ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '[]';
+    """,
 ]

@@ -11,6 +11,10 @@ from backend.chat.params import GenerationSettings
 __all__ = ["edit_settings"]
 
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+THINKING_CHOICES = {"auto": "As the model does by default", "on": "Think before answering",
+                    "budget": "Think, at most a number of tokens", "off": "Answer without thinking"}
+TOOLS_CHOICES = {"off": "Off", "auto": "When the model decides",
+                 "required": "Always use one first (for small models)"}
 
 
 async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int, *,
@@ -39,8 +43,18 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
                                precision=0).classes("w-full")
         context = ui.select(choices, value=settings.context_length, label="Context length (tokens)") \
             .classes("w-full")
+        mode = "budget" if settings.thinking == "on" and settings.thinking_budget else settings.thinking
+        thinking = ui.select(THINKING_CHOICES, value=mode, label="Thinking (for models that think)") \
+            .classes("w-full").props("data-testid=settings-thinking")
+        budget = ui.number("Thinking budget (tokens)", value=settings.thinking_budget or 1024, min=16, max=32768,
+                           precision=0).classes("w-full").props("data-testid=settings-thinking-budget")
+        budget.bind_visibility_from(thinking, "value", value="budget")
+        tools = ui.select(TOOLS_CHOICES, value=settings.tools,
+                          label="Tools: calculator, date and time, unit conversion") \
+            .classes("w-full").props("data-testid=settings-tools")
         with ui.row().classes("w-full justify-end"):
-            ui.button("Defaults", on_click=lambda: _reset(temperature, top_p, max_tokens, context, context_cap)) \
+            ui.button("Defaults", on_click=lambda: _reset(temperature, top_p, max_tokens, context, context_cap,
+                                                          thinking, tools)) \
                 .props("flat")
             ui.button("Cancel", on_click=dialog.close).props("flat")
             ui.button("Save", on_click=lambda: dialog.submit(True)).props("data-testid=settings-save")
@@ -49,7 +63,10 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
     try:
         checked = GenerationSettings(temperature=temperature.value, top_p=top_p.value,
                                      max_tokens=int(max_tokens.value or settings.max_tokens),
-                                     context_length=int(context.value))
+                                     context_length=int(context.value),
+                                     thinking="on" if thinking.value == "budget" else thinking.value,
+                                     thinking_budget=int(budget.value) if thinking.value == "budget" else None,
+                                     tools=tools.value)
     except ValueError as exc:
         ui.notify(f"Settings not saved: {exc}", type="negative")
         return None
@@ -59,7 +76,9 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
     return (prompt.value or "").strip(), values
 
 
-def _reset(temperature: ui.slider, top_p: ui.slider, max_tokens: ui.number, context: ui.select, cap: int) -> None:
+def _reset(temperature: ui.slider, top_p: ui.slider, max_tokens: ui.number, context: ui.select, cap: int,
+           thinking: ui.select, tools: ui.select) -> None:
     defaults = GenerationSettings()
+    thinking.value, tools.value = defaults.thinking, defaults.tools
     temperature.value, top_p.value, max_tokens.value = defaults.temperature, defaults.top_p, defaults.max_tokens
     context.value = min(defaults.context_length, cap)

@@ -14,6 +14,7 @@ from backend.storage.conversations import Conversation, Message, MessageStatus
 from ..components.attachments import ComposerAttachments
 from ..components.dictation import DictationStatus
 from ..components.message_view import answer_markdown, stats_text, user_bubble
+from ..components.reply_parts import ThinkingBlock, ToolCallsBlock
 from ..components.settings_dialog import edit_settings
 from ..components.speaker import Speaker
 from ..components.voice import auto_read_button, dictation, speak_button
@@ -32,6 +33,9 @@ class ChatPage:
         self.seen_version = -1
         self.live_md: ui.markdown | None = None
         self.live_stats: ui.label | None = None
+        self.live_parts: ui.column | None = None
+        self.live_thinking: ThinkingBlock | None = None
+        self.live_tools: ToolCallsBlock | None = None
         self.speak_buttons: dict[str, Speaker] = {}
 
     async def build(self) -> None:
@@ -75,6 +79,7 @@ class ChatPage:
             if self.conversation else {}
         self.messages_box.clear()
         self.live_md = self.live_stats = None
+        self.live_parts = self.live_thinking = self.live_tools = None
         self.speak_buttons.clear()
         last_assistant = next((m.id for m in reversed(messages) if m.role == "assistant"), None)
         with self.messages_box:
@@ -98,7 +103,16 @@ class ChatPage:
     def render_answer(self, message: Message, *, is_last: bool) -> None:
         live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
         with ui.column().classes("w-full gap-1").props("data-testid=assistant-message"):
-            md = answer_markdown(self.reply.text if live and self.reply else message.content)
+            reply = self.reply if live else None
+            with ui.column().classes("w-full gap-1") as parts:
+                reasoning = reply.reasoning if reply else message.reasoning
+                thinking = ThinkingBlock(reasoning, message.stats.get("thinking_s"), live=live) \
+                    if reasoning else None
+                tools = ToolCallsBlock(self.tool_titles())
+                tools.update(reply.tools if reply else message.tools)
+            md = answer_markdown(reply.text if reply else message.content)
+            if message.stats.get("note"):
+                ui.label(message.stats["note"]).classes("text-sm text-grey-8").props("data-testid=answer-note")
             if message.status == MessageStatus.ERROR:
                 ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
@@ -126,6 +140,24 @@ class ChatPage:
         if live:
             md.classes("gl-caret")
             self.live_md, self.live_stats = md, stats
+            self.live_parts, self.live_thinking, self.live_tools = parts, thinking, tools
+
+    def tool_titles(self) -> dict[str, str]:
+        return {name: tool.title for name in self.services.conversations.tools.names()
+                if (tool := self.services.conversations.tools.get(name)) is not None}
+
+    def update_parts(self, reply: ActiveReply) -> None:
+        """The live answer's thinking and tool calls follow the reply."""
+        thinking_live = bool(reply.reasoning) and not reply.text and not reply.tools
+        if reply.reasoning and self.live_thinking is None and self.live_parts is not None:
+            with self.live_parts:
+                self.live_thinking = ThinkingBlock("", None, live=True)
+                self.live_thinking.expansion.move(target_index=0)
+        if self.live_thinking is not None:
+            seconds = reply.stats.get("thinking_s")
+            self.live_thinking.update(reply.reasoning, seconds, live=thinking_live)
+        if self.live_tools is not None:
+            self.live_tools.update(reply.tools)
 
     def poll(self) -> None:
         reply = self.reply
@@ -141,9 +173,12 @@ class ChatPage:
             return
         self.seen_version = reply.version
         self.live_md.set_content(reply.text)
+        self.update_parts(reply)
         if not reply.text:
             self.live_stats.set_text(f"Waiting for the model… {reply.position} ahead of you"
-                                     if reply.position > 0 else "Thinking…")
+                                     if reply.position > 0 else "Thinking…" if reply.reasoning
+                                     else "Using a tool…" if reply.tools
+                                     else "Writing…" if "prompt_tokens" in reply.stats else "Reading…")
         else:
             self.live_stats.set_text(stats_text(reply.stats))
         ui.run_javascript(SCROLL_JS)
