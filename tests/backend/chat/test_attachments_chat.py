@@ -14,15 +14,15 @@ from PIL import Image
 
 from backend.chat.conversations import CannotSee
 from backend.chat.prompt import model_messages
-from backend.core.config import Settings
 from backend.core.errors import AppError
 from backend.engines.llm import MEDIA_MARKER, ChatRequest
 from backend.runtime.protocol import Event
 from backend.services import Services
 from backend.storage.attachments import Attachment
 from tests.ggufs import write_tiny_mmproj
-from tests.threads import ENGINE_THREADS
 from tests.vision_models import VISION, vision_data_dir
+
+from .conftest import running_services
 
 pytestmark = pytest.mark.engine
 
@@ -38,10 +38,8 @@ def projector(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def services(tmp_path: Path, smollm_path: Path, projector: Path) -> AsyncIterator[Services]:
     data = vision_data_dir(tmp_path, smollm_path, projector)
-    built = Services.build(Settings(data_dir=data, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
-    await built.start()
-    yield built
-    await built.stop()
+    async with running_services(data) as built:
+        yield built
 
 
 @pytest.fixture

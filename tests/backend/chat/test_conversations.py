@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from backend.chat.prompt import model_messages
-from backend.core.config import Settings
 from backend.core.errors import AppError
 from backend.services import Services
-from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
-    await built.start()
-    yield built
-    await built.stop()
 
 
 async def test_send_streams_saves_and_titles(services: Services) -> None:

@@ -19,6 +19,8 @@ from backend.services import Services
 from tests.sdmodels import TINY_SD, register_image_model
 from tests.threads import ENGINE_THREADS
 
+from .conftest import running_services
+
 pytestmark = pytest.mark.engine
 PICTURE = re.compile(r"^!\[[^\]]*\]\(/api/images/([0-9a-f]{32})/file\)$")
 
@@ -26,10 +28,8 @@ PICTURE = re.compile(r"^!\[[^\]]*\]\(/api/images/([0-9a-f]{32})/file\)$")
 @pytest.fixture
 async def services(tmp_path: Path, sdxs_path: Path) -> AsyncIterator[Services]:
     await register_image_model(tmp_path / "gridless.db", sdxs_path)
-    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
-    await built.start()
-    yield built
-    await built.stop()
+    async with running_services(tmp_path) as built:
+        yield built
 
 
 @pytest.mark.parametrize(("text", "wanted"), [

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from backend.chat.prompt import model_messages
-from backend.core.config import Settings
 from backend.services import Services
 from backend.storage.conversations import Message
-from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    built = Services.build(Settings(data_dir=tmp_path, token="t" * 20, context_length=2048, threads=ENGINE_THREADS))
-    await built.start()
-    yield built
-    await built.stop()
 
 
 async def answer(services: Services, model: Path | None, text: str, **settings: object) -> Message:

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.engines.reply_format import (ParsedCall, ReplyParser, TemplateFeatures, ThinkSwitch, ToolSyntax,
-                                          template_features)
+from backend.engines.reply_format import (
+    ParsedCall,
+    ReplyParser,
+    TemplateFeatures,
+    ThinkSwitch,
+    ToolSyntax,
+    template_features,
+)
 
 HERMES = TemplateFeatures(thinking=True, think_switch=ThinkSwitch.VARIABLE, tools=True,
                           tool_syntax=ToolSyntax.HERMES, render_special=False)
