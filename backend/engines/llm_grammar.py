@@ -12,6 +12,7 @@ samples again with the grammar over the whole vocabulary.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import json
 from typing import Any
@@ -41,9 +42,19 @@ def _grammar(converter: Any) -> str:
     return str(converter.format_grammar())
 
 
-def _visit(converter: Any, schema: dict[str, Any], name: str, url: str) -> str:
+def _resolve(converter: Any, schema: dict[str, Any], url: str) -> dict[str, Any]:
+    """A copy of `schema` whose local references (`#/…`) are resolved within it and named by
+    `url`, so they still hold where the schema is put inside another; the converter rewrites
+    references in place, and the request's own schema is what the model is shown."""
     try:
-        resolved = converter.resolve_refs(schema, url)
+        return dict(converter.resolve_refs(copy.deepcopy(schema), url))
+    except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
+
+
+def _visit(converter: Any, schema: dict[str, Any], name: str, url: str) -> str:
+    resolved = _resolve(converter, schema, url)
+    try:
         return str(converter.visit(resolved, name))
     except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
         raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
@@ -67,7 +78,8 @@ def tool_call_grammar(tools: list[dict[str, Any]], syntax: ToolSyntax) -> str:
     for i, tool in enumerate(tools):
         function = tool["function"]
         name = function["name"]
-        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        parameters = _resolve(converter, function.get("parameters") or {"type": "object", "properties": {}},
+                              f"tool{i}")
         if syntax in (ToolSyntax.MISTRAL_ARGS, ToolSyntax.HARMONY):
             args = _visit(converter, parameters, f"args{i}", f"tool{i}")
             opener = (f"{name}[ARGS]" if syntax == ToolSyntax.MISTRAL_ARGS
