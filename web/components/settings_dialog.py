@@ -18,11 +18,12 @@ TOOLS_CHOICES = {"off": "Off", "auto": "When the model decides",
 
 
 async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int, *,
-                        models: dict[str, str] | None = None, model: str | None = None) \
-        -> tuple[str, dict[str, Any]] | None:
+                        models: dict[str, str] | None = None, model: str | None = None,
+                        cannot_call: dict[str, str] | None = None) -> tuple[str, dict[str, Any]] | None:
     """Show the dialog; returns (system prompt, settings) or None when cancelled. `models` (id →
     label, the app's default under "") offers a model for this conversation: the settings then
-    hold "model" (None for the default)."""
+    hold "model" (None for the default). `cannot_call` names the models (by the same ids) whose
+    template has no tools, so the dialog can say so when tools are turned on."""
     choices = [c for c in CONTEXT_CHOICES if c <= context_cap] or [context_cap]
     if settings.context_length not in choices:
         choices = sorted({*choices, settings.context_length})
@@ -52,6 +53,18 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
         tools = ui.select(TOOLS_CHOICES, value=settings.tools,
                           label="Tools: calculator, date and time, unit conversion") \
             .classes("w-full").props("data-testid=settings-tools")
+        no_tools = ui.label().classes("text-sm text-warning").props("data-testid=settings-no-tools")
+
+        def explain_tools() -> None:
+            name = (cannot_call or {}).get(chosen.value if chosen is not None else (model or ""))
+            no_tools.set_text(f"{name} cannot call tools: its chat template has none. Choose a model marked "
+                              "Tools on the Models page." if name and tools.value != "off" else "")
+            no_tools.set_visibility(bool(no_tools.text))
+
+        tools.on_value_change(explain_tools)
+        if chosen is not None:
+            chosen.on_value_change(explain_tools)
+        explain_tools()
         with ui.row().classes("w-full justify-end"):
             ui.button("Defaults", on_click=lambda: _reset(temperature, top_p, max_tokens, context, context_cap,
                                                           thinking, tools)) \

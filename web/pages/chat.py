@@ -286,10 +286,14 @@ class ChatPage:
         models = {"": f"App default ({default.name})" if default else "App default"}
         models.update({m.id: m.name + (" · sees photos" if m.projector else "")
                        for m in self.services.models.language_models()})
+        features_of = self.services.conversations.features_of
+        cannot_call = {m.id: m.name for m in self.services.models.language_models() if "tools" not in features_of(m)}
+        if default is not None and default.id in cannot_call:
+            cannot_call[""] = default.name
         chosen = conv.settings.get("model") if conv else None
         result = await edit_settings(conv.system_prompt if conv else "", settings,
                                      self.services.settings.context_length, models=models,
-                                     model=chosen if isinstance(chosen, str) else None)
+                                     model=chosen if isinstance(chosen, str) else None, cannot_call=cannot_call)
         if result is None:
             return
         conv = await self.ensure_conversation()

@@ -8,7 +8,7 @@ from nicegui.testing import User
 from backend.services import Services
 from backend.storage.conversations import Conversation
 
-from ..finders import click, dialog, find_testid, inside, no_dialog, notified, press, sees
+from ..finders import by_testid, click, dialog, find_testid, inside, no_dialog, notified, press, sees
 
 TITLE = "Conversation settings"
 
@@ -108,3 +108,33 @@ async def test_settings_chosen_before_the_first_message_start_the_conversation(o
     await notified(owner, "Settings saved")
     [created] = await services.store.list_recent()
     assert created.system_prompt == "You are a travel guide."
+
+
+async def test_thinking_and_tools_are_kept_and_a_model_without_tools_is_named(owner: User,
+                                                                              services: Services) -> None:
+    conversation = await services.store.create(title="Tools")
+    await owner.open(f"/c/{conversation.id}")
+    shown = await open_settings(owner)
+    [thinking] = inside(owner, shown, ui.select, "Thinking")
+    [tools] = inside(owner, shown, ui.select, "Tools")
+    assert (thinking.value, tools.value) == ("auto", "off")
+    assert by_testid(owner, "settings-no-tools", ui.label, shown) == []  # tools off: nothing to say
+    tools.value = "auto"  # the app's chat model is the bundled SmolLM2, whose template has no tools
+    model = services.models.active("chat")
+    assert model is not None
+    await sees(owner, f"{model.name} cannot call tools")
+    assert inside(owner, shown, ui.number, "Thinking budget") == []  # shown only for a budget
+    thinking.value = "budget"
+    [budget] = inside(owner, shown, ui.number, "Thinking budget")
+    budget.value = 300
+    press(owner, shown, "Save")
+    await notified(owner, "Settings saved")
+    kept = await stored(services, conversation)
+    assert {k: kept.settings[k] for k in ("thinking", "thinking_budget", "tools")} == \
+        {"thinking": "on", "thinking_budget": 300, "tools": "auto"}
+
+    await owner.open(f"/c/{conversation.id}")
+    shown = await open_settings(owner)
+    [thinking] = inside(owner, shown, ui.select, "Thinking")
+    [tools] = inside(owner, shown, ui.select, "Tools")
+    assert (thinking.value, tools.value) == ("budget", "auto")
