@@ -579,7 +579,7 @@ class LlmEngine:
                     think_limit = None
         finally:
             lib.llama_sampler_free(sampler)
-        reply.feed(streamer.flush(), time.perf_counter())
+        reply.feed(streamer.flush(), time.perf_counter(), counted=False)  # what the stop check held back: no token
         return finish, generated, first_at, last_at
 
     def _close_thinking(self, reply: _Reply, ctx: JobContext) -> None:

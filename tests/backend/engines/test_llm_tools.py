@@ -235,9 +235,21 @@ async def test_the_thinking_budget_closes_the_block_and_the_answer_follows(deeps
     assert reply.reasoning.strip() and reply.text.strip()
     assert result.completion_tokens > result.reasoning_tokens  # the answer came before max_tokens
     assert reply.order[0] == "reasoning" and "text" in reply.order
-    # without a budget the same model thinks on until max_tokens
+    # without a budget the same model thinks on
     unbounded = await ask(deepseek, temperature=0.0, max_tokens=40)
-    assert unbounded.result.reasoning_tokens > 21
+    assert 21 < unbounded.result.reasoning_tokens <= unbounded.result.completion_tokens == 40
+
+
+async def test_reasoning_tokens_are_the_tokens_written_while_thinking(deepseek: WorkerProcess) -> None:
+    """Every token sampled inside the think block counts once; nothing else does (the end of
+    generation is not a token, even when the answer ends inside the block)."""
+    for max_tokens in (1, 5, 16):
+        reply = await ask(deepseek, temperature=0.0, max_tokens=max_tokens)
+        result = reply.result
+        assert result.finish_reason == "length" and result.completion_tokens == max_tokens
+        if not reply.text:  # still thinking when it was cut off
+            assert result.reasoning_tokens == max_tokens, result
+        assert result.reasoning_tokens <= result.completion_tokens, result
 
 
 async def test_thinking_off_closes_the_opened_block(deepseek: WorkerProcess) -> None:
