@@ -55,8 +55,7 @@ def _engine_request(body: ChatCompletionBody, model_id: str, sees: bool) -> Chat
     tools = check_tools(body.tools) if body.tools else []
     choice = body.tool_choice
     tool_choice = choice.function.name if isinstance(choice, NamedToolChoice) else (choice or "auto")
-    if tools and tool_choice not in ("auto", "none", "required") and \
-            tool_choice not in {t["function"]["name"] for t in tools}:
+    if tool_choice not in ("auto", "none", "required") and tool_choice not in {t["function"]["name"] for t in tools}:
         raise AppError(ErrorCode.BAD_REQUEST, f"tool_choice names '{tool_choice}', which is not in tools",
                        param="tool_choice")
     if tool_choice == "required" and not tools:
