@@ -340,6 +340,19 @@ def test_a_remote_reference_is_refused_and_nothing_is_fetched(server: ServerProc
         listener.close()
 
 
+@pytest.mark.parametrize("schema", [
+    {"not": {"type": "string"}},  # a valid schema the grammar converter cannot express
+    # one llama.cpp refuses to build: 4096 items of up to 4096 characters, spelt out
+    {"type": "array", "minItems": 4096, "maxItems": 4096, "items": {"type": "string", "maxLength": 4096}},
+])
+def test_a_schema_that_cannot_become_a_grammar_is_a_400(server: ServerProcess, schema: dict[str, Any]) -> None:
+    response = post(server, {"messages": HI, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": schema}}})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_request" and "grammar" in error["message"]
+
+
 def test_the_server_still_answers_after_the_hostile_requests(server: ServerProcess, client: openai.OpenAI) -> None:
     for body, _, _ in HOSTILE.values():
         post(server, body)
