@@ -277,6 +277,13 @@ class ReplyParser:
                 self.mode = _Mode.START
                 self.buffer = self.buffer.lstrip()
         elif self.mode == _Mode.CONTENT:
+            if self.syntax == ToolSyntax.LLAMA3 and self.after_block:  # after a call: '; ' and another may follow
+                stripped = self.buffer.lstrip()
+                if stripped.startswith(";"):
+                    self.buffer, self.mode = stripped[1:].lstrip(), _Mode.JSON
+                    return
+                if not stripped and not final:
+                    return
             opener = self._call_opener()
             if opener and self._take_until(out, (opener,), final) is not None:
                 self.mode, self.call_text = _Mode.CALL, ""
@@ -377,7 +384,9 @@ class ReplyParser:
             if final:
                 self._fallback(out, self.call_text)
             return
-        call = _call_from(value, arguments_key="parameters") if isinstance(value, dict) else None
+        # a JSON answer that has a "name" is not a call: a call has its arguments too
+        is_call = isinstance(value, dict) and ("parameters" in value or "arguments" in value)
+        call = _call_from(value, arguments_key="parameters") if is_call else None
         if call is None:
             self._fallback(out, self.call_text)
             return

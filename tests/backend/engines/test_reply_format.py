@@ -70,6 +70,11 @@ CASES = [
      [ParsedCall("get_weather", '{"city": "Rome"}')]),
     (LLAMA3, '<|python_tag|>{"name": "f", "parameters": {}}', "", "", [ParsedCall("f", "{}")]),
     (LLAMA3, '{"answer": 4}', '{"answer": 4}', "", []),
+    # a JSON answer with a "name" is not a call: Llama 3 writes its calls with "parameters"
+    (LLAMA3, '{"name": "Rome", "population": 2800000}', '{"name": "Rome", "population": 2800000}', "", []),
+    (LLAMA3, '{"name": "f", "arguments": {"a": 1}}', "", "", [ParsedCall("f", '{"a": 1}')]),
+    (LLAMA3, '{"name": "f", "parameters": {}}; {"name": "g", "parameters": {"b": 2}}', "", "",
+     [ParsedCall("f", "{}"), ParsedCall("g", '{"b": 2}')]),
     (LLAMA3, "The answer is {4}.", "The answer is {4}.", "", []),
     (MISTRAL, '[TOOL_CALLS][{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}]', "", "",
      [ParsedCall("f", '{"a": 1}'), ParsedCall("g", "{}")]),
