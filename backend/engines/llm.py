@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from ..core.errors import AppError, ErrorCode
 from ..runtime.child import JobContext
 from ..runtime.protocol import Event, Request, Result
+from .chat_template import ChatTemplate
 from .gguf_check import check_gguf_file
 from .llm_cache import KvStateCache, SavedState, common_prefix
 from .llm_grammar import GrammarGate
@@ -177,7 +180,6 @@ class LlmEngine:
         check_gguf_file(Path(config.model_path))
         from llama_cpp import Llama
         from llama_cpp import llama_cpp as lib
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.lib = lib
         self.config = config
@@ -196,9 +198,13 @@ class LlmEngine:
         template = own_template or _FALLBACK_TEMPLATE
         self.features = template_features(own_template)
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
-        self.formatter = Jinja2ChatFormatter(
-            template=template, eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "")
+        try:
+            self.template = ChatTemplate(template, eos_token=model.token_get_text(eos) if eos != -1 else "",
+                                         bos_token=model.token_get_text(bos) if bos != -1 else "")
+        except jinja2.TemplateError as exc:
+            self.llama.close()
+            raise AppError(ErrorCode.MODEL_LOAD_FAILED, f"the chat template of {Path(config.model_path).name} "
+                                                        f"is not valid: {exc}") from exc
         self.batch = lib.llama_batch_init(config.n_batch, 0, 1)
         self.piece = ctypes.create_string_buffer(256)
         self.live_tokens: list[int] = []
@@ -256,7 +262,7 @@ class LlmEngine:
         limit = self.config.template_time_limit_s
         try:
             with time_limit(limit):
-                prompt = self.formatter(messages=messages, **plan.template_kwargs).prompt  # type: ignore[arg-type]
+                prompt = self.template.render(messages, **plan.template_kwargs)
             prompt, self.starts_thinking = finish_prompt(plan, prompt)
             return prompt
         except TimeLimitExceeded:
@@ -489,6 +495,17 @@ class LlmEngine:
     def _chat(self, req: ChatRequest, ctx: JobContext) -> ChatResult:
         started = time.perf_counter()
         plan = plan_reply(req, self.features)
+        # made before the prompt is read, so that a grammar llama.cpp refuses fails the request
+        # before its first event (and so as a plain HTTP error under /v1, streamed or not)
+        gate = GrammarGate(self.lib, self.vocab, self.ctx, plan.grammar) if plan.grammar else None
+        try:
+            return self._answer(req, plan, gate, ctx, started)
+        finally:
+            if gate is not None:
+                gate.close()
+
+    def _answer(self, req: ChatRequest, plan: ReplyPlan, gate: GrammarGate | None, ctx: JobContext,
+                started: float) -> ChatResult:
         limit = min(req.context_limit or self.n_ctx, self.n_ctx)
         image_tokens = 0
         self.starts_thinking = False
@@ -510,12 +527,7 @@ class LlmEngine:
             budget = min(budget, req.max_tokens)
         reply = _Reply(ctx, ReplyParser(self.features, tools=plan.tools_on, starts_thinking=self.starts_thinking),
                        req.stream_interval_s)
-        gate = GrammarGate(self.lib, self.vocab, self.ctx, plan.grammar) if plan.grammar else None
-        try:
-            finish, generated, first_at, last_at = self._generate(req, plan, reply, gate, budget, ctx)
-        finally:
-            if gate is not None:
-                gate.close()
+        finish, generated, first_at, last_at = self._generate(req, plan, reply, gate, budget, ctx)
         reply.close()
         decode_s = last_at - first_at if generated > 1 else 0.0
         return ChatResult(

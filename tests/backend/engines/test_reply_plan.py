@@ -1,7 +1,7 @@
 """Tools and thinking put to real families' chat templates, and their calls read back.
 
 Each published template in `tests/data/templates/` is rendered as the worker renders it
-(llama-cpp-python's `Jinja2ChatFormatter`, with `plan_reply`'s messages and template variables)
+(the worker's `ChatTemplate`, with `plan_reply`'s messages and template variables)
 for a conversation with tools, a past call and its result; the tools, the call and the result
 must be where the family puts them, and thinking on or off must change the prompt by the
 family's own mechanism. Then what a family writes for a call, cut anywhere, is read back by
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from backend.engines.chat_template import ChatTemplate
 from backend.engines.llm import ChatRequest
 from backend.engines.reply_format import (
     ParsedCall,
@@ -71,9 +71,8 @@ def features(family: str) -> TemplateFeatures:
 
 def render(family: str, plan: ReplyPlan, *, generation_prompt: bool = True) -> tuple[str, bool]:
     """The prompt as `LlmEngine._apply_template` makes it, and whether it starts in a think block."""
-    formatter = Jinja2ChatFormatter(template=template(family), eos_token="</s>", bos_token="<s>",
-                                    add_generation_prompt=generation_prompt)
-    prompt = formatter(messages=plan.messages, **plan.template_kwargs).prompt  # type: ignore[arg-type]
+    chat = ChatTemplate(template(family), eos_token="</s>", bos_token="<s>")
+    prompt = chat.render(plan.messages, add_generation_prompt=generation_prompt, **plan.template_kwargs)
     return finish_prompt(plan, prompt)
 
 
@@ -118,6 +117,17 @@ def test_granite_reads_think_blocks() -> None:
     """Granite 3.3 writes `<think>…</think>` when its template's `thinking` is set: the parser must
     read such a block as thinking."""
     assert features("granite-3.3").thinking
+
+
+def test_granite_thinking_is_its_thinking_variable() -> None:
+    found = features("granite-3.3")
+    assert (found.think_switch, found.think_variable) == (ThinkSwitch.VARIABLE, "thinking")
+    asked = "Write your thoughts between <think></think>"
+    no_system = [m for m in CONVERSATION if m["role"] != "system"]  # its thinking text replaces a default system
+    on, _ = prompt_for("granite-3.3", messages=no_system, tools=[], thinking="on")
+    off, _ = prompt_for("granite-3.3", messages=no_system, tools=[], thinking="off")
+    auto, _ = prompt_for("granite-3.3", messages=no_system, tools=[])
+    assert asked in on and asked not in off and auto == off  # off by default, as its makers have it
 
 
 # Where each family puts the tools, the past call and its result -----------------------------
@@ -227,13 +237,7 @@ def test_tools_call_and_result_are_where_the_family_puts_them(family: str) -> No
     assert prompt.endswith(layout.ends)
 
 
-TOOLS_ALWAYS_DEFINED = pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "the template iterates `tools` whenever it is defined, and Jinja2ChatFormatter always defines it "
-    "(as None when there are none); llama.cpp leaves it undefined"))
-
-
-@pytest.mark.parametrize("family", [pytest.param(f, marks=TOOLS_ALWAYS_DEFINED)
-                                    if f in ("phi-4-mini", "hermes-3") else f for f in FAMILIES])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_without_tools_nothing_is_offered(family: str) -> None:
     """`tool_choice` "none" (and no tools at all) offers no tools; the past call and result stay."""
     requests: list[dict[str, Any]] = [{"tool_choice": "none"}, {"tools": []}]
@@ -408,8 +412,7 @@ def test_a_template_without_tools_gets_the_apps_description_and_tool_turns_as_th
     assert result["content"] == f'<tool_response>\n{{"temperature": 21}}\n</tool_response>\n{QUESTION}'
     assert not any({"tool_calls", "tool_call_id", "name"} & set(m) for m in plan.messages)
     assert CONVERSATION[2]["tool_calls"] and CONVERSATION[3]["role"] == "tool"  # the request is left as it was
-    prompt = Jinja2ChatFormatter(template=chatml, eos_token="<|im_end|>", bos_token="<|im_start|>")(
-        messages=plan.messages).prompt  # type: ignore[arg-type]
+    prompt = ChatTemplate(chatml, eos_token="<|im_end|>", bos_token="<|im_start|>").render(plan.messages)
     assert prompt.startswith(f"<|im_start|>system\n{SYSTEM}\n\n# Tools")
     assert "<|im_start|>tool" not in prompt and prompt.endswith("<|im_start|>assistant\n")
     # and the parser reads the format the description asks for
@@ -556,15 +559,23 @@ def test_a_call_grammar_admits_the_call_and_nothing_else(vocab: Vocab) -> None:
     assert not vocab.accepts(llama3, '{"name": "get_forecast", "arguments": {"city": "Rome", "days": 1}}')
 
 
-@pytest.mark.xfail(strict=True, reason="llama-cpp-python's SchemaConverter leaves out minimum and maximum "
-                                       "(a TODO in its source); llama.cpp's own converter has them")
 def test_integer_bounds_are_kept(vocab: Vocab) -> None:
+    """llama-cpp-python's converter leaves `minimum` and `maximum` out; a bounded range is given to
+    it as the list of its values."""
     from backend.engines.llm_grammar import json_grammar, tool_call_grammar
 
     hermes = tool_call_grammar([FORECAST], ToolSyntax.HERMES)
     assert not vocab.accepts(hermes, '<tool_call>\n{"name": "get_forecast", "arguments": {"city": "Paris", '
                                      '"days": 9}}\n</tool_call>')
     assert not vocab.accepts(json_grammar(SCHEMAS[1]), '{"name": "Tom", "age": 31, "colour": "ginger"}')
+    assert vocab.accepts(hermes, '<tool_call>\n{"name": "get_forecast", "arguments": {"city": "Paris", '
+                                 '"days": 7}}\n</tool_call>')
+    assert vocab.accepts(json_grammar(SCHEMAS[1]), '{"name": "Tom", "age": 30, "colour": "ginger"}')
+    assert vocab.accepts(json_grammar(SCHEMAS[1]), '{"name": "Tom", "age": 0, "colour": "ginger"}')
+    strict = json_grammar({"type": "integer", "exclusiveMinimum": 2, "exclusiveMaximum": 5.5})
+    assert [n for n in range(-1, 8) if vocab.accepts(strict, str(n))] == [3, 4, 5]
+    wide = json_grammar({"type": "integer", "minimum": 0, "maximum": 10**9})  # too wide to list: any integer
+    assert vocab.accepts(wide, "12345") and vocab.accepts(wide, "-3")
 
 
 def test_tool_parameters_with_local_references_make_a_call_grammar(vocab: Vocab) -> None:
