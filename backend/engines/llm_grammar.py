@@ -12,9 +12,12 @@ samples again with the grammar over the whole vocabulary.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import ctypes
 import json
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,12 +45,47 @@ def _grammar(converter: Any) -> str:
     return str(converter.format_grammar())
 
 
+MAX_INTEGER_CHOICES = 1024
+"""An integer range up to this wide becomes the list of its values, which the converter does
+write as a grammar (it leaves `minimum` and `maximum` out). Real tools' ranges (days 1–7, a
+count up to 100, a percentage) are far smaller; a wider range keeps only its type."""
+
+
+def _integer_ranges(node: Any) -> Any:
+    """`node` with each bounded integer range written as the list of its values."""
+    if isinstance(node, list):
+        return [_integer_ranges(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _integer_ranges(value) for key, value in node.items()}
+    if out.get("type") == "integer" and "enum" not in out and "const" not in out:
+        low = _bound(out, "minimum", "exclusiveMinimum", 1)
+        high = _bound(out, "maximum", "exclusiveMaximum", -1)
+        if low is not None and high is not None and 0 <= high - low < MAX_INTEGER_CHOICES:
+            out["enum"] = list(range(low, high + 1))
+    return out
+
+
+def _bound(node: dict[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
+    import math
+
+    value, strict = node.get(inclusive), node.get(exclusive)
+    if isinstance(strict, int | float) and not isinstance(strict, bool):
+        value, strict_step = strict, step
+    else:
+        strict_step = 0
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    edge = math.ceil(value) if step > 0 else math.floor(value)
+    return int(edge + strict_step if edge == value else edge)
+
+
 def _resolve(converter: Any, schema: dict[str, Any], url: str) -> dict[str, Any]:
     """A copy of `schema` whose local references (`#/…`) are resolved within it and named by
     `url`, so they still hold where the schema is put inside another; the converter rewrites
     references in place, and the request's own schema is what the model is shown."""
     try:
-        return dict(converter.resolve_refs(copy.deepcopy(schema), url))
+        return dict(converter.resolve_refs(_integer_ranges(schema), url))
     except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
         raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
 
@@ -104,12 +142,27 @@ def tool_call_grammar(tools: list[dict[str, Any]], syntax: ToolSyntax) -> str:
     return _grammar(converter)
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 class GrammarGate:
     """A grammar sampler beside the usual chain: checks each sampled token, resamples when refused."""
 
     def __init__(self, lib: Any, vocab: Any, ctx: Any, grammar: str) -> None:
         self.lib, self.ctx = lib, ctx
-        self.sampler = lib.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        with _quiet_stderr():  # llama.cpp prints a grammar it refuses, and it may hold request text
+            self.sampler = lib.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
         if not self.sampler:
             raise AppError(ErrorCode.BAD_REQUEST, "the grammar could not be parsed")
         self.n_vocab = lib.llama_vocab_n_tokens(vocab)

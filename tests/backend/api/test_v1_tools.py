@@ -345,9 +345,12 @@ def test_a_remote_reference_is_refused_and_nothing_is_fetched(server: ServerProc
     # one llama.cpp refuses to build: 4096 items of up to 4096 characters, spelt out
     {"type": "array", "minItems": 4096, "maxItems": 4096, "items": {"type": "string", "maxLength": 4096}},
 ])
-def test_a_schema_that_cannot_become_a_grammar_is_a_400(server: ServerProcess, schema: dict[str, Any]) -> None:
-    response = post(server, {"messages": HI, "response_format": {"type": "json_schema", "json_schema": {
-        "name": "x", "schema": schema}}})
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_schema_that_cannot_become_a_grammar_is_a_400(server: ServerProcess, schema: dict[str, Any],
+                                                        stream: bool) -> None:
+    """Streamed too: the grammar is made before the prompt is read, so the error comes before any event."""
+    response = post(server, {"messages": HI, "stream": stream, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "bad_request" and "grammar" in error["message"]
