@@ -66,12 +66,15 @@ class TemplateFeatures:
     tool_syntax: ToolSyntax
     render_special: bool
     """Markers the parser needs are control tokens, so generated text must keep them."""
+    think_variable: str = "enable_thinking"
+    """The template variable that switches thinking (Granite's is `thinking`)."""
 
     def labels(self) -> list[str]:
         return [name for name, on in (("thinking", self.thinking), ("tools", self.tools)) if on]
 
 
 _TOOLS_USED = re.compile(r"\b(tools|custom_tools)\b")
+_THINKING_VARIABLE = re.compile(r"{%-?\s*(?:el)?if\s+thinking\b")
 
 
 def template_features(template: str | None) -> TemplateFeatures:
@@ -96,13 +99,14 @@ def template_features(template: str | None) -> TemplateFeatures:
     thinking = THINK_OPEN in text or THINK_CLOSE in text or "enable_thinking" in text
     if not thinking:
         switch = ThinkSwitch.NONE
-    elif "enable_thinking" in text:
+    elif "enable_thinking" in text or _THINKING_VARIABLE.search(text):
         switch = ThinkSwitch.VARIABLE
     elif "/no_think" in text:
         switch = ThinkSwitch.INSTRUCTION
     else:
         switch = ThinkSwitch.EMPTY_BLOCK
-    return TemplateFeatures(thinking=thinking, think_switch=switch, tools=tools,
+    variable = "thinking" if switch == ThinkSwitch.VARIABLE and "enable_thinking" not in text else "enable_thinking"
+    return TemplateFeatures(thinking=thinking, think_switch=switch, tools=tools, think_variable=variable,
                             tool_syntax=syntax if tools else ToolSyntax.NONE,
                             render_special=syntax not in (ToolSyntax.HERMES, ToolSyntax.NONE))
 

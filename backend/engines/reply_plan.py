@@ -62,7 +62,7 @@ def plan_reply(req: ChatRequest, features: TemplateFeatures) -> ReplyPlan:
     if tools_on and features.tools:
         plan.template_kwargs["tools"] = req.tools
     if features.think_switch == ThinkSwitch.VARIABLE and thinking != "auto":
-        plan.template_kwargs["enable_thinking"] = thinking == "on"
+        plan.template_kwargs[features.think_variable] = thinking == "on"
     elif features.think_switch == ThinkSwitch.INSTRUCTION and thinking != "auto":
         _add_to_system(plan.messages, "/think" if thinking == "on" else "/no_think")
     elif features.think_switch == ThinkSwitch.EFFORT and (req.reasoning_effort or thinking == "off"):

@@ -141,3 +141,31 @@ def test_features_come_from_the_template_text() -> None:
     chatml = template_features("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}")
     assert (chatml.thinking, chatml.tools, chatml.labels()) == (False, False, [])
     assert template_features(None).tool_syntax == ToolSyntax.NONE
+
+
+def test_bytes_cut_anywhere_through_the_stop_check_parse_the_same() -> None:
+    """As the worker feeds it: token bytes (a character may be split between tokens) through the
+    stop check, then the parser; every cut gives the same thinking, answer and call."""
+    from backend.engines.llm_text import StopStreamer
+
+    text = ("<think>\nPerché? Più è meglio — 🚀.\n</think>\n\nCerto: <tool_call>\n"
+            '{"name": "convert_units", "arguments": {"value": 5, "from_unit": "km", "to_unit": "mi"}}\n'
+            "</tool_call>\nEcco il risultato: 3,1 mi. 👍")
+    data = text.encode("utf-8")
+
+    def parse(pieces: list[bytes]) -> tuple[str, str, list[ParsedCall]]:
+        stops, parser = StopStreamer([]), ReplyParser(HERMES, tools=True)
+        content = reasoning = ""
+        calls: list[ParsedCall] = []
+        for piece in [*pieces, None]:
+            out = parser.feed(stops.feed(piece)) if piece is not None else parser.feed(stops.flush())
+            content, reasoning, calls = content + out.content, reasoning + out.reasoning, calls + out.calls
+        out = parser.finish()
+        return content + out.content, reasoning + out.reasoning, calls + out.calls
+
+    whole = parse([data])
+    assert whole == ("Certo: Ecco il risultato: 3,1 mi. 👍", "\nPerché? Più è meglio — 🚀.\n",
+                     [ParsedCall("convert_units", '{"value": 5, "from_unit": "km", "to_unit": "mi"}')])
+    for i in range(len(data) + 1):
+        assert parse([data[:i], data[i:]]) == whole, f"cut at byte {i}"
+    assert parse([data[i:i + 1] for i in range(len(data))]) == whole
