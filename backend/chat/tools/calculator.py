@@ -267,7 +267,9 @@ class CalculatorArgs(BaseModel):
         max_length=MAX_EXPRESSION_CHARS,
         # What an expression can hold; as the grammar of a required call it keeps a small model
         # writing arithmetic instead of prose inside the string.
-        pattern=r"^[0-9A-Za-z_+\-*/%^().,! ×÷·−]+$",
+        # It starts as arithmetic can: a small model forced to open the string otherwise takes the
+        # quote-and-dot token and writes ".5 * 5678" for 1234 × 5678.
+        pattern=r"^[0-9A-Za-z_(+\-−][0-9A-Za-z_+\-*/%^().,! ×÷·−]*$",
         description="An arithmetic expression such as 2 + 3 * 4, (17.5 - 3) / 4, 2 ** 10, 15% * 80, sqrt(2) or "
         "log(8, 2); functions: " + ", ".join(FUNCTIONS) + "; constants: pi, e, tau.",
     )

@@ -216,13 +216,20 @@ def format_value(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+_ONE_UNIT = r'^[^,;"\\\x00-\x1f]+$'
+"""One unit, not a list: as the grammar of a required call it stops a small model at the first
+comma of the examples it copies from the description. (A pattern is the string's content in the
+grammar, so it leaves out the quote, the backslash and control characters, which would let the
+string run past its end.)"""
+
+
 class ConvertUnitsArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: float = Field(allow_inf_nan=False, description="The amount to convert, e.g. 5.")
-    from_unit: str = Field(max_length=40, description="The unit it is in: a symbol or a name, e.g. km, lb, °F, "
+    from_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit it is in: a symbol or a name, e.g. km, lb, °F, "
                            "fl oz, km/h, MiB.")
-    to_unit: str = Field(max_length=40, description="The unit wanted, of the same kind, e.g. mi, kg, °C, ml, "
+    to_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit wanted, of the same kind, e.g. mi, kg, °C, ml, "
                          "mph, MB.")
 
 
