@@ -39,6 +39,9 @@ async def test_tools_first_calls_a_tool_runs_it_and_answers_with_its_result(
     assert first["name"] in services.conversations.tools.names()
     assert isinstance(json.loads(first["arguments"]), dict)  # the grammar made it parse
     assert first["result"] and isinstance(first["ok"], bool)
+    # greedy, the 135M model picks the calculator and, held to arithmetic by the grammar, writes 12 * 7
+    assert (first["name"], first["ok"]) == ("calculator", True)
+    assert first["result"].endswith("= 84"), first
     assert message.stats["finish_reason"] in ("stop", "length")  # the last turn answered instead of calling
     assert "<tool_call>" not in message.content
 
