@@ -227,10 +227,10 @@ class ConvertUnitsArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: float = Field(allow_inf_nan=False, description="The amount to convert, e.g. 5.")
-    from_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit it is in: a symbol or a name, e.g. km, lb, °F, "
-                           "fl oz, km/h, MiB.")
-    to_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit wanted, of the same kind, e.g. mi, kg, °C, ml, "
-                         "mph, MB.")
+    from_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit it is in: a symbol or a "
+                           "name, e.g. km, lb, °F, fl oz, km/h, MiB.")
+    to_unit: str = Field(max_length=40, pattern=_ONE_UNIT, description="The unit wanted, of the same kind, e.g. "
+                         "mi, kg, °C, ml, mph, MB.")
 
 
 class ConvertUnitsTool(Tool):
