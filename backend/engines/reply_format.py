@@ -289,9 +289,15 @@ class ReplyParser:
                 if not stripped and not final:
                     return
             opener = self._call_opener()
-            if opener and self._take_until(out, (opener,), final) is not None:
+            # a model that thinks may close its think block a second time (after a budget closed
+            # it for the model, it copies what it saw): the marker is not part of the answer
+            markers = tuple(m for m in (opener, THINK_CLOSE if self.features.thinking else "") if m)
+            found = self._take_until(out, markers, final) if markers else None
+            if found == THINK_CLOSE:
+                self.after_block = True  # and the space after it
+            elif found is not None:
                 self.mode, self.call_text = _Mode.CALL, ""
-            elif not opener:
+            elif not markers:
                 self._emit(out, self.buffer)
                 self.buffer = ""
         elif self.mode == _Mode.CALL:

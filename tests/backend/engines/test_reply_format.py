@@ -169,3 +169,9 @@ def test_bytes_cut_anywhere_through_the_stop_check_parse_the_same() -> None:
     for i in range(len(data) + 1):
         assert parse([data[:i], data[i:]]) == whole, f"cut at byte {i}"
     assert parse([data[i:i + 1] for i in range(len(data))]) == whole
+
+
+def test_a_think_block_closed_again_in_the_answer_leaves_no_marker() -> None:
+    """After a budget closed the block for it, a small model may write `</think>` again."""
+    assert every_cut(HERMES, "<think>a</think>\n\nRed, green.\n</think>\n\nBlue.") == ("Red, green.\nBlue.", "a", [])
+    assert every_cut(PLAIN, "Red </think> blue") == ("Red </think> blue", "", [])  # not a thinking model: text
