@@ -13,7 +13,7 @@ from .reply_format import THINK_CLOSE, THINK_OPEN, TemplateFeatures, ThinkSwitch
 if TYPE_CHECKING:
     from .llm import ChatRequest
 
-__all__ = ["TOOLS_PREAMBLE", "ReplyPlan", "finish_prompt", "plan_reply"]
+__all__ = ["EFFORT_BUDGETS", "TOOLS_PREAMBLE", "ReplyPlan", "finish_prompt", "plan_reply"]
 
 TOOLS_PREAMBLE = (
     "# Tools\n\nYou may call one of these functions to help with the user's request. To call one, "
@@ -58,7 +58,7 @@ def plan_reply(req: ChatRequest, features: TemplateFeatures) -> ReplyPlan:
                      render_special=features.render_special and (tools_on or syntax == ToolSyntax.HARMONY),
                      thinking_off=thinking == "off",
                      empty_block=thinking == "off" and features.think_switch == ThinkSwitch.EMPTY_BLOCK,
-                     thinking_budget=req.thinking_budget if thinking != "off" and req.thinking_budget else None)
+                     thinking_budget=_budget(req, features, thinking))
     if tools_on and features.tools:
         plan.template_kwargs["tools"] = req.tools
     if features.think_switch == ThinkSwitch.VARIABLE and thinking != "auto":
@@ -68,6 +68,20 @@ def plan_reply(req: ChatRequest, features: TemplateFeatures) -> ReplyPlan:
     elif features.think_switch == ThinkSwitch.EFFORT and (req.reasoning_effort or thinking == "off"):
         plan.template_kwargs["reasoning_effort"] = "low" if thinking == "off" else req.reasoning_effort
     return plan
+
+
+EFFORT_BUDGETS = {"low": 1024, "medium": 4096}
+"""Thinking tokens a reasoning effort allows a model that has no effort of its own (high: no limit)."""
+
+
+def _budget(req: ChatRequest, features: TemplateFeatures, thinking: str) -> int | None:
+    """Tokens of thinking before the think block is closed for the model. A model that thinks in
+    channels (gpt-oss) has its own effort and no think block to close."""
+    if thinking == "off" or features.think_switch == ThinkSwitch.EFFORT:
+        return None
+    if req.thinking_budget:
+        return req.thinking_budget
+    return EFFORT_BUDGETS.get(req.reasoning_effort or "")
 
 
 def finish_prompt(plan: ReplyPlan, prompt: str) -> tuple[str, bool]:

@@ -628,3 +628,20 @@ def test_json_grammars_admit_only_matching_json(vocab: Vocab) -> None:
     assert vocab.accepts(anything, '{"a": [1, {"b": null}], "c": "d"}')
     assert not vocab.accepts(anything, "[1, 2]")
     assert not vocab.accepts(anything, "Here is your JSON: {}")
+
+
+def test_reasoning_effort_limits_thinking_by_the_models_own_means() -> None:
+    """A model with a think block gets a budget for low and medium effort; gpt-oss its own effort
+    variable and never a budget (it has no think block to close)."""
+    from backend.engines.reply_plan import EFFORT_BUDGETS
+
+    def plan(family: str, **request: Any) -> ReplyPlan:
+        return plan_reply(ChatRequest(messages=CONVERSATION, **request), features(family))
+
+    for effort, budget in (("low", EFFORT_BUDGETS["low"]), ("medium", EFFORT_BUDGETS["medium"]), ("high", None)):
+        assert plan("qwen3", thinking="on", reasoning_effort=effort).thinking_budget == budget
+        gpt = plan("gpt-oss", thinking="on", reasoning_effort=effort)
+        assert gpt.thinking_budget is None and gpt.template_kwargs["reasoning_effort"] == effort
+    assert plan("qwen3", thinking="on", reasoning_effort="low", thinking_budget=50).thinking_budget == 50
+    assert plan("qwen3", thinking="off", reasoning_effort="low").thinking_budget is None
+    assert plan("gpt-oss", thinking="on", thinking_budget=50).thinking_budget is None
