@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "ParsedCall", "ReplyParser", "TemplateFeatures", "ThinkSwitch",
-           "ToolSyntax", "template_features"]
+__all__ = ["ANSWER_CLOSE", "ANSWER_OPEN", "THINK_CLOSE", "THINK_OPEN", "ParsedCall", "ReplyParser",
+           "TemplateFeatures", "ThinkSwitch", "ToolSyntax", "template_features"]
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<response>", "</response>"
 
 
 class ToolSyntax(StrEnum):
@@ -68,6 +69,9 @@ class TemplateFeatures:
     """Markers the parser needs are control tokens, so generated text must keep them."""
     think_variable: str = "enable_thinking"
     """The template variable that switches thinking (Granite's is `thinking`)."""
+    answer_tags: bool = False
+    """The template asks for the answer between `<response>` and `</response>` (Granite 3.3
+    thinking): the tags are not part of the answer."""
 
     def labels(self) -> list[str]:
         return [name for name, on in (("thinking", self.thinking), ("tools", self.tools)) if on]
@@ -107,6 +111,7 @@ def template_features(template: str | None) -> TemplateFeatures:
         switch = ThinkSwitch.EMPTY_BLOCK
     variable = "thinking" if switch == ThinkSwitch.VARIABLE and "enable_thinking" not in text else "enable_thinking"
     return TemplateFeatures(thinking=thinking, think_switch=switch, tools=tools, think_variable=variable,
+                            answer_tags=thinking and ANSWER_OPEN in text and ANSWER_CLOSE in text,
                             tool_syntax=syntax if tools else ToolSyntax.NONE,
                             render_special=syntax not in (ToolSyntax.HERMES, ToolSyntax.NONE))
 
@@ -291,9 +296,10 @@ class ReplyParser:
             opener = self._call_opener()
             # a model that thinks may close its think block a second time (after a budget closed
             # it for the model, it copies what it saw): the marker is not part of the answer
-            markers = tuple(m for m in (opener, THINK_CLOSE if self.features.thinking else "") if m)
+            markers = tuple(m for m in (opener, THINK_CLOSE if self.features.thinking else "",
+                                        *((ANSWER_OPEN, ANSWER_CLOSE) if self.features.answer_tags else ())) if m)
             found = self._take_until(out, markers, final) if markers else None
-            if found == THINK_CLOSE:
+            if found in (THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE):
                 self.after_block = True  # and the space after it
             elif found is not None:
                 self.mode, self.call_text = _Mode.CALL, ""

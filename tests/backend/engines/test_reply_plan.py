@@ -130,6 +130,18 @@ def test_granite_thinking_is_its_thinking_variable() -> None:
     assert asked in on and asked not in off and auto == off  # off by default, as its makers have it
 
 
+def test_granites_answer_tags_are_not_part_of_the_answer() -> None:
+    """Thinking, Granite 3.3 is asked to write `<think>…</think><response>…</response>`."""
+    found = features("granite-3.3")
+    assert found.answer_tags and not features("qwen3").answer_tags
+    text = "<think>The user greets.</think>\n<response>Hello! How can I help?</response>"
+    for cut in range(len(text) + 1):
+        parser = ReplyParser(found, tools=False)
+        first, second, last = parser.feed(text[:cut]), parser.feed(text[cut:]), parser.finish()
+        assert (first.content + second.content + last.content,
+                first.reasoning + second.reasoning + last.reasoning) == ("Hello! How can I help?", "The user greets.")
+
+
 # Where each family puts the tools, the past call and its result -----------------------------
 
 
