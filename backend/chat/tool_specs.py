@@ -78,7 +78,8 @@ def _walk(node: Any, root: dict[str, Any], param: str, depth: int, nodes: list[i
         if isinstance(node, bool):
             return  # `true` / `false` are schemas too
         raise AppError(ErrorCode.BAD_REQUEST, f"not a JSON schema: {json.dumps(node)[:60]}", param=param)
-    nodes[0] += 1
+    values = node.get("enum")
+    nodes[0] += 1 + (len(values) if isinstance(values, list) else 0)  # each listed value is a part of the grammar
     if depth > MAX_SCHEMA_DEPTH or nodes[0] > MAX_SCHEMA_NODES:
         raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema is too deep or too large (at most "
                                               f"{MAX_SCHEMA_DEPTH} levels and {MAX_SCHEMA_NODES} parts)", param=param)

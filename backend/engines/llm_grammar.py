@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -33,42 +34,75 @@ _JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 line) into strings, which is not JSON; a small model then writes on inside an unclosed string."""
 
 
-def _converter() -> Any:
-    from llama_cpp.llama_grammar import SchemaConverter
-
-    return SchemaConverter(prop_order=dict(_CALL_ORDER), allow_fetch=False, dotall=False, raw_pattern=False)
-
-
-def _grammar(converter: Any) -> str:
-    if "char" in converter._rules:
-        converter._rules["char"] = _JSON_CHAR
-    return str(converter.format_grammar())
-
-
 MAX_INTEGER_CHOICES = 1024
 """An integer range up to this wide becomes the list of its values, which the converter does
 write as a grammar (it leaves `minimum` and `maximum` out). Real tools' ranges (days 1–7, a
 count up to 100, a percentage) are far smaller; a wider range keeps only its type."""
+MAX_LISTED_INTEGERS = 4096
+"""Values all of a grammar's ranges may list together; ranges past it keep only their type."""
+MAX_GRAMMAR_CHARS = 1_000_000
+"""A grammar larger than this is refused: llama.cpp would take seconds to build it and check it
+at every step. Real tools' grammars are a few kilobytes."""
 
 
-def _integer_ranges(node: Any) -> Any:
-    """`node` with each bounded integer range written as the list of its values."""
-    if isinstance(node, list):
-        return [_integer_ranges(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _integer_ranges(value) for key, value in node.items()}
-    if out.get("type") == "integer" and "enum" not in out and "const" not in out:
-        low = _bound(out, "minimum", "exclusiveMinimum", 1)
-        high = _bound(out, "maximum", "exclusiveMaximum", -1)
-        if low is not None and high is not None and 0 <= high - low < MAX_INTEGER_CHOICES:
-            out["enum"] = list(range(low, high + 1))
-    return out
+class _Grammar:
+    """One grammar being made from JSON schemas with llama-cpp-python's converter."""
+
+    def __init__(self) -> None:
+        from llama_cpp.llama_grammar import SchemaConverter
+
+        self.converter = SchemaConverter(prop_order=dict(_CALL_ORDER), allow_fetch=False, dotall=False,
+                                         raw_pattern=False)
+        self.integers_left = MAX_LISTED_INTEGERS
+
+    def resolve(self, schema: dict[str, Any], url: str) -> dict[str, Any]:
+        """A copy of `schema` with its integer ranges listed and its local references (`#/…`)
+        resolved within it and named by `url`, so they still hold where the schema is put inside
+        another (the converter rewrites references in place; the request's own schema is what the
+        model is shown)."""
+        try:
+            return dict(self.converter.resolve_refs(self._integer_ranges(schema), url))
+        except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
+
+    def visit(self, resolved: dict[str, Any], name: str) -> str:
+        """The rule for a resolved schema (its name; "" makes it the root)."""
+        try:
+            return str(self.converter.visit(resolved, name))
+        except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
+
+    def text(self, root: str | None = None) -> str:
+        rules = self.converter._rules
+        if root is not None:
+            rules["root"] = root
+        if "char" in rules:
+            rules["char"] = _JSON_CHAR
+        grammar = str(self.converter.format_grammar())
+        if len(grammar) > MAX_GRAMMAR_CHARS:
+            raise AppError(ErrorCode.BAD_REQUEST, "the JSON schema is too large to hold an answer to (its grammar "
+                                                  f"would be {len(grammar) // 1000:,} kB; at most "
+                                                  f"{MAX_GRAMMAR_CHARS // 1000:,} kB)")
+        return grammar
+
+    def _integer_ranges(self, node: Any) -> Any:
+        """`node` with each bounded integer range written as the list of its values."""
+        if isinstance(node, list):
+            return [self._integer_ranges(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: self._integer_ranges(value) for key, value in node.items()}
+        if out.get("type") == "integer" and "enum" not in out and "const" not in out:
+            low = _bound(out, "minimum", "exclusiveMinimum", 1)
+            high = _bound(out, "maximum", "exclusiveMaximum", -1)
+            if low is not None and high is not None and 0 <= high - low < min(MAX_INTEGER_CHOICES,
+                                                                              self.integers_left):
+                out["enum"] = list(range(low, high + 1))
+                self.integers_left -= len(out["enum"])
+        return out
 
 
 def _bound(node: dict[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
-    import math
-
     value, strict = node.get(inclusive), node.get(exclusive)
     if isinstance(strict, int | float) and not isinstance(strict, bool):
         value, strict_step = strict, step
@@ -80,29 +114,11 @@ def _bound(node: dict[str, Any], inclusive: str, exclusive: str, step: int) -> i
     return int(edge + strict_step if edge == value else edge)
 
 
-def _resolve(converter: Any, schema: dict[str, Any], url: str) -> dict[str, Any]:
-    """A copy of `schema` whose local references (`#/…`) are resolved within it and named by
-    `url`, so they still hold where the schema is put inside another; the converter rewrites
-    references in place, and the request's own schema is what the model is shown."""
-    try:
-        return dict(converter.resolve_refs(_integer_ranges(schema), url))
-    except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
-        raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
-
-
-def _visit(converter: Any, schema: dict[str, Any], name: str, url: str) -> str:
-    resolved = _resolve(converter, schema, url)
-    try:
-        return str(converter.visit(resolved, name))
-    except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
-        raise AppError(ErrorCode.BAD_REQUEST, f"the JSON schema cannot be used as a grammar: {exc}") from exc
-
-
 def json_grammar(schema: dict[str, Any] | None) -> str:
     """Output that is one JSON value matching `schema` (any JSON object when None)."""
-    converter = _converter()
-    _visit(converter, schema if schema is not None else {"type": "object"}, "", "schema")
-    return _grammar(converter)
+    grammar = _Grammar()
+    grammar.visit(grammar.resolve(schema if schema is not None else {"type": "object"}, "schema"), "")
+    return grammar.text()
 
 
 def _literal(text: str) -> str:
@@ -111,15 +127,14 @@ def _literal(text: str) -> str:
 
 def tool_call_grammar(tools: list[dict[str, Any]], syntax: ToolSyntax) -> str:
     """Output that is one call of one of `tools` (OpenAI tool specs), written in `syntax`."""
-    converter = _converter()
+    grammar = _Grammar()
     alternatives: list[str] = []
     for i, tool in enumerate(tools):
         function = tool["function"]
         name = function["name"]
-        parameters = _resolve(converter, function.get("parameters") or {"type": "object", "properties": {}},
-                              f"tool{i}")
+        parameters = grammar.resolve(function.get("parameters") or {"type": "object", "properties": {}}, f"tool{i}")
         if syntax in (ToolSyntax.MISTRAL_ARGS, ToolSyntax.HARMONY):
-            args = _visit(converter, parameters, f"args{i}", f"tool{i}")
+            args = grammar.visit(parameters, f"args{i}")
             opener = (f"{name}[ARGS]" if syntax == ToolSyntax.MISTRAL_ARGS
                       else f"{name} <|constrain|>json<|message|>")
             alternatives.append(f"{_literal(opener)} {args}")
@@ -127,19 +142,17 @@ def tool_call_grammar(tools: list[dict[str, Any]], syntax: ToolSyntax) -> str:
         key = "parameters" if syntax == ToolSyntax.LLAMA3 else "arguments"
         call = {"type": "object", "properties": {"name": {"const": name}, key: parameters},
                 "required": ["name", key], "additionalProperties": False}
-        alternatives.append(_visit(converter, call, f"call{i}", f"tool{i}"))
+        alternatives.append(grammar.visit(call, f"call{i}"))
     body = " | ".join(alternatives)
     opener, closer = BLOCKS.get(syntax, BLOCKS[ToolSyntax.HERMES])
-    wrap = {
+    return grammar.text({
         ToolSyntax.LLAMA3: f"({body})",
         ToolSyntax.MISTRAL: f'"[TOOL_CALLS][" ({body}) "]"',
         ToolSyntax.MISTRAL_ARGS: f'"[TOOL_CALLS]" ({body})',
         ToolSyntax.HARMONY: f'"<|channel|>commentary to=functions." ({body})',
         ToolSyntax.LFM2: f'{_literal(opener)} "[" ({body}) "]" {_literal(closer)}',
         ToolSyntax.PHI: f'{_literal(opener)} ({body}) {_literal(closer)}',
-    }.get(syntax, f'{_literal(opener + chr(10))} ({body}) {_literal(chr(10) + closer)}')
-    converter._rules["root"] = wrap
-    return _grammar(converter)
+    }.get(syntax, f'{_literal(opener + chr(10))} ({body}) {_literal(chr(10) + closer)}'))
 
 
 @contextlib.contextmanager

@@ -287,6 +287,9 @@ HOSTILE: dict[str, tuple[dict[str, Any], str, str]] = {
     "deep-schema": ({"messages": HI, "tools": [tool(parameters=json.loads(
         '{"type": "object", "properties": {"a": ' * 40 + "{}" + "}}" * 40))]},
         "tools.0.function.parameters", "too deep"),
+    "huge-enum": ({"messages": HI, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"enum": [f"v{i}" for i in range(100_000)]}}}},
+        "response_format.json_schema.schema", "too large"),
     "choice-not-in-tools": ({"messages": HI, "tools": [tool("f")], "tool_choice": named("g")},
                             "tool_choice", "not in tools"),
     "choice-without-tools": ({"messages": HI, "tool_choice": named("g")}, "tool_choice", "not in tools"),

@@ -590,6 +590,28 @@ def test_integer_bounds_are_kept(vocab: Vocab) -> None:
     assert vocab.accepts(wide, "12345") and vocab.accepts(wide, "-3")
 
 
+def test_listed_integer_ranges_are_bounded_in_all(vocab: Vocab) -> None:
+    """900 ranges of 1001 values would list 900 901 of them (a grammar of megabytes): ranges past
+    the grammar's allowance keep only their type."""
+    from backend.engines.llm_grammar import MAX_GRAMMAR_CHARS, MAX_LISTED_INTEGERS, json_grammar
+
+    many = {"type": "object", "properties": {f"p{i}": {"type": "integer", "minimum": 0, "maximum": 1000}
+                                             for i in range(900)}, "required": ["p0", "p899"]}
+    grammar = json_grammar(many)
+    assert len(grammar) < MAX_GRAMMAR_CHARS // 5
+    assert MAX_LISTED_INTEGERS < 900 * 1001
+    assert not vocab.accepts(grammar, '{"p0": 1001, "p899": 5}')  # listed: bounded
+    assert vocab.accepts(grammar, '{"p0": 3, "p899": 5000}')  # past the allowance: any integer
+
+
+def test_a_grammar_too_large_to_check_at_every_step_is_refused() -> None:
+    from backend.core.errors import AppError
+    from backend.engines.llm_grammar import json_grammar
+
+    with pytest.raises(AppError, match="too large"):
+        json_grammar({"enum": [f"v{i}" for i in range(100_000)]})
+
+
 def test_tool_parameters_with_local_references_make_a_call_grammar(vocab: Vocab) -> None:
     """Pydantic writes nested models as `$defs` and `#/$defs/…` references inside the parameters:
     the references point into the parameters, wherever the grammar puts them."""
