@@ -306,17 +306,20 @@ class ReplyParser:
             elif not markers:
                 self._emit(out, self.buffer)
                 self.buffer = ""
-        elif self.mode == _Mode.CALL:
+        elif self.mode in (_Mode.CALL, _Mode.JSON):
             self.call_text += self.buffer
+            # a JSON object or list can only be complete once a '}' or ']' has come: trying to
+            # read it after every other token would read a long call again and again
+            closed = final or "}" in self.buffer or "]" in self.buffer
             self.buffer = ""
             if self.syntax in BLOCKS:
                 self._close_block(out, final=final)
+            elif not closed and self.syntax != ToolSyntax.MISTRAL_ARGS:  # that one also looks for [ARGS]
+                return
+            elif self.mode == _Mode.JSON:
+                self._close_json(out, final=final)
             else:
                 self._close_mistral(out, final=final)
-        elif self.mode == _Mode.JSON:
-            self.call_text += self.buffer
-            self.buffer = ""
-            self._close_json(out, final=final)
         elif self.mode == _Mode.HARMONY:
             self._harmony_step(out, final)
 
