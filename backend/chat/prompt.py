@@ -10,7 +10,7 @@ from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, Message, MessageStatus
 from .params import GenerationSettings
 
-__all__ = ["UNSEEN_PHOTO", "document_budget", "model_messages"]
+__all__ = ["UNSEEN_PHOTO", "document_budget", "model_messages", "tool_call"]
 
 CHARS_PER_TOKEN = 3
 """A cautious average for sizing documents before the model has read them (English prose is
@@ -58,19 +58,24 @@ def model_messages(conversation: Conversation, history: list[Message],
     return messages, photos
 
 
+def tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A call (`id`, `name`, `arguments` as JSON text) as a message's `tool_calls` entry, with the
+    arguments as an object, as chat templates read them (the parser has checked the JSON)."""
+    try:
+        arguments = json.loads(call["arguments"])
+    except (json.JSONDecodeError, TypeError):
+        arguments = {}
+    return {"id": call["id"], "type": "function",
+            "function": {"name": call["name"], "arguments": arguments if isinstance(arguments, dict) else {}}}
+
+
 def _tool_turns(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The calls an answer made and their results, as the turns the model had when it made them."""
     turns: list[dict[str, Any]] = []
     for call in tools:
         if "result" not in call:
             continue  # stopped before it ran
-        try:
-            arguments = json.loads(call["arguments"])
-        except (json.JSONDecodeError, TypeError):
-            arguments = {}
-        turns.append({"role": "assistant", "content": "", "tool_calls": [
-            {"id": call["id"], "type": "function",
-             "function": {"name": call["name"], "arguments": arguments if isinstance(arguments, dict) else {}}}]})
+        turns.append({"role": "assistant", "content": "", "tool_calls": [tool_call(call)]})
         turns.append({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": call["result"]})
     return turns
 

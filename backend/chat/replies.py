@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from ..runtime.host import EngineHost, EngineJob
 from ..runtime.protocol import JobDone, JobFailed
 from ..runtime.tasks import ServerTask, TaskSet, failures_to
 from ..storage.conversations import ConversationStore, MessageStatus
+from .prompt import tool_call
 from .tools import ToolOutcome, ToolRegistry
 
 __all__ = ["MAX_TOOL_CALLS", "SAVE_INTERVAL_S", "ActiveReply", "Replies"]
@@ -169,8 +169,7 @@ class Replies:
                 outcome = await tools.call(call["name"], call["arguments"])
             record.update(result=outcome.text, ok=outcome.ok)
             reply.touch()
-            calls.append({"id": call["id"], "type": "function",
-                          "function": {"name": call["name"], "arguments": _arguments(call["arguments"])}})
+            calls.append(tool_call(call))
             answers.append({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": outcome.text})
         await self._save(reply, MessageStatus.STREAMING)
         spent = len(reply.tools) >= MAX_TOOL_CALLS
@@ -249,15 +248,6 @@ class Replies:
         for reply in list(self.active.values()):
             self.cancel(reply)
         await self._tasks.shutdown(within_s=5)
-
-
-def _arguments(text: str) -> dict[str, Any]:
-    """A call's arguments as templates read them (an object); the parser has checked the JSON."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _picture_progress(generation: Generation) -> str:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["StopStreamer"]
+__all__ = ["StopStreamer", "held_back"]
+
+
+def held_back(text: str, markers: list[str] | tuple[str, ...]) -> int:
+    """Length of the longest tail of `text` that is the start of one of `markers`: text to hold
+    back until it is known whether a marker follows."""
+    longest = 0
+    for marker in markers:
+        for n in range(min(len(marker) - 1, len(text)), longest, -1):
+            if text.endswith(marker[:n]):
+                longest = n
+                break
+    return longest
 
 
 class StopStreamer:
@@ -38,21 +50,11 @@ class StopStreamer:
                 self._pending = ""
                 self.text += out
                 return out
-        keep = self._held_back()
+        keep = held_back(self._pending, self.stops)
         out = self._pending[: len(self._pending) - keep]
         self._pending = self._pending[len(self._pending) - keep:]
         self.text += out
         return out
-
-    def _held_back(self) -> int:
-        """Length of the longest tail of pending text that is a prefix of some stop string."""
-        longest = 0
-        for stop in self.stops:
-            for n in range(min(len(stop) - 1, len(self._pending)), longest, -1):
-                if self._pending.endswith(stop[:n]):
-                    longest = n
-                    break
-        return longest
 
     def flush(self) -> str:
         """At the end of generation: whatever is left was not a stop string."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .llm_text import held_back
+
 __all__ = ["ANSWER_CLOSE", "ANSWER_OPEN", "THINK_CLOSE", "THINK_OPEN", "ParsedCall", "ReplyParser",
            "TemplateFeatures", "ThinkSwitch", "ToolSyntax", "template_features"]
 
@@ -250,7 +252,7 @@ class ReplyParser:
             self._emit(out, self.buffer[:first])
             self.buffer = self.buffer[first + len(found):]
             return found
-        keep = 0 if final else _held_back(self.buffer, markers)
+        keep = 0 if final else held_back(self.buffer, markers)
         self._emit(out, self.buffer[:len(self.buffer) - keep])
         self.buffer = self.buffer[len(self.buffer) - keep:]
         return None
@@ -440,7 +442,7 @@ class ReplyParser:
         if self.harmony_target:
             first = min((i for i in (self.buffer.find(m) for m in ends) if i >= 0), default=-1)
             if first < 0:
-                keep = 0 if final else _held_back(self.buffer, ends)
+                keep = 0 if final else held_back(self.buffer, ends)
                 self.call_text += self.buffer[:len(self.buffer) - keep]
                 self.buffer = self.buffer[len(self.buffer) - keep:]
                 return
@@ -464,17 +466,6 @@ class ReplyParser:
             if self.buffer.startswith(marker):
                 self.buffer = self.buffer[len(marker):]
         self.buffer = self.buffer.removeprefix("<|start|>").removeprefix("assistant")
-
-
-def _held_back(text: str, markers: tuple[str, ...]) -> int:
-    """Length of the longest tail of `text` that is the start of a marker."""
-    longest = 0
-    for marker in markers:
-        for n in range(min(len(marker) - 1, len(text)), longest, -1):
-            if text.endswith(marker[:n]):
-                longest = n
-                break
-    return longest
 
 
 def _json_or_none(text: str) -> Any:

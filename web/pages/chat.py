@@ -108,7 +108,7 @@ class ChatPage:
                 reasoning = reply.reasoning if reply else message.reasoning
                 thinking = ThinkingBlock(reasoning, message.stats.get("thinking_s"), live=live) \
                     if reasoning else None
-                tools = ToolCallsBlock(self.tool_titles())
+                tools = ToolCallsBlock(self.services.conversations.tools.titles())
                 tools.update(reply.tools if reply else message.tools)
             md = answer_markdown(reply.text if reply else message.content)
             if message.stats.get("note"):
@@ -141,10 +141,6 @@ class ChatPage:
             md.classes("gl-caret")
             self.live_md, self.live_stats = md, stats
             self.live_parts, self.live_thinking, self.live_tools = parts, thinking, tools
-
-    def tool_titles(self) -> dict[str, str]:
-        return {name: tool.title for name in self.services.conversations.tools.names()
-                if (tool := self.services.conversations.tools.get(name)) is not None}
 
     def update_parts(self, reply: ActiveReply) -> None:
         """The live answer's thinking and tool calls follow the reply."""

@@ -79,6 +79,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._specs: list[dict[str, Any]] | None = None
         for tool in tools:
             self.register(tool)
 
@@ -89,6 +90,7 @@ class ToolRegistry:
         if name in self._tools:
             raise ValueError(f"there is already a tool named {name!r}")
         self._tools[name] = tool
+        self._specs = None
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -96,8 +98,15 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def titles(self) -> dict[str, str]:
+        """Each tool's name for people, by its name."""
+        return {name: tool.title for name, tool in self._tools.items()}
+
     def specs(self) -> list[dict[str, Any]]:
-        return [tool.spec() for tool in self._tools.values()]
+        """The tools in OpenAI's shape, made once (every answer with tools on asks for them)."""
+        if self._specs is None:
+            self._specs = [tool.spec() for tool in self._tools.values()]
+        return self._specs
 
     async def call(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
         """Check the arguments, run the tool under the time limit and turn every failure into a sentence."""
