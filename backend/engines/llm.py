@@ -528,7 +528,7 @@ class LlmEngine:
         reply = _Reply(ctx, ReplyParser(self.features, tools=plan.tools_on, starts_thinking=self.starts_thinking),
                        req.stream_interval_s)
         finish, generated, first_at, last_at = self._generate(req, plan, reply, gate, budget, ctx)
-        reply.close()
+        reply.close(cancelled=finish == "cancelled")
         decode_s = last_at - first_at if generated > 1 else 0.0
         return ChatResult(
             finish_reason="tool_calls" if reply.calls and finish == "stop" else finish,
@@ -591,7 +591,8 @@ class LlmEngine:
                     think_limit = None
         finally:
             lib.llama_sampler_free(sampler)
-        reply.feed(streamer.flush(), time.perf_counter(), counted=False)  # what the stop check held back: no token
+        if finish != "cancelled":  # a stopped answer keeps what was shown, not what was held back
+            reply.feed(streamer.flush(), time.perf_counter(), counted=False)  # held back by the stop check: no token
         return finish, generated, first_at, last_at
 
     def _close_thinking(self, reply: _Reply, ctx: JobContext) -> None:
@@ -644,6 +645,9 @@ class _Reply:
             self.content = self.reasoning = ""
         self.sent_at = now
 
-    def close(self) -> None:
-        self._take(self.parser.finish(), time.perf_counter())
+    def close(self, *, cancelled: bool = False) -> None:
+        """The turn ended. A stopped turn drops what the parser held back (the start of a marker,
+        an unfinished call): nobody saw it, and it is not an answer."""
+        if not cancelled:
+            self._take(self.parser.finish(), time.perf_counter())
         self._send(time.perf_counter())

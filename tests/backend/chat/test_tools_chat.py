@@ -7,10 +7,12 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backend.chat.prompt import model_messages
+from backend.chat.tools.registry import ToolOutcome, ToolRegistry
 from backend.services import Services
 from backend.storage.conversations import Message
 
@@ -57,20 +59,29 @@ async def test_tools_first_calls_a_tool_runs_it_and_answers_with_its_result(
 
 
 async def test_stop_between_calls_ends_the_answer_before_the_model_goes_on(
-        services: Services, family_model: Callable[[str], Path]) -> None:
+        services: Services, family_model: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
     record = await services.models.import_file(family_model("qwen3"), "chat")
     conv = await services.store.create(settings={"temperature": 0, "max_tokens": 60, "model": record.id,
                                                  "tools": "required"})
+    running, stopped = asyncio.Event(), asyncio.Event()
+    real_call = ToolRegistry.call
+
+    async def held_call(self: ToolRegistry, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
+        running.set()
+        await stopped.wait()  # the person presses stop while the tool runs
+        return await real_call(self, name, arguments)
+
+    monkeypatch.setattr(ToolRegistry, "call", held_call)
     reply = await services.conversations.send(conv.id, "What is 12 times 7?")
-    async with asyncio.timeout(120):
-        while not reply.tools and not reply.finished.is_set():
-            await asyncio.sleep(0.005)
+    await asyncio.wait_for(running.wait(), 120)
     services.conversations.stop(conv.id)
+    stopped.set()
     await asyncio.wait_for(reply.finished.wait(), 60)
     message = await services.store.get_message(reply.message_id)
     assert message is not None and message.status == "done"
     assert message.stats["finish_reason"] == "cancelled"
-    assert len(message.tools) == 1 and message.content == ""
+    assert len(message.tools) == 1 and message.tools[0]["result"].endswith("= 84")  # the running call finishes
+    assert message.content == ""  # and the model is not asked to go on
 
 
 async def test_a_model_that_cannot_call_tools_answers_with_a_note(services: Services) -> None:

@@ -175,3 +175,28 @@ def test_a_think_block_closed_again_in_the_answer_leaves_no_marker() -> None:
     """After a budget closed the block for it, a small model may write `</think>` again."""
     assert every_cut(HERMES, "<think>a</think>\n\nRed, green.\n</think>\n\nBlue.") == ("Red, green.\nBlue.", "a", [])
     assert every_cut(PLAIN, "Red </think> blue") == ("Red </think> blue", "", [])  # not a thinking model: text
+
+
+class _Recorder:
+    """What the worker's job context is to a reply: somewhere to send events."""
+
+    job_id = "job"
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+def test_a_stopped_turn_drops_what_the_parser_held_back(cancelled: bool) -> None:
+    from backend.engines.llm import TokenDelta, _Reply
+
+    ctx = _Recorder()
+    reply = _Reply(ctx, ReplyParser(HERMES, tools=True), interval_s=0.0)  # type: ignore[arg-type]
+    reply.feed("The answer is 84. <tool", 0.0)
+    reply.close(cancelled=cancelled)
+    shown = "".join(e.text for e in ctx.events if isinstance(e, TokenDelta))
+    # stopped: what was shown is the answer; finished: the held-back text was not a call after all
+    assert shown == ("The answer is 84. " if cancelled else "The answer is 84. <tool")
