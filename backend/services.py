@@ -16,6 +16,7 @@ from .core.errors import AppError, ErrorCode
 from .images.engine import image_engine
 from .images.service import ImageService
 from .models.manager import ModelManager
+from .move.service import Moves
 from .runtime.host import EngineHost
 from .runtime.residency import MemoryBudget, ResidencyManager
 from .security.certs import LocalCA
@@ -29,6 +30,7 @@ from .storage.conversations import ConversationStore
 from .storage.db import Database
 from .storage.images import ImageStore
 from .storage.media import MediaStore
+from .storage.projects import ProjectStore
 from .storage.transcripts import TranscriptStore
 
 __all__ = ["Services"]
@@ -41,6 +43,7 @@ class Services:
     settings: Settings
     db: Database
     store: ConversationStore
+    projects: ProjectStore
     models: ModelManager
     residency: ResidencyManager
     chat: EngineHost
@@ -53,6 +56,8 @@ class Services:
     speech: EngineHost
     voice: EngineHost
     transcripts: TranscriptService
+    moves: Moves
+    """Moving to a new device: the offer this device makes, the pull it runs."""
     devices: DeviceStore
     pairing: Pairing
     certs: LocalCA
@@ -67,6 +72,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.db_path)
         store = ConversationStore(db)
+        projects = ProjectStore(db)
         residency = ResidencyManager(MemoryBudget(fraction=settings.memory_fraction,
                                                   fixed_bytes=settings.memory_budget_bytes),
                                      idle_unload_s=settings.idle_unload_s)
@@ -83,10 +89,12 @@ class Services:
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, models, settings.context_length, attachments,
-                                                     images),
+                                                     images, projects),
+                   projects=projects,
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
-                   certs=LocalCA(settings.tls_dir))
+                   certs=LocalCA(settings.tls_dir),
+                   moves=Moves.build(settings.data_dir, models, write_archive=None, apply_archive=None))
 
     def share(self) -> Sharing:
         if self.sharing is None:
@@ -112,6 +120,7 @@ class Services:
             log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
         await self.attachments.sweep()
         await self.images.sweep()
+        await self.moves.start()
         self.started.set()
 
     async def ready(self) -> None:
@@ -137,6 +146,7 @@ class Services:
         await self.conversations.shutdown()
         await self.transcripts.shutdown()
         await self.images.shutdown()
+        await self.moves.stop()
         await self.speech.close()
         await self.voice.close()
         await self.models.stop()

@@ -20,6 +20,7 @@ from ..models.registry import ModelRecord
 from ..runtime.host import EngineHost
 from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, ConversationStore
+from ..storage.projects import ProjectStore
 from .params import GenerationSettings
 from .prompt import document_budget, model_messages
 from .replies import ActiveReply, Replies
@@ -45,8 +46,10 @@ class CannotSee(AppError):
 
 class ConversationService:
     def __init__(self, store: ConversationStore, chat: EngineHost, models: ModelManager, context_cap: int,
-                 attachments: AttachmentService, images: ImageService | None = None) -> None:
+                 attachments: AttachmentService, images: ImageService | None = None,
+                 projects: ProjectStore | None = None) -> None:
         self.store = store
+        self.projects = projects if projects is not None else ProjectStore(store.db)
         self.chat = chat
         self.models = models
         self.attachments = attachments
@@ -130,7 +133,7 @@ class ConversationService:
         try:
             await self.attachments.store.link(message.id, attached)
         except LookupError as exc:
-            await self.store.truncate_after(conversation_id, message.seq - 1)
+            await self.store.delete_message(message.id)
             raise AppError(ErrorCode.NOT_FOUND, "an attached file is no longer there; attach it again") from exc
         if not any(m.role == "user" for m in history) and conversation.title == "New chat":
             title = " ".join(text.split()) or ", ".join(a.name for a in attached)
@@ -144,16 +147,19 @@ class ConversationService:
                                conversation, text, attached)
 
     async def regenerate(self, conversation_id: str) -> ActiveReply:
+        """A new answer to the last message of yours shown, beside the earlier one (‹ 2/2 ›)."""
         conversation = await self._require(conversation_id)
         self._require_idle(conversation_id)
         history = await self.store.messages(conversation_id)
         last_user = next((m for m in reversed(history) if m.role == "user"), None)
         if last_user is None:
             raise AppError(ErrorCode.BAD_REQUEST, "there is no message to answer yet")
-        await self._truncate(conversation_id, last_user.seq)
+        await self.store.set_leaf(conversation_id, last_user.id)
         return await self._start_reply(conversation)
 
     async def edit_and_resend(self, message_id: str, text: str) -> ActiveReply:
+        """Your message with new words, as a new version beside the earlier one (which keeps its
+        answers), with the same attachments; the model answers it."""
         message = await self.store.get_message(message_id)
         if message is None or message.role != "user":
             raise AppError(ErrorCode.BAD_REQUEST, "only your own messages can be edited")
@@ -161,9 +167,28 @@ class ConversationService:
         text = self._checked(text, attached=bool(attached))
         conversation = await self._require(message.conversation_id)
         self._require_idle(conversation.id)
-        await self._truncate(conversation.id, message.seq)
-        await self.store.set_content(message_id, text)
+        edited = await self.store.add_message(conversation.id, "user", text, parent_id=message.parent_id)
+        await self.attachments.store.copy_to(edited.id, attached)
         return await self._start_reply(conversation)
+
+    async def switch(self, conversation_id: str, message_id: str) -> None:
+        """Show the branch holding `message_id` (‹ › on a message with versions, a search hit)."""
+        await self._require(conversation_id)
+        self._require_idle(conversation_id)
+        try:
+            await self.store.switch(conversation_id, message_id)
+        except LookupError as exc:
+            raise AppError(ErrorCode.NOT_FOUND, "that message is not in this conversation") from exc
+
+    async def create(self, *, project_id: str | None = None, title: str = "New chat") -> Conversation:
+        """A new conversation; in a project, it starts from the project's system prompt and settings."""
+        if project_id is None:
+            return await self.store.create(title=title)
+        project = await self.projects.get(project_id)
+        if project is None:
+            raise AppError(ErrorCode.NOT_FOUND, "this project does not exist (it may have been deleted)")
+        return await self.store.create(title=title, system_prompt=project.system_prompt,
+                                       settings=dict(project.settings), project_id=project.id)
 
     def stop(self, conversation_id: str) -> bool:
         reply = self.active.get(conversation_id)
@@ -181,12 +206,6 @@ class ConversationService:
         deleted = await self.store.delete(conversation_id)
         self.attachments.delete_files(files)
         return deleted
-
-    async def _truncate(self, conversation_id: str, seq: int) -> None:
-        """Delete the messages after position `seq`, and the files attached to them."""
-        files = await self.attachments.store.files_after(conversation_id, seq)
-        await self.store.truncate_after(conversation_id, seq)
-        self.attachments.delete_files(files)
 
     async def _start_reply(self, conversation: Conversation) -> ActiveReply:
         history = await self.store.messages(conversation.id)

@@ -112,6 +112,20 @@ class AttachmentStore:
         for position, a in enumerate(attachments):
             a.message_id, a.position = message_id, position
 
+    async def copy_to(self, message_id: str, attachments: list[Attachment]) -> None:
+        """The same files, attached to another message too (an edited message keeps its photos and
+        documents); the files are shared, and go when the conversation goes."""
+        if not attachments:
+            return
+        async with self.db.transaction() as conn:
+            for a in attachments:
+                await conn.execute(
+                    "INSERT INTO attachments (id, message_id, uploader, kind, name, mime, path, thumb, bytes, width,"
+                    " height, text, info, sent_text, sent_notice, position, created_at)"
+                    " SELECT ?, ?, uploader, kind, name, mime, path, thumb, bytes, width, height, text, info,"
+                    " sent_text, sent_notice, position, created_at FROM attachments WHERE id = ?",
+                    (uuid.uuid4().hex, message_id, a.id))
+
     async def for_conversation(self, conversation_id: str) -> dict[str, list[Attachment]]:
         """The attachments of each message of a conversation, by message id, in their order."""
         rows = await self.db.fetch_all(

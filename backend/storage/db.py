@@ -62,10 +62,21 @@ class Database:
                 f"database {self.path} has schema version {current}, newer than this gridless "
                 f"({len(MIGRATIONS)}); upgrade gridless or use another --data-dir"
             )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            log.info("applying database migration %d", version)
-            # executescript commits first; wrap the script and the version bump in one transaction
-            await self.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+        if current == len(MIGRATIONS):
+            return
+        # a migration may rebuild a table that others refer to; foreign keys are checked once it is done
+        await self.conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                log.info("applying database migration %d", version)
+                # executescript commits first; wrap the script and the version bump in one transaction
+                await self.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={version};\nCOMMIT;")
+            broken = await self.fetch_all("PRAGMA foreign_key_check")
+            if broken:
+                raise RuntimeError(f"database {self.path}: {len(broken)} rows refer to rows that are gone "
+                                   f"after the migration (first in table {broken[0][0]})")
+        finally:
+            await self.conn.execute("PRAGMA foreign_keys=ON")
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement in its own transaction; returns the number of rows changed."""

@@ -171,4 +171,76 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
     ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '[]';
     """,
+    # 8: messages form a tree (branches: an edited message or a regenerated answer beside the earlier one),
+    # with an integer key the full-text index can refer to; projects; pinned and archived conversations
+    """
+    CREATE TABLE projects (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        settings      TEXT NOT NULL DEFAULT '{}',
+        preset        TEXT,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+
+    CREATE TABLE messages_tree (
+        n               INTEGER PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        parent_id       TEXT REFERENCES messages (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL,
+        role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content         TEXT NOT NULL DEFAULT '',
+        status          TEXT NOT NULL DEFAULT 'done'
+                        CHECK (status IN ('streaming', 'done', 'interrupted', 'error')),
+        error           TEXT,
+        stats           TEXT NOT NULL DEFAULT '{}',
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        reasoning       TEXT NOT NULL DEFAULT '',
+        tools           TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO messages_tree (id, conversation_id, parent_id, seq, role, content, status, error, stats,
+                               created_at, updated_at, reasoning, tools)
+        SELECT m.id, m.conversation_id,
+               (SELECT p.id FROM messages p WHERE p.conversation_id = m.conversation_id AND p.seq < m.seq
+                ORDER BY p.seq DESC LIMIT 1),
+               m.seq, m.role, m.content, m.status, m.error, m.stats, m.created_at, m.updated_at, m.reasoning,
+               m.tools
+        FROM messages m ORDER BY m.created_at, m.conversation_id, m.seq;
+    DROP TABLE messages;
+    ALTER TABLE messages_tree RENAME TO messages;
+    CREATE INDEX messages_conversation ON messages (conversation_id, seq);
+    CREATE INDEX messages_parent ON messages (parent_id);
+    CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+
+    ALTER TABLE conversations ADD COLUMN leaf_id TEXT;
+    ALTER TABLE conversations ADD COLUMN project_id TEXT REFERENCES projects (id) ON DELETE SET NULL;
+    ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+    UPDATE conversations SET leaf_id =
+        (SELECT m.id FROM messages m WHERE m.conversation_id = conversations.id ORDER BY m.seq DESC LIMIT 1);
+    DROP INDEX conversations_recent;
+    CREATE INDEX conversations_listed ON conversations (archived, pinned DESC, updated_at DESC);
+    CREATE INDEX conversations_project ON conversations (project_id, updated_at DESC)
+        WHERE project_id IS NOT NULL;
+
+    -- the words of every message that is no longer being written; titles are matched directly
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content = 'messages', content_rowid = 'n', tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO messages_fts (rowid, content) SELECT n, content FROM messages WHERE status != 'streaming';
+    CREATE TRIGGER messages_fts_added AFTER INSERT ON messages WHEN new.status != 'streaming' BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.n, new.content);
+    END;
+    CREATE TRIGGER messages_fts_removed AFTER DELETE ON messages WHEN old.status != 'streaming' BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.n, old.content);
+    END;
+    CREATE TRIGGER messages_fts_changed AFTER UPDATE OF content, status ON messages
+        WHEN old.status != 'streaming' OR new.status != 'streaming' BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            SELECT 'delete', old.n, old.content WHERE old.status != 'streaming';
+        INSERT INTO messages_fts (rowid, content) SELECT new.n, new.content WHERE new.status != 'streaming';
+    END;
+    """,
 ]

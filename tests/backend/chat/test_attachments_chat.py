@@ -256,7 +256,7 @@ async def test_deleting_the_conversation_removes_its_files(services: Services) -
     assert len(stored(services, waiting)) == 1  # another message's file, not sent yet, stays
 
 
-async def test_edit_and_resend_removes_the_files_of_later_messages(services: Services) -> None:
+async def test_an_edited_message_keeps_its_files_and_the_earlier_branch_keeps_its_own(services: Services) -> None:
     conv = await services.store.create(settings=SEEING)
     early = await upload(services, b"first notes\n", "first.txt")
     await answered(services, conv.id, "Here is the first file.", [early.id])
@@ -273,11 +273,13 @@ async def test_edit_and_resend_removes_the_files_of_later_messages(services: Ser
     edited = await services.conversations.edit_and_resend(history[0].id, "Here is the first file, again.")
     await asyncio.wait_for(edited.finished.wait(), 180)
     assert edited.status == "done"
-    assert stored(services, later_doc) == [] and stored(services, later_photo) == []
-    assert await services.attachments.store.get(later_doc.id) is None
-    assert len(stored(services, early)) == 1
-    kept = await services.attachments.store.for_conversation(conv.id)
-    assert [a.id for a in kept[history[0].id]] == [early.id]
     after = await services.store.messages(conv.id)
     assert [(m.role, m.content if m.role == "user" else "") for m in after] == \
         [("user", "Here is the first file, again."), ("assistant", "")]
+    kept = await services.attachments.store.for_conversation(conv.id)
+    assert [a.path for a in kept[after[0].id]] == [early.path]  # the edited message still has its file
+    assert [a.id for a in kept[history[0].id]] == [early.id]  # and so has the earlier version
+    assert len(stored(services, later_doc)) == 1  # the earlier branch's files stay with it
+    assert len(stored(services, early)) == 1
+    await services.conversations.delete(conv.id)
+    assert stored(services, early) == [] and stored(services, later_doc) == [] and stored(services, later_photo) == []

@@ -49,7 +49,7 @@ async def test_text_is_saved_while_streaming(services: Services) -> None:
     assert final.content.startswith(saved)
 
 
-async def test_regenerate_and_edit_replace_later_turns(services: Services) -> None:
+async def test_regenerate_and_edit_keep_the_earlier_versions_as_branches(services: Services) -> None:
     conv = await services.store.create()
     first = await services.conversations.send(conv.id, "Name a colour.")
     await first.finished.wait()
@@ -57,13 +57,30 @@ async def test_regenerate_and_edit_replace_later_turns(services: Services) -> No
     await again.finished.wait()
     messages = await services.store.messages(conv.id)
     assert [m.role for m in messages] == ["user", "assistant"] and messages[1].id == again.message_id
+    branches = await services.store.branches(conv.id)
+    assert branches[again.message_id].ids == (first.message_id, again.message_id)  # ‹ 2/2 ›
     edited = await services.conversations.edit_and_resend(messages[0].id, "Name an animal.")
     await edited.finished.wait()
     messages = await services.store.messages(conv.id)
     assert [(m.role, m.content if m.role == "user" else "") for m in messages] == \
         [("user", "Name an animal."), ("assistant", "")]
+    assert (await services.store.branches(conv.id))[messages[0].id].index == 1
+    # back to the first question: its latest answer is shown again, and the model goes on from it
+    first_answer = await services.store.get_message(first.message_id)
+    assert first_answer is not None and first_answer.parent_id is not None
+    await services.conversations.switch(conv.id, first_answer.parent_id)
+    shown = await services.store.messages(conv.id)
+    assert [m.content for m in shown if m.role == "user"] == ["Name a colour."]
+    assert shown[-1].id == again.message_id
+    follow = await services.conversations.send(conv.id, "Another one?")
+    await follow.finished.wait()
+    shown = await services.store.messages(conv.id)
+    assert shown[0].content == "Name a colour." and shown[1].id == again.message_id
+    assert len(shown) == 4 and len(await services.store.all_messages(conv.id)) == 7
     with pytest.raises(AppError):
         await services.conversations.edit_and_resend(messages[1].id, "assistants cannot be edited")
+    with pytest.raises(AppError, match="not in this conversation"):
+        await services.conversations.switch(conv.id, "nope")
 
 
 async def test_unknown_ids_and_empty_messages(services: Services) -> None:

@@ -185,13 +185,29 @@ async def test_deleting_messages_or_the_conversation_removes_their_rows(
     await attachments.link(m1.id, [a])
     await attachments.link(m2.id, [b])
 
-    assert await conversations.truncate_after(conv.id, m1.seq) == 1
+    await conversations.delete_message(m2.id)
     assert await attachments.get(b.id) is None
     assert await attachments.get(a.id) is not None
     assert await conversations.delete(conv.id)
     assert await attachments.get(a.id) is None
     assert await attachments.get(waiting.id) is not None  # not sent: no message to go with
     assert await attachments.all_files() == {waiting.path}
+
+
+async def test_an_edited_message_shares_its_files_until_the_conversation_goes(
+        attachments: AttachmentStore, conversations: ConversationStore) -> None:
+    conv = await conversations.create()
+    first = await message(conversations, conv.id, "what is this?")
+    a = await attachments.add(photo())
+    await attachments.link(first.id, [a])
+    edited = await conversations.add_message(conv.id, "user", "what is in this photo?", parent_id=first.parent_id)
+    await attachments.copy_to(edited.id, [a])
+    by_message = await attachments.for_conversation(conv.id)
+    assert [x.path for x in by_message[edited.id]] == [x.path for x in by_message[first.id]] == [a.path]
+    assert by_message[edited.id][0].id != a.id
+    assert sorted(await attachments.files_after(conv.id)) == sorted([a.path, a.thumb] * 2)
+    await conversations.delete(conv.id)
+    assert await attachments.all_files() == set()
 
 
 async def test_files_after_a_position(attachments: AttachmentStore, conversations: ConversationStore) -> None:
