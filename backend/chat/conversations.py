@@ -25,6 +25,7 @@ from .params import GenerationSettings
 from .prompt import document_budget, model_messages
 from .replies import ActiveReply, Replies
 from .tools import ToolRegistry, builtin_tools
+from .tools.history import SearchConversationsTool
 
 __all__ = ["MAX_ATTACHMENTS", "MAX_MESSAGE_CHARS", "CannotSee", "ConversationService"]
 
@@ -56,6 +57,7 @@ class ConversationService:
         self.images = images
         self.context_cap = context_cap
         self.tools: ToolRegistry = builtin_tools()
+        self.tools.register(SearchConversationsTool(store))
         self.replies = Replies(store, chat, images)
 
     @property
@@ -219,7 +221,7 @@ class ConversationService:
         messages, photos = model_messages(conversation, history, attachments,
                                           sees=model is not None and model.projector is not None)
         notes: dict[str, str] = {}
-        tools = self.tools if settings.tools != "off" else None
+        tools = self._tools_for(conversation) if settings.tools != "off" else None
         if tools is not None and "tools" not in self.features_of(model):
             tools = None
             notes["note"] = f"{model.name if model else 'This model'} cannot call tools; it answered without them."
@@ -232,6 +234,12 @@ class ConversationService:
                               thinking_budget=settings.thinking_budget)
         return await self.replies.start_answer(conversation.id, request, model.id if model else None, tools,
                                                **notes)
+
+    def _tools_for(self, conversation: Conversation) -> ToolRegistry:
+        """The tools for one answer: the search leaves out the conversation being answered."""
+        own = [tool for name in self.tools.names()
+               if name != SearchConversationsTool.name and (tool := self.tools.get(name)) is not None]
+        return ToolRegistry([*own, SearchConversationsTool(self.store, leave_out=conversation.id)])
 
     async def make_image(self, conversation_id: str, text: str) -> ActiveReply:
         """A picture of what a message says, shown in the conversation as the next answer."""

@@ -331,27 +331,29 @@ class ConversationStore:
 
     # search ----------------------------------------------------------------------------------
 
-    async def search(self, text: str, *, limit: int = 30) -> list[SearchHit]:
+    async def search(self, text: str, *, limit: int = 30, snippet_words: int = 12,
+                     leave_out: str | None = None) -> list[SearchHit]:
         """Conversations whose title has the words, then messages, newest first. Every branch and
-        archived conversations are searched too."""
+        archived conversations are searched too; `leave_out` is a conversation not to search."""
         query = fts_query(text)
         if query is None:
             return []
         words = re.findall(r"\w+", text)[:MAX_QUERY_WORDS]
         title_where = " AND ".join(["title LIKE ? ESCAPE '\\'"] * len(words))
         titles = await self.db.fetch_all(
-            f"SELECT id, title, created_at, archived FROM conversations WHERE {title_where}"
-            " ORDER BY updated_at DESC LIMIT ?", (*[f"%{_like_escaped(w)}%" for w in words], min(limit, 10)))
+            f"SELECT id, title, created_at, archived FROM conversations WHERE {title_where} AND id IS NOT ?"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (*[f"%{_like_escaped(w)}%" for w in words], leave_out, min(limit, 10)))
         hits = [SearchHit(conversation_id=r["id"], title=r["title"], message_id=None, role="title",
                           snippet=_marked(r["title"], words), created_at=r["created_at"],
                           archived=bool(r["archived"])) for r in titles]
         rows = await self.db.fetch_all(
             "SELECT m.id, m.conversation_id, m.role, m.created_at, c.title, c.archived,"
-            " snippet(messages_fts, 0, ?, ?, '…', 12) AS snippet"
+            " snippet(messages_fts, 0, ?, ?, '…', ?) AS snippet"
             " FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid"
             " JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE messages_fts MATCH ? ORDER BY messages_fts.rowid DESC LIMIT ?",
-            (MARK_START, MARK_END, query, limit))
+            " WHERE messages_fts MATCH ? AND m.conversation_id IS NOT ? ORDER BY messages_fts.rowid DESC LIMIT ?",
+            (MARK_START, MARK_END, max(1, min(snippet_words, 64)), query, leave_out, limit))
         hits += [SearchHit(conversation_id=r["conversation_id"], title=r["title"], message_id=r["id"],
                            role=r["role"], snippet=r["snippet"], created_at=r["created_at"],
                            archived=bool(r["archived"])) for r in rows]
