@@ -115,3 +115,26 @@ async def test_system_prompt_and_settings_reach_the_model(services: Services) ->
     history = await services.store.messages(conv.id)
     prompt, _ = model_messages(conv, history)
     assert prompt[0] == {"role": "system", "content": "Always answer with the single word BANANA."}
+
+
+async def test_going_back_to_a_branch_reuses_what_the_model_read_there(services: Services) -> None:
+    conv = await services.store.create(settings={"temperature": 0, "max_tokens": 24})
+    story = ("Here is some background about my garden: it has tomatoes, basil, three lemon trees, a fig tree, "
+             "roses along the wall and a small pond with goldfish that my children feed every morning. ")
+    for text in (story + "What should I plant next to the tomatoes?",
+                 "And which of these plants needs the most water in a hot and dry summer like this one?"):
+        reply = await services.conversations.send(conv.id, text)
+        await asyncio.wait_for(reply.finished.wait(), 120)
+    shown = await services.store.messages(conv.id)
+    second_question, second_answer = shown[2], await services.store.get_message(shown[3].id)
+    assert second_answer is not None
+    edited = await services.conversations.edit_and_resend(
+        second_question.id, "Instead, tell me which of them the goldfish could eat if a leaf fell into the pond?")
+    await asyncio.wait_for(edited.finished.wait(), 120)
+
+    await services.conversations.switch(conv.id, second_question.id)  # back to the first version
+    again = await services.conversations.send(conv.id, "Thanks. How often?")
+    await asyncio.wait_for(again.finished.wait(), 120)
+    stats = (await services.store.get_message(again.message_id)).stats  # type: ignore[union-attr]
+    # the model read that branch up to its second answer before: it is restored, not read again
+    assert stats["cached_tokens"] >= second_answer.stats["prompt_tokens"], (stats, second_answer.stats)
