@@ -365,6 +365,36 @@ class ConversationStore:
             "UPDATE messages SET status = 'interrupted', updated_at = ? WHERE status = 'streaming'",
             (time.time(),))
 
+    # import ------------------------------------------------------------------------------------
+
+    async def insert_conversations(self, items: list[tuple[Conversation, list[Message]]], *,
+                                   attachments: dict[str, list[str]] | None = None) -> None:
+        """Write whole conversations (an import) in ONE transaction: each conversation with its
+        leaf, its messages parents first, and the pending attachments named in `attachments`
+        (message id → attachment ids, in order) given to their messages. Any failure writes
+        nothing: a file of conversations comes in whole or not at all."""
+        async with self.db.transaction() as conn:
+            for conv, messages in items:
+                await conn.execute(
+                    "INSERT INTO conversations (id, title, system_prompt, settings, created_at, updated_at,"
+                    " project_id, pinned, archived, leaf_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (conv.id, conv.title, conv.system_prompt, json.dumps(conv.settings), conv.created_at,
+                     conv.updated_at, conv.project_id, int(conv.pinned), int(conv.archived), conv.leaf_id))
+                for m in sorted(messages, key=lambda m: m.seq):  # a parent is always one step shallower
+                    await conn.execute(
+                        "INSERT INTO messages (id, conversation_id, parent_id, seq, role, content, status, error,"
+                        " stats, created_at, updated_at, reasoning, tools)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (m.id, conv.id, m.parent_id, m.seq, m.role, m.content, m.status, m.error,
+                         json.dumps(m.stats), m.created_at, m.updated_at, m.reasoning, json.dumps(m.tools)))
+            for message_id, attachment_ids in (attachments or {}).items():
+                for position, attachment_id in enumerate(attachment_ids):
+                    cur = await conn.execute(
+                        "UPDATE attachments SET message_id = ?, position = ? WHERE id = ? AND message_id IS NULL",
+                        (message_id, position, attachment_id))
+                    if cur.rowcount != 1:
+                        raise LookupError(f"attachment {attachment_id} is no longer waiting to be sent")
+
 
 def _like_escaped(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
