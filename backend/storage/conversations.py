@@ -115,13 +115,14 @@ LEAF: Any = object()
 
 def fts_query(text: str) -> str | None:
     """What a person typed, as an FTS5 query: every word must be there, the last as the start of
-    a word (results while typing). Quoting each word keeps FTS5's own syntax (AND, NEAR, *, ^,
-    column names) out of it. None when there is no word to look for."""
+    a word (results while typing) once it has two letters (the index keeps prefixes of two and
+    three; one letter would merge the lists of thousands of words). Quoting each word keeps
+    FTS5's own syntax (AND, NEAR, *, ^, column names) out of it. None when there is no word."""
     words = re.findall(r"\w+", text)[:MAX_QUERY_WORDS]
     if not words:
         return None
     quoted = [f'"{w}"' for w in words]
-    if not text[-1:].isspace():
+    if not text[-1:].isspace() and len(words[-1]) > 1:
         quoted[-1] += "*"
     return " ".join(quoted)
 
@@ -213,8 +214,11 @@ class ConversationStore:
         if leaf is None:
             return []
         rows = await self.db.fetch_all(
+            # the step as a lookup by id: written as a join, SQLite may plan a Bloom filter over the
+            # whole messages index for it once the database has statistics
             "WITH RECURSIVE path (id) AS (SELECT ? UNION ALL"
-            " SELECT m.parent_id FROM messages m JOIN path ON m.id = path.id WHERE m.parent_id IS NOT NULL)"
+            " SELECT (SELECT m.parent_id FROM messages m WHERE m.id = path.id) AS parent FROM path"
+            " WHERE parent IS NOT NULL)"
             " SELECT messages.* FROM messages JOIN path ON messages.id = path.id ORDER BY messages.seq", (leaf,))
         return [Message.from_row(r) for r in rows]
 

@@ -226,9 +226,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX conversations_project ON conversations (project_id, updated_at DESC)
         WHERE project_id IS NOT NULL;
 
-    -- the words of every message that is no longer being written; titles are matched directly
+    -- the words of every message that is no longer being written; titles are matched directly.
+    -- Prefixes of 2 and 3 letters are indexed too: searching "th" while it is typed would
+    -- otherwise merge the lists of every word that starts with it (0.6 s over a million messages).
     CREATE VIRTUAL TABLE messages_fts USING fts5(
-        content, content = 'messages', content_rowid = 'n', tokenize = 'unicode61 remove_diacritics 2');
+        content, content = 'messages', content_rowid = 'n', tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '2 3');
     INSERT INTO messages_fts (rowid, content) SELECT n, content FROM messages WHERE status != 'streaming';
     CREATE TRIGGER messages_fts_added AFTER INSERT ON messages WHEN new.status != 'streaming' BEGIN
         INSERT INTO messages_fts (rowid, content) VALUES (new.n, new.content);

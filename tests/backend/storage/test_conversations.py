@@ -216,3 +216,11 @@ async def test_status_constraint(store: ConversationStore, db: Database) -> None
     with pytest.raises(sqlite3.IntegrityError):
         await db.execute("UPDATE messages SET status = 'weird' WHERE id = ?", (msg.id,))
     await db.conn.rollback()
+
+
+def test_typed_words_become_a_query_the_index_answers_quickly() -> None:
+    assert fts_query("museum rom") == '"museum" "rom"*'  # the last word is being typed
+    assert fts_query("museum rome ") == '"museum" "rome"'  # a space ends it
+    assert fts_query("trip t") == '"trip" "t"'  # one letter: a whole word, not thousands of words' lists
+    assert fts_query("città, dell'arte") == '"città" "dell" "arte"*'
+    assert fts_query(" ".join(f"w{i}" for i in range(20))).count('"') == 2 * 8  # at most eight words
