@@ -29,14 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--context-length", type=int, help="context window in tokens (env GRIDLESS_CONTEXT_LENGTH)")
     serve.add_argument("--threads", type=int, help="inference threads, 0 = physical cores - 1 (env GRIDLESS_THREADS)")
     from .models.cli import add_parser
+    from .storage.backup_cli import add_parsers as add_backup_parsers
 
     add_parser(commands)
+    add_backup_parsers(commands)
     return parser
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
     """Flags override `GRIDLESS_*` variables, which override defaults."""
-    own = {"command", "models_command", "job", "repo", "file", "force", "path", "name"}
+    own = {"command", "models_command", "job", "repo", "file", "force", "path", "name", "include_models", "yes"}
     given: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in own and v is not None}
     return Settings(**given)
 
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         from .models.cli import run as models_run
 
         return models_run(args, settings)
+    if args.command in ("backup", "restore"):
+        from .storage.backup_cli import run as backup_run
+
+        return backup_run(args, settings)
     if args.command == "serve":
         from web.app import run
 

@@ -257,6 +257,7 @@ class TranscriptService:
         """Cut running transcriptions off: their rows stay queued or running and are transcribed
         again at the next start."""
         await self._tasks.shutdown(cancel=True)
+        self.live.clear()  # as a restart would: a restore may bring other transcripts
 
 
 def _read_head(path: os.PathLike[str]) -> bytes:

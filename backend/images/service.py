@@ -285,6 +285,7 @@ class ImageService:
             self.host.cancel(generation.job)
         await self._tasks.shutdown(within_s=CANCEL_GRACE_S + 1)
         await self.host.close()
+        self.generations.clear()  # as a restart would: a restore may bring other pictures
 
 
 def _thumbnail(png: bytes) -> bytes:

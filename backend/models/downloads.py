@@ -142,6 +142,7 @@ class DownloadManager:
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT * FROM downloads ORDER BY created_at")
+        self._downloads = {}  # loaded again after a restore: the table is the truth
         for row in rows:
             files = [DownloadFile(**f) for f in json.loads(row["files"])]
             dl = Download(id=row["id"], repo=row["repo"], revision=row["revision"], job=row["job"], name=row["name"],
@@ -175,6 +176,8 @@ class DownloadManager:
             log.warning("another gridless process is running the downloads in %s", self.folder)
             return False
         self._lock_file = lock
+        self._closing = False  # started again after `stop` (a restore)
+        self._wake.clear()
         self._task = asyncio.get_running_loop().create_task(self._runner(), name="downloads")
         return True
 

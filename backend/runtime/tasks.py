@@ -60,14 +60,18 @@ class TaskSet:
 
     async def shutdown(self, *, within_s: float = 5.0, cancel: bool = False) -> None:
         """Wait up to `within_s` for the tasks (asked to stop by their service) to save what they
-        have; with `cancel`, cancel them first."""
+        have; with `cancel`, cancel them first. The set can be used again afterwards (a restore
+        stops the services and starts them again in the same process)."""
         self.closing = True
         tasks = list(self._tasks)
         if cancel:
             for task in tasks:
                 task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=within_s)
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=within_s)
+        finally:
+            self.closing = False
 
 
 @contextlib.contextmanager

@@ -89,10 +89,15 @@ class DeviceStore:
         self._revoke_listeners: list[Callable[[str], None]] = []
 
     async def load(self) -> None:
+        """Read the paired devices; loaded again after a restore, when a device the restored data does
+        not know loses its open connections at once."""
+        before = {d.id for d in self._by_hash.values()}
         rows = await self.db.fetch_all("SELECT * FROM devices")
         self._by_hash = {r["token_hash"]: Device(r["id"], r["name"], r["address"], r["user_agent"],
                                                  r["created_at"], r["last_seen"]) for r in rows}
         self._written = {d.id: d.last_seen for d in self._by_hash.values()}
+        for device_id in before - {d.id for d in self._by_hash.values()}:
+            self._notify(device_id)
         await self.prune()
 
     def on_revoke(self, listener: Callable[[str], None]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..core.errors import AppError, ErrorCode
 from .migrations import MIGRATIONS
 
 __all__ = ["Database"]
@@ -31,11 +32,17 @@ class Database:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._in_use = 0
+        """Statements and transactions under way; `close` waits for them (a restore closes the
+        database while requests are being answered)."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
 
     @property
     def conn(self) -> aiosqlite.Connection:
-        if self._conn is None:
-            raise RuntimeError("database is not open")
+        if self._conn is None:  # closed: the server is stopping, or a backup is being restored
+            raise AppError(ErrorCode.BUSY, "The data is not open right now; try again in a moment.", retry_after=5)
         return self._conn
 
     async def open(self) -> None:
@@ -49,9 +56,34 @@ class Database:
         await self._migrate()
 
     async def close(self) -> None:
+        """Close once what is being read or written has finished (at most 10 s); anything asked
+        meanwhile is refused as busy."""
         if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            self._closing = True
+            try:
+                try:
+                    async with asyncio.timeout(10):
+                        await self._idle.wait()
+                except TimeoutError:
+                    log.warning("closing the database while %d statements are still under way", self._in_use)
+                await self._conn.close()
+                self._conn = None
+            finally:
+                self._closing = False
+
+    @asynccontextmanager
+    async def _using(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = self.conn
+        if self._closing:
+            raise AppError(ErrorCode.BUSY, "The data is being closed; try again in a moment.", retry_after=5)
+        self._in_use += 1
+        self._idle.clear()
+        try:
+            yield conn
+        finally:
+            self._in_use -= 1
+            if not self._in_use:
+                self._idle.set()
 
     async def _migrate(self) -> None:
         async with self.conn.execute("PRAGMA user_version") as cur:
@@ -80,17 +112,16 @@ class Database:
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement in its own transaction; returns the number of rows changed."""
-        async with self._write_lock:
-            cur = await self.conn.execute(sql, tuple(params))
-            await self.conn.commit()
+        async with self._write_lock, self._using() as conn:
+            cur = await conn.execute(sql, tuple(params))
+            await conn.commit()
             return cur.rowcount
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Several statements as one write transaction (BEGIN IMMEDIATE … COMMIT, rolled back
         on any error), with no other write in between."""
-        async with self._write_lock:
-            conn = self.conn
+        async with self._write_lock, self._using() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -100,11 +131,11 @@ class Database:
                 raise
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, tuple(params)) as cur:
+        async with self._using() as conn, conn.execute(sql, tuple(params)) as cur:
             return list(await cur.fetchall())
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cur:
+        async with self._using() as conn, conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
 
     async def integrity_check(self) -> str:
