@@ -1,4 +1,5 @@
-"""The shared page frame: header, conversation drawer, assets. Used as a context manager."""
+"""The shared page frame: header, drawer (navigation, then the conversations), assets. Used as a
+context manager."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from backend.security.middleware import principal_of
 from backend.services import Services
 
 from .approvals import ApprovalPrompt
-from .components.dialogs import confirm
+from .components.drawer import ConversationDrawer
 
 __all__ = ["Frame", "frame"]
 
@@ -36,6 +37,7 @@ class Frame:
     header: ui.header
     title: ui.label
     model_chip: ui.chip
+    drawer: ConversationDrawer
 
     def show_model(self, model_id: str | None) -> None:
         """After another model was made active on this page."""
@@ -82,7 +84,9 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             model_chip.props("clickable").tooltip("Model in use: tap to change")
         else:
             model_chip.tooltip("Model in use on the phone")
+    conversations = ConversationDrawer(services, current, drawer)
     with drawer:
+        conversations.search_field()
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")) \
             .props("unelevated no-caps").classes("w-full q-mb-sm").props("data-testid=new-chat")
         ui.button("Images", icon="image", on_click=lambda: ui.navigate.to("/images")) \
@@ -91,11 +95,12 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .props("flat no-caps align=left dense data-testid=nav-transcripts").classes("w-full")
         if principal.is_owner:
             for label, icon, path in (("Models", "memory", "/models"), ("Share", "share", "/sharing"),
-                                      ("Devices", "devices", "/devices")):
+                                      ("Devices", "devices", "/devices"),
+                                      ("Move", "send_to_mobile", "/move"), ("Backup", "backup", "/backup")):
                 ui.button(label, icon=icon, on_click=lambda p=path: ui.navigate.to(p)) \
                     .props(f"flat no-caps align=left dense data-testid=nav{path.replace('/', '-')}") \
                     .classes("w-full")
-        await conversation_list(services, current)
+        await conversations.build()
     if principal.is_owner:
         def show_sharing() -> None:
             state = services.sharing.state if services.sharing else None
@@ -103,51 +108,5 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             sharing_tip.set_text(f"Sharing on {state.origin}" if state else "")
         ApprovalPrompt(services.pairing, on_change=show_sharing)
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
-        yield Frame(header=header, title=title_label, model_chip=model_chip)
+        yield Frame(header=header, title=title_label, model_chip=model_chip, drawer=conversations)
 
-
-@ui.refreshable
-async def conversation_list(services: Services, current: str | None) -> None:
-    conversations = await services.store.list_recent()
-    if not conversations:
-        ui.label("No conversations yet").classes("text-grey-6 q-pa-sm")
-        return
-    with ui.list().props("dense").classes("w-full"):
-        for conv in conversations:
-            item_classes = "col rounded-borders" + (" gl-current" if conv.id == current else "")
-            # the menu button sits beside the clickable item, not inside it, so opening the
-            # menu does not also open the conversation
-            with ui.row().classes("gl-conv-item w-full no-wrap items-center gap-0"):
-                with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
-                        .style("min-width: 0").props("clickable data-testid=conversation-item"):
-                    with ui.item_section():
-                        ui.item_label(conv.title).classes("ellipsis")
-                with ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More") \
-                        .style("flex-shrink: 0"):
-                    with ui.menu():
-                        ui.menu_item("Rename", lambda c=conv: rename_dialog(services, c.id, c.title, current))
-                        ui.menu_item("Delete", lambda c=conv: delete_dialog(services, c.id, c.title, current))
-
-
-async def rename_dialog(services: Services, conversation_id: str, title: str, current: str | None) -> None:
-    with ui.dialog() as dialog, ui.card().classes("w-80"):
-        ui.label("Rename conversation").classes("text-h6")
-        field = ui.input("Title", value=title).props("autofocus maxlength=200").classes("w-full")
-        with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=dialog.close).props("flat")
-            ui.button("Save", on_click=lambda: dialog.submit(field.value))
-    new_title = await dialog
-    if new_title and new_title.strip():
-        await services.store.update(conversation_id, title=new_title.strip()[:200])
-        conversation_list.refresh()
-        if conversation_id == current:
-            ui.navigate.to(f"/c/{conversation_id}")
-
-
-async def delete_dialog(services: Services, conversation_id: str, title: str, current: str | None) -> None:
-    if await confirm(f"Delete “{title}”?", "Its messages are removed from this device.", "Delete", danger=True):
-        await services.conversations.delete(conversation_id)
-        if conversation_id == current:
-            ui.navigate.to("/")
-        else:
-            conversation_list.refresh()

@@ -9,13 +9,15 @@ from nicegui import ui
 
 from backend.core.jobs import Job
 from backend.storage.attachments import Attachment
-from backend.storage.conversations import Message, MessageStatus
+from backend.storage.conversations import Branches, Message, MessageStatus
 
 from .attachments import message_attachments
 
-__all__ = ["MARKDOWN_EXTRAS", "answer_markdown", "stats_text", "user_bubble"]
+__all__ = ["MARKDOWN_EXTRAS", "SwitchHandler", "answer_markdown", "branch_switcher", "stats_text", "user_bubble"]
 
 MARKDOWN_EXTRAS = ["fenced-code-blocks", "tables", "cuddled-lists", "strike", "code-friendly"]
+SwitchHandler = Callable[[str], Awaitable[None]]
+"""Shows the version of a message with this id (and the branch that follows it)."""
 
 
 def stats_text(stats: dict[str, Any], status: str = MessageStatus.DONE) -> str:
@@ -48,11 +50,26 @@ def answer_markdown(text: str) -> ui.markdown:
     return ui.markdown(text, extras=MARKDOWN_EXTRAS).classes("gl-answer w-full")
 
 
+def branch_switcher(branches: Branches, on_switch: SwitchHandler) -> None:
+    """‹ 2/3 ›: which version of a message is shown, and the buttons to the others."""
+    index, ids = branches.index, branches.ids
+    with ui.row().classes("items-center no-wrap gap-0 text-grey-7").props("data-testid=branches"):
+        ui.button(icon="chevron_left", on_click=lambda: on_switch(ids[index - 1])) \
+            .props("flat round dense size=sm aria-label='Previous version' data-testid=branch-prev") \
+            .set_enabled(index > 0)
+        ui.label(f"{index + 1}/{len(ids)}").classes("text-caption").props("data-testid=branch-label")
+        ui.button(icon="chevron_right", on_click=lambda: on_switch(ids[index + 1])) \
+            .props("flat round dense size=sm aria-label='Next version' data-testid=branch-next") \
+            .set_enabled(index < len(ids) - 1)
+
+
 def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[None]] | None,
-                attachments: list[Attachment] | None = None) -> None:
-    """A user message with its photos and documents, and an edit mode that resends it (later
-    turns are replaced; the attachments stay with it)."""
-    with ui.column().classes("w-full items-end gap-1") as box:
+                attachments: list[Attachment] | None = None, branches: Branches | None = None,
+                on_switch: SwitchHandler | None = None) -> None:
+    """A user message with its photos and documents, its versions (‹ 2/3 ›) and an edit mode
+    that sends it again as a new version (the earlier one keeps its answers; the attachments
+    stay with it)."""
+    with ui.column().classes("w-full items-end gap-1").props(f"data-message-id={message.id}") as box:
         def show() -> None:
             box.clear()
             with box:
@@ -60,9 +77,12 @@ def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[No
                     message_attachments(attachments)
                 if message.content or not attachments:
                     ui.label(message.content).classes("gl-bubble-user").props("data-testid=user-message")
-                if on_edit is not None:
-                    ui.button(icon="edit", on_click=edit).props("flat round dense size=sm aria-label=Edit") \
-                        .classes("text-grey-6")
+                with ui.row().classes("items-center no-wrap gap-0"):
+                    if branches is not None and on_switch is not None:
+                        branch_switcher(branches, on_switch)
+                    if on_edit is not None:
+                        ui.button(icon="edit", on_click=edit).props("flat round dense size=sm aria-label=Edit") \
+                            .classes("text-grey-6")
 
         def edit() -> None:
             assert on_edit is not None

@@ -7,8 +7,9 @@ from typing import Any
 from nicegui import ui
 
 from backend.chat.params import GenerationSettings
+from backend.services import Services
 
-__all__ = ["edit_settings"]
+__all__ = ["edit_settings", "model_choices"]
 
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 THINKING_CHOICES = {"auto": "As the model does by default", "on": "Think before answering",
@@ -17,18 +18,36 @@ TOOLS_CHOICES = {"off": "Off", "auto": "When the model decides",
                  "required": "Always use one first (for small models)"}
 
 
+def model_choices(services: Services) -> tuple[dict[str, str], dict[str, str]]:
+    """The language models to offer (id → label, the app's default under "") and those of them
+    that cannot call tools (id → name), for `edit_settings`."""
+    default = services.models.active("chat")
+    models = {"": f"App default ({default.name})" if default else "App default"}
+    models.update({m.id: m.name + (" · sees photos" if m.projector else "")
+                   for m in services.models.language_models()})
+    features_of = services.conversations.features_of
+    cannot_call = {m.id: m.name for m in services.models.language_models() if "tools" not in features_of(m)}
+    if default is not None and default.id in cannot_call:
+        cannot_call[""] = default.name
+    return models, cannot_call
+
+
 async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int, *,
                         models: dict[str, str] | None = None, model: str | None = None,
-                        cannot_call: dict[str, str] | None = None) -> tuple[str, dict[str, Any]] | None:
+                        cannot_call: dict[str, str] | None = None, heading: str = "Conversation settings",
+                        name: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """Show the dialog; returns (system prompt, settings) or None when cancelled. `models` (id →
     label, the app's default under "") offers a model for this conversation: the settings then
     hold "model" (None for the default). `cannot_call` names the models (by the same ids) whose
-    template has no tools, so the dialog can say so when tools are turned on."""
+    template has no tools, so the dialog can say so when tools are turned on. With `name` (a
+    project's), the dialog asks for a name too and the settings hold it as "name"."""
     choices = [c for c in CONTEXT_CHOICES if c <= context_cap] or [context_cap]
     if settings.context_length not in choices:
         choices = sorted({*choices, settings.context_length})
     with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width: 520px"):
-        ui.label("Conversation settings").classes("text-h6")
+        ui.label(heading).classes("text-h6")
+        named = ui.input("Name", value=name).props("outlined dense maxlength=100 data-testid=settings-name") \
+            .classes("w-full") if name is not None else None
         chosen = ui.select(models, value=model if model in models else "", label="Model") \
             .classes("w-full").props("data-testid=settings-model") if models else None
         prompt = ui.textarea("System prompt", value=system_prompt,
@@ -86,6 +105,8 @@ async def edit_settings(system_prompt: str, settings: GenerationSettings, contex
     values: dict[str, Any] = checked.model_dump()
     if chosen is not None:
         values["model"] = chosen.value or None
+    if named is not None:
+        values["name"] = (named.value or "").strip()[:100] or name
     return (prompt.value or "").strip(), values
 
 

@@ -9,16 +9,19 @@ from backend.chat.replies import ActiveReply
 from backend.core.errors import AppError
 from backend.models.registry import ModelRecord
 from backend.services import Services
-from backend.storage.conversations import Conversation, Message, MessageStatus
+from backend.storage.conversations import Branches, Conversation, Message, MessageStatus
+from backend.storage.projects import Project
 
 from ..components.attachments import ComposerAttachments
 from ..components.dictation import DictationStatus
-from ..components.message_view import answer_markdown, stats_text, user_bubble
+from ..components.message_jump import scroll_to_message_js, show_message
+from ..components.message_view import answer_markdown, branch_switcher, stats_text, user_bubble
 from ..components.reply_parts import ThinkingBlock, ToolCallsBlock
-from ..components.settings_dialog import edit_settings
+from ..components.settings_dialog import edit_settings, model_choices
 from ..components.speaker import Speaker
 from ..components.voice import auto_read_button, dictation, speak_button
-from ..frame import conversation_list, current_principal, frame
+from ..frame import current_principal, frame
+from . import projects
 
 __all__ = ["register"]
 
@@ -26,9 +29,14 @@ SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scro
 
 
 class ChatPage:
-    def __init__(self, services: Services, conversation: Conversation | None) -> None:
+    def __init__(self, services: Services, conversation: Conversation | None, *, project: Project | None = None,
+                 focus: str | None = None) -> None:
         self.services = services
         self.conversation = conversation
+        self.project = project
+        """A new chat started in this project (`/?project=<id>`): it starts from the project's settings."""
+        self.focus = focus
+        """The message to scroll to once the page is drawn (`?m=<id>`)."""
         self.reply: ActiveReply | None = None
         self.seen_version = -1
         self.live_md: ui.markdown | None = None
@@ -69,6 +77,11 @@ class ChatPage:
         self.timer = ui.timer(0.1, self.poll, active=False)
         if conv is not None:
             self.reply = self.services.conversations.active.get(conv.id)
+            if self.focus is not None:
+                notice = await show_message(self.services, conv.id, self.focus)
+                if notice is not None:
+                    ui.notify(notice, type="warning")
+                    self.focus = None
         await self.render()
 
     # rendering ------------------------------------------------------------------------------
@@ -77,6 +90,7 @@ class ChatPage:
         messages = await self.services.store.messages(self.conversation.id) if self.conversation else []
         attached = await self.services.attachments.store.for_conversation(self.conversation.id) \
             if self.conversation else {}
+        branches = await self.services.store.branches(self.conversation.id) if self.conversation else {}
         self.messages_box.clear()
         self.live_md = self.live_stats = None
         self.live_parts = self.live_thinking = self.live_tools = None
@@ -87,22 +101,28 @@ class ChatPage:
                 with ui.column().classes("w-full items-center q-mt-xl text-grey-7"):
                     ui.icon("forum", size="48px")
                     ui.label("Ask anything. It stays on this device.").classes("text-subtitle1")
+                    if self.project is not None:
+                        ui.chip(f"New chat in {self.project.name}", icon="folder") \
+                            .props("outline data-testid=new-chat-project")
             for message in messages:
                 if message.role == "user":
-                    user_bubble(message, self.edit_and_resend, attached.get(message.id))
+                    user_bubble(message, self.edit_and_resend, attached.get(message.id),
+                                branches.get(message.id), self.switch)
                 elif message.role == "assistant":
-                    self.render_answer(message, is_last=message.id == last_assistant)
+                    self.render_answer(message, is_last=message.id == last_assistant,
+                                       branches=branches.get(message.id))
         streaming = self.reply is not None and not self.reply.finished.is_set()
         self.send_button.set_visibility(not streaming)
         self.stop_button.set_visibility(streaming)
         self.timer.active = streaming
         self.seen_version = -1
+        focus, self.focus = self.focus, None
         with self.messages_box:  # a button that asked for this render may have been replaced by it
-            ui.run_javascript("scrollTo(0, document.body.scrollHeight)")
+            ui.run_javascript(scroll_to_message_js(focus) if focus else "scrollTo(0, document.body.scrollHeight)")
 
-    def render_answer(self, message: Message, *, is_last: bool) -> None:
+    def render_answer(self, message: Message, *, is_last: bool, branches: Branches | None = None) -> None:
         live = self.reply is not None and self.reply.message_id == message.id and not self.reply.finished.is_set()
-        with ui.column().classes("w-full gap-1").props("data-testid=assistant-message"):
+        with ui.column().classes("w-full gap-1").props(f"data-testid=assistant-message data-message-id={message.id}"):
             reply = self.reply if live else None
             with ui.column().classes("w-full gap-1") as parts:
                 reasoning = reply.reasoning if reply else message.reasoning
@@ -117,6 +137,8 @@ class ChatPage:
                 ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
             with ui.row().classes("items-center gap-1 w-full"):
+                if branches is not None:
+                    branch_switcher(branches, self.switch)
                 stats = ui.label(stats_text(message.stats, message.status)).classes("gl-stats") \
                     .props("data-testid=answer-stats")
                 if message.status == MessageStatus.INTERRUPTED:
@@ -191,19 +213,29 @@ class ChatPage:
         if self.conversation is not None:
             self.conversation = await self.services.store.get(self.conversation.id) or self.conversation
             self.frame.set_title(self.conversation.title)
-        conversation_list.refresh(self.services, self.conversation.id if self.conversation else None)
+        self.frame.drawer.current = self.conversation.id if self.conversation else None
+        self.frame.drawer.refresh()
 
     # actions --------------------------------------------------------------------------------
 
     async def ensure_conversation(self) -> Conversation:
         if self.conversation is None:
-            self.conversation = await self.services.store.create()
+            project_id = self.project.id if self.project is not None else None
+            self.conversation = await self.services.conversations.create(project_id=project_id)
             ui.navigate.history.replace(f"/c/{self.conversation.id}")
         return self.conversation
 
+    def draft(self) -> Conversation | None:
+        """The conversation, or for a new chat in a project what it will start from."""
+        if self.conversation is not None or self.project is None:
+            return self.conversation
+        project = self.project
+        return Conversation(id="", title="", system_prompt=project.system_prompt, settings=dict(project.settings),
+                            created_at=0.0, updated_at=0.0, project_id=project.id)
+
     def show_model(self) -> None:
         """The header names the model that answers here (a conversation may have its own)."""
-        model = self.services.conversations.model_for(self.conversation)
+        model = self.services.conversations.model_for(self.draft())
         self.frame.show_model(model.id if model else None)
 
     async def choose_model(self, model: ModelRecord) -> None:
@@ -267,6 +299,18 @@ class ChatPage:
     async def edit_and_resend(self, message: Message, text: str) -> None:
         await self.run_action("edit", text, message)
 
+    async def switch(self, message_id: str) -> None:
+        """Show another version of a message; the conversation goes on from the branch shown."""
+        if self.conversation is None:
+            return
+        try:
+            await self.services.conversations.switch(self.conversation.id, message_id)
+        except AppError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        with self.messages_box:  # the button pressed is replaced by the render
+            await self.render()
+
     def stop(self) -> None:
         if self.conversation is not None:
             self.services.conversations.stop(self.conversation.id)
@@ -276,16 +320,9 @@ class ChatPage:
         ui.notify("Copied", position="bottom", timeout=1000)
 
     async def open_settings(self) -> None:
-        conv = self.conversation
+        conv = self.draft()
         settings = self.services.conversations.settings_of(conv)
-        default = self.services.models.active("chat")
-        models = {"": f"App default ({default.name})" if default else "App default"}
-        models.update({m.id: m.name + (" · sees photos" if m.projector else "")
-                       for m in self.services.models.language_models()})
-        features_of = self.services.conversations.features_of
-        cannot_call = {m.id: m.name for m in self.services.models.language_models() if "tools" not in features_of(m)}
-        if default is not None and default.id in cannot_call:
-            cannot_call[""] = default.name
+        models, cannot_call = model_choices(self.services)
         chosen = conv.settings.get("model") if conv else None
         result = await edit_settings(conv.system_prompt if conv else "", settings,
                                      self.services.settings.context_length, models=models,
@@ -305,12 +342,17 @@ class ChatPage:
 
 def register(services: Services) -> None:
     @ui.page("/")
-    async def new_chat() -> None:
+    async def new_chat(project: str | None = None) -> None:
+        """`?project=<id>`: the new chat starts in that project, from its system prompt and settings."""
         await services.ready()
-        await ChatPage(services, None).build()
+        found = await services.projects.get(project) if project else None
+        await ChatPage(services, None, project=found).build()
+        if project and found is None:
+            ui.notify("That project does not exist any more; this chat is in no project.", type="warning")
 
     @ui.page("/c/{conversation_id}")
-    async def open_chat(conversation_id: str) -> None:
+    async def open_chat(conversation_id: str, m: str | None = None) -> None:
+        """`?m=<message id>`: opened at that message (a search hit), on the branch that holds it."""
         await services.ready()
         conversation = await services.store.get(conversation_id)
         if conversation is None:
@@ -318,4 +360,6 @@ def register(services: Services) -> None:
                 ui.label("This conversation does not exist. It may have been deleted.")
                 ui.link("Start a new chat", "/")
             return
-        await ChatPage(services, conversation).build()
+        await ChatPage(services, conversation, focus=m or None).build()
+
+    projects.register(services)

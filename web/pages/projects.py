@@ -1,0 +1,87 @@
+"""A project's page, `/p/<id>`: its chats, a new chat in it, its settings, deleting it."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from backend.services import Services
+from backend.storage.projects import Project
+
+from ..components.dialogs import confirm
+from ..components.projects import edit_project_dialog
+from ..frame import frame
+
+__all__ = ["register"]
+
+LISTED = 200
+
+
+class ProjectPage:
+    def __init__(self, services: Services, project: Project) -> None:
+        self.services = services
+        self.project = project
+
+    async def build(self) -> None:
+        project = self.project
+        async with frame(self.services, current=None, title=project.name) as page:
+            self.frame = page
+            with page.header:
+                ui.button(icon="tune", on_click=self.edit) \
+                    .props("flat round dense aria-label='Project settings' data-testid=project-settings")
+                ui.button(icon="delete", on_click=self.delete) \
+                    .props("flat round dense aria-label='Delete project' data-testid=project-delete")
+            with ui.row().classes("w-full items-center no-wrap q-pt-md"):
+                ui.icon("folder", size="md").classes("text-grey-7")
+                self.title = ui.label(project.name).classes("text-h6 ellipsis").props("data-testid=project-title")
+                ui.space()
+                ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to(f"/?project={project.id}")) \
+                    .props("unelevated no-caps data-testid=project-new-chat")
+            self.prompt = ui.label(project.system_prompt).classes("text-grey-8 text-sm gl-clamp") \
+                .props("data-testid=project-prompt")
+            await self.conversations()
+
+    async def conversations(self) -> None:
+        rows = await self.services.store.list_recent(LISTED, project_id=self.project.id)
+        if not rows:
+            ui.label("No chats in this project yet.").classes("text-grey-7 q-pa-sm")
+            return
+        with ui.list().props("bordered separator").classes("w-full rounded-borders"):
+            for conv in rows:
+                with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")) \
+                        .props("clickable data-testid=project-conversation"):
+                    with ui.item_section():
+                        ui.item_label(conv.title).classes("ellipsis")
+                    if conv.pinned:
+                        with ui.item_section().props("side"):
+                            ui.icon("push_pin", size="xs").props("aria-label=Pinned")
+
+    async def edit(self) -> None:
+        if not await edit_project_dialog(self.services, self.project):
+            return
+        self.project = await self.services.projects.get(self.project.id) or self.project
+        self.title.set_text(self.project.name)
+        self.prompt.set_text(self.project.system_prompt)
+        self.frame.set_title(self.project.name)
+        self.frame.drawer.projects.refresh()
+
+    async def delete(self) -> None:
+        count = self.project.conversations
+        detail = "Its chats stay, in no project." if count else "It holds no chats."
+        if not await confirm(f"Delete project “{self.project.name}”?", detail, "Delete", danger=True):
+            return
+        await self.services.projects.delete(self.project.id)
+        ui.notify(f"Project “{self.project.name}” deleted", timeout=1500)
+        ui.navigate.to("/")
+
+
+def register(services: Services) -> None:
+    @ui.page("/p/{project_id}")
+    async def project_page(project_id: str) -> None:
+        await services.ready()
+        project = await services.projects.get(project_id)
+        if project is None:
+            async with frame(services, current=None, title="Not found"):
+                ui.label("This project does not exist. It may have been deleted.")
+                ui.link("Start a new chat", "/")
+            return
+        await ProjectPage(services, project).build()
