@@ -11,11 +11,13 @@ from .audio.engines import speech_engine, voice_engine
 from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
 from .chat.engine import chat_engine
+from .chat.exchange import ConversationExchange
 from .core.config import Settings
 from .core.errors import AppError, ErrorCode
 from .images.engine import image_engine
 from .images.service import ImageService
 from .models.manager import ModelManager
+from .move.archive import archive_applier, archive_writer
 from .move.service import Moves
 from .runtime.host import EngineHost
 from .runtime.residency import MemoryBudget, ResidencyManager
@@ -26,7 +28,10 @@ from .security.pairing import Pairing
 from .security.ratelimit import FailureLimiter
 from .security.sharing import Sharing
 from .storage.attachments import AttachmentStore
+from .storage.backup import StagedRestore, apply_staged, recover_interrupted_restore
+from .storage.backup_folder import Backups
 from .storage.conversations import ConversationStore
+from .storage.data_lock import DataFolderBusy, DataLock
 from .storage.db import Database
 from .storage.images import ImageStore
 from .storage.media import MediaStore
@@ -49,6 +54,8 @@ class Services:
     chat: EngineHost
     """The language-model engine (chat and vision models)."""
     conversations: ConversationService
+    exchange: ConversationExchange
+    """Export and import of conversations (Markdown, gridless JSON, ChatGPT, Open WebUI)."""
     owner: OwnerCredential
     media: MediaStore
     attachments: AttachmentService
@@ -61,8 +68,14 @@ class Services:
     devices: DeviceStore
     pairing: Pairing
     certs: LocalCA
+    backups: Backups
+    """Backups written on the server for the Backup page."""
     sharing: Sharing | None = None
     """Set by the web layer, which owns the application the LAN listener serves."""
+    restoring: bool = False
+    """A restore is being put in place: requests wait for `started`."""
+    _swap: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lock: DataLock | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the database is open: the web framework runs start-up hooks as background
@@ -90,11 +103,16 @@ class Services:
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, models, settings.context_length, attachments,
                                                      images, projects),
-                   projects=projects,
+                   projects=projects, exchange=ConversationExchange(store, attachments, projects),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
-                   certs=LocalCA(settings.tls_dir),
-                   moves=Moves.build(settings.data_dir, models, write_archive=None, apply_archive=None))
+                   certs=LocalCA(settings.tls_dir), backups=Backups(settings),
+                   moves=Moves.build(settings.data_dir, models, write_archive=archive_writer(settings),
+                                     apply_archive=None))
+
+    def __post_init__(self) -> None:
+        # a move's archive is applied by the live restore, which restarts these services
+        self.moves.pulls.apply_archive = archive_applier(self.settings, self.restore)
 
     def share(self) -> Sharing:
         if self.sharing is None:
@@ -103,6 +121,21 @@ class Services:
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = self._lock or DataLock(self.settings.data_dir)
+        try:
+            self._lock.acquire()
+        except DataFolderBusy as exc:
+            raise RuntimeError(str(exc)) from None
+        outcome = await asyncio.to_thread(recover_interrupted_restore, self.settings)
+        if outcome is not None:
+            log.warning("a restore cut off by the last shutdown was %s", outcome)
+        await asyncio.to_thread(self.backups.clean)
+        await self._open()
+        await self.moves.start()
+        self.started.set()
+
+    async def _open(self) -> None:
+        """Open the data and start what works on it (at start, and again after a restore)."""
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
         self.settings.model_folder.mkdir(parents=True, exist_ok=True)
         await self.db.open()
@@ -120,12 +153,15 @@ class Services:
             log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
         await self.attachments.sweep()
         await self.images.sweep()
-        await self.moves.start()
-        self.started.set()
 
     async def ready(self) -> None:
-        async with asyncio.timeout(30):
-            await self.started.wait()
+        """Wait until the data is open (at start, or while a restore is put in place)."""
+        try:
+            async with asyncio.timeout(30):
+                await self.started.wait()
+        except TimeoutError:
+            raise AppError(ErrorCode.BUSY, "gridless is starting or restoring a backup; try again in a moment.",
+                           retry_after=5) from None
 
     async def _keep_devices(self) -> None:
         """Write when paired devices were last seen, and forget those idle too long."""
@@ -140,13 +176,51 @@ class Services:
     async def stop(self) -> None:
         if self.sharing is not None:
             await self.sharing.stop()
+        await asyncio.to_thread(self.backups.stop)
+        await self.moves.stop()
+        await self._close()
+        if self._lock is not None:
+            self._lock.release()
+
+    async def restore(self, staged: StagedRestore) -> dict[str, int]:
+        """Put a checked backup in place of the data while the server runs, without a restart: answers,
+        transcriptions, pictures and engines stop, the database closes, the files are swapped (all or
+        nothing: `storage/backup_swap.py`), and everything opens again on the restored data. Requests
+        that arrive meanwhile wait for it (`ready`). Returns what the backup held."""
+        try:
+            self.check_can_restore()
+        except AppError:
+            staged.discard()
+            raise
+        async with self._swap:
+            self.restoring, self.backups.paused = True, True
+            self.started.clear()
+            try:
+                await self._close()
+                try:
+                    return await asyncio.to_thread(apply_staged, staged, self.settings)
+                finally:
+                    await self._open()
+                    self.started.set()
+            finally:
+                self.restoring, self.backups.paused = False, False
+                staged.discard()  # nothing left to do if it was applied; its files if it never was
+
+    def check_can_restore(self) -> None:
+        """Refuse (409) while a restore runs or a backup is being written: a route asks before it reads
+        a whole upload."""
+        if self._swap.locked() or self.backups.busy():
+            raise AppError(ErrorCode.CONFLICT, "A backup is being written or restored; wait for it to finish.")
+
+    async def _close(self) -> None:
+        """Stop what works on the data and close it (at shutdown, and before a restore)."""
         for task in self._tasks:
             task.cancel()
+        self._tasks.clear()
         await self.devices.flush(0)
         await self.conversations.shutdown()
         await self.transcripts.shutdown()
         await self.images.shutdown()
-        await self.moves.stop()
         await self.speech.close()
         await self.voice.close()
         await self.models.stop()

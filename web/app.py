@@ -9,10 +9,14 @@ import time
 from fastapi.middleware.gzip import GZipMiddleware
 from nicegui import __version__ as nicegui_version
 from nicegui import app, core, ui
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from backend import __version__
 from backend.api import attachments, audio, model_upload, pairing
+from backend.api import backup as backup_api
+from backend.api import conversations as conversations_api
 from backend.api import images as images_api
+from backend.api import move as move_api
 from backend.api import sharing as sharing_api
 from backend.api.errors import install_error_handlers
 from backend.api.health import router as health_router
@@ -23,17 +27,19 @@ from backend.security.middleware import SecurityMiddleware
 from backend.security.policy import AccessGuard
 from backend.security.sharing import Sharing
 from backend.services import Services
+from backend.storage.backup_format import MAX_ARCHIVE_BYTES
 
 from . import pwa, socket_guard
 from .asset_cache import AssetCache
-from .pages import chat, images, models, sharing, transcripts
+from .pages import backup, chat, images, models, move, sharing, transcripts
 
 __all__ = ["create", "run"]
 
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 ASSET_PREFIXES = ("/static/", f"/_nicegui/{nicegui_version}/")
 """Files that are the same for everyone and do not change while the server runs."""
-ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/api/models", "/api/sharing", "/api/pairing", "/api/devices")
+ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/move", "/backup", "/api/models", "/api/sharing", "/api/pairing",
+                  "/api/devices", "/api/move/offer", "/api/move/pull", backup_api.BACKUP_PATH, backup_api.RESTORE_PATH)
 """What only the owner may open; a paired device gets the chats and nothing that manages the phone."""
 
 
@@ -63,7 +69,8 @@ def create(settings: Settings) -> Services:
     guide = SecurityMiddleware(pairing.guide_app(services.certs, https_origin), guard=guard)
     services.sharing = Sharing(app, guide, services.certs, services.pairing)
     # innermost first: compression, then the assets kept compressed, then the gate in front of both
-    app.add_middleware(GZipMiddleware)
+    # backups are tar files of mostly compressed media: packing them again costs the phone's CPU for little
+    app.add_middleware(GZipMiddleware, exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, backup_api.TAR))
     app.add_middleware(AssetCache, prefixes=ASSET_PREFIXES)
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = socket_guard.same_origin  # engine.io's own check, on top of ours
@@ -73,10 +80,13 @@ def create(settings: Settings) -> Services:
     app.include_router(model_upload.router)
     app.include_router(audio.router)
     app.include_router(attachments.router)
+    app.include_router(conversations_api.router)
     app.include_router(images_api.router)
     app.include_router(pwa.router)
     app.include_router(pairing.router)
     app.include_router(sharing_api.router)
+    app.include_router(move_api.router)
+    app.include_router(backup_api.router)
     pairing.add_ca_routes(app, services.certs, https_origin)
     install_error_handlers(app)
     app.add_static_files("/static", pwa.STATIC_DIR)
@@ -85,6 +95,8 @@ def create(settings: Settings) -> Services:
     chat.register(services)
     models.register(services)
     sharing.register(services)
+    move.register(services)
+    backup.register(services)
     transcripts.register(services)
     images.register(services)
     return services
@@ -94,8 +106,10 @@ def _guard(services: Services) -> AccessGuard:
     settings = services.settings
     return AccessGuard(
         services.owner, allowed_hosts(settings),
-        public_prefixes=ASSET_PREFIXES,
-        public_paths={"/healthz"} | pwa.PUBLIC_PATHS | pairing.PAIR_PATHS | pairing.CA_PATHS,
+        # the move's routes check the move session themselves (the new device is not paired)
+        public_prefixes=(*ASSET_PREFIXES, move_api.MOVE_FILES_PREFIX),
+        public_paths={"/healthz"} | pwa.PUBLIC_PATHS | pairing.PAIR_PATHS | pairing.CA_PATHS
+        | move_api.MOVE_PUBLIC_PATHS,
         devices=services.devices, lan_addresses=lambda: services.sharing.addresses() if services.sharing else set(),
         limiter=services.pairing.limiter, admin_prefixes=ADMIN_PREFIXES,
         client_principal=socket_guard.client_principal,
@@ -103,6 +117,8 @@ def _guard(services: Services) -> AccessGuard:
         body_limits={UPLOAD_PATH: settings.max_model_upload_mb * 1024 * 1024,
                      audio.TRANSCRIPT_UPLOAD_PATH: settings.max_audio_upload_mb * 1024 * 1024,
                      attachments.ATTACHMENT_UPLOAD_PATH: settings.max_attachment_mb * 1024 * 1024,
+                     conversations_api.IMPORT_PATH: conversations_api.MAX_IMPORT_BYTES,
+                     backup_api.RESTORE_PATH: MAX_ARCHIVE_BYTES,
                      # multipart adds its boundaries and the other fields
                      "/v1/audio/transcriptions": settings.max_audio_upload_mb * 1024 * 1024 + 64 * 1024})
 
