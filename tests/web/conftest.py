@@ -24,7 +24,7 @@ rather than turn the rule off.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,14 +41,20 @@ ORIGIN = "http://127.0.0.1:8765"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh data folder for this test's app, and no other `GRIDLESS_*` setting from outside."""
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data folder for this test's app, and no other `GRIDLESS_*` setting from outside.
+
+    Each test builds the app on NiceGUI's one `app` again, and FastAPI wraps the app's lifespan
+    once more for every router included: the wrapping is undone afterwards, or after a few
+    hundred page tests in one process starting the app would exceed Python's recursion limit."""
     for name in [n for n in os.environ if n.startswith("GRIDLESS_")]:
         monkeypatch.delenv(name)
     folder = tmp_path / "data"
     monkeypatch.setenv("GRIDLESS_DATA_DIR", str(folder))
     monkeypatch.setenv("GRIDLESS_TOKEN", OWNER_TOKEN)
-    return folder
+    lifespan = app.router.lifespan_context
+    yield folder
+    app.router.lifespan_context = lifespan
 
 
 @pytest.fixture
