@@ -64,8 +64,8 @@ async def user(data_dir: Path, user: User) -> AsyncIterator[User]:
     tasks: a test that ended first would stop the app while its database was still opening.
 
     Afterwards its pages are closed as when the browser leaves: NiceGUI's reset between tests
-    forgets the clients without deleting them, and module-level refreshables (the drawer's
-    conversation list) would keep refreshing the dead pages of earlier tests."""
+    forgets the clients without deleting them, and their timers and refreshable elements would
+    keep working on the dead pages of earlier tests."""
     user.http_client.base_url = httpx.URL(ORIGIN)
     running: Services = app.state.services
     await running.ready()
