@@ -104,7 +104,7 @@ class MovePage:
                 ui.label(offer.error or OFFER_NOTES[offer.state]).classes("text-grey-7") \
                     .props("data-testid=move-offer-ended")
             ui.button("Move to a new device", icon="send_to_mobile", on_click=self.create) \
-                .props("unelevated data-testid=move-offer")
+                .props("unelevated no-caps data-testid=move-offer")
             return
         ui.label(OFFER_NOTES[offer.state]).classes("text-body1").props("data-testid=move-offer-state")
         address = self.services.sharing.state if self.services.sharing else None
@@ -125,7 +125,7 @@ class MovePage:
                 .props("data-testid=move-offer-progress")
             ui.label(f"{format_bytes(offer.served_bytes)} of {format_bytes(offer.total_bytes)} sent"
                      + (f" to {offer.puller}" if offer.puller else "")).classes("text-caption")
-        ui.button("Cancel", icon="close", on_click=self.cancel).props("flat data-testid=move-cancel")
+        ui.button("Cancel", icon="close", on_click=self.cancel).props("flat no-caps data-testid=move-cancel")
 
     async def create(self) -> None:
         settings = self.services.settings
@@ -154,7 +154,7 @@ class MovePage:
         ui.label(f"{format_bytes(pull.received_bytes)} of {format_bytes(pull.total_bytes)}{speed}") \
             .classes("text-caption").props("data-testid=move-pull-bytes")
         self.render_files(pull)
-        ui.button("Stop", icon="stop", on_click=self.pulls.cancel).props("flat data-testid=move-pull-stop")
+        ui.button("Stop", icon="stop", on_click=self.pulls.cancel).props("flat no-caps data-testid=move-pull-stop")
 
     def render_files(self, pull: MovePull) -> None:
         with ui.column().classes("w-full gap-0"):
@@ -173,7 +173,7 @@ class MovePage:
             ui.label("Everything from the old device is here.").classes("text-positive text-body1") \
                 .props("data-testid=move-pull-done")
             self.render_files(pull)
-            ui.button("Open the conversations", icon="chat", on_click=lambda: ui.navigate.to("/")).props("flat")
+            ui.button("Open the conversations", icon="chat", on_click=lambda: ui.navigate.to("/")).props("flat no-caps")
         else:
             ui.label(pull.error or "The move stopped.").classes("text-negative").props("data-testid=move-pull-error")
             ui.label("What arrived is kept: start again (a new code if the old device asks for one) and it "
@@ -204,7 +204,7 @@ class MovePage:
                 return
             self.render_pull_box()
 
-        ui.button("Move here", icon="download", on_click=start).props("unelevated data-testid=move-from-start")
+        ui.button("Move here", icon="download", on_click=start).props("unelevated no-caps data-testid=move-from-start")
 
 
 def register(services: Services) -> None:
