@@ -225,6 +225,15 @@ class ChatPage:
             ui.navigate.history.replace(f"/c/{self.conversation.id}")
         return self.conversation
 
+    async def forget_if_empty(self, new_chat: bool) -> None:
+        """A first message that was refused leaves no empty "New chat" behind: the page is a new
+        chat again (in its project, if any) until a message is sent."""
+        if not new_chat or self.conversation is None or await self.services.store.messages(self.conversation.id):
+            return
+        await self.services.conversations.delete(self.conversation.id)
+        self.conversation = None
+        ui.navigate.history.replace(f"/?project={self.project.id}" if self.project is not None else "/")
+
     def draft(self) -> Conversation | None:
         """The conversation, or for a new chat in a project what it will start from."""
         if self.conversation is not None or self.project is None:
@@ -248,6 +257,7 @@ class ChatPage:
         self.attachments.render_offer()  # removes the button that was pressed: last
 
     async def run_action(self, action: str, text: str = "", message: Message | None = None) -> None:
+        new_chat = self.conversation is None
         try:
             if action == "send":
                 conv = await self.ensure_conversation()
@@ -261,6 +271,7 @@ class ChatPage:
             elif action == "picture" and message is not None and self.conversation:
                 self.reply = await self.services.conversations.make_image(self.conversation.id, message.content)
         except CannotSee as exc:
+            await self.forget_if_empty(new_chat)
             self.attachments.render_offer()
             ui.notify(exc.message, type="warning")
             self.input.value = self.input.value or text
@@ -268,6 +279,7 @@ class ChatPage:
         except AppError as exc:
             ui.notify(exc.message, type="warning")
             if action == "send":
+                await self.forget_if_empty(new_chat)
                 self.input.value = self.input.value or text
             return
         with self.messages_box:  # the button pressed may be one the render replaces

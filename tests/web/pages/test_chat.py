@@ -39,3 +39,16 @@ async def test_an_empty_message_is_not_sent(owner: User, services: Services) -> 
     await sees(owner, "Ask anything. It stays on this device.")
     assert await services.store.list_recent() == []
     assert owner.notify.messages == []
+
+
+async def test_a_refused_first_message_leaves_no_empty_chat_behind(owner: User, services: Services) -> None:
+    project = await services.projects.create("Reading", system_prompt="Summarise.")
+    for path in ("/", f"/?project={project.id}"):
+        await owner.open(path)
+        await sees(owner, "Ask anything. It stays on this device.")
+        composer = await shown(owner, "composer", ui.textarea)
+        composer.value = "word " * (MAX_MESSAGE_CHARS // 5) + "more"
+        click(owner, await shown(owner, "send"))
+        await notified(owner, "the message is too long")
+        assert composer.value.endswith("more")  # the text is kept to shorten and send again
+        assert await services.store.list_recent() == []  # and no "New chat" without a message
