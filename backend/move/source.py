@@ -30,6 +30,9 @@ __all__ = ["DEFAULT_PORT", "FetchPolicy", "MoveSource", "Retry", "fetch_file", "
 
 DEFAULT_PORT = 8765
 CHUNK = 1 << 20
+MAX_ANSWER_BYTES = 4 << 20
+"""The old device's session, list of files and errors are a few kilobytes; whatever answers at the
+typed address is not trusted with more memory than this."""
 TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 
 
@@ -93,9 +96,22 @@ class MoveSource:
                         f"Cannot reach the old device at {self.origin} ({type(exc).__name__}). Check the address "
                         "and that both devices are on the same network.")
 
+    def _small(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An answer read whole, at most MAX_ANSWER_BYTES of it once decoded."""
+        with self.client.stream(method, path, **kwargs) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise AppError(ErrorCode.DOWNLOAD_FAILED, "The old device sent an answer far larger than a "
+                                                              "list of files; is it running gridless?")
+        headers = [(k, v) for k, v in response.headers.items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body))
+
     def open_session(self, code: str) -> str:
         try:
-            response = self.client.post("/api/move/session", json={"code": code})
+            response = self._small("POST", "/api/move/session", json={"code": code})
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code != 200:
@@ -108,7 +124,7 @@ class MoveSource:
 
     def manifest(self) -> list[MoveFile]:
         try:
-            response = self.client.get("/api/move/manifest", headers=self.auth_headers())
+            response = self._small("GET", "/api/move/manifest", headers=self.auth_headers())
         except httpx.TransportError as exc:
             raise Retry(str(self._unreachable(exc))) from exc
         if response.status_code == 503:
@@ -126,8 +142,8 @@ class MoveSource:
     def finished(self) -> None:
         """Tell the old device that everything arrived (it ends the offer); a failure here is not ours."""
         try:
-            self.client.post("/api/move/finished", headers=self.auth_headers())
-        except httpx.HTTPError:
+            self._small("POST", "/api/move/finished", headers=self.auth_headers())
+        except (httpx.HTTPError, AppError):
             pass
 
 

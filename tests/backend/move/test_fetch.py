@@ -213,3 +213,17 @@ def test_addresses_refused(typed: str) -> None:
     with pytest.raises(AppError) as refused:
         parse_address(typed)
     assert refused.value.code is ErrorCode.INVALID_VALUE
+
+
+def test_an_endless_answer_where_a_list_of_files_belongs_is_refused(old: OldDevice) -> None:
+    """Whatever answers at the typed address is not trusted with memory: a list of files or a
+    session larger than any gridless sends ends the move with a sentence."""
+    old.data = b"[" * (5 * 1024 * 1024)
+    source = MoveSource(old.origin, "session-token")
+    try:
+        with pytest.raises(AppError, match="far larger than a list of files") as refused:
+            source.manifest()
+        assert refused.value.code == ErrorCode.DOWNLOAD_FAILED
+        source.finished()  # the end of a move is not ours to fail
+    finally:
+        source.close()
