@@ -72,8 +72,6 @@ class Services:
     """Backups written on the server for the Backup page."""
     sharing: Sharing | None = None
     """Set by the web layer, which owns the application the LAN listener serves."""
-    restoring: bool = False
-    """A restore is being put in place: requests wait for `started`."""
     _swap: asyncio.Lock = field(default_factory=asyncio.Lock)
     _lock: DataLock | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -193,7 +191,7 @@ class Services:
             staged.discard()
             raise
         async with self._swap:
-            self.restoring, self.backups.paused = True, True
+            self.backups.paused = True
             self.started.clear()
             try:
                 await self._close()
@@ -203,8 +201,13 @@ class Services:
                     await self._open()
                     self.started.set()
             finally:
-                self.restoring, self.backups.paused = False, False
+                self.backups.paused = False
                 staged.discard()  # nothing left to do if it was applied; its files if it never was
+
+    @property
+    def restoring(self) -> bool:
+        """A restore is being put in place: requests wait for `started`."""
+        return self._swap.locked()
 
     def check_can_restore(self) -> None:
         """Refuse (409) while a restore runs or a backup is being written: a route asks before it reads

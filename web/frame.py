@@ -16,7 +16,7 @@ from backend.services import Services
 from .approvals import ApprovalPrompt
 from .components.drawer import ConversationDrawer
 
-__all__ = ["Frame", "frame"]
+__all__ = ["Frame", "frame", "not_found"]
 
 HEAD = """
 <meta name="theme-color" content="#1e40af">
@@ -110,3 +110,9 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
     with ui.column().classes("gl-chat q-px-md q-pb-xl gap-3"):
         yield Frame(header=header, title=title_label, model_chip=model_chip, drawer=conversations)
 
+
+async def not_found(services: Services, sentence: str) -> None:
+    """The page for an address whose conversation or project is gone: why, and a way on."""
+    async with frame(services, current=None, title="Not found"):
+        ui.label(sentence)
+        ui.link("Start a new chat", "/")

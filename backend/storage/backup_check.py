@@ -26,6 +26,7 @@ from ..core.errors import AppError, ErrorCode
 from .backup_format import DB_NAME, JOURNAL_NAME, MAX_ARCHIVE_BYTES, MEDIA_DIR, MODELS_DIR, STAGING_DIR, Manifest
 from .backup_read import ArchiveReader, Budget, refused, shown
 from .backup_schema import check_database
+from .media import sync_path
 
 __all__ = ["StagedRestore", "check_and_stage", "unfinished_restore"]
 
@@ -164,8 +165,4 @@ def _sync_folders(root: Path) -> None:
     if not root.is_dir():
         return
     for folder, _, _ in os.walk(root):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_path(Path(folder))

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from .backup_format import MODELS_DIR, Manifest
+from .media import sync_path
 
 __all__ = ["fix_restored_database"]
 
@@ -58,11 +58,7 @@ def fix_restored_database(restored: Path, live: Path, model_folder: Path, manife
             conn.execute("UPDATE downloads SET state = 'paused' WHERE state IN ('queued', 'running')")
     finally:
         conn.close()
-    fd = os.open(restored, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_path(restored)
 
 
 def _live_models(live: Path) -> list[dict[str, Any]]:

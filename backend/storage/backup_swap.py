@@ -30,6 +30,7 @@ from ..core.config import Settings
 from .backup_check import StagedRestore, unfinished_restore
 from .backup_fixup import fix_restored_database
 from .backup_format import DB_NAME, JOURNAL_NAME, MEDIA_DIR, OLD_DIR, STAGING_DIR
+from .media import sync_path
 
 __all__ = ["apply_staged", "recover_interrupted_restore"]
 
@@ -147,28 +148,21 @@ def _write_journal(journal: Path, items: list[_Item], folders: list[Path]) -> No
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, journal)
-    _sync_dir(journal.parent)
+    sync_path(journal.parent)
 
 
 def _move(source: str, target: str) -> None:
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
-    _sync_dir(Path(target).parent)
-    _sync_dir(Path(source).parent)
+    sync_path(Path(target).parent)
+    sync_path(Path(source).parent)
 
 
 def _finish(journal: Path, folders: list[Path]) -> None:
     """The swap is decided: forget it first, then remove what it no longer needs (leftovers without a
     journal are removed at the next start, so a kill in between loses nothing)."""
     journal.unlink(missing_ok=True)
-    _sync_dir(journal.parent)
+    sync_path(journal.parent)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-__all__ = ["MediaStore", "MediaTooLarge"]
+__all__ = ["MediaStore", "MediaTooLarge", "sync_path"]
 
 
 class MediaTooLarge(Exception):
@@ -56,7 +56,7 @@ class MediaStore:
                     await asyncio.to_thread(fh.write, chunk)
             await asyncio.to_thread(_sync_close, fh)
             await asyncio.to_thread(os.replace, tmp, final)
-            await asyncio.to_thread(_sync_dir, final.parent)
+            await asyncio.to_thread(sync_path, final.parent)
         except BaseException:
             fh.close()
             tmp.unlink(missing_ok=True)
@@ -74,7 +74,7 @@ class MediaStore:
         final = self.path(target)
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(os.replace, self.path(source), final)
-        await asyncio.to_thread(_sync_dir, final.parent)
+        await asyncio.to_thread(sync_path, final.parent)
 
     def files(self, kind: str, *, partial: bool = False) -> list[str]:
         """Every finished file under `kind/` (or, with `partial`, every file still being written
@@ -98,8 +98,9 @@ def _sync_close(fh: object) -> None:
     fh.close()  # type: ignore[attr-defined]
 
 
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def sync_path(path: Path) -> None:
+    """Make a file's bytes, or a folder's names, durable (fsync through a descriptor of its own)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

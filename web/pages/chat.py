@@ -20,7 +20,7 @@ from ..components.reply_parts import ThinkingBlock, ToolCallsBlock
 from ..components.settings_dialog import edit_settings, model_choices
 from ..components.speaker import Speaker
 from ..components.voice import auto_read_button, dictation, speak_button
-from ..frame import current_principal, frame
+from ..frame import current_principal, frame, not_found
 from . import projects
 
 __all__ = ["register"]
@@ -368,9 +368,7 @@ def register(services: Services) -> None:
         await services.ready()
         conversation = await services.store.get(conversation_id)
         if conversation is None:
-            async with frame(services, current=None, title="Not found"):
-                ui.label("This conversation does not exist. It may have been deleted.")
-                ui.link("Start a new chat", "/")
+            await not_found(services, "This conversation does not exist. It may have been deleted.")
             return
         await ChatPage(services, conversation, focus=m or None).build()
 

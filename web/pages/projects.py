@@ -9,7 +9,7 @@ from backend.storage.projects import Project
 
 from ..components.dialogs import confirm
 from ..components.projects import edit_project_dialog
-from ..frame import frame
+from ..frame import frame, not_found
 
 __all__ = ["register"]
 
@@ -80,8 +80,6 @@ def register(services: Services) -> None:
         await services.ready()
         project = await services.projects.get(project_id)
         if project is None:
-            async with frame(services, current=None, title="Not found"):
-                ui.label("This project does not exist. It may have been deleted.")
-                ui.link("Start a new chat", "/")
+            await not_found(services, "This project does not exist. It may have been deleted.")
             return
         await ProjectPage(services, project).build()
