@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from ..core.errors import AppError, ErrorCode
 from .backup_check import StagedRestore, check_and_stage
 from .backup_format import DB_NAME, MANIFEST_NAME, MEDIA_DIR, MODELS_DIR, Manifest, MemberFile, ModelPaths, member_kind
 from .backup_swap import apply_staged, recover_interrupted_restore
+from .sqlite import connect, sqlite
 from .tar_writer import TarWriter
 
 __all__ = ["BackupCancelled", "BackupSummary", "Progress", "StagedRestore", "apply_staged", "check_and_stage",
@@ -101,15 +101,15 @@ def snapshot_database(source: Path, target: Path) -> int:
     with open(source, "rb") as fh:
         if not fh.read(16).startswith(b"SQLite format 3\0"):
             raise AppError(ErrorCode.INTERNAL, f"{source} is not a SQLite database; nothing was backed up.")
-    src = sqlite3.connect(source, timeout=30)
+    src = connect(source, timeout=30)
     try:
-        dst = sqlite3.connect(target)
+        dst = connect(target)
         try:
             src.backup(dst, pages=-1)
             return int(dst.execute("PRAGMA user_version").fetchone()[0])
         finally:
             dst.close()
-    except sqlite3.Error as exc:
+    except sqlite.Error as exc:
         raise AppError(ErrorCode.INTERNAL, f"The database could not be copied: {exc}.") from None
     finally:
         src.close()
@@ -133,11 +133,11 @@ def _media_members(media_dir: Path) -> Iterator[tuple[str, Path]]:
 def _model_members(database: Path, model_folder: Path) -> tuple[list[tuple[str, Path]], list[ModelPaths]]:
     """The files of every installed model but the bundled ones (they come with the app), named by
     their place in the models folder, and for each model where its files were."""
-    conn = sqlite3.connect(database, timeout=30)
+    conn = connect(database, timeout=30)
     try:
         rows = conn.execute("SELECT id, path, projector, folder, info FROM models WHERE source != 'bundled'"
                             " ORDER BY added_at").fetchall()
-    except sqlite3.Error as exc:  # a database from before models were kept
+    except sqlite.Error as exc:  # a database from before models were kept
         log.warning("no models to back up: %s", exc)
         rows = []
     finally:

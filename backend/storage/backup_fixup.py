@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from .backup_format import MODELS_DIR, Manifest
 from .media import sync_path
+from .sqlite import connect, sqlite
 
 __all__ = ["fix_restored_database"]
 
@@ -36,8 +36,8 @@ def fix_restored_database(restored: Path, live: Path, model_folder: Path, manife
     moved = {original: str(model_folder / member.removeprefix(MODELS_DIR + "/"))
              for model in manifest.models for original, member in model.paths.items()}
     here = _live_models(live)
-    conn = sqlite3.connect(restored)
-    conn.row_factory = sqlite3.Row
+    conn = connect(restored)
+    conn.row_factory = sqlite.Row
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not {"models", "downloads"} <= tables:  # a database from before models were kept
@@ -64,18 +64,18 @@ def fix_restored_database(restored: Path, live: Path, model_folder: Path, manife
 def _live_models(live: Path) -> list[dict[str, Any]]:
     if not live.is_file():
         return []
-    conn = sqlite3.connect(live)
-    conn.row_factory = sqlite3.Row
+    conn = connect(live)
+    conn.row_factory = sqlite.Row
     try:
         return [dict(row) for row in conn.execute("SELECT * FROM models")]
-    except sqlite3.Error as exc:  # a live database this old or this damaged has no models to keep
+    except sqlite.Error as exc:  # a live database this old or this damaged has no models to keep
         log.warning("the models of the data being replaced could not be read: %s", exc)
         return []
     finally:
         conn.close()
 
 
-def _keep_models_of_this_device(conn: sqlite3.Connection, here: list[dict[str, Any]]) -> None:
+def _keep_models_of_this_device(conn: sqlite.Connection, here: list[dict[str, Any]]) -> None:
     columns = [row[1] for row in conn.execute("PRAGMA table_info(models)")]
     taken = {row[0] for row in conn.execute("SELECT id FROM models")}
     used_paths = {row[0] for row in conn.execute("SELECT path FROM models")}
@@ -89,7 +89,7 @@ def _keep_models_of_this_device(conn: sqlite3.Connection, here: list[dict[str, A
         try:
             conn.execute(f"INSERT INTO models ({', '.join(common)}) VALUES ({', '.join('?' * len(common))})",
                          [row[c] for c in common])
-        except sqlite3.IntegrityError as exc:  # a schema the two databases do not share
+        except sqlite.IntegrityError as exc:  # a schema the two databases do not share
             log.warning("model %s of this device could not be kept in the restored data: %s", row["id"], exc)
 
 

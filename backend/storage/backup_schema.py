@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
+import re
 from pathlib import Path
 
 from ..core.errors import AppError, ErrorCode
 from .migrations import MIGRATIONS
+from .sqlite import connect, sqlite
 
 __all__ = ["COUNTED_TABLES", "check_database"]
 
@@ -31,7 +32,7 @@ def check_database(path: Path) -> dict[str, int]:
     with path.open("rb") as fh:
         if not fh.read(16).startswith(b"SQLite format 3\0"):
             raise refused("The database in the backup is not a SQLite database; the backup is damaged.")
-    conn = sqlite3.connect(path)
+    conn = connect(path)
     try:
         # it came from outside: no functions from its schema, cells checked, no memory-mapped reads
         conn.execute("PRAGMA trusted_schema=OFF")
@@ -50,31 +51,47 @@ def check_database(path: Path) -> dict[str, int]:
                   for t in COUNTED_TABLES if t in tables}
         conn.execute("PRAGMA journal_mode=DELETE")
         return counts
-    except sqlite3.DatabaseError as exc:
+    except sqlite.DatabaseError as exc:
         raise refused(f"The backup's database cannot be read ({exc}); the backup is damaged.") from None
     finally:
         conn.close()
 
 
-def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+VECTOR_TABLE = re.compile(r"vectors_(\d+)(?:_[a-z0-9_]+)?")
+"""A collection's sqlite-vec table (`vectors_<n>`) and its shadow tables (`vectors_<n>_chunks`…),
+made as collections get their first vectors, not by a migration."""
+
+
+def _objects(conn: sqlite.Connection) -> set[tuple[str, str]]:
     return {(kind, name) for kind, name in conn.execute("SELECT type, name FROM sqlite_master")
             if not name.startswith("sqlite_")}
 
 
-def _check_schema(conn: sqlite3.Connection, version: int) -> None:
+def _collections_vectors(conn: sqlite.Connection, found: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The vector tables (and their shadow tables and indexes) of collections the database has."""
+    try:
+        collections = {int(row[0]) for row in conn.execute("SELECT n FROM collections")}
+    except sqlite.Error:
+        return set()
+    return {(kind, name) for kind, name in found
+            if (m := VECTOR_TABLE.fullmatch(name)) and int(m.group(1)) in collections}
+
+
+def _check_schema(conn: sqlite.Connection, version: int) -> None:
     """The database's tables, indexes, triggers and views are those this gridless's migrations make
     at its schema version, by name: another program's database, or one given a trigger, is refused."""
-    reference = sqlite3.connect(":memory:")
+    reference = connect(":memory:")
     try:
         for script in MIGRATIONS[:version]:
             reference.executescript(script)
         expected = _objects(reference)
-    except sqlite3.Error as exc:  # a migration this plain SQLite cannot run (an extension): nothing to compare
+    except sqlite.Error as exc:  # a migration this plain SQLite cannot run (an extension): nothing to compare
         log.warning("could not build the reference schema to check a restored database against: %s", exc)
         return
     finally:
         reference.close()
     found = _objects(conn)
+    found -= _collections_vectors(conn, found)
     extra, missing = sorted(found - expected), sorted(expected - found)
     if extra or missing:
         kind, name = (extra or missing)[0]

@@ -13,6 +13,7 @@ import aiosqlite
 
 from ..core.errors import AppError, ErrorCode
 from .migrations import MIGRATIONS
+from .sqlite import connect, sqlite
 
 __all__ = ["Database"]
 
@@ -47,8 +48,9 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(self.path)
-        self._conn.row_factory = aiosqlite.Row
+        path = self.path
+        self._conn = await aiosqlite.Connection(lambda: connect(path), iter_chunk_size=64)
+        self._conn.row_factory = sqlite.Row
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=FULL")
         await self._conn.execute("PRAGMA foreign_keys=ON")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from backend.storage.attachments import Attachment, AttachmentStore
 from backend.storage.conversations import ConversationStore, Message
 from backend.storage.db import Database
+from backend.storage.sqlite import sqlite
 
 
 @pytest.fixture
@@ -277,7 +277,7 @@ async def test_all_files_lists_paths_and_thumbnails(attachments: AttachmentStore
 async def test_kind_is_checked_by_the_table(attachments: AttachmentStore) -> None:
     bad = document()
     bad.kind = "video"  # type: ignore[assignment]
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+    with pytest.raises(sqlite.IntegrityError, match="CHECK constraint"):
         await attachments.add(bad)
     await attachments.db.conn.rollback()
     assert await attachments.all_files() == set()

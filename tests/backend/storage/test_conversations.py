@@ -9,6 +9,7 @@ from backend.storage.conversations import MARK_END, MARK_START, Branches, Conver
 from backend.storage.db import Database
 from backend.storage.migrations import MIGRATIONS
 from backend.storage.projects import ProjectStore
+from backend.storage.sqlite import sqlite
 
 
 @pytest.fixture
@@ -213,7 +214,7 @@ async def test_streaming_rows_become_interrupted(store: ConversationStore) -> No
 async def test_status_constraint(store: ConversationStore, db: Database) -> None:
     conv = await store.create()
     msg = await store.add_message(conv.id, "user", "x")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite.IntegrityError):
         await db.execute("UPDATE messages SET status = 'weird' WHERE id = ?", (msg.id,))
     await db.conn.rollback()
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
 from backend.storage.images import ImageRecord, ImageStore
+from backend.storage.sqlite import sqlite
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ async def test_add_all_is_one_transaction(store: ImageStore) -> None:
     first = picture("one", created_at=1.0)
     clash = picture("two", created_at=2.0)
     clash.id = first.id  # the second insert fails: neither row stays
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+    with pytest.raises(sqlite.IntegrityError, match="UNIQUE"):
         await store.add_all([first, clash])
     assert await store.recent() == []
 
@@ -97,6 +96,6 @@ async def test_conversation_link_is_cleared_when_the_conversation_goes(store: Im
 
 
 async def test_an_unknown_conversation_is_refused(store: ImageStore) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(sqlite.IntegrityError, match="FOREIGN KEY"):
         await store.add_all([picture("x", created_at=1.0, conversation_id="no-such-conversation")])
     assert await store.recent() == []
