@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .routes import audio, chat, images, models
+from .routes import audio, chat, embeddings, images, models
 
 __all__ = ["api_router"]
 
@@ -13,3 +13,4 @@ api_router.include_router(models.router)
 api_router.include_router(chat.router)
 api_router.include_router(audio.router)
 api_router.include_router(images.router)
+api_router.include_router(embeddings.router)

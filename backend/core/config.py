@@ -8,12 +8,19 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_data_dir"]
+__all__ = ["Settings", "default_cache_dir", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
     """Where conversations and media live unless told otherwise (XDG on Linux and Termux)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gridless"
+
+
+def default_cache_dir() -> Path:
+    """Where files the app can make again live (XDG on Linux and Termux): shared by every data folder
+    of this user, never backed up or moved."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gridless"
 
 
@@ -23,6 +30,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    """Files made from what ships with the app (the bundled embedding model as a GGUF)."""
     token: str | None = Field(default=None, min_length=16, max_length=256)
 
     chat_model: Path | None = None
@@ -63,6 +72,11 @@ class Settings(BaseSettings):
     """Longest recording accepted for transcription (one hour)."""
     max_attachment_mb: int = Field(default=30, ge=1)
     """Largest photo or document accepted as an attachment to a chat message."""
+    max_document_mb: int = Field(default=100, ge=1)
+    """Largest document accepted into a collection."""
+    shared_folder: Path | None = None
+    """A folder of the device whose documents can be added to collections from the app (on a phone,
+    its shared Documents or Download folder)."""
 
     share_port: int | None = Field(default=None, ge=1, le=65535)
     """Port for sharing on the local network; defaults to `port`."""
@@ -71,7 +85,7 @@ class Settings(BaseSettings):
     device_idle_days: float = Field(default=30.0, gt=0)
     """A paired device unseen this long must pair again."""
 
-    @field_validator("data_dir", "chat_model", "models_dir", "catalog", mode="after")
+    @field_validator("data_dir", "cache_dir", "chat_model", "models_dir", "catalog", "shared_folder", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None

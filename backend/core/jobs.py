@@ -17,6 +17,7 @@ class Job(StrEnum):
     IMAGES = "images"
     SPEECH = "speech"
     VOICE = "voice"
+    EMBEDDINGS = "embeddings"
 
     @property
     def slot(self) -> Job:
@@ -35,4 +36,4 @@ class Job(StrEnum):
 
 
 _ENGINE_NAMES = {Job.CHAT: "the language model", Job.IMAGES: "the image model", Job.SPEECH: "the speech model",
-                 Job.VOICE: "the voice"}
+                 Job.VOICE: "the voice", Job.EMBEDDINGS: "the embedding model"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -12,10 +13,11 @@ from ..core.jobs import Job
 from ..core.resources import CATALOG_FILE
 from ..core.units import MIB, format_bytes
 from .files import allowed_suffixes
-from .memory import MemoryEstimate, estimate_file_model, estimate_llm
+from .memory import MemoryEstimate, estimate_embedding, estimate_file_model, estimate_llm
 from .names import safe_relative_path, safe_repo_id
 
-__all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Feature", "Fit"]
+__all__ = ["CATALOG_FILE", "Catalog", "CatalogEntry", "CatalogError", "CatalogFile", "Feature", "Fit",
+           "embedding_prefixes_for"]
 
 Feature = Literal["thinking", "tools", "vision"]
 """What a language model can do beyond plain chat: think before answering, call tools, see photos."""
@@ -74,6 +76,12 @@ class CatalogEntry(BaseModel):
     """From the family's chat template (thinking, tools) and its projector (vision); sorted."""
     min_device_ram_gb: float = Field(gt=0)
     """The smallest phone (total RAM) this is recommended for."""
+    query_prefix: str = Field(default="", max_length=200)
+    """An embedding model's words before a search query, as its model card asks ("query: ")."""
+    passage_prefix: str = Field(default="", max_length=200)
+    """An embedding model's words before a passage it indexes ("passage: ")."""
+    languages: list[str] = []
+    """For an embedding model: the languages it is made for (ISO 639-1); empty means English."""
 
     @field_validator("repo")
     @classmethod
@@ -104,7 +112,16 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"only a language model has features, not a {self.job} model")
         if (self.job == Job.VISION) != ("vision" in self.features):
             raise ValueError("a vision model, and only a vision model, has the feature 'vision'")
+        if self.job != Job.EMBEDDINGS and (self.query_prefix or self.passage_prefix or self.languages):
+            raise ValueError(f"only an embedding model has prefixes and languages, not a {self.job} model")
+        if any(not re.fullmatch(r"[a-z]{2}", code) for code in self.languages):
+            raise ValueError("languages are two-letter ISO 639-1 codes")
         return self
+
+    @property
+    def prefixes(self) -> dict[str, str]:
+        """What an embedding model's record keeps of its prefixes (`ModelRecord.info`)."""
+        return {"query_prefix": self.query_prefix, "passage_prefix": self.passage_prefix}
 
     @property
     def main_file(self) -> CatalogFile:
@@ -115,10 +132,25 @@ class CatalogEntry(BaseModel):
         return int(sum(f.size_mb for f in self.files) * 1_000_000)
 
     def estimate(self, n_ctx: int) -> MemoryEstimate:
+        if self.shape is not None and self.job == Job.EMBEDDINGS:
+            return estimate_embedding(self.shape.model_dump(), self.size_bytes)
         if self.shape is not None:
             shape = self.shape.model_dump()
             return estimate_llm(shape, self.size_bytes, min(n_ctx, self.shape.trained_context))
         return estimate_file_model(self.job, self.size_bytes)
+
+
+_FAMILY_PREFIXES = (("nomic-embed-text", "search_query: ", "search_document: "), ("e5", "query: ", "passage: "))
+
+
+def embedding_prefixes_for(name: str) -> dict[str, str]:
+    """The query and passage prefixes of an embedding model that is not in the catalog, from its family
+    as its name tells (e5 and nomic-embed-text models expect them); none for others."""
+    lowered = name.lower()
+    for family, query, passage in _FAMILY_PREFIXES:
+        if re.search(rf"(^|[^a-z0-9]){re.escape(family)}([^a-z0-9]|$)", lowered):
+            return {"query_prefix": query, "passage_prefix": passage}
+    return {"query_prefix": "", "passage_prefix": ""}
 
 
 class Fit(BaseModel):

@@ -45,9 +45,9 @@ class Inspected:
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     Job.CHAT: (".gguf",), Job.VISION: (".gguf",), Job.IMAGES: (".gguf", ".safetensors"),
-    Job.SPEECH: (".bin", ".json", ".txt"), Job.VOICE: (".onnx", ".json")}
+    Job.SPEECH: (".bin", ".json", ".txt"), Job.VOICE: (".onnx", ".json"), Job.EMBEDDINGS: (".gguf",)}
 _FORMATS: dict[str, str] = {Job.CHAT: "GGUF", Job.VISION: "GGUF", Job.IMAGES: "GGUF or safetensors",
-                            Job.SPEECH: "CTranslate2 (model.bin)", Job.VOICE: "ONNX"}
+                            Job.SPEECH: "CTranslate2 (model.bin)", Job.VOICE: "ONNX", Job.EMBEDDINGS: "GGUF"}
 
 
 def allowed_suffixes(job: str) -> tuple[str, ...]:
@@ -65,9 +65,18 @@ def _inspect_gguf(path: Path, job: str) -> Inspected:
     except GgufError as exc:
         raise ModelFileError(str(exc)) from None
     summary = info.summary()
-    if job in (Job.CHAT, Job.VISION) and not info.is_projector:
+    if job in (Job.CHAT, Job.VISION, Job.EMBEDDINGS) and not info.is_projector:
         if not info.layers or not info.vocab_size:
-            raise ModelFileError(f"{path.name} is a '{info.architecture}' GGUF, not a language model")
+            kind = "an embedding model" if job == Job.EMBEDDINGS else "a language model"
+            raise ModelFileError(f"{path.name} is a '{info.architecture}' GGUF, not {kind}")
+    if job in (Job.CHAT, Job.VISION) and info.is_embedding:
+        raise ModelFileError(f"{path.name} is an embedding model ('{info.architecture}', {info.pooling or 'encoder'}"
+                             " pooling); it turns text into vectors for search and cannot chat")
+    if job == Job.EMBEDDINGS:
+        if info.is_projector:
+            raise ModelFileError(f"{path.name} is a vision projector (mmproj), not an embedding model")
+        if info.pooling == "rank":
+            raise ModelFileError(f"{path.name} is a reranker (it scores pairs of texts), not an embedding model")
     if job == Job.CHAT and info.is_projector:
         raise ModelFileError(f"{path.name} is a vision projector (mmproj); it goes with a vision model")
     return Inspected(format="gguf", size=info.file_size, info=summary,

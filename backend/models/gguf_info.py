@@ -18,11 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+from gguf import (
+    GGML_QUANT_SIZES,
+    MODEL_ARCH,
+    MODEL_ARCH_NAMES,
+    GGMLQuantizationType,
+    GGUFValueType,
+    LlamaFileType,
+    PoolingType,
+)
 
 from . import gguf_limits as cap
 
-__all__ = ["GgufError", "GgufIncomplete", "GgufInfo", "quantization_from_name", "read_gguf_info"]
+__all__ = ["ENCODER_ARCHITECTURES", "GgufError", "GgufIncomplete", "GgufInfo", "quantization_from_name",
+           "read_gguf_info"]
 
 MAGIC = b"GGUF"
 _SCALARS: dict[int, struct.Struct] = {
@@ -34,6 +43,12 @@ _SCALARS: dict[int, struct.Struct] = {
     GGUFValueType.FLOAT64: struct.Struct("<d"),
 }
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+ENCODER_ARCHITECTURES = frozenset(
+    MODEL_ARCH_NAMES[arch] for arch in (
+        MODEL_ARCH.BERT, MODEL_ARCH.MODERN_BERT, MODEL_ARCH.NOMIC_BERT, MODEL_ARCH.NOMIC_BERT_MOE, MODEL_ARCH.NEO_BERT,
+        MODEL_ARCH.JINA_BERT_V2, MODEL_ARCH.JINA_BERT_V3, MODEL_ARCH.EUROBERT, MODEL_ARCH.T5ENCODER,
+        MODEL_ARCH.GEMMA_EMBEDDING))
+"""Architectures that only encode text: they embed it and cannot write."""
 _MAX_DIMS = 8
 
 
@@ -131,6 +146,23 @@ class GgufInfo:
     def has_chat_template(self) -> bool:
         return bool(self.metadata.get("tokenizer.chat_template"))
 
+    @property
+    def pooling(self) -> str | None:
+        """How the model makes one vector of a text ("mean", "cls", "last", "rank"), if it says."""
+        value = self.arch_value("pooling_type")
+        if value is None:
+            return None
+        try:
+            return PoolingType(_count(value, f"{self.architecture}.pooling_type")).name.lower()
+        except ValueError:
+            return None
+
+    @property
+    def is_embedding(self) -> bool:
+        """An embedding model: an encoder architecture (BERT and its kin), or a model whose header
+        names a pooling of its tokens into one vector (decoder-based embedders such as Qwen3-Embedding)."""
+        return self.architecture in ENCODER_ARCHITECTURES or self.pooling in ("mean", "cls", "last")
+
     def summary(self) -> dict[str, Any]:
         """What the registry keeps about the file (JSON-friendly)."""
         return {"architecture": self.architecture, "name": self.name, "parameters": self.parameters,
@@ -142,7 +174,7 @@ class GgufInfo:
                 "chat_template": self.has_chat_template, "projector": self.is_projector,
                 "projection_dim": _count(self.metadata.get("clip.vision.projection_dim"), "clip.vision.projection_dim")
                 or None,
-                "size_label": self.metadata.get("general.size_label")}
+                "size_label": self.metadata.get("general.size_label"), "pooling": self.pooling}
 
 
 _MAX_COUNT = 1 << 40

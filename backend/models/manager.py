@@ -23,7 +23,7 @@ from .errors import ModelManagerError, unknown_model
 from .files import ModelFileError
 from .hub import HubClient, HubError, RepoListing
 from .install import Installer
-from .memory import MemoryEstimate, estimate_file_model, estimate_llm, largest_context_within
+from .memory import MemoryEstimate, estimate_embedding, estimate_file_model, estimate_llm, largest_context_within
 from .registry import ModelRecord, ModelRegistry
 
 __all__ = ["CatalogRow", "DownloadError", "HubError", "ModelFileError", "ModelManager", "ModelManagerError",
@@ -113,6 +113,8 @@ class ModelManager:
     def estimate(self, record: ModelRecord, n_ctx: int | None = None) -> MemoryEstimate:
         if Job(record.job).is_language and record.format == "gguf" and record.info.get("layers"):
             return estimate_llm(record.info, record.size_bytes, n_ctx or self.context_for(record))
+        if record.job == Job.EMBEDDINGS and record.info.get("layers"):
+            return estimate_embedding(record.info, record.size_bytes)
         return estimate_file_model(record.job, record.size_bytes)
 
     def check_fit(self, record: ModelRecord, n_ctx: int | None = None) -> MemoryEstimate:

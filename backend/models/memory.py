@@ -17,8 +17,10 @@ from typing import Any
 
 from ..core.jobs import Job
 from ..core.units import MIB, format_bytes
+from .gguf_info import ENCODER_ARCHITECTURES as _ENCODERS
 
-__all__ = ["MemoryEstimate", "estimate_file_model", "estimate_llm", "largest_context_within"]
+__all__ = ["EMBEDDING_BATCH", "MemoryEstimate", "embedding_batch", "estimate_embedding", "estimate_file_model",
+           "estimate_llm", "largest_context_within"]
 
 WORKER_OVERHEAD = 64 * MIB
 """A worker process with Python, numpy and the engine's libraries, before any model."""
@@ -90,11 +92,36 @@ def largest_context_within(shape: Mapping[str, Any], weights: int, budget: int, 
     return best if best >= minimum else None
 
 
+EMBEDDING_BATCH = 2048
+"""Tokens in one batch of the embedding engine, and so the longest text it takes (a smaller trained
+context lowers both)."""
+_EMBEDDING_MAX_CONTEXT = 8192
+
+
+def embedding_batch(shape: Mapping[str, Any]) -> int:
+    """The batch (and longest text) an embedding model of this shape is loaded with."""
+    return min(EMBEDDING_BATCH, _int(shape, "trained_context") or 512, _EMBEDDING_MAX_CONTEXT)
+
+
+def estimate_embedding(shape: Mapping[str, Any], weights: int, n_batch: int | None = None) -> MemoryEstimate:
+    """Memory of an embedding worker: the weights, one batch's activations and attention scores
+    (every text of a batch is one step, so the scores span the batch), and for a decoder-based
+    model the KV cache of that batch."""
+    n = n_batch or embedding_batch(shape)
+    heads = max(_int(shape, "head_count"), 1)
+    scores = n * n * heads * _F32
+    activations = n * (_int(shape, "embedding_length") * 8 + _int(shape, "feed_forward_length") * 2) * _F32
+    kv = 0 if shape.get("architecture") in _ENCODERS else kv_bytes_per_token(shape) * n
+    return MemoryEstimate(weights=weights, kv_cache=kv, compute=scores + activations, overhead=WORKER_OVERHEAD,
+                          context_length=n if kv else None)
+
+
 _FILE_MODEL_FACTORS: dict[str, tuple[float, int]] = {
     # job: (times the file size, plus working memory) — measured on the bundled and tiny models
     Job.IMAGES: (1.1, 320 * MIB),
     Job.SPEECH: (2.0, 120 * MIB),
     Job.VOICE: (1.5, 60 * MIB),
+    Job.EMBEDDINGS: (1.25, 192 * MIB),
 }
 
 

@@ -141,6 +141,15 @@ class ModelRegistry:
         await self.set_setting(_ACTIVE_KEY + job, model_id)
         self._active[job] = model_id
 
+    async def refresh(self, model_id: str, *, size_bytes: int, info: dict[str, Any],
+                      quantization: str | None) -> ModelRecord:
+        """What the file now is, after it was written again in place (a bundled model)."""
+        record = replace(self._records[model_id], size_bytes=size_bytes, info=info, quantization=quantization)
+        await self.db.execute("UPDATE models SET size_bytes = ?, info = ?, quantization = ? WHERE id = ?",
+                              (size_bytes, json.dumps(info), quantization, model_id))
+        self._records[model_id] = record
+        return record
+
     async def set_memory_override(self, model_id: str, override: bool) -> ModelRecord:
         record = replace(self._records[model_id], memory_override=override)
         await self.db.execute("UPDATE models SET memory_override = ? WHERE id = ?", (int(override), model_id))

@@ -261,7 +261,7 @@ def test_bad_voices(tmp_path: Path, name: str, content: bytes, reason: str) -> N
 
 def test_unknown_jobs_and_missing_files(tmp_path: Path) -> None:
     path = write_lm_gguf(tmp_path / "lm.gguf", size_mb=0.1)
-    assert "unknown job" in refused(path, "embeddings")
+    assert "unknown job" in refused(path, "reranking")
     assert "not a file" in refused(tmp_path / "absent.gguf", "chat")
     assert "not a file" in refused(tmp_path, "chat")
 

@@ -24,7 +24,8 @@ from .status import Part
 __all__ = ["register"]
 
 JOB_TABS = (("chat", "Chat", "chat"), ("vision", "Vision", "photo_camera"), ("images", "Images", "image"),
-            ("speech", "Speech", "mic"), ("voice", "Voice", "record_voice_over"))
+            ("speech", "Speech", "mic"), ("voice", "Voice", "record_voice_over"),
+            ("embeddings", "Embeddings", "manage_search"))
 TICK_S = 0.5
 
 

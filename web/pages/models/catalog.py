@@ -75,7 +75,8 @@ class CatalogList:
                         .props(f"unelevated dense no-caps data-testid=download-{entry.id}") \
                         .props("" if row.fit.fits else "outline color=warning")
             facts = [f"{format_bytes(entry.size_bytes)} download", f"needs about {format_bytes(row.fit.estimate)} RAM",
-                     entry.quantization, entry.license, entry.repo]
+                     entry.quantization, "multilingual" if len(entry.languages) > 1 else None, entry.license,
+                     entry.repo]
             ui.label(" · ".join(f for f in facts if f)).classes("text-caption text-grey-7")
             if not row.fit.fits:
                 ui.label(f"Will not fit this device: {row.fit.reason}").classes("text-caption text-warning") \
