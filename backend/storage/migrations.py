@@ -246,4 +246,110 @@ MIGRATIONS: list[str] = [
         INSERT INTO messages_fts (rowid, content) SELECT new.n, new.content WHERE new.status != 'streaming';
     END;
     """,
+    # 9: collections of documents, read into passages with their words indexed (the vectors are
+    # sqlite-vec tables made per collection: see backend/knowledge/store.py); embedding models
+    """
+    CREATE TABLE models_9 (
+        id              TEXT PRIMARY KEY,
+        job             TEXT NOT NULL
+                        CHECK (job IN ('chat', 'vision', 'images', 'speech', 'voice', 'embeddings')),
+        name            TEXT NOT NULL,
+        format          TEXT NOT NULL,
+        path            TEXT NOT NULL,
+        projector       TEXT,
+        folder          TEXT,
+        size_bytes      INTEGER NOT NULL,
+        quantization    TEXT,
+        license         TEXT,
+        source          TEXT NOT NULL CHECK (source IN ('bundled', 'hub', 'import', 'folder')),
+        repo            TEXT,
+        revision        TEXT,
+        sha256          TEXT,
+        info            TEXT NOT NULL DEFAULT '{}',
+        memory_override INTEGER NOT NULL DEFAULT 0,
+        context_length  INTEGER,
+        added_at        REAL NOT NULL
+    );
+    INSERT INTO models_9 SELECT id, job, name, format, path, projector, folder, size_bytes, quantization, license,
+        source, repo, revision, sha256, info, memory_override, context_length, added_at FROM models;
+    DROP TABLE models;
+    ALTER TABLE models_9 RENAME TO models;
+    CREATE UNIQUE INDEX models_path ON models (path);
+
+    CREATE TABLE collections (
+        n               INTEGER PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        name            TEXT NOT NULL,
+        description     TEXT NOT NULL DEFAULT '',
+        project_id      TEXT REFERENCES projects (id) ON DELETE SET NULL,
+        conversation_id TEXT REFERENCES conversations (id) ON DELETE CASCADE,
+        embedder        TEXT,
+        dim             INTEGER,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX collections_project ON collections (project_id) WHERE project_id IS NOT NULL;
+    CREATE INDEX collections_conversation ON collections (conversation_id) WHERE conversation_id IS NOT NULL;
+
+    CREATE TABLE documents (
+        id            TEXT PRIMARY KEY,
+        collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        kind          TEXT NOT NULL DEFAULT '',
+        size          INTEGER NOT NULL,
+        sha256        TEXT NOT NULL,
+        file          TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'queued'
+                      CHECK (state IN ('queued', 'reading', 'indexing', 'ready', 'failed', 'cancelled')),
+        error_code    TEXT,
+        error         TEXT,
+        notice        TEXT,
+        title         TEXT,
+        pages         INTEGER,
+        passages      INTEGER NOT NULL DEFAULT 0,
+        embedded      INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE INDEX documents_collection ON documents (collection_id, created_at);
+    CREATE INDEX documents_pending ON documents (created_at) WHERE state IN ('queued', 'reading', 'indexing');
+
+    CREATE TABLE passages (
+        n           INTEGER PRIMARY KEY,
+        document_id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+        ordinal     INTEGER NOT NULL,
+        heading     TEXT NOT NULL DEFAULT '',
+        page        INTEGER,
+        text        TEXT NOT NULL,
+        embedded    INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (document_id, ordinal)
+    );
+    CREATE INDEX passages_unembedded ON passages (document_id, ordinal) WHERE embedded = 0;
+
+    CREATE VIRTUAL TABLE passages_fts USING fts5(
+        heading, text, content = 'passages', content_rowid = 'n', tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TRIGGER passages_fts_added AFTER INSERT ON passages BEGIN
+        INSERT INTO passages_fts (rowid, heading, text) VALUES (new.n, new.heading, new.text);
+    END;
+    CREATE TRIGGER passages_fts_removed AFTER DELETE ON passages BEGIN
+        INSERT INTO passages_fts (passages_fts, rowid, heading, text) VALUES ('delete', old.n, old.heading, old.text);
+    END;
+    CREATE TRIGGER passages_fts_changed AFTER UPDATE OF heading, text ON passages BEGIN
+        INSERT INTO passages_fts (passages_fts, rowid, heading, text) VALUES ('delete', old.n, old.heading, old.text);
+        INSERT INTO passages_fts (rowid, heading, text) VALUES (new.n, new.heading, new.text);
+    END;
+
+    CREATE TABLE conversation_collections (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        collection_id   TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+        PRIMARY KEY (conversation_id, collection_id)
+    );
+    CREATE TABLE project_collections (
+        project_id    TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+        collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+        PRIMARY KEY (project_id, collection_id)
+    );
+
+    ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
