@@ -16,6 +16,9 @@ from .core.config import Settings
 from .core.errors import AppError, ErrorCode
 from .images.engine import image_engine
 from .images.service import ImageService
+from .knowledge.embedder import embedding_engine
+from .knowledge.service import KnowledgeService
+from .knowledge.store import KnowledgeStore
 from .models.manager import ModelManager
 from .move.archive import archive_applier, archive_writer
 from .move.service import Moves
@@ -62,6 +65,10 @@ class Services:
     images: ImageService
     speech: EngineHost
     voice: EngineHost
+    embeddings: EngineHost
+    """The embedding model's engine (documents' passages and queries)."""
+    knowledge: KnowledgeService
+    """Collections of documents, their indexing and search."""
     transcripts: TranscriptService
     moves: Moves
     """Moving to a new device: the offer this device makes, the pull it runs."""
@@ -95,12 +102,15 @@ class Services:
         attachments = AttachmentService(settings, AttachmentStore(db), media)
         images = ImageService(settings, image_engine(settings, models, residency), ImageStore(db), media,
                               attachments.store)
-        return cls(media=media, attachments=attachments, images=images, speech=speech,
+        embeddings = embedding_engine(settings, models, residency)
+        knowledge = KnowledgeService(settings, KnowledgeStore(db), media, embeddings)
+        return cls(media=media, attachments=attachments, images=images, speech=speech, embeddings=embeddings,
+                   knowledge=knowledge,
                    voice=voice_engine(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
                    conversations=ConversationService(store, chat, models, settings.context_length, attachments,
-                                                     images, projects),
+                                                     images, projects, knowledge),
                    projects=projects, exchange=ConversationExchange(store, attachments, projects),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
                    devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
@@ -151,6 +161,7 @@ class Services:
             log.warning("%d transcription(s) were cut off by the last shutdown; transcribing again", requeued)
         await self.attachments.sweep()
         await self.images.sweep()
+        await self.knowledge.start()
 
     async def ready(self) -> None:
         """Wait until the data is open (at start, or while a restore is put in place)."""
@@ -224,6 +235,8 @@ class Services:
         await self.conversations.shutdown()
         await self.transcripts.shutdown()
         await self.images.shutdown()
+        await self.knowledge.shutdown()
+        await self.embeddings.close()
         await self.speech.close()
         await self.voice.close()
         await self.models.stop()

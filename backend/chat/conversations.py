@@ -7,6 +7,9 @@ whether a message asks for a picture instead of words.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..attachments.service import AttachmentService
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
@@ -14,6 +17,9 @@ from ..engines.llm import MEDIA_MARKER, ChatRequest
 from ..engines.reply_format import template_features
 from ..images.params import image_request, prompt_from
 from ..images.service import ImageService
+from ..knowledge.retrieval import sources_block
+from ..knowledge.service import KnowledgeService
+from ..knowledge.store import Hit, sources_json
 from ..models.features import model_features
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
@@ -22,16 +28,33 @@ from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, ConversationStore
 from ..storage.projects import ProjectStore
 from .params import GenerationSettings
-from .prompt import document_budget, model_messages
+from .prompt import CHARS_PER_TOKEN, document_budget, model_messages
 from .replies import ActiveReply, Replies
 from .tools import ToolRegistry, builtin_tools
+from .tools.documents import SearchDocumentsTool
 from .tools.history import SearchConversationsTool
 
 __all__ = ["MAX_ATTACHMENTS", "MAX_MESSAGE_CHARS", "CannotSee", "ConversationService"]
 
+
+def _with_sources(messages: list[dict[str, Any]], block: str) -> None:
+    """Give the model the passages with the question they were found for (the last user turn)."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            message["content"] = f"{block}\nQuestion: {message['content']}"
+            return
+
 TITLE_CHARS = 48
 MAX_MESSAGE_CHARS = 100_000
 MAX_ATTACHMENTS = 10
+SOURCES_K = 5
+"""Passages of the person's documents an answer is given."""
+SOURCES_SHARE = 0.4
+"""Of the model's context, what those passages may fill at most."""
+INDEX_WAIT_S = 300.0
+"""How long a message waits for a long attached document to be indexed before it is cut instead."""
+LONG_DOCUMENT_NOTICE = ("It is too long for the model to read whole, so it was indexed: the answer uses its "
+                        "passages that matter to the question.")
 
 
 class CannotSee(AppError):
@@ -48,8 +71,9 @@ class CannotSee(AppError):
 class ConversationService:
     def __init__(self, store: ConversationStore, chat: EngineHost, models: ModelManager, context_cap: int,
                  attachments: AttachmentService, images: ImageService | None = None,
-                 projects: ProjectStore | None = None) -> None:
+                 projects: ProjectStore | None = None, knowledge: KnowledgeService | None = None) -> None:
         self.store = store
+        self.knowledge = knowledge
         self.projects = projects if projects is not None else ProjectStore(store.db)
         self.chat = chat
         self.models = models
@@ -58,6 +82,8 @@ class ConversationService:
         self.context_cap = context_cap
         self.tools: ToolRegistry = builtin_tools()
         self.tools.register(SearchConversationsTool(store))
+        if knowledge is not None:
+            self.tools.register(SearchDocumentsTool(knowledge))
         self.replies = Replies(store, chat, images)
 
     @property
@@ -130,6 +156,7 @@ class ConversationService:
             self.check_sees(conversation)
         budget = self._document_budget(conversation, text, attached)
         attached = [self.attachments.fitted(a, budget) for a in attached]
+        await self._index_long_documents(conversation, attached)
         history = await self.store.messages(conversation_id)
         message = await self.store.add_message(conversation_id, "user", text)
         try:
@@ -142,6 +169,35 @@ class ConversationService:
             await self.store.update(conversation_id,
                                     title=title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1] + "…")
         return await self._start_reply(conversation)
+
+    async def _index_long_documents(self, conversation: Conversation, attached: list[Attachment]) -> None:
+        """Documents too long for the model's context are not cut: they are indexed into the
+        conversation's own hidden collection, whose passages each question then draws on."""
+        long = [a for a in attached if a.kind == "document" and a.sent_notice]
+        if not long or self.knowledge is None:
+            return
+        collection = await self.knowledge.hidden_collection(conversation.id, conversation.title)
+        added = []
+        for attachment in long:
+            try:
+                document = await self.knowledge.add_file(collection.id, self.attachments.media.path(attachment.path),
+                                                         attachment.name)
+            except AppError as exc:
+                if exc.code != ErrorCode.CONFLICT:  # already indexed in this conversation: use it
+                    continue
+                same = await self.knowledge.same_file(collection.id, self.attachments.media.path(attachment.path))
+                if same is None:
+                    continue
+                document = same
+            added.append((attachment, document.id))
+        if not added:
+            return
+        done = {d.id: d for d in await self.knowledge.wait([i for _, i in added], within=INDEX_WAIT_S)}
+        for attachment, document_id in added:
+            indexed = done.get(document_id)
+            if indexed is not None and indexed.state == "ready":
+                attachment.sent_text = ""
+                attachment.sent_notice = LONG_DOCUMENT_NOTICE
 
     def _document_budget(self, conversation: Conversation, text: str, attached: list[Attachment]) -> int:
         model = self.model_for(conversation)
@@ -205,6 +261,10 @@ class ConversationService:
             self.replies.cancel(reply)
             await reply.finished.wait()
         files = await self.attachments.store.files_after(conversation_id)
+        if self.knowledge is not None:
+            hidden = await self.knowledge.store.hidden_collection(conversation_id)
+            if hidden is not None:
+                await self.knowledge.delete_collection(hidden.id)
         deleted = await self.store.delete(conversation_id)
         self.attachments.delete_files(files)
         return deleted
@@ -221,7 +281,18 @@ class ConversationService:
         messages, photos = model_messages(conversation, history, attachments,
                                           sees=model is not None and model.projector is not None)
         notes: dict[str, str] = {}
-        tools = self._tools_for(conversation) if settings.tools != "off" else None
+        sources: list[Hit] = []
+        if last_user is not None:
+            sources, note = await self._retrieve(conversation, last_user.content, model)
+            if note:
+                notes["sources_note"] = note
+            if sources:
+                context = self.models.context_for(model) if model else None
+                limit = min(settings.context_length, context or settings.context_length)
+                block, used = sources_block(sources, max_chars=int(limit * SOURCES_SHARE) * CHARS_PER_TOKEN)
+                sources = sources[:used]
+                _with_sources(messages, block)
+        tools = await self._tools_for(conversation) if settings.tools != "off" else None
         if tools is not None and "tools" not in self.features_of(model):
             tools = None
             notes["note"] = f"{model.name if model else 'This model'} cannot call tools; it answered without them."
@@ -233,13 +304,38 @@ class ConversationService:
                               thinking=settings.thinking,
                               thinking_budget=settings.thinking_budget)
         return await self.replies.start_answer(conversation.id, request, model.id if model else None, tools,
+                                               sources=json.loads(sources_json(sources)) if sources else None,
                                                **notes)
 
-    def _tools_for(self, conversation: Conversation) -> ToolRegistry:
-        """The tools for one answer: the search leaves out the conversation being answered."""
+    async def _retrieve(self, conversation: Conversation, question: str, model: ModelRecord | None) \
+            -> tuple[list[Hit], str | None]:
+        """The passages of the collections turned on for the conversation (or its project) that
+        best answer the question; a search that cannot use meaning falls back to words."""
+        if self.knowledge is None:
+            return [], None
+        collections = await self.knowledge.linked(conversation_id=conversation.id, project_id=conversation.project_id)
+        if not collections or not question.strip():
+            return [], None
+        ids = [c.id for c in collections]
+        query = question.strip()[:2000]
+        try:
+            result = await self.knowledge.search(ids, query, k=SOURCES_K)
+        except AppError as exc:
+            result = await self.knowledge.search(ids, query, k=SOURCES_K, mode="words")
+            result.notice = f"The documents were searched by their words only: {exc.message}"
+        return result.hits, result.notice
+
+    async def _tools_for(self, conversation: Conversation) -> ToolRegistry:
+        """The tools for one answer: the search leaves out the conversation being answered; the
+        documents' search looks in the collections turned on for it."""
+        replaced = (SearchConversationsTool.name, SearchDocumentsTool.name)
         own = [tool for name in self.tools.names()
-               if name != SearchConversationsTool.name and (tool := self.tools.get(name)) is not None]
-        return ToolRegistry([*own, SearchConversationsTool(self.store, leave_out=conversation.id)])
+               if name not in replaced and (tool := self.tools.get(name)) is not None]
+        tools: list[Any] = [*own, SearchConversationsTool(self.store, leave_out=conversation.id)]
+        if self.knowledge is not None:
+            linked = await self.knowledge.linked(conversation_id=conversation.id, project_id=conversation.project_id)
+            tools.append(SearchDocumentsTool(self.knowledge, [c.id for c in linked]))
+        return ToolRegistry(tools)
 
     async def make_image(self, conversation_id: str, text: str) -> ActiveReply:
         """A picture of what a message says, shown in the conversation as the next answer."""

@@ -60,17 +60,22 @@ class Replies:
         self.active: dict[str, ActiveReply] = {}  # by conversation id
         self._tasks = TaskSet()
 
-    async def _new(self, conversation_id: str, **stats: Any) -> ActiveReply:
+    async def _new(self, conversation_id: str, sources: list[dict[str, Any]] | None = None, **stats: Any) \
+            -> ActiveReply:
         message = await self.store.add_message(conversation_id, "assistant", "", status=MessageStatus.STREAMING)
+        if sources:
+            await self.store.set_sources(message.id, sources)
         reply = ActiveReply(message_id=message.id, conversation_id=conversation_id, stats=stats)
         self.active[conversation_id] = reply
         return reply
 
     async def start_answer(self, conversation_id: str, request: ChatRequest, model_id: str | None,
-                           tools: ToolRegistry | None = None, **stats: Any) -> ActiveReply:
+                           tools: ToolRegistry | None = None, sources: list[dict[str, Any]] | None = None,
+                           **stats: Any) -> ActiveReply:
         """Answer with the model; with `tools`, run the calls it makes and let it go on with their
-        results (at most MAX_TOOL_CALLS, Stop working between them)."""
-        reply = await self._new(conversation_id, **stats)
+        results (at most MAX_TOOL_CALLS, Stop working between them). `sources` are the passages of
+        the person's documents the request carries, recorded on the answer for its citations."""
+        reply = await self._new(conversation_id, sources, **stats)
         self._tasks.spawn(self._answer(reply, request, model_id, tools), name=f"reply-{reply.message_id}")
         return reply
 

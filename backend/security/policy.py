@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
@@ -53,7 +54,8 @@ class AccessGuard:
                  lan_addresses: Callable[[], set[str]] = set, limiter: FailureLimiter | None = None,
                  admin_prefixes: tuple[str, ...] = (),
                  client_principal: Callable[[str], Principal | None] | None = None,
-                 max_body_bytes: int = 4 * 1024 * 1024, body_limits: dict[str, int] | None = None) -> None:
+                 max_body_bytes: int = 4 * 1024 * 1024, body_limits: dict[str, int] | None = None,
+                 body_limit_patterns: tuple[tuple[str, int], ...] = ()) -> None:
         self.owner = owner
         self.devices = devices
         self.lan_addresses = lan_addresses
@@ -65,6 +67,8 @@ class AccessGuard:
         self.max_body_bytes = max_body_bytes
         self.body_limits = body_limits or {}
         """Paths with their own limit (model uploads), instead of `max_body_bytes`."""
+        self.body_limit_patterns = [(re.compile(pattern), limit) for pattern, limit in body_limit_patterns]
+        """Paths with an id in them (a collection's documents) matching a pattern, with their own limit."""
         self.hosts = {h.lower() for h in hosts}
         self.public_prefixes = public_prefixes
         self.public_paths = public_paths
@@ -109,7 +113,12 @@ class AccessGuard:
         return self.origin_ok(origin, headers.get("host"))
 
     def body_limit(self, path: str) -> int:
-        return self.body_limits.get(path, self.max_body_bytes)
+        if path in self.body_limits:
+            return self.body_limits[path]
+        for pattern, limit in self.body_limit_patterns:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_body_bytes
 
     def is_public(self, path: str) -> bool:
         return path in self.public_paths or path.startswith(self.public_prefixes)

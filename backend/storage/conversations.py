@@ -76,6 +76,9 @@ class Message:
     parent_id: str | None = None
     """The message this one follows (none for the first); messages with the same parent are
     versions of each other: an edited message, a regenerated answer."""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """The passages of the person's documents an answer was given, numbered as it cites them
+    ([1] is the first): `n`, `passage_id`, `document_id`, `document`, `collection_id`, `page`, `heading`."""
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Message:
@@ -83,7 +86,7 @@ class Message:
                    role=row["role"], content=row["content"], status=MessageStatus(row["status"]), error=row["error"],
                    stats=json.loads(row["stats"]), created_at=row["created_at"],
                    updated_at=row["updated_at"], reasoning=row["reasoning"], tools=json.loads(row["tools"]),
-                   parent_id=row["parent_id"])
+                   parent_id=row["parent_id"], sources=json.loads(row["sources"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,10 @@ class ConversationStore:
             (content, status, json.dumps(stats or {}), error, reasoning, json.dumps(tools or []), time.time(),
              message_id))
 
+    async def set_sources(self, message_id: str, sources: list[dict[str, Any]]) -> None:
+        """Record the passages an answer is given (before it streams, so a page can link its citations)."""
+        await self.db.execute("UPDATE messages SET sources = ? WHERE id = ?", (json.dumps(sources), message_id))
+
     async def delete_message(self, message_id: str) -> None:
         """Take back a message just added (and anything after it); its parent becomes the leaf."""
         async with self.db.transaction() as conn:
@@ -387,10 +394,11 @@ class ConversationStore:
                 for m in sorted(messages, key=lambda m: m.seq):  # a parent is always one step shallower
                     await conn.execute(
                         "INSERT INTO messages (id, conversation_id, parent_id, seq, role, content, status, error,"
-                        " stats, created_at, updated_at, reasoning, tools)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " stats, created_at, updated_at, reasoning, tools, sources)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (m.id, conv.id, m.parent_id, m.seq, m.role, m.content, m.status, m.error,
-                         json.dumps(m.stats), m.created_at, m.updated_at, m.reasoning, json.dumps(m.tools)))
+                         json.dumps(m.stats), m.created_at, m.updated_at, m.reasoning, json.dumps(m.tools),
+                         json.dumps(m.sources)))
             for message_id, attachment_ids in (attachments or {}).items():
                 for position, attachment_id in enumerate(attachment_ids):
                     cur = await conn.execute(

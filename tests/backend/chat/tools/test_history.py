@@ -40,7 +40,7 @@ async def test_passages_come_with_title_and_date_and_leave_out_the_conversation_
 
 async def test_each_answer_gets_a_search_that_leaves_its_own_conversation_out(services: Services) -> None:
     asking = await services.conversations.create()
-    tools = services.conversations._tools_for(asking)
+    tools = await services.conversations._tools_for(asking)
     assert tools.names() == [*services.conversations.tools.names()]  # the same tools, in the same order
     assert tools.names()[:3] == ["calculator", "date_time", "convert_units"]
     search = tools.get("search_conversations")
