@@ -77,25 +77,35 @@ class Indexer:
 
     async def _run(self) -> None:
         while True:
-            self._wake.clear()
-            pending = await self.store.pending()
-            if not pending:
-                await self._wake.wait()
-                continue
-            document = pending[0]
-            self._current, self._stop_current = document.id, False
             try:
-                await self._index(document)
+                await self._next()
             except asyncio.CancelledError:
                 raise
-            except AppError as exc:
-                await self._failed(document, exc.code, exc.message)
-            except Exception as exc:
-                log.exception("indexing %s failed", document.name)
-                await self._failed(document, ErrorCode.INTERNAL, f"Indexing failed: {exc}")
-            finally:
-                self._current, self._job = None, None
-                self.changed()
+            except Exception:  # the data closed under it, a disk error: try again shortly, never stop for good
+                log.exception("the indexer stumbled; it goes on in a moment")
+                await asyncio.sleep(5)
+
+    async def _next(self) -> None:
+        """Index the oldest pending document, or wait until there is one."""
+        self._wake.clear()
+        pending = await self.store.pending()
+        if not pending:
+            await self._wake.wait()
+            return
+        document = pending[0]
+        self._current, self._stop_current = document.id, False
+        try:
+            await self._index(document)
+        except asyncio.CancelledError:
+            raise
+        except AppError as exc:
+            await self._failed(document, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("indexing %s failed", document.name)
+            await self._failed(document, ErrorCode.INTERNAL, f"Indexing failed: {exc}")
+        finally:
+            self._current, self._job = None, None
+            self.changed()
 
     async def _failed(self, document: Document, code: str, message: str) -> None:
         current = await self.store.get_document(document.id)
@@ -129,9 +139,15 @@ class Indexer:
             if not batch:
                 break
             self._job = EngineJob()
-            result = await embed(self.embeddings, [p.text if not p.heading else f"{p.heading}\n\n{p.text}"
-                                                   for p in batch],
-                                 purpose="passage", model_id=collection.embedder or None, job=self._job)
+            texts = [p.text if not p.heading else f"{p.heading}\n\n{p.text}" for p in batch]
+            try:
+                result = await embed(self.embeddings, texts, purpose="passage", model_id=collection.embedder or None,
+                                     job=self._job)
+            except AppError as exc:
+                if exc.code != ErrorCode.MODEL_NOT_FOUND or not collection.embedder:
+                    raise
+                # the model that indexed the collection is gone: the active one indexes it all again
+                result = await embed(self.embeddings, texts, purpose="passage", job=self._job)
             self._check()
             if collection.embedder != result.model_id or collection.dim != result.dim:
                 collection = await self.store.use_embedder(collection, result.model_id, result.dim)

@@ -377,9 +377,13 @@ class KnowledgeStore:
         """Store a batch of passages' vectors and mark them embedded; returns how many of the
         document's passages have vectors now."""
         async with self.db.transaction() as conn:
-            await conn.executemany(f"INSERT OR REPLACE INTO {collection.vectors_table} (rowid, embedding)"
-                                   " VALUES (?, ?)", vectors)
-            await conn.executemany("UPDATE passages SET embedded = 1 WHERE n = ?", [(n,) for n, _ in vectors])
+            # passages deleted meanwhile (their document was deleted or read again) get no vector
+            marks = ",".join("?" * len(vectors))
+            alive = {r[0] for r in await conn.execute_fetchall(
+                f"SELECT n FROM passages WHERE embedded = 0 AND n IN ({marks})", [n for n, _ in vectors])}
+            kept = [(n, v) for n, v in vectors if n in alive]
+            await conn.executemany(f"INSERT INTO {collection.vectors_table} (rowid, embedding) VALUES (?, ?)", kept)
+            await conn.executemany("UPDATE passages SET embedded = 1 WHERE n = ?", [(n,) for n, _ in kept])
             await conn.execute("UPDATE documents SET embedded = (SELECT count(*) FROM passages WHERE document_id = ?"
                                " AND embedded = 1), updated_at = ? WHERE id = ?",
                                (document_id, time.time(), document_id))
