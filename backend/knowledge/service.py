@@ -250,7 +250,7 @@ class KnowledgeService:
         """Wait until none of these documents is pending any more (at most `within` seconds)."""
         deadline = time.monotonic() + within
         while True:
-            documents = [d for d in [await self.store.get_document(i) for i in document_ids] if d is not None]
+            documents = await self.store.get_documents(document_ids)
             left = deadline - time.monotonic()
             if all(not d.pending for d in documents) or left <= 0:
                 return documents

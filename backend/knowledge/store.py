@@ -21,6 +21,7 @@ import aiosqlite
 
 from ..storage.db import Database
 from .chunking import Chunk
+from .stopwords import STOPWORDS
 
 __all__ = ["ANY", "Collection", "Document", "DocumentState", "Hit", "KnowledgeStore", "Passage", "sources_json",
            "words_query"]
@@ -37,14 +38,16 @@ def new_id() -> str:
 
 
 def words_query(text: str) -> str | None:
-    """A question as an FTS5 query: any of its words (two letters or more), each quoted so that
-    FTS5's own syntax never reaches the index; bm25 ranks passages holding more and rarer words
-    first. None when there is no word."""
+    """A question as an FTS5 query: any of its words (two letters or more, function words such as
+    "the" or "della" left out unless there is nothing else), each quoted so that FTS5's own syntax
+    never reaches the index; bm25 ranks passages holding more and rarer words first. None when
+    there is no word."""
     seen: dict[str, None] = {}
     for word in re.findall(r"\w+", text.lower()):
         if len(word) > 1 or word.isdigit():
             seen.setdefault(word, None)
-    words = list(seen)[:MAX_QUERY_TERMS]
+    words = [w for w in seen if w not in STOPWORDS] or list(seen)
+    words = words[:MAX_QUERY_TERMS]
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
@@ -313,6 +316,14 @@ class KnowledgeStore:
     async def _touch(self, collection_id: str) -> None:
         await self.db.execute("UPDATE collections SET updated_at = ? WHERE id = ?", (time.time(), collection_id))
 
+    async def get_documents(self, document_ids: Sequence[str]) -> list[Document]:
+        if not document_ids:
+            return []
+        marks = ",".join("?" * len(document_ids))
+        rows = await self.db.fetch_all(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id IN ({marks})",
+                                       list(document_ids))
+        return [_document(r) for r in rows]
+
     async def get_document(self, document_id: str) -> Document | None:
         row = await self.db.fetch_one(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = ?", (document_id,))
         return _document(row) if row else None
@@ -431,9 +442,11 @@ class KnowledgeStore:
         if match is None or not collection_ids:
             return []
         marks = ",".join("?" * len(collection_ids))
+        # CROSS JOIN keeps the full-text search first: joined the other way round, SQLite runs it
+        # once per passage of the collection (40 s over 10 000 passages instead of 40 ms)
         rows = await self.db.fetch_all(
-            "SELECT f.rowid FROM passages_fts f JOIN passages p ON p.n = f.rowid"
-            " JOIN documents d ON d.id = p.document_id"
+            "SELECT f.rowid FROM passages_fts f CROSS JOIN passages p ON p.n = f.rowid"
+            " CROSS JOIN documents d ON d.id = p.document_id"
             f" WHERE passages_fts MATCH ? AND d.collection_id IN ({marks}) AND d.state = 'ready'"
             " ORDER BY bm25(passages_fts, 0.5, 1.0) LIMIT ?", (match, *collection_ids, limit))
         return [r[0] for r in rows]

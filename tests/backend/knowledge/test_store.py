@@ -41,8 +41,10 @@ async def store(db: Database) -> KnowledgeStore:
 
 
 def test_words_query_quotes_words_and_joins_them_with_or() -> None:
-    assert words_query('What is "the" warranty? NEAR(x) a*') == '"what" OR "is" OR "the" OR "warranty" OR "near"'
-    assert words_query("Perché è così?") == '"perché" OR "così"'
+    assert words_query('What is "the" warranty? NEAR(x) a*') == '"warranty" OR "near"'
+    assert words_query("Perché è così?") == '"così"'
+    assert words_query("Quando chiude il rifugio della valle?") == '"chiude" OR "rifugio" OR "valle"'
+    assert words_query("what is it") == '"what" OR "is" OR "it"'  # nothing but function words: all of them
     assert words_query("?? !") is None
     assert words_query("year 7") == '"year" OR "7"'
 
