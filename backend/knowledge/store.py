@@ -437,19 +437,31 @@ class KnowledgeStore:
 
     async def by_words(self, collection_ids: Sequence[str], query: str, limit: int) -> list[int]:
         """Passages of ready documents holding the query's words, best first (bm25, the heading
-        counting half as much as the text)."""
+        counting half as much as the text).
+
+        The word index is asked alone for its best passages, and only those are then checked for
+        their collection and state: joined in one query, every match of a common word is looked up
+        first (132 ms at p95 over 100 000 passages, against 50). When too few of them pass, it asks
+        for more."""
         match = words_query(query)
         if match is None or not collection_ids:
             return []
         marks = ",".join("?" * len(collection_ids))
-        # CROSS JOIN keeps the full-text search first: joined the other way round, SQLite runs it
-        # once per passage of the collection (40 s over 10 000 passages instead of 40 ms)
-        rows = await self.db.fetch_all(
-            "SELECT f.rowid FROM passages_fts f CROSS JOIN passages p ON p.n = f.rowid"
-            " CROSS JOIN documents d ON d.id = p.document_id"
-            f" WHERE passages_fts MATCH ? AND d.collection_id IN ({marks}) AND d.state = 'ready'"
-            " ORDER BY bm25(passages_fts, 0.5, 1.0) LIMIT ?", (match, *collection_ids, limit))
-        return [r[0] for r in rows]
+        fetch = max(limit * 4, 200)
+        while True:
+            ranked = [r[0] for r in await self.db.fetch_all(
+                "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?"
+                " ORDER BY bm25(passages_fts, 0.5, 1.0) LIMIT ?", (match, fetch))]
+            if not ranked:
+                return []
+            keep = {r[0] for r in await self.db.fetch_all(
+                f"SELECT p.n FROM passages p JOIN documents d ON d.id = p.document_id"
+                f" WHERE p.n IN ({','.join('?' * len(ranked))}) AND d.collection_id IN ({marks})"
+                " AND d.state = 'ready'", (*ranked, *collection_ids))}
+            found = [n for n in ranked if n in keep][:limit]
+            if len(found) >= limit or len(ranked) < fetch:
+                return found
+            fetch *= 4
 
     async def by_vector(self, collection: Collection, vector: bytes, limit: int) -> list[tuple[int, float]]:
         """The passages of ready documents nearest to `vector` (cosine distance), nearest first.

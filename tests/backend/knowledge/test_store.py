@@ -24,7 +24,7 @@ async def indexed(store: KnowledgeStore, collection: Collection, name: str, text
     chunks = [Chunk(text=t, heading="Intro" if i == 0 else "", page=i + 1, ordinal=i) for i, t in enumerate(texts)]
     await store.replace_passages(document, collection, chunks, kind="text", title=None, pages=len(texts), notice=None)
     collection = await store.use_embedder(collection, "minilm", DIM)
-    passages = await store.unembedded(document.id, 100)
+    passages = await store.unembedded(document.id, 1000)
     await store.write_vectors(document.id, collection,
                               [(p.n, unit(s).tobytes()) for p, s in zip(passages, seeds or range(len(passages)),
                                                                          strict=True)])
@@ -172,3 +172,15 @@ def test_sources_are_numbered_from_one() -> None:
                 document_name="a.pdf", collection_id="c", score=0.1)]
     assert sources_json(hits) == ('[{"n": 1, "passage_id": 7, "document_id": "d", "document": "a.pdf", '
                                   '"collection_id": "c", "page": 3, "heading": "H"}]')
+
+
+async def test_words_ask_for_more_when_the_best_matches_are_in_other_collections(store: KnowledgeStore) -> None:
+    crowded = await store.create_collection("Crowded")
+    wanted = await store.create_collection("Wanted")
+    await indexed(store, crowded, "zoo.md", ["zebra"] * 230, seeds=list(range(230)))
+    # longer passages rank lower by bm25: these come after all 230 of the other collection
+    await indexed(store, wanted, "far.md", ["a zebra among many other words of a long passage " * 5] * 3)
+    found = await store.by_words([wanted.id], "zebra", 3)
+    assert len(found) == 3
+    hits = await store.hits([(n, 0.0, {}) for n in found])
+    assert {h.document_name for h in hits} == {"far.md"}
