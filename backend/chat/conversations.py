@@ -8,6 +8,7 @@ whether a message asks for a picture instead of words.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ..attachments.service import AttachmentService
@@ -156,7 +157,6 @@ class ConversationService:
             self.check_sees(conversation)
         budget = self._document_budget(conversation, text, attached)
         attached = [self.attachments.fitted(a, budget) for a in attached]
-        await self._index_long_documents(conversation, attached)
         history = await self.store.messages(conversation_id)
         message = await self.store.add_message(conversation_id, "user", text)
         try:
@@ -168,36 +168,48 @@ class ConversationService:
             title = " ".join(text.split()) or ", ".join(a.name for a in attached)
             await self.store.update(conversation_id,
                                     title=title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1] + "…")
-        return await self._start_reply(conversation)
+        indexing = await self._index_long_documents(conversation, attached)
+        return await self._start_reply(conversation, indexing)
 
-    async def _index_long_documents(self, conversation: Conversation, attached: list[Attachment]) -> None:
-        """Documents too long for the model's context are not cut: they are indexed into the
-        conversation's own hidden collection, whose passages each question then draws on."""
+    async def _index_long_documents(self, conversation: Conversation, attached: list[Attachment]) \
+            -> list[tuple[Attachment, str]]:
+        """Documents too long for the model's context are not only cut: they are queued for indexing
+        into the conversation's own hidden collection (turned on for it), whose passages the answer
+        then draws on. Returns each with its document id, for the answer to wait for."""
         long = [a for a in attached if a.kind == "document" and a.sent_notice]
         if not long or self.knowledge is None:
-            return
+            return []
         collection = await self.knowledge.hidden_collection(conversation.id, conversation.title)
-        added = []
+        queued = []
         for attachment in long:
+            path = self.attachments.media.path(attachment.path)
             try:
-                document = await self.knowledge.add_file(collection.id, self.attachments.media.path(attachment.path),
-                                                         attachment.name)
+                document = await self.knowledge.add_file(collection.id, path, attachment.name)
             except AppError as exc:
-                if exc.code != ErrorCode.CONFLICT:  # already indexed in this conversation: use it
-                    continue
-                same = await self.knowledge.same_file(collection.id, self.attachments.media.path(attachment.path))
-                if same is None:
+                same = await self.knowledge.same_file(collection.id, path) if exc.code == ErrorCode.CONFLICT else None
+                if same is None:  # not a kind collections hold: the cut text stays what the model reads
                     continue
                 document = same
-            added.append((attachment, document.id))
-        if not added:
-            return
-        done = {d.id: d for d in await self.knowledge.wait([i for _, i in added], within=INDEX_WAIT_S)}
-        for attachment, document_id in added:
+            queued.append((attachment, document.id))
+        return queued
+
+    async def _use_indexed(self, queued: list[tuple[Attachment, str]], reply: ActiveReply) -> bool:
+        """Wait for the long documents to be indexed (Stop ends the wait); those that are ready are
+        no longer given cut but through their passages (their notice says so). Whether any was."""
+        assert self.knowledge is not None
+        ids = [i for _, i in queued]
+        deadline = time.monotonic() + INDEX_WAIT_S
+        documents = await self.knowledge.wait(ids, within=0)
+        while any(d.pending for d in documents) and not reply.job.cancelled and time.monotonic() < deadline:
+            documents = await self.knowledge.wait(ids, within=1)
+        done = {d.id: d for d in documents}
+        used = False
+        for attachment, document_id in queued:
             indexed = done.get(document_id)
             if indexed is not None and indexed.state == "ready":
-                attachment.sent_text = ""
-                attachment.sent_notice = LONG_DOCUMENT_NOTICE
+                await self.attachments.store.set_sent(attachment.id, "", LONG_DOCUMENT_NOTICE)
+                used = True
+        return used
 
     def _document_budget(self, conversation: Conversation, text: str, attached: list[Attachment]) -> int:
         model = self.model_for(conversation)
@@ -269,7 +281,8 @@ class ConversationService:
         self.attachments.delete_files(files)
         return deleted
 
-    async def _start_reply(self, conversation: Conversation) -> ActiveReply:
+    async def _start_reply(self, conversation: Conversation,
+                           indexing: list[tuple[Attachment, str]] | None = None) -> ActiveReply:
         history = await self.store.messages(conversation.id)
         last_user = next((m for m in reversed(history) if m.role == "user"), None)
         wanted = image_request(last_user.content) if last_user is not None else None
@@ -281,17 +294,6 @@ class ConversationService:
         messages, photos = model_messages(conversation, history, attachments,
                                           sees=model is not None and model.projector is not None)
         notes: dict[str, str] = {}
-        sources: list[Hit] = []
-        if last_user is not None:
-            sources, note = await self._retrieve(conversation, last_user.content, model)
-            if note:
-                notes["sources_note"] = note
-            if sources:
-                context = self.models.context_for(model) if model else None
-                limit = min(settings.context_length, context or settings.context_length)
-                block, used = sources_block(sources, max_chars=int(limit * SOURCES_SHARE) * CHARS_PER_TOKEN)
-                sources = sources[:used]
-                _with_sources(messages, block)
         tools = await self._tools_for(conversation) if settings.tools != "off" else None
         if tools is not None and "tools" not in self.features_of(model):
             tools = None
@@ -303,12 +305,30 @@ class ConversationService:
                               tools=tools.specs() if tools else [], tool_choice=settings.tools,
                               thinking=settings.thinking,
                               thinking_budget=settings.thinking_budget)
-        return await self.replies.start_answer(conversation.id, request, model.id if model else None, tools,
-                                               sources=json.loads(sources_json(sources)) if sources else None,
-                                               **notes)
 
-    async def _retrieve(self, conversation: Conversation, question: str, model: ModelRecord | None) \
-            -> tuple[list[Hit], str | None]:
+        async def prepare(reply: ActiveReply) -> None:
+            """Before the model reads: long attached documents indexed, passages found for the question."""
+            if indexing and await self._use_indexed(indexing, reply):
+                attached = await self.attachments.store.for_conversation(conversation.id)
+                request.messages, _ = model_messages(conversation, history, attached,
+                                                     sees=model is not None and model.projector is not None)
+            if last_user is None:
+                return
+            sources, note = await self._retrieve(conversation, last_user.content)
+            if note:
+                reply.stats["sources_note"] = note
+            if sources:
+                context = self.models.context_for(model) if model else None
+                limit = min(settings.context_length, context or settings.context_length)
+                block, used = sources_block(sources, max_chars=int(limit * SOURCES_SHARE) * CHARS_PER_TOKEN)
+                _with_sources(request.messages, block)
+                await self.store.set_sources(reply.message_id, json.loads(sources_json(sources[:used])))
+                reply.touch()
+
+        return await self.replies.start_answer(conversation.id, request, model.id if model else None, tools,
+                                               prepare=prepare, **notes)
+
+    async def _retrieve(self, conversation: Conversation, question: str) -> tuple[list[Hit], str | None]:
         """The passages of the collections turned on for the conversation (or its project) that
         best answer the question; a search that cannot use meaning falls back to words."""
         if self.knowledge is None:

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,23 +61,22 @@ class Replies:
         self.active: dict[str, ActiveReply] = {}  # by conversation id
         self._tasks = TaskSet()
 
-    async def _new(self, conversation_id: str, sources: list[dict[str, Any]] | None = None, **stats: Any) \
-            -> ActiveReply:
+    async def _new(self, conversation_id: str, **stats: Any) -> ActiveReply:
         message = await self.store.add_message(conversation_id, "assistant", "", status=MessageStatus.STREAMING)
-        if sources:
-            await self.store.set_sources(message.id, sources)
         reply = ActiveReply(message_id=message.id, conversation_id=conversation_id, stats=stats)
         self.active[conversation_id] = reply
         return reply
 
     async def start_answer(self, conversation_id: str, request: ChatRequest, model_id: str | None,
-                           tools: ToolRegistry | None = None, sources: list[dict[str, Any]] | None = None,
+                           tools: ToolRegistry | None = None,
+                           prepare: Callable[[ActiveReply], Awaitable[None]] | None = None,
                            **stats: Any) -> ActiveReply:
         """Answer with the model; with `tools`, run the calls it makes and let it go on with their
-        results (at most MAX_TOOL_CALLS, Stop working between them). `sources` are the passages of
-        the person's documents the request carries, recorded on the answer for its citations."""
-        reply = await self._new(conversation_id, sources, **stats)
-        self._tasks.spawn(self._answer(reply, request, model_id, tools), name=f"reply-{reply.message_id}")
+        results (at most MAX_TOOL_CALLS, Stop working between them). `prepare` finishes the request
+        inside the answer's task, before the model reads it (documents to wait for, passages to find):
+        the person's message shows at once, and a failure there is the answer's."""
+        reply = await self._new(conversation_id, **stats)
+        self._tasks.spawn(self._answer(reply, request, model_id, tools, prepare), name=f"reply-{reply.message_id}")
         return reply
 
     async def start_picture(self, conversation_id: str, prompt: str) -> ActiveReply:
@@ -92,9 +92,12 @@ class Replies:
             self.chat.cancel(reply.job)
 
     async def _answer(self, reply: ActiveReply, request: ChatRequest, model_id: str | None,
-                      tools: ToolRegistry | None) -> None:
+                      tools: ToolRegistry | None,
+                      prepare: Callable[[ActiveReply], Awaitable[None]] | None = None) -> None:
         try:
             with failures_to(functools.partial(self._fail, reply), f"answer {reply.message_id}"):
+                if prepare is not None:
+                    await prepare(reply)
                 while True:
                     step = await self._step(reply, request, model_id)
                     if step is None or not step[1].tool_calls or tools is None or reply.job.cancelled:

@@ -100,6 +100,11 @@ class AttachmentStore:
         found = {row["id"]: Attachment.from_row(row) for row in rows}
         return [found[i] for i in wanted if i in found]
 
+    async def set_sent(self, attachment_id: str, sent_text: str, sent_notice: str | None) -> None:
+        """Change what the model is given of a sent document (a long one, once it is indexed)."""
+        await self.db.execute("UPDATE attachments SET sent_text = ?, sent_notice = ? WHERE id = ?",
+                              (sent_text, sent_notice, attachment_id))
+
     async def link(self, message_id: str, attachments: list[Attachment]) -> None:
         """Give pending attachments to a message, with what the model is to read of each document."""
         async with self.db.transaction() as conn:

@@ -167,7 +167,7 @@ async def until(check: Any, within: float = 60) -> None:
 
 async def test_cancel_stops_between_batches_and_index_again_finishes(services: Services) -> None:
     c = await services.knowledge.create_collection("Long")
-    doc = await add(services, c.id, "log.txt", long_text(400))
+    doc = await add(services, c.id, "log.txt", long_text(120))
 
     async def started() -> bool:
         return (await services.knowledge.document(doc.id)).embedded > 0
@@ -178,13 +178,13 @@ async def test_cancel_stops_between_batches_and_index_again_finishes(services: S
     again = await services.knowledge.reindex(doc.id)
     assert again.state == "queued"
     [done] = await ready(services, again)
-    assert done.state == "ready" and done.embedded == done.passages > 100
+    assert done.state == "ready" and done.embedded == done.passages > 64
 
 
 async def test_a_stop_while_indexing_resumes_where_it_was(tmp_path: Path) -> None:
     services = await running(tmp_path)
     c = await services.knowledge.create_collection("Resume")
-    doc = await add(services, c.id, "log.txt", long_text(400))
+    doc = await add(services, c.id, "log.txt", long_text(150))
     try:
         async def halfway() -> bool:
             return (await services.knowledge.document(doc.id)).embedded >= 64
@@ -225,7 +225,7 @@ async def _document_offline(data: Path, document_id: str) -> Document:
 
 async def test_deleting_a_document_while_it_is_indexed(services: Services) -> None:
     c = await services.knowledge.create_collection("Delete")
-    doc = await add(services, c.id, "log.txt", long_text(300))
+    doc = await add(services, c.id, "log.txt", long_text(120))
 
     async def started() -> bool:
         return (await services.knowledge.document(doc.id)).embedded > 0
