@@ -14,6 +14,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from backend import __version__
 from backend.api import attachments, audio, model_upload, pairing
 from backend.api import backup as backup_api
+from backend.api import collections as collections_api
 from backend.api import conversations as conversations_api
 from backend.api import images as images_api
 from backend.api import move as move_api
@@ -31,7 +32,7 @@ from backend.storage.backup_format import MAX_ARCHIVE_BYTES
 
 from . import pwa, socket_guard
 from .asset_cache import AssetCache
-from .pages import backup, chat, images, models, move, sharing, transcripts
+from .pages import backup, chat, images, knowledge, models, move, sharing, transcripts
 
 __all__ = ["create", "run"]
 
@@ -87,6 +88,7 @@ def create(settings: Settings) -> Services:
     app.include_router(sharing_api.router)
     app.include_router(move_api.router)
     app.include_router(backup_api.router)
+    app.include_router(collections_api.router)
     pairing.add_ca_routes(app, services.certs, https_origin)
     install_error_handlers(app)
     app.add_static_files("/static", pwa.STATIC_DIR)
@@ -99,6 +101,7 @@ def create(settings: Settings) -> Services:
     backup.register(services)
     transcripts.register(services)
     images.register(services)
+    knowledge.register(services)
     return services
 
 
@@ -120,7 +123,8 @@ def _guard(services: Services) -> AccessGuard:
                      conversations_api.IMPORT_PATH: conversations_api.MAX_IMPORT_BYTES,
                      backup_api.RESTORE_PATH: MAX_ARCHIVE_BYTES,
                      # multipart adds its boundaries and the other fields
-                     "/v1/audio/transcriptions": settings.max_audio_upload_mb * 1024 * 1024 + 64 * 1024})
+                     "/v1/audio/transcriptions": settings.max_audio_upload_mb * 1024 * 1024 + 64 * 1024},
+        body_limit_patterns=((collections_api.DOCUMENT_UPLOAD_PATTERN, settings.max_document_mb * 1024 * 1024),))
 
 
 def owner_link(settings: Settings, token: str) -> str:

@@ -93,6 +93,8 @@ async def frame(services: Services, *, current: str | None, title: str) -> Async
             .props("flat no-caps align=left dense data-testid=nav-images").classes("w-full")
         ui.button("Transcripts", icon="graphic_eq", on_click=lambda: ui.navigate.to("/transcripts")) \
             .props("flat no-caps align=left dense data-testid=nav-transcripts").classes("w-full")
+        ui.button("Documents", icon="library_books", on_click=lambda: ui.navigate.to("/knowledge")) \
+            .props("flat no-caps align=left dense data-testid=nav-knowledge").classes("w-full")
         if principal.is_owner:
             for label, icon, path in (("Models", "memory", "/models"), ("Share", "share", "/sharing"),
                                       ("Devices", "devices", "/devices"),

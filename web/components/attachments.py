@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from nicegui import app, ui
 
 from backend.chat.conversations import MAX_ATTACHMENTS
+from backend.core.errors import AppError
 from backend.models.registry import ModelRecord
 from backend.security.devices import Principal
 from backend.services import Services
@@ -21,6 +22,7 @@ from backend.storage.attachments import Attachment
 from backend.storage.conversations import Conversation
 
 from .camera import Camera
+from .knowledge_links import choose_collection
 from .raw_upload import RawUpload, Uploaded, UploadFailed
 
 __all__ = ["ComposerAttachments", "message_attachments", "vision_offer"]
@@ -28,6 +30,9 @@ __all__ = ["ComposerAttachments", "message_attachments", "vision_offer"]
 FILE_TYPES = ("image/*,application/pdf,text/*,.pdf,.csv,.tsv,.txt,.md,.markdown,.json,.jsonl,.py,.js,.ts,.tsx,"
               ".jsx,.java,.kt,.swift,.c,.h,.cpp,.hpp,.cs,.go,.rs,.rb,.php,.sh,.sql,.yaml,.yml,.toml,.ini,.xml,"
               ".html,.css,.log")
+
+
+ADDED = "«{name}» was added to «{collection}» and is being indexed."
 
 
 def _describe(attachment: Attachment) -> str:
@@ -188,6 +193,19 @@ class ComposerAttachments:
         await self.services.attachments.discard(attachment.id, self.principal.key)
         self.render()
 
+    async def add_to_collection(self, attachment: Attachment) -> None:
+        """Keep a copy of the file in a collection (it stays attached to the message too)."""
+        collection = await choose_collection(self.services, attachment.name)
+        if collection is None:
+            return
+        try:
+            await self.services.knowledge.add_file(collection.id, self.services.media.path(attachment.path),
+                                                   attachment.name)
+        except AppError as exc:
+            ui.notify(exc.message, type="warning", multi_line=True)
+            return
+        ui.notify(ADDED.format(name=attachment.name, collection=collection.name), timeout=2500)
+
     def clear(self) -> None:
         """After sending: the files went with the message."""
         self.pending = []
@@ -207,6 +225,10 @@ class ComposerAttachments:
                             with ui.column().classes("gap-0").style("min-width: 0"):
                                 ui.label(a.name).classes("gl-doc-name")
                                 ui.label(_describe(a)).classes("text-xs text-grey-7")
+                            ui.button(icon="library_add", on_click=lambda a=a: self.add_to_collection(a)) \
+                                .props("flat round dense size=sm aria-label='Add to a collection' "
+                                       "data-testid=add-to-collection").classes("text-grey-7") \
+                                .tooltip("Add to a collection")
                     ui.button(icon="close", on_click=lambda a=a: self.remove(a)) \
                         .props("round dense unelevated size=xs color=grey-8 aria-label=Remove "
                                "data-testid=remove-attachment").classes("gl-remove")

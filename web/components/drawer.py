@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from nicegui import app, ui
 
+from backend.core.errors import AppError
 from backend.services import Services
 from backend.storage.conversations import Conversation
 
 from .dialogs import confirm
+from .knowledge_links import conversation_choice
 from .organise import choose_project, delete_many, export_conversation, rename_dialog
 from .projects import new_project_dialog
 from .raw_upload import RawUpload, Uploaded, UploadFailed
@@ -144,6 +146,7 @@ class ConversationDrawer:
         ui.menu_item("Rename", lambda c=conv: self.rename(c))
         ui.menu_item("Unpin" if conv.pinned else "Pin", lambda c=conv: self.organise([c.id], pinned=not c.pinned))
         ui.menu_item("Move to project…", lambda c=conv: self.move([c.id]))
+        ui.menu_item("Documents…", lambda c=conv: self.documents(c))
         ui.menu_item("Unarchive" if conv.archived else "Archive",
                      lambda c=conv: self.organise([c.id], archived=not c.archived))
         ui.menu_item("Export as Markdown", lambda c=conv: export_conversation(self.services, c.id, "md"))
@@ -200,6 +203,20 @@ class ConversationDrawer:
                 ui.navigate.to(f"/c/{conv.id}")
             else:
                 self.refresh()
+
+    async def documents(self, conv: Conversation) -> None:
+        """Turn collections on for a conversation (its answers cite their passages)."""
+        chosen = await conversation_choice(self.services, conv.id, conv.project_id)
+        if chosen is None:
+            return
+        try:
+            await self.services.knowledge.link(chosen, conversation_id=conv.id)
+        except AppError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        ui.notify("Saved", timeout=1000)
+        if conv.id == self.current:  # the chat shows which collections answer it
+            ui.navigate.to(f"/c/{conv.id}")
 
     async def move(self, ids: list[str]) -> None:
         chosen = await choose_project(self.services, len(ids))

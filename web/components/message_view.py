@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nicegui import ui
@@ -12,6 +12,7 @@ from backend.storage.attachments import Attachment
 from backend.storage.conversations import Branches, Message, MessageStatus
 
 from .attachments import message_attachments
+from .knowledge_citations import CitedMarkdown
 
 __all__ = ["MARKDOWN_EXTRAS", "SwitchHandler", "answer_markdown", "branch_switcher", "stats_text", "user_bubble"]
 
@@ -46,8 +47,9 @@ def stats_text(stats: dict[str, Any], status: str = MessageStatus.DONE) -> str:
     return " · ".join(parts)
 
 
-def answer_markdown(text: str) -> ui.markdown:
-    return ui.markdown(text, extras=MARKDOWN_EXTRAS).classes("gl-answer w-full")
+def answer_markdown(text: str, sources: Sequence[dict[str, Any]] = ()) -> ui.markdown:
+    """An answer's Markdown; its citations of `sources` ([1] [2]) link to their passages."""
+    return CitedMarkdown(text, sources=sources, extras=MARKDOWN_EXTRAS).classes("gl-answer w-full")
 
 
 def branch_switcher(branches: Branches, on_switch: SwitchHandler) -> None:

@@ -14,6 +14,8 @@ from backend.storage.projects import Project
 
 from ..components.attachments import ComposerAttachments
 from ..components.dictation import DictationStatus
+from ..components.knowledge_citations import sources_list
+from ..components.knowledge_links import conversation_choice
 from ..components.message_jump import scroll_to_message_js, show_message
 from ..components.message_view import answer_markdown, branch_switcher, stats_text, user_bubble
 from ..components.reply_parts import ThinkingBlock, ToolCallsBlock
@@ -25,6 +27,7 @@ from . import projects
 
 __all__ = ["register"]
 
+ANSWERS_USE = "Answers use: {names}"
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
 
 
@@ -53,12 +56,18 @@ class ChatPage:
             self.frame = page
             with page.header:
                 auto_read_button()
+                # on a phone the header has no room: the new chat and the drawer's menu offer it there
+                ui.button(icon="library_books", on_click=self.choose_documents).classes("gt-xs") \
+                    .props("flat round dense aria-label=Documents data-testid=chat-documents").tooltip("Documents")
                 ui.button(icon="tune", on_click=self.open_settings) \
                     .props("flat round dense aria-label=Settings data-testid=settings")
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
         self.show_model()
         with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1 text-grey-9"):
             status = DictationStatus().classes("w-full")
+            self.linked_box = ui.row().classes("w-full items-center no-wrap gap-1 text-caption text-grey-8") \
+                .props("data-testid=linked-collections")
+            self.linked_box.set_visibility(False)
             self.attachments = ComposerAttachments(self.services, self.principal, lambda: self.conversation,
                                                    self.choose_model)
             with ui.row().classes("w-full no-wrap items-end gap-1"):
@@ -75,6 +84,7 @@ class ChatPage:
                 self.stop_button = ui.button(icon="stop", on_click=self.stop, color="negative") \
                     .props("round unelevated aria-label=Stop data-testid=stop")
         self.timer = ui.timer(0.1, self.poll, active=False)
+        await self.show_linked()
         if conv is not None:
             self.reply = self.services.conversations.active.get(conv.id)
             if self.focus is not None:
@@ -104,6 +114,9 @@ class ChatPage:
                     if self.project is not None:
                         ui.chip(f"New chat in {self.project.name}", icon="folder") \
                             .props("outline data-testid=new-chat-project")
+                    if await self.services.knowledge.collections():
+                        ui.button("Answer from your documents", icon="library_books", on_click=self.choose_documents) \
+                            .props("flat no-caps dense data-testid=chat-documents-start")
             for message in messages:
                 if message.role == "user":
                     user_bubble(message, self.edit_and_resend, attached.get(message.id),
@@ -130,7 +143,9 @@ class ChatPage:
                     if reasoning else None
                 tools = ToolCallsBlock(self.services.conversations.tools.titles())
                 tools.update(reply.tools if reply else message.tools)
-            md = answer_markdown(reply.text if reply else message.content)
+            md = answer_markdown(reply.text if reply else message.content, message.sources)
+            if message.sources:
+                sources_list(message.sources)
             if message.stats.get("note"):
                 ui.label(message.stats["note"]).classes("text-sm text-grey-8").props("data-testid=answer-note")
             if message.status == MessageStatus.ERROR:
@@ -330,6 +345,37 @@ class ChatPage:
     async def copy(self, text: str) -> None:
         ui.clipboard.write(text)
         ui.notify("Copied", position="bottom", timeout=1000)
+
+    async def show_linked(self) -> None:
+        """Under the composer, the collections that answers here use (its own and its project's)."""
+        draft = self.draft()
+        linked = await self.services.knowledge.linked(
+            conversation_id=self.conversation.id if self.conversation else None,
+            project_id=draft.project_id if draft else None)
+        names = [c.name for c in linked if not c.hidden]
+        self.linked_box.clear()
+        self.linked_box.set_visibility(bool(names))
+        with self.linked_box:
+            ui.icon("library_books", size="16px")
+            ui.label(ANSWERS_USE.format(names=", ".join(names))).classes("ellipsis cursor-pointer") \
+                .style("min-width: 0").props("data-testid=linked-names").on("click", self.choose_documents)
+
+    async def choose_documents(self) -> None:
+        """Turn collections on or off for this conversation (those of its project stay on)."""
+        draft = self.draft()
+        chosen = await conversation_choice(self.services, self.conversation.id if self.conversation else None,
+                                           draft.project_id if draft else None)
+        if chosen is None:
+            return
+        conv = await self.ensure_conversation()
+        try:
+            await self.services.knowledge.link(chosen, conversation_id=conv.id)
+        except AppError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        await self.show_linked()
+        ui.notify("Saved", timeout=1000)
+        await self.refresh_names()
 
     async def open_settings(self) -> None:
         conv = self.draft()

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from backend.core.errors import AppError
 from backend.services import Services
 from backend.storage.projects import Project
 
 from ..components.dialogs import confirm
+from ..components.knowledge_links import choose_collections
 from ..components.projects import edit_project_dialog
 from ..frame import frame, not_found
 
 __all__ = ["register"]
 
 LISTED = 200
+PROJECT_USES = "Chats in this project answer from: {names}"
+PROJECT_USES_NONE = "No documents are turned on for this project."
 
 
 class ProjectPage:
@@ -38,6 +42,12 @@ class ProjectPage:
                     .props("unelevated no-caps data-testid=project-new-chat")
             self.prompt = ui.label(project.system_prompt).classes("text-grey-8 text-sm gl-clamp") \
                 .props("data-testid=project-prompt")
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                ui.icon("library_books").classes("text-grey-7")
+                self.documents = ui.label().classes("col text-sm text-grey-8").props("data-testid=project-collections")
+                ui.button("Documents", on_click=self.choose_documents) \
+                    .props("flat no-caps dense data-testid=project-documents")
+            await self.show_documents()
             await self.conversations()
 
     async def conversations(self) -> None:
@@ -54,6 +64,27 @@ class ProjectPage:
                     if conv.pinned:
                         with ui.item_section().props("side"):
                             ui.icon("push_pin", size="xs").props("aria-label=Pinned")
+
+    async def show_documents(self) -> None:
+        linked = await self.services.knowledge.linked(project_id=self.project.id)
+        names = ", ".join(c.name for c in linked)
+        self.documents.set_text(PROJECT_USES.format(names=names) if names else PROJECT_USES_NONE)
+
+    async def choose_documents(self) -> None:
+        """Turn collections on for every chat of the project."""
+        linked = await self.services.knowledge.linked(project_id=self.project.id)
+        chosen = await choose_collections(self.services, {c.id for c in linked}, heading="Documents for this project",
+                                          explanation="Answers in every chat of this project use the passages "
+                                                      "of the collections turned on.")
+        if chosen is None:
+            return
+        try:
+            await self.services.knowledge.link(chosen, project_id=self.project.id)
+        except AppError as exc:
+            ui.notify(exc.message, type="warning")
+            return
+        await self.show_documents()
+        ui.notify("Saved", timeout=1000)
 
     async def edit(self) -> None:
         if not await edit_project_dialog(self.services, self.project):

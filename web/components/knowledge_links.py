@@ -1,0 +1,126 @@
+"""Dialogs about collections that other pages open: a collection's name, which collections answer a
+chat or a project, and which collection a file from the chat goes to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nicegui import ui
+
+from backend.knowledge.store import Collection
+from backend.services import Services
+
+__all__ = ["MAX_NAME", "choose_collection", "choose_collections", "collection_counts", "collection_name_dialog",
+           "conversation_choice", "counted"]
+
+MAX_NAME = 200
+NEW = ""
+ON_FOR_PROJECT = "On for the project"
+"""The choice of a new collection in `choose_collection`."""
+
+
+def counted(n: int, one: str, many: str) -> str:
+    """`one` or `many` (each holding `{n}`) as `n` asks."""
+    return (one if n == 1 else many).format(n=f"{n:,}")
+
+
+def collection_counts(collection: Collection) -> str:
+    """How many of its documents are ready, of how many, and how many passages they hold."""
+    if not collection.documents:
+        return "No documents yet"
+    passages = counted(collection.passages, "{n} passage", "{n} passages")
+    if collection.ready == collection.documents:
+        documents = counted(collection.documents, "{n} document", "{n} documents")
+    else:
+        documents = "{ready} of {total} documents ready".format(ready=f"{collection.ready:,}",
+                                                                 total=f"{collection.documents:,}")
+    return f"{documents} · {passages}"
+
+
+async def collection_name_dialog(heading: str, action: str, value: str = "") -> str | None:
+    """A name for a collection (stripped), or None when cancelled or left blank."""
+    with ui.dialog() as dialog, ui.card().classes("w-80"):
+        ui.label(heading).classes("text-h6")
+        field = ui.input("Name", value=value) \
+            .props(f"outlined dense autofocus maxlength={MAX_NAME} data-testid=collection-name-input") \
+            .classes("w-full")
+        field.on("keydown.enter", lambda: dialog.submit(field.value))
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button(action, on_click=lambda: dialog.submit(field.value)).props("data-testid=collection-name-ok")
+    name = await dialog
+    return name.strip()[:MAX_NAME] or None if isinstance(name, str) else None
+
+
+async def choose_collections(services: Services, chosen: set[str], *, fixed: Mapping[str, str] | None = None,
+                             heading: str = "Documents for this chat",
+                             explanation: str = "Answers here use the passages of the collections turned on.") \
+        -> list[str] | None:
+    """The collections turned on (ids), or None when cancelled. `fixed` (id → why) are on already
+    from elsewhere (the project) and cannot be turned off here."""
+    collections = await services.knowledge.collections()
+    fixed = fixed or {}
+    boxes: dict[str, ui.checkbox] = {}
+    with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width: 520px"):
+        ui.label(heading).classes("text-h6")
+        ui.label(explanation).classes("text-sm text-grey-8")
+        if not collections:
+            ui.label("There are no collections yet.").classes("text-grey-8").props("data-testid=no-collections")
+            ui.link("Make one on the Documents page", "/knowledge")
+        with ui.column().classes("w-full gap-0"):
+            for collection in collections:
+                with ui.row().classes("w-full items-center no-wrap gap-1"):
+                    box = ui.checkbox(collection.name, value=collection.id in chosen or collection.id in fixed) \
+                        .props(f"dense data-testid=collection-choice data-collection={collection.id}") \
+                        .classes("col ellipsis").style("min-width: 0")
+                    if collection.id in fixed:
+                        box.disable()
+                    ui.label(fixed.get(collection.id) or collection_counts(collection)) \
+                        .classes("text-caption text-grey-7 text-right")
+                boxes[collection.id] = box
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Save", on_click=lambda: dialog.submit(True)).props("data-testid=collections-save")
+    if not await dialog:
+        return None
+    return [cid for cid, box in boxes.items() if box.value and cid not in fixed]
+
+
+async def conversation_choice(services: Services, conversation_id: str | None, project_id: str | None) \
+        -> list[str] | None:
+    """Ask which collections answer a conversation; returns all it is to be linked to (None when
+    cancelled). Its project's stay on, and its own hidden one (a long attached document) is kept."""
+    own = await services.knowledge.linked(conversation_id=conversation_id) if conversation_id else []
+    project = await services.knowledge.linked(project_id=project_id) if project_id else []
+    chosen = await choose_collections(services, {c.id for c in own if not c.hidden},
+                                      fixed={c.id: ON_FOR_PROJECT for c in project})
+    if chosen is None:
+        return None
+    return [*chosen, *(c.id for c in own if c.hidden)]
+
+
+async def choose_collection(services: Services, name: str) -> Collection | None:
+    """The collection a file named `name` goes to: one of them, or a new one named here."""
+    collections = await services.knowledge.collections()
+    options = {c.id: c.name for c in collections} | {NEW: "A new collection"}
+    with ui.dialog() as dialog, ui.card().classes("w-80"):
+        ui.label("Add to a collection").classes("text-h6")
+        ui.label(f"«{name}» is kept in the collection and can be found from any chat.") \
+            .classes("text-sm text-grey-8")
+        target = ui.select(options, value=collections[0].id if collections else NEW, label="Collection") \
+            .classes("w-full").props("data-testid=target-collection")
+        new_name = ui.input("Name of the new collection") \
+            .props(f"outlined dense maxlength={MAX_NAME} data-testid=new-collection-name").classes("w-full")
+        new_name.bind_visibility_from(target, "value", value=NEW)
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Add", on_click=lambda: dialog.submit(True)).props("data-testid=add-to-collection-ok")
+    if not await dialog:
+        return None
+    if target.value != NEW:
+        return next((c for c in collections if c.id == target.value), None)
+    title = (new_name.value or "").strip()
+    if not title:
+        ui.notify("A new collection needs a name.", type="warning")
+        return None
+    return await services.knowledge.create_collection(title[:MAX_NAME])
