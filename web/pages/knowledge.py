@@ -56,7 +56,21 @@ async def rename_collection(services: Services, collection: Collection) -> Colle
         return None
 
 
-class CollectionsPage:
+class _Live:
+    """A page drawn again whenever a document changes state or progress (the service's `version`)."""
+
+    services: Services
+    seen_version: int
+
+    async def tick(self) -> None:
+        if self.services.knowledge.version != self.seen_version:
+            await self.render()
+
+    async def render(self) -> None:
+        raise NotImplementedError
+
+
+class CollectionsPage(_Live):
     """All collections, newest first, with their counts kept up to date while documents are indexed."""
 
     def __init__(self, services: Services) -> None:
@@ -73,10 +87,6 @@ class CollectionsPage:
             self.body = ui.column().classes("w-full gap-0")
             await self.render()
         ui.timer(POLL_S, self.tick)
-
-    async def tick(self) -> None:
-        if self.services.knowledge.version != self.seen_version:
-            await self.render()
 
     async def render(self) -> None:
         self.seen_version = self.services.knowledge.version
@@ -127,7 +137,7 @@ class CollectionsPage:
             await self.render()
 
 
-class CollectionPage:
+class CollectionPage(_Live):
     """One collection: add documents, follow their indexing, search their passages."""
 
     def __init__(self, services: Services, collection: Collection) -> None:
@@ -165,10 +175,6 @@ class CollectionPage:
         ui.timer(POLL_S, self.tick)
 
     # the documents ----------------------------------------------------------------------------
-
-    async def tick(self) -> None:
-        if self.services.knowledge.version != self.seen_version:
-            await self.render()
 
     async def render(self) -> None:
         self.seen_version = self.services.knowledge.version
