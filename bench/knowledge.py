@@ -55,9 +55,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backend.core.config import Settings  # noqa: E402
+from backend.knowledge.chunking import embedding_text  # noqa: E402
 from backend.knowledge.indexer import BATCH  # noqa: E402
 from backend.knowledge.service import KnowledgeService, SearchMode  # noqa: E402
-from backend.knowledge.store import KnowledgeStore, Passage  # noqa: E402
+from backend.knowledge.store import KnowledgeStore  # noqa: E402
 from backend.models.install import BUNDLED_EMBEDDING_ID  # noqa: E402
 from backend.services import Services  # noqa: E402
 from backend.storage.db import Database  # noqa: E402
@@ -72,10 +73,6 @@ PER_DOCUMENT = 100
 """Synthetic passages per document in the latency databases."""
 SEED = 7
 
-
-def indexer_text(passage: Passage) -> str:
-    """A passage as backend/knowledge/indexer.py sends it to the embedding model."""
-    return passage.text if not passage.heading else f"{passage.heading}\n\n{passage.text}"
 
 
 # memory -----------------------------------------------------------------------------------------------
@@ -158,7 +155,7 @@ async def indexed_batches(knowledge: KnowledgeService, collection_id: str) -> li
     documents = sorted(await knowledge.documents(collection_id), key=lambda d: d.created_at)
     batches: list[list[str]] = []
     for document in documents:
-        texts = [indexer_text(p) for p in await knowledge.store.passages(document.id)]
+        texts = [embedding_text(p) for p in await knowledge.store.passages(document.id)]
         batches += [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
     return batches
 

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .extract import Block
 
@@ -49,8 +50,16 @@ def chunk(blocks: Sequence[Block], *, target_chars: int = 1000, max_chars: int =
     return builder.finish()
 
 
-def embedding_text(chunk: Chunk, title: str | None = None) -> str:
-    """What is embedded for a passage: "title › heading" (what of it there is), a blank line, the text."""
+class _Passage(Protocol):
+    @property
+    def heading(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+def embedding_text(chunk: _Passage, title: str | None = None) -> str:
+    """What is embedded for a passage (a chunk, or a stored passage): "title › heading" (what of it
+    there is), a blank line, the text."""
     context = HEADING_SEPARATOR.join(part for part in ((title or "").strip(), chunk.heading) if part)
     return f"{context}\n\n{chunk.text}" if context else chunk.text
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..core.errors import AppError, ErrorCode
 from ..runtime.host import EngineHost, EngineJob
 from ..storage.media import MediaStore
-from .chunking import chunk
+from .chunking import chunk, embedding_text
 from .embedder import embed
 from .extract import Limits, extract
 from .store import Collection, Document, KnowledgeStore
@@ -139,7 +139,7 @@ class Indexer:
             if not batch:
                 break
             self._job = EngineJob()
-            texts = [p.text if not p.heading else f"{p.heading}\n\n{p.text}" for p in batch]
+            texts = [embedding_text(p) for p in batch]
             try:
                 result = await embed(self.embeddings, texts, purpose="passage", model_id=collection.embedder or None,
                                      job=self._job)
