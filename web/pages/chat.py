@@ -97,6 +97,9 @@ class ChatPage:
     # rendering ------------------------------------------------------------------------------
 
     async def render(self) -> None:
+        # whether an answer is followed is decided before reading: one that ends while the messages are
+        # read keeps the timer going, which sees it ended and draws it again as it was saved
+        following = self.reply is not None and not self.reply.finished.is_set()
         messages = await self.services.store.messages(self.conversation.id) if self.conversation else []
         attached = await self.services.attachments.store.for_conversation(self.conversation.id) \
             if self.conversation else {}
@@ -124,10 +127,9 @@ class ChatPage:
                 elif message.role == "assistant":
                     self.render_answer(message, is_last=message.id == last_assistant,
                                        branches=branches.get(message.id))
-        streaming = self.reply is not None and not self.reply.finished.is_set()
-        self.send_button.set_visibility(not streaming)
-        self.stop_button.set_visibility(streaming)
-        self.timer.active = streaming
+        self.send_button.set_visibility(not following)
+        self.stop_button.set_visibility(following)
+        self.timer.active = following
         self.seen_version = -1
         focus, self.focus = self.focus, None
         with self.messages_box:  # a button that asked for this render may have been replaced by it

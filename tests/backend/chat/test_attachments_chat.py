@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from backend.chat.conversations import CannotSee
+from backend.chat.conversations import LONG_DOCUMENT_NOTICE, CannotSee
 from backend.chat.prompt import model_messages
 from backend.core.errors import AppError
 from backend.engines.llm import MEDIA_MARKER, ChatRequest
@@ -155,7 +155,37 @@ async def test_early_photo_in_a_long_conversation_is_trimmed_not_fatal(services:
 
 # --- documents ---------------------------------------------------------------------------------
 
-async def test_long_document_is_cut_when_sent(services: Services, requests: list[ChatRequest]) -> None:
+async def test_long_document_is_indexed_and_answered_from_its_passages(
+        services: Services, requests: list[ChatRequest]) -> None:
+    lines = [f"Line {i:05d}: the ledger entry for day {i} balances." for i in range(1500)]
+    text = "\n".join(lines) + "\n"
+    conv = await services.store.create(settings={**QUICK, "max_tokens": 8})
+    doc = await upload(services, text.encode(), "ledger.txt")
+    stats = await answered(services, conv.id, "Which day does line 01234 record?", [doc.id])
+    sent = await services.attachments.store.get(doc.id)
+    assert sent is not None and (sent.sent_text, sent.sent_notice) == ("", LONG_DOCUMENT_NOTICE)
+    content = requests[0].messages[-1]["content"]
+    passages, question = content.split("\nQuestion: ", 1)
+    assert passages.startswith("Passages from the person's documents") and "[1] (ledger.txt)" in passages
+    assert "Line 01234" in passages  # found by its words
+    assert question == (f"--- ledger.txt ---\n\n--- end of ledger.txt ---\n(Only part of this file is included. "
+                        f"{LONG_DOCUMENT_NOTICE})\n\nWhich day does line 01234 record?")
+    assert stats["trimmed_messages"] == 0 and stats["prompt_tokens"] < 2048 - 8
+    answer = await services.store.get_message((await services.store.messages(conv.id))[-1].id)
+    assert answer is not None and answer.sources[0]["document"] == "ledger.txt"
+
+    await answered(services, conv.id, "And line 00007?")
+    assert requests[1].messages[0]["content"] == question  # earlier turns are read without their passages
+    assert requests[1].messages[-1]["content"].startswith("Passages from the person's documents")
+    hidden = await services.knowledge.store.hidden_collection(conv.id)
+    assert hidden is not None
+    found = await services.knowledge.search([hidden.id], "line 00007", k=3, mode="words")
+    assert "Line 00007" in found.hits[0].passage.text
+
+
+async def test_long_document_is_cut_when_it_cannot_be_indexed(services: Services, requests: list[ChatRequest],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services.conversations, "knowledge", None)
     lines = [f"Line {i:05d}: the ledger entry for day {i} balances." for i in range(4000)]
     text = "\n".join(lines) + "\n"
     assert len(text) > 200_000

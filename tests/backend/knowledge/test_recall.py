@@ -103,11 +103,11 @@ def _answering(question: Question, hits: list[Hit]) -> Hit | None:
 @in_module_loop
 async def test_every_search_answers_five_passages_of_the_set(measured: Measured) -> None:
     """By meaning there are always five nearest passages; by words only those holding a word of the
-    question (function words aside), so there may be fewer, but never none in this set."""
+    question (function words aside), so there may be fewer, or none."""
     names = {d.name for d in measured.labelled.documents}
     for mode in MODES:
         for question, hits in zip(measured.labelled.questions, measured.hits[mode], strict=True):
-            assert (1 <= len(hits) <= K) if mode == "words" else len(hits) == K, (mode, question.text)
+            assert len(hits) <= K if mode == "words" else len(hits) == K, (mode, question.text)
             assert {h.document_name for h in hits} <= names
             assert len({h.passage.n for h in hits}) == len(hits)
 
