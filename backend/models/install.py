@@ -332,7 +332,7 @@ def write_bundled_embedding(source: Path, dest: Path) -> bool:
     except (ConversionError, OSError):
         partial.unlink(missing_ok=True)
         raise
-    stamp_partial = stamp.with_name(f".{stamp.name}.partial")
+    stamp_partial = stamp.with_name(f".{stamp.name}.{uuid.uuid4().hex[:8]}.partial")  # servers may start together
     stamp_partial.write_text(json.dumps({"fingerprint": wanted, "size": result.size}), encoding="utf-8")
     sync_path(stamp_partial)
     os.replace(stamp_partial, stamp)

@@ -124,3 +124,15 @@ async def test_an_embedding_gguf_in_the_models_folder_is_an_embedding_model(tmp_
         assert (found.info["query_prefix"], found.info["passage_prefix"]) == ("query: ", "passage: ")
     finally:
         await stop(manager, db)
+
+
+def test_servers_starting_together_both_write_it_without_tripping_over_each_other(tmp_path: Path,
+                                                                                    source: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dest = tmp_path / "bundled" / "m.gguf"
+    with ThreadPoolExecutor(4) as pool:
+        written = list(pool.map(lambda _: write_bundled_embedding(source, dest), range(4)))
+    assert any(written)
+    assert inspect_model_file(dest, Job.EMBEDDINGS).info["architecture"] == "bert"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["m.gguf", "m.gguf.source.json"]
