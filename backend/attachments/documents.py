@@ -26,13 +26,13 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from ..core import kinds
 from ..core.errors import AppError, ErrorCode
 from ..core.units import format_bytes
 
-__all__ = ["Extracted", "Kind", "extract", "fit"]
+__all__ = ["Extracted", "Kind", "extract", "fit", "open_pdf"]
 
 Kind = Literal["pdf", "table", "text", "markdown", "json", "code"]
 
@@ -431,14 +431,13 @@ def _md_row(cells: list[str]) -> str:
 _PAGE_LINE = re.compile(r"^--- page (\d+) ---$", re.M)
 
 
-def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
+def open_pdf(data: bytes, *, broken: AppError, encrypted: AppError) -> tuple[Any, int]:
+    """A PDF's reader and its page count, raising `encrypted` for one that the empty password does not
+    open and `broken` for damaged input or no pages. pypdf on damaged input can raise nearly anything
+    (its own errors, ValueError, KeyError, RecursionError, struct or zlib errors...), so each step on
+    the file catches Exception."""
     from pypdf import PasswordType, PdfReader
 
-    broken = AppError(ErrorCode.BROKEN_PDF, "This PDF is damaged or incomplete, so its text could not be read.")
-    encrypted = AppError(ErrorCode.ENCRYPTED_PDF, "This PDF is protected with a password. Open it, save or "
-                                                  "print a copy without the protection, and attach that.")
-    # pypdf on damaged input can raise nearly anything (its own errors, ValueError, KeyError, RecursionError,
-    # struct or zlib errors...), so each step on the file catches Exception.
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -454,6 +453,16 @@ def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
         raise
     except Exception:
         raise broken from None
+    if total == 0:
+        raise broken
+    return reader, total
+
+
+def _pdf(data: bytes, name: str, max_pages: int, max_chars: int) -> Extracted:
+    broken = AppError(ErrorCode.BROKEN_PDF, "This PDF is damaged or incomplete, so its text could not be read.")
+    encrypted = AppError(ErrorCode.ENCRYPTED_PDF, "This PDF is protected with a password. Open it, save or "
+                                                  "print a copy without the protection, and attach that.")
+    reader, total = open_pdf(data, broken=broken, encrypted=encrypted)
     if total == 0:
         raise broken
     parts: list[str] = []

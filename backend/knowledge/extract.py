@@ -44,6 +44,7 @@ from ..attachments.documents import (
     _md_row,
     _table,
     _what_binary,
+    open_pdf,
 )
 from ..core import kinds
 from ..core.errors import AppError, ErrorCode
@@ -395,31 +396,12 @@ class _Reader:
     # --- PDF ------------------------------------------------------------------------------------
 
     def pdf(self, data: bytes) -> None:
-        from pypdf import PasswordType, PdfReader
-
         self.kind = "pdf"
         broken = AppError(ErrorCode.BROKEN_PDF, f"{self.label} is damaged or incomplete, so its text could not be "
                                                 f"read.")
         encrypted = AppError(ErrorCode.ENCRYPTED_PDF, f"{self.label} is protected by a password; remove the "
                                                       f"password and add it again.")
-        # pypdf on damaged input raises nearly anything (its own errors, ValueError, KeyError, RecursionError,
-        # struct or zlib errors), so each step on the file catches Exception.
-        try:
-            reader = PdfReader(io.BytesIO(data), strict=False)
-            if reader.is_encrypted:
-                try:
-                    opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
-                except Exception:  # an unsupported cipher
-                    opened = False
-                if not opened:
-                    raise encrypted
-            total = len(reader.pages)
-        except AppError:
-            raise
-        except Exception:
-            raise broken from None
-        if total == 0:
-            raise broken
+        reader, total = open_pdf(data, broken=broken, encrypted=encrypted)
         self.pages = total
         try:
             title = reader.metadata.title if reader.metadata is not None else None
