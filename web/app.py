@@ -40,6 +40,7 @@ LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 ASSET_PREFIXES = ("/static/", f"/_nicegui/{nicegui_version}/")
 """Files that are the same for everyone and do not change while the server runs."""
 ADMIN_PREFIXES = ("/models", "/sharing", "/devices", "/move", "/backup", "/api/models", "/api/sharing", "/api/pairing",
+                  "/api/engines", "/api/keys",
                   "/api/devices", "/api/move/offer", "/api/move/pull", backup_api.BACKUP_PATH, backup_api.RESTORE_PATH)
 """What only the owner may open; a paired device gets the chats and nothing that manages the phone."""
 

@@ -66,6 +66,14 @@ class ErrorCode(StrEnum):
     DOWNLOAD_FAILED = "download_failed"
     DISK_FULL = "disk_full"
     HUB_UNAVAILABLE = "hub_unavailable"
+    REMOTE_UNAVAILABLE = "remote_unavailable"
+    """An engine server the owner added cannot be reached, or went away mid-answer."""
+    REMOTE_FAILED = "remote_failed"
+    """An engine server answered with an error, or with something that is not OpenAI's API."""
+    REMOTE_UNTRUSTED = "remote_untrusted"
+    """An https engine server's certificate is not trusted (and no fingerprint was pinned for it)."""
+    REMOTE_REFUSED = "remote_refused"
+    """An engine server refused the key it was given."""
     # engines and capacity
     BUSY = "busy"
     INSUFFICIENT_MEMORY = "insufficient_memory"
@@ -77,6 +85,8 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     INVALID_TOKEN = "invalid_token"
     OWNER_ONLY = "owner_only"
+    KEY_SCOPE = "key_scope"
+    """An app's key was used for something outside the scopes it was given."""
     CROSS_ORIGIN = "cross_origin"
     INVALID_HOST = "invalid_host"
     INVALID_CODE = "invalid_code"
@@ -107,13 +117,14 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_AUDIO: 415, ErrorCode.INVALID_AUDIO: 415,
     ErrorCode.BROKEN_IMAGE: 422, ErrorCode.BROKEN_PDF: 422, ErrorCode.ENCRYPTED_PDF: 422, ErrorCode.NO_TEXT: 422,
     ErrorCode.UNAUTHORIZED: 401, ErrorCode.INVALID_TOKEN: 401,
-    ErrorCode.OWNER_ONLY: 403, ErrorCode.CROSS_ORIGIN: 403, ErrorCode.INVALID_CODE: 403,
+    ErrorCode.OWNER_ONLY: 403, ErrorCode.KEY_SCOPE: 403, ErrorCode.CROSS_ORIGIN: 403, ErrorCode.INVALID_CODE: 403,
     ErrorCode.TOO_MANY_ATTEMPTS: 429, ErrorCode.TOO_MANY_WAITING: 429,
     ErrorCode.CANCELLED: 499,
     ErrorCode.MODEL_LOAD_FAILED: 500, ErrorCode.TEMPLATE_TIMEOUT: 500, ErrorCode.WORKER_CRASHED: 500,
     ErrorCode.ENGINE_STALLED: 500,
     ErrorCode.TRANSCRIPTION_FAILED: 500, ErrorCode.CERTIFICATE_FAILED: 500, ErrorCode.INTERNAL: 500,
-    ErrorCode.HUB_UNAVAILABLE: 502,
+    ErrorCode.HUB_UNAVAILABLE: 502, ErrorCode.REMOTE_UNAVAILABLE: 502, ErrorCode.REMOTE_FAILED: 502,
+    ErrorCode.REMOTE_UNTRUSTED: 502, ErrorCode.REMOTE_REFUSED: 502,
     ErrorCode.BUSY: 503, ErrorCode.INSUFFICIENT_MEMORY: 503,
     ErrorCode.DISK_FULL: 507,
 }

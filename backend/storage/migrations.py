@@ -352,4 +352,34 @@ MIGRATIONS: list[str] = [
 
     ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     """,
+    # 10: engine servers the owner added (other machines' OpenAI-compatible servers), and keys for other apps
+    """
+    CREATE TABLE engines (
+        id           TEXT PRIMARY KEY,
+        url          TEXT NOT NULL UNIQUE,
+        name         TEXT NOT NULL,
+        api_key      TEXT NOT NULL DEFAULT '',
+        certificate  TEXT,
+        fingerprint  TEXT,
+        models       TEXT NOT NULL DEFAULT '[]',
+        state        TEXT NOT NULL DEFAULT 'unknown',
+        error        TEXT,
+        latency_ms   REAL,
+        speed        TEXT NOT NULL DEFAULT '{}',
+        checked_at   REAL,
+        created_at   REAL NOT NULL
+    );
+
+    CREATE TABLE api_keys (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        scopes       TEXT NOT NULL,
+        secret_hash  TEXT NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        last_used_at REAL,
+        requests     INTEGER NOT NULL DEFAULT 0,
+        revoked_at   REAL
+    );
+    """,
 ]
