@@ -17,6 +17,7 @@ from backend.api import backup as backup_api
 from backend.api import collections as collections_api
 from backend.api import conversations as conversations_api
 from backend.api import images as images_api
+from backend.api import keys as keys_api
 from backend.api import move as move_api
 from backend.api import sharing as sharing_api
 from backend.api.errors import install_error_handlers
@@ -90,6 +91,7 @@ def create(settings: Settings) -> Services:
     app.include_router(move_api.router)
     app.include_router(backup_api.router)
     app.include_router(collections_api.router)
+    app.include_router(keys_api.router)
     pairing.add_ca_routes(app, services.certs, https_origin)
     install_error_handlers(app)
     app.add_static_files("/static", pwa.STATIC_DIR)
@@ -114,7 +116,8 @@ def _guard(services: Services) -> AccessGuard:
         public_prefixes=(*ASSET_PREFIXES, move_api.MOVE_FILES_PREFIX),
         public_paths={"/healthz"} | pwa.PUBLIC_PATHS | pairing.PAIR_PATHS | pairing.CA_PATHS
         | move_api.MOVE_PUBLIC_PATHS,
-        devices=services.devices, lan_addresses=lambda: services.sharing.addresses() if services.sharing else set(),
+        devices=services.devices, keys=services.keys,
+        lan_addresses=lambda: services.sharing.addresses() if services.sharing else set(),
         limiter=services.pairing.limiter, admin_prefixes=ADMIN_PREFIXES,
         client_principal=socket_guard.client_principal,
         max_body_bytes=settings.max_request_bytes,

@@ -31,12 +31,17 @@ NAME_MAX = 60
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a request speaks for: the owner (this device) or a paired device."""
+    """Who a request speaks for: the owner (this device), a paired device, or an app with a key the
+    owner made for it (`keys.py`), which may open only the routes of its scopes."""
 
-    role: Literal["owner", "device"]
+    role: Literal["owner", "device", "app"]
     device_id: str | None = None
     name: str = field(default="this device", compare=False)
     """Shown to people; two principals are the same whatever the device is called now."""
+    key_id: str | None = None
+    """An app's key."""
+    scopes: frozenset[str] = field(default=frozenset(), compare=False)
+    """What an app's key may open."""
 
     @property
     def is_owner(self) -> bool:
@@ -44,7 +49,9 @@ class Principal:
 
     @property
     def key(self) -> str:
-        """A stable string for this principal ("owner", "device:<id>"), for rows it owns."""
+        """A stable string for this principal ("owner", "device:<id>", "app:<id>"), for rows it owns."""
+        if self.role == "app":
+            return f"app:{self.key_id}"
         return "owner" if self.is_owner else f"device:{self.device_id}"
 
 

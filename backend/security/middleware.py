@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 from ..core.errors import AppError, ErrorCode, render_error
 from ..core.units import format_limit
 from .devices import Principal
-from .policy import SAFE_METHODS, SECURITY_HEADERS, AccessGuard
+from .policy import SAFE_METHODS, SECURITY_HEADERS, AccessGuard, key_refusal
 
 __all__ = ["SecurityMiddleware", "principal_of"]
 
@@ -83,7 +83,7 @@ class SecurityMiddleware:
                 return await _respond(send, AppError(ErrorCode.CROSS_ORIGIN, "Cross-site requests are refused."), path)
             if path in guard.public_paths:  # a route of ours that may care who asks (the pair page);
                 found = guard.authenticated(headers, client)  # static files do not
-                if found is not None:
+                if found is not None and found[0].key_id is None:  # an app's key is nobody there
                     _set_principal(scope, found[0])
             return await self.app(scope, receive, _with_headers(send, private=False))
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -100,7 +100,11 @@ class SecurityMiddleware:
                 guard.owner_guess_failed(client)
             return await _respond(send, AppError(ErrorCode.UNAUTHORIZED, self._sign_in_hint(scope)), path)
         principal, how = found
-        if not principal.is_owner:
+        if principal.key_id is not None:  # an app's key opens the routes of its scopes and nothing else
+            refusal = key_refusal(principal, scope["method"], path)
+            if refusal:
+                return await _respond(send, AppError(ErrorCode.KEY_SCOPE, refusal), path)
+        elif not principal.is_owner:
             refusal = self._device_refusal(principal, path)
             if refusal:
                 return await _respond(send, AppError(ErrorCode.OWNER_ONLY, refusal), path)
@@ -112,6 +116,7 @@ class SecurityMiddleware:
                                f"The request is larger than the limit of {format_limit(limit)}.")
             return await _respond(send, refused, path)
         _set_principal(scope, principal)
+        guard.key_used(principal)
         receive = _capped(receive, limit)
         if principal.device_id is None:
             return await self.app(scope, receive, _with_headers(send, private=True))
@@ -151,6 +156,8 @@ class SecurityMiddleware:
         if guard.host_ok(headers.get("host"), _local(scope)) \
                 and guard.origin_ok(headers.get("origin"), headers.get("host")):
             found = guard.authenticated(headers, _client(scope))
+        if found is not None and found[0].key_id is not None:
+            found = None  # an app's key opens no websocket
         if found is not None and (found[0].is_owner or not guard.is_admin(scope["path"])):
             _set_principal(scope, found[0])
             if found[0].device_id is None:

@@ -1,6 +1,6 @@
 """What the security gate decides, free of ASGI plumbing so it can be tested directly: which
 hosts and origins are ours, who a request speaks for, what is public or the owner's alone,
-how large a body may be, and the headers every answer carries."""
+what an app's key may open, how large a body may be, and the headers every answer carries."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
 from .devices import OWNER, DeviceStore, Principal
+from .keys import SCOPES, KeyStore
 from .owner import OwnerCredential
 from .ratelimit import FailureLimiter
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SAFE_METHODS", "SECURITY_HEADERS", "AccessGuard", "cookie_header",
-           "is_loopback"]
+__all__ = ["CONTENT_SECURITY_POLICY", "KEY_ROUTES", "SAFE_METHODS", "SECURITY_HEADERS", "AccessGuard",
+           "cookie_header", "is_loopback", "key_may_open", "key_refusal"]
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -45,12 +46,46 @@ SECURITY_HEADERS = [
 ]
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
 
+_ID = r"[A-Za-z0-9_-]{1,64}"
+"""An id in a path: no dots or slashes, so nothing such as `..` can lead elsewhere."""
+KEY_ROUTES: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    scope: tuple((method, re.compile(pattern)) for method, pattern in routes) for scope, routes in {
+        "chat": (("POST", "/v1/chat/completions"), ("GET", "/v1/models")),
+        # the pictures `response_format: "url"` links to
+        "images": (("POST", "/v1/images/generations"), ("GET", f"/api/images/{_ID}/file")),
+        "audio": (("POST", "/v1/audio/transcriptions"), ("POST", "/v1/audio/speech")),
+        "embeddings": (("POST", "/v1/embeddings"),),
+        # reading only: the list, the search, one conversation, its answer's events, its export
+        "conversations": (("GET", "/api/conversations"), ("GET", "/api/conversations/search"),
+                          ("GET", f"/api/conversations/{_ID}"), ("GET", f"/api/conversations/{_ID}/events"),
+                          ("GET", f"/api/conversations/{_ID}/export")),
+    }.items()}
+"""What each scope of an app's key opens, by method and whole path (the path the router sees)."""
+ANY_KEY_ROUTES = (("GET", re.compile("/v1/models")),)
+"""What every key may open: the models, which an OpenAI client asks for first."""
+
+
+def key_may_open(scopes: frozenset[str] | set[str], method: str, path: str) -> bool:
+    """Whether a key with these scopes may make this request: only the exact routes of its scopes."""
+    routes = [*ANY_KEY_ROUTES, *(r for scope in scopes for r in KEY_ROUTES.get(scope, ()))]
+    return any(method == allowed and pattern.fullmatch(path) for allowed, pattern in routes)
+
+
+def key_refusal(principal: Principal, method: str, path: str) -> str | None:
+    """Why an app's key may not make this request, or None when it may."""
+    if key_may_open(principal.scopes, method, path):
+        return None
+    shown = path if len(path) <= 120 else path[:119] + "…"
+    scopes = ", ".join(s for s in SCOPES if s in principal.scopes) or "none"
+    return f"This key may not open {method} {shown}; its scopes are {scopes}."
+
 
 class AccessGuard:
     """The decisions, kept free of ASGI plumbing so they can be tested directly."""
 
     def __init__(self, owner: OwnerCredential, hosts: set[str], public_prefixes: tuple[str, ...],
                  public_paths: set[str], *, devices: DeviceStore | None = None,
+                 keys: KeyStore | None = None,
                  lan_addresses: Callable[[], set[str]] = set, limiter: FailureLimiter | None = None,
                  admin_prefixes: tuple[str, ...] = (),
                  client_principal: Callable[[str], Principal | None] | None = None,
@@ -58,6 +93,8 @@ class AccessGuard:
                  body_limit_patterns: tuple[tuple[str, int], ...] = ()) -> None:
         self.owner = owner
         self.devices = devices
+        self.keys = keys
+        """Apps' keys, checked when a bearer token is not the owner's."""
         self.lan_addresses = lan_addresses
         """The addresses being shared on right now: a request that arrived on one must name it as its Host."""
         self.limiter = limiter or FailureLimiter()
@@ -127,10 +164,16 @@ class AccessGuard:
         return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.admin_prefixes)
 
     def authenticated(self, headers: dict[str, str], client: str = "") -> tuple[Principal, str] | None:
-        """Who the request speaks for and how ('cookie' or 'bearer'), or None."""
+        """Who the request speaks for and how ('cookie' or 'bearer'), or None. An app's key comes
+        only as a bearer token, never in a cookie."""
         auth = headers.get("authorization", "")
-        if auth[:7].lower() == "bearer " and self.owner.token_ok(auth[7:].strip()):
-            return OWNER, "bearer"
+        if auth[:7].lower() == "bearer ":
+            bearer = auth[7:].strip()
+            if self.owner.token_ok(bearer):
+                return OWNER, "bearer"
+            key = self.keys.authenticate(bearer) if self.keys is not None else None
+            if key is not None:
+                return key.principal, "bearer"
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
@@ -145,6 +188,11 @@ class AccessGuard:
             if device is not None:
                 return device.principal, "cookie"
         return None
+
+    def key_used(self, principal: Principal) -> None:
+        """An app's key made a request the gate let through."""
+        if principal.key_id is not None and self.keys is not None:
+            self.keys.touch(principal.key_id)
 
     def owner_guess_allowed(self, client: str) -> float:
         """Seconds a source must wait before another owner-token guess is looked at. The

@@ -1,4 +1,5 @@
-"""The Share page (serve a tablet on this network: QR code, secure mode) and the Devices page."""
+"""The Share page (serve a tablet on this network: QR code, secure mode; keys for other apps) and the
+Devices page."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from backend.core.errors import AppError
 from backend.security.certs import is_private_address
 from backend.security.devices import Device
 from backend.security.interfaces import NetworkInterface, lan_interfaces, preselect
+from backend.security.keys import SCOPES, ApiKey
 from backend.security.sharing import ShareState
 from backend.services import Services
 
@@ -24,6 +26,13 @@ __all__ = ["register"]
 
 SETTING_ADDRESS = "share.address"
 SETTING_SECURE = "share.secure"
+SCOPE_LABELS = {
+    "chat": "Chat (chat completions and the model list)",
+    "images": "Pictures (making them and reading them)",
+    "audio": "Voice (transcribing and reading aloud)",
+    "embeddings": "Embeddings (vectors for texts)",
+    "conversations": "Reading your conversations",
+}
 
 
 def qr_svg(text: str) -> str:
@@ -57,6 +66,9 @@ class SharePage:
         async with frame(self.services, current=None, title="Share on this network"):
             self.body = ui.column().classes("w-full gap-3")
             await self.render()
+            ui.separator().classes("q-my-md")
+            self.keys = KeysSection(self.services)
+            self.keys.build()
             ui.timer(1.0, self.tick)
 
     def _key(self) -> tuple[object, ...]:
@@ -65,6 +77,7 @@ class SharePage:
         return state, code, self.sharing.stopped_reason
 
     async def tick(self) -> None:
+        self.keys.tick()
         if self._key() != self.shown:
             await self.render()
         elif self.sharing.state and self.code_label is not None:
@@ -161,6 +174,121 @@ class SharePage:
     async def stop(self) -> None:
         await self.sharing.stop()
         await self.render()
+
+
+class KeysSection:
+    """Keys for apps: the list (with usage and Revoke) and a form that makes one, shown once."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.keys
+        self.shown: tuple[object, ...] = ()
+
+    def build(self) -> None:
+        ui.label("Keys for apps").classes("text-h6")
+        ui.label("An app such as Tasker, Shortcuts, Home Assistant or a script of yours can use the models "
+                 "here with a key of its own, sent as a bearer token. A key opens only what its scopes allow, "
+                 "and you can revoke it at any time.").classes("text-body2")
+        self.list = ui.column().classes("w-full gap-2").props("data-testid=keys-list")
+        self.render()
+        with ui.card().classes("w-full").props("flat bordered data-testid=key-form"):
+            ui.label("Make a key").classes("text-subtitle1")
+            self.name = ui.input("Name of the app", placeholder="Home Assistant") \
+                .props("maxlength=60 data-testid=key-name").classes("w-full")
+            ui.label("What it may use:").classes("text-caption text-grey-7")
+            self.scopes = {scope: ui.checkbox(SCOPE_LABELS[scope]).props(f"data-testid=key-scope-{scope}")
+                           for scope in SCOPES}
+            self.error = ui.label().classes("text-negative").props("data-testid=key-error")
+            self.error.set_visibility(False)
+            ui.button("Create key", icon="key", on_click=self.create).props("unelevated data-testid=key-create")
+
+    def _key(self) -> tuple[object, ...]:
+        now = time.time()
+        return tuple((k.id, k.requests, k.revoked, int(now - (k.last_used_at or now)) // 60)
+                     for k in self.store.list())
+
+    def tick(self) -> None:
+        if self._key() != self.shown:
+            self.render()
+
+    def render(self) -> None:
+        self.shown = self._key()
+        self.list.clear()
+        keys = self.store.list()
+        with self.list:
+            if not keys:
+                ui.label("No app has a key yet.").classes("text-grey-6").props("data-testid=keys-empty")
+            for key in keys:
+                self.render_key(key)
+
+    def render_key(self, key: ApiKey) -> None:
+        with ui.card().classes("w-full").props(f"flat bordered data-testid=key-{key.id}") \
+                .style("opacity: 0.7" if key.revoked else ""), \
+                ui.row().classes("w-full items-center no-wrap"):
+            ui.icon("key_off" if key.revoked else "key").classes("text-h5 text-grey-7")
+            with ui.column().classes("col gap-0").style("min-width: 0"):
+                with ui.row().classes("items-center gap-1"):
+                    ui.label(key.name).classes("text-subtitle1 ellipsis").props("data-testid=key-name-shown")
+                    ui.label(f"{key.prefix}…").classes("text-caption gl-mono text-grey-7")
+                with ui.row().classes("gap-1"):
+                    for scope in key.scopes:
+                        ui.chip(scope).props("dense outline" + (" disable" if key.revoked else "")) \
+                            .props(f"data-testid=key-scope-chip-{scope}")
+                ui.label(_usage(key)).classes("text-caption text-grey-7").props("data-testid=key-usage")
+            if not key.revoked:
+                ui.button("Revoke", color="negative", on_click=lambda k=key: self.revoke(k)) \
+                    .props(f"flat no-caps data-testid=revoke-key-{key.id}")
+
+    async def create(self) -> None:
+        self.error.set_visibility(False)
+        chosen = [scope for scope, box in self.scopes.items() if box.value]
+        try:
+            key, secret = await self.store.create(self.name.value or "", chosen)
+        except AppError as exc:
+            self.error.set_text(exc.message)
+            self.error.set_visibility(True)
+            return
+        self.name.set_value("")
+        for box in self.scopes.values():
+            box.set_value(False)
+        self.render()
+        self.show_once(key, secret)
+
+    def show_once(self, key: ApiKey, secret: str) -> None:
+        with ui.dialog().props("persistent") as dialog, ui.card().classes("w-96").props("data-testid=key-dialog"):
+            ui.label(f"The key for “{key.name}”").classes("text-h6")
+            ui.label("Copy it now and give it to the app: it will not be shown again.")
+            ui.label(secret).classes("gl-mono q-pa-sm bg-grey-2 rounded-borders w-full") \
+                .style("word-break: break-all; user-select: all").props("data-testid=key-secret")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Copy", icon="content_copy", on_click=lambda: self.copy(secret)) \
+                    .props('flat no-caps aria-label="Copy the key" data-testid=key-copy').tooltip("Copy the key")
+                ui.button("Done", on_click=dialog.close).props("unelevated data-testid=key-done")
+        dialog.on("hide", dialog.clear)  # the secret leaves the page once the dialog is closed
+        dialog.open()
+
+    @staticmethod
+    def copy(secret: str) -> None:
+        ui.clipboard.write(secret)
+        ui.notify("The key was copied.", timeout=2000)
+
+    async def revoke(self, key: ApiKey) -> None:
+        if await confirm(f"Revoke the key “{key.name}”?",
+                         "The app that uses it is refused from its next request on. This cannot be undone.",
+                         "Revoke", danger=True):
+            await self.store.revoke(key.id)
+            ui.notify(f"The key “{key.name}” no longer works.", timeout=2000)
+            self.render()
+
+
+def _usage(key: ApiKey) -> str:
+    count = f"{key.requests} request{'s' if key.requests != 1 else ''}"
+    if key.revoked:
+        used = f", last used {ago(key.last_used_at)}" if key.last_used_at else ""
+        return f"Revoked {ago(key.revoked_at or time.time())}{used}; {count} in all."
+    if key.last_used_at is None:
+        return "Never used."
+    return f"Last used {ago(key.last_used_at)}; {count} in all."
 
 
 async def _interfaces() -> list[NetworkInterface]:

@@ -1,5 +1,7 @@
 import json
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,12 @@ def test_server_errors_authentication_and_retry_after() -> None:
     assert json.loads(body)["error"]["type"] == "authentication_error" and "WWW-Authenticate" in headers
     assert render_error(AppError(ErrorCode.BUSY, "busy", retry_after=5), "/api/x")[2]["Retry-After"] == "5"
     assert render_error(AppError(ErrorCode.BUSY, "busy", retry_after=4.2), "/api/x")[2]["Retry-After"] == "5"
+
+
+def test_every_code_is_documented_with_its_status() -> None:
+    """docs/api.md's table of errors has a row for each code, naming its status."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([0-9 /]+) \|", text, re.MULTILINE))
+    for code in ErrorCode:
+        assert code.value in rows, f"{code.value} is not in docs/api.md's table of errors"
+        assert str(code.status) in rows[code.value], (code.value, code.status, rows[code.value])

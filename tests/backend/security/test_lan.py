@@ -134,9 +134,9 @@ def open_ws(lan: Lan, headers: dict[str, str]) -> RawWebSocket:
     return lan.host.run(lambda: RawWebSocket(lan.address, lan.port, headers))
 
 
-def add_second_source(host: SecondHost) -> str:
-    """A second address inside the namespace, reachable from our side through the veth."""
-    address = host.peer_address.rsplit(".", 1)[0] + ".6"
+def add_second_source(host: SecondHost, last: int = 6) -> str:
+    """Another address inside the namespace (ending in `last`), reachable from our side through the veth."""
+    address = host.peer_address.rsplit(".", 1)[0] + f".{last}"
     subprocess.run(["ip", "-n", host.name, "addr", "add", f"{address}/32", "dev", "eth0"], check=True)
     subprocess.run(["ip", "route", "add", f"{address}/32", "dev", host.veth], check=True)
     return address
@@ -310,6 +310,42 @@ def test_tablet_cannot_manage_the_phone(lan: Lan, device: Paired) -> None:
     assert delete.status_code == 403
     assert owner_get(lan.server, "/api/sharing")["sharing"] is True
     assert lan.get("/", headers=headers).status_code == 200
+
+
+def test_keys_for_apps_on_the_lan(lan: Lan, device: Paired) -> None:
+    """Keys are the owner's to manage; a key works over the network for its scopes only, and wrong
+    keys count towards the same limit as wrong owner tokens."""
+    headers = {"Cookie": device.cookie, "Origin": lan.origin}
+    for response in (lan.get("/api/keys", headers=headers),
+                     lan.post("/api/keys", json={"name": "Tablet's", "scopes": ["chat"]}, headers=headers)):
+        assert response.status_code == 403 and response.json()["error"]["code"] == "owner_only"
+    made = httpx.post(lan.server.base + "/api/keys", json={"name": "Home Assistant", "scopes": ["chat"]},
+                      headers=lan.server.headers())
+    assert made.status_code == 201, made.text
+    secret = made.json()["key"]
+    lan.secrets.append(secret)
+    key = {"Authorization": f"Bearer {secret}"}
+    assert lan.get("/v1/models", headers=key).status_code == 200
+    for path in ("/", "/api/conversations", "/api/keys", "/api/devices"):
+        refused = lan.get(path, headers=key)
+        assert refused.status_code == 403 and "This key may not open" in refused.text, path
+
+    source = add_second_source(lan.host, 7)  # an address no other test guesses from
+    guesser = httpx.Client(transport=httpx.HTTPTransport(local_address=source))
+
+    def get(secret_: str) -> httpx.Response:
+        return guesser.get(lan.origin + "/v1/models", headers={"Authorization": f"Bearer {secret_}"})
+
+    try:
+        wrong = lan.host.run(lambda: [get(f"gl-guess-{i}") for i in range(10)])
+        assert [r.status_code for r in wrong] == [401] * 10
+        assert lan.host.run(lambda: get(secret)).status_code == 200  # a key held is looked at first
+        limited = lan.host.run(lambda: get("gl-guess"))
+        assert limited.status_code == 429 and limited.json()["error"]["code"] == "too_many_attempts"
+        assert int(limited.headers["retry-after"]) >= 1
+    finally:
+        lan.host.run(guesser.close)
+    assert lan.get("/v1/models", headers=key).status_code == 200  # another address is not held back
 
 
 def test_tablet_attaches_files_of_its_own(lan: Lan, device: Paired) -> None:
