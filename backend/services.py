@@ -10,7 +10,7 @@ from .attachments.service import AttachmentService
 from .audio.engines import speech_engine, voice_engine
 from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
-from .chat.engine import chat_engine
+from .chat.engine import ChatEngines, chat_engine
 from .chat.exchange import ConversationExchange
 from .core.config import Settings
 from .core.errors import AppError, ErrorCode
@@ -22,10 +22,12 @@ from .knowledge.store import KnowledgeStore
 from .models.manager import ModelManager
 from .move.archive import archive_applier, archive_writer
 from .move.service import Moves
+from .remote.service import RemoteEngines
 from .runtime.host import EngineHost
 from .runtime.residency import MemoryBudget, ResidencyManager
 from .security.certs import LocalCA
 from .security.devices import DeviceStore
+from .security.keys import KeyStore
 from .security.owner import OwnerCredential, load_or_create_token
 from .security.pairing import Pairing
 from .security.ratelimit import FailureLimiter
@@ -55,7 +57,11 @@ class Services:
     models: ModelManager
     residency: ResidencyManager
     chat: EngineHost
-    """The language-model engine (chat and vision models)."""
+    """The local language-model engine (chat and vision models)."""
+    remote: RemoteEngines
+    """The engine servers the owner added (other machines with OpenAI's API) and their models."""
+    answers: ChatEngines
+    """What answers go through: the local engine, or a server's for its models."""
     conversations: ConversationService
     exchange: ConversationExchange
     """Export and import of conversations (Markdown, gridless JSON, ChatGPT, Open WebUI)."""
@@ -73,6 +79,8 @@ class Services:
     moves: Moves
     """Moving to a new device: the offer this device makes, the pull it runs."""
     devices: DeviceStore
+    keys: KeyStore
+    """Keys the owner made for other apps."""
     pairing: Pairing
     certs: LocalCA
     backups: Backups
@@ -96,6 +104,8 @@ class Services:
                                      idle_unload_s=settings.idle_unload_s)
         models = ModelManager(settings, db, residency)
         chat = chat_engine(settings, models, residency)
+        remote = RemoteEngines(db, settings)
+        answers = ChatEngines(chat, remote, models)
         devices = DeviceStore(db, settings.device_idle_s)
         media = MediaStore(settings.media_dir)
         speech = speech_engine(settings, models, residency)
@@ -109,11 +119,13 @@ class Services:
                    voice=voice_engine(settings, models, residency),
                    transcripts=TranscriptService(settings, TranscriptStore(db), media, speech),
                    settings=settings, db=db, store=store, models=models, residency=residency, chat=chat,
-                   conversations=ConversationService(store, chat, models, settings.context_length, attachments,
+                   remote=remote, answers=answers,
+                   conversations=ConversationService(store, answers, models, settings.context_length, attachments,
                                                      images, projects, knowledge),
                    projects=projects, exchange=ConversationExchange(store, attachments, projects),
                    owner=OwnerCredential(load_or_create_token(settings.data_dir, settings.token)),
-                   devices=devices, pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
+                   devices=devices, keys=KeyStore(db),
+                   pairing=Pairing(devices, FailureLimiter(), settings.pairing_code_ttl_s),
                    certs=LocalCA(settings.tls_dir), backups=Backups(settings),
                    moves=Moves.build(settings.data_dir, models, write_archive=archive_writer(settings),
                                      apply_archive=None))
@@ -148,6 +160,7 @@ class Services:
         self.settings.model_folder.mkdir(parents=True, exist_ok=True)
         await self.db.open()
         await self.devices.load()
+        await self.keys.load()
         self._tasks.append(asyncio.create_task(self._keep_devices()))
         # Real models' headers are read in milliseconds (SmolLM2's 98 MB file: 30 ms); a folder that takes
         # longer, with many files or files made to be slow, is finished in the background.
@@ -162,6 +175,7 @@ class Services:
         await self.attachments.sweep()
         await self.images.sweep()
         await self.knowledge.start()
+        await self.remote.start()
 
     async def ready(self) -> None:
         """Wait until the data is open (at start, or while a restore is put in place)."""
@@ -179,6 +193,7 @@ class Services:
             try:
                 await self.devices.flush()
                 await self.devices.prune()
+                await self.keys.flush()
             except Exception:
                 log.exception("updating paired devices failed")
 
@@ -232,6 +247,7 @@ class Services:
             task.cancel()
         self._tasks.clear()
         await self.devices.flush(0)
+        await self.keys.flush(0)
         await self.conversations.shutdown()
         await self.transcripts.shutdown()
         await self.images.shutdown()

@@ -24,10 +24,11 @@ from ..knowledge.store import Hit, sources_json
 from ..models.features import model_features
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
-from ..runtime.host import EngineHost
+from ..remote.service import is_remote
 from ..storage.attachments import Attachment
 from ..storage.conversations import Conversation, ConversationStore
 from ..storage.projects import ProjectStore
+from .engine import ChatEngines
 from .params import GenerationSettings
 from .prompt import CHARS_PER_TOKEN, document_budget, model_messages
 from .replies import ActiveReply, Replies
@@ -70,7 +71,7 @@ class CannotSee(AppError):
 
 
 class ConversationService:
-    def __init__(self, store: ConversationStore, chat: EngineHost, models: ModelManager, context_cap: int,
+    def __init__(self, store: ConversationStore, chat: ChatEngines, models: ModelManager, context_cap: int,
                  attachments: AttachmentService, images: ImageService | None = None,
                  projects: ProjectStore | None = None, knowledge: KnowledgeService | None = None) -> None:
         self.store = store
@@ -124,7 +125,7 @@ class ConversationService:
         """The model that answers in a conversation: the one chosen for it (a vision model for
         photos, say) while it is installed, else the app's chat model."""
         chosen = conversation.settings.get("model") if conversation is not None else None
-        record = self.models.get(chosen) if isinstance(chosen, str) else None
+        record = self.chat.get(chosen) if isinstance(chosen, str) else None
         if record is not None and Job(record.job).is_language:
             return record
         return self.models.active(Job.CHAT)
@@ -132,7 +133,9 @@ class ConversationService:
     @staticmethod
     def features_of(model: ModelRecord | None) -> list[str]:
         """What a model can do beyond plain chat: "thinking", "tools", "vision"."""
-        return model_features(model, lambda template: template_features(template).labels()) if model else []
+        if model is None or is_remote(model):
+            return []  # what a server's model can do is not known here: tools stay off, photos are given
+        return model_features(model, lambda template: template_features(template).labels())
 
     def vision_models(self) -> list[ModelRecord]:
         return [m for m in self.models.language_models() if m.projector is not None]
@@ -140,7 +143,7 @@ class ConversationService:
     def check_sees(self, conversation: Conversation | None) -> None:
         """Raise CannotSee when the conversation's model cannot look at a photo."""
         model = self.model_for(conversation)
-        if model is None or model.projector is None:
+        if not self.chat.sees(model):
             raise CannotSee(model, self.vision_models())
 
     async def send(self, conversation_id: str, text: str, attachment_ids: list[str] | tuple[str, ...] = (),
@@ -292,7 +295,7 @@ class ConversationService:
         model = self.model_for(conversation)
         attachments = await self.attachments.store.for_conversation(conversation.id)
         messages, photos = model_messages(conversation, history, attachments,
-                                          sees=model is not None and model.projector is not None)
+                                          sees=self.chat.sees(model))
         notes: dict[str, str] = {}
         tools = await self._tools_for(conversation) if settings.tools != "off" else None
         if tools is not None and "tools" not in self.features_of(model):
@@ -311,7 +314,7 @@ class ConversationService:
             if indexing and await self._use_indexed(indexing, reply):
                 attached = await self.attachments.store.for_conversation(conversation.id)
                 request.messages, _ = model_messages(conversation, history, attached,
-                                                     sees=model is not None and model.projector is not None)
+                                                     sees=self.chat.sees(model))
             if last_user is None:
                 return
             sources, note = await self._retrieve(conversation, last_user.content)

@@ -20,10 +20,11 @@ from ..core.errors import AppError, ErrorCode
 from ..engines.llm import ChatRequest, ChatResult, PromptReady, TokenDelta
 from ..images.params import ImageParams, defaults_for, prompt_from
 from ..images.service import Generation, GenerationState, ImageService
-from ..runtime.host import EngineHost, EngineJob
+from ..runtime.host import EngineJob
 from ..runtime.protocol import JobDone, JobFailed
 from ..runtime.tasks import ServerTask, TaskSet, failures_to
 from ..storage.conversations import ConversationStore, MessageStatus
+from .engine import ChatEngines
 from .prompt import tool_call
 from .tools import ToolOutcome, ToolRegistry
 
@@ -54,7 +55,7 @@ class ActiveReply(ServerTask):
 class Replies:
     """The answers being written now, one per conversation at most."""
 
-    def __init__(self, store: ConversationStore, chat: EngineHost, images: ImageService | None) -> None:
+    def __init__(self, store: ConversationStore, chat: ChatEngines, images: ImageService | None) -> None:
         self.store = store
         self.chat = chat
         self.images = images

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     engine_stall_s: float = Field(default=300.0, ge=1)
     """A running job whose engine sends nothing for this long is taken to be stuck: its worker
     is stopped and the job fails, so the requests waiting behind it go on."""
+    remote_silence_s: float = Field(default=300.0, ge=1)
+    """An engine server that sends nothing for this long (before its first token: a long prompt on a
+    slow machine) is taken to be gone."""
+    remote_stream_s: float = Field(default=1800.0, ge=1)
+    """The longest an answer from an engine server may stream."""
+    remote_check_s: float = Field(default=60.0, ge=1)
+    """How often the engine servers the owner added are asked whether they answer."""
     hf_endpoint: str | None = None
     """Hub address; defaults to `HF_ENDPOINT` or huggingface.co."""
     catalog: Path | None = None

@@ -142,13 +142,13 @@ def _call(call: dict[str, str] | ToolCallDelta, index: int | None = None) -> dic
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> JSONResponse | StreamingResponse:
-    model = services.chat.resolve(body.model)
-    request = await asyncio.to_thread(_engine_request, body, model.id, model.projector is not None)
+    model = services.answers.resolve(body.model)
+    request = await asyncio.to_thread(_engine_request, body, model.id, services.answers.sees(model))
     job = EngineJob()
     completion_id = f"chatcmpl-{job.id}"
     created = int(time.time())
     if not body.stream:
-        reply = await collect(services.chat.stream(request, job, model_id=model.id))
+        reply = await collect(services.answers.stream(request, job, model_id=model.id))
         message: dict[str, Any] = {"role": "assistant",
                                    "content": reply.text if reply.text or not reply.result.tool_calls else None}
         if reply.reasoning:
@@ -160,7 +160,7 @@ async def chat_completions(body: ChatCompletionBody, services: ServicesDep) -> J
             "choices": [{"index": 0, "message": message, "finish_reason": _finish(reply.result), "logprobs": None}],
             "usage": _usage(reply.result)})
 
-    events = services.chat.stream(request, job, model_id=model.id)
+    events = services.answers.stream(request, job, model_id=model.id)
     # Wait for the first event before answering 200, so that queue-full, load and
     # context errors still come back as proper HTTP errors rather than inside the stream.
     try:

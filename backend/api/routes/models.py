@@ -1,4 +1,4 @@
-"""GET /v1/models: the chat models this device has."""
+"""GET /v1/models: the chat models this device has, and those of the engine servers the owner added."""
 
 from __future__ import annotations
 
@@ -14,5 +14,6 @@ router = APIRouter()
 @router.get("/models")
 async def list_models(services: ServicesDep) -> dict[str, Any]:
     return {"object": "list", "data": [
-        {"id": m.id, "object": "model", "created": int(m.added_at), "owned_by": m.source}
-        for m in services.models.language_models()]}
+        {"id": m.id, "object": "model", "created": int(m.added_at),
+         "owned_by": m.info.get("engine_name", m.source) if m.source == "remote" else m.source}
+        for m in services.answers.language_models()]}

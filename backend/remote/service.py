@@ -1,0 +1,308 @@
+"""The engine servers the owner added: adding one (checked first), the regular check of each, their
+models as model records beside the local ones, and answers streamed from them.
+
+An answer from a server runs as a task that feeds a queue: Stop cancels the task, which closes
+the connection at once (llama-server and the others stop generating when their client leaves),
+and whatever was read so far stays with the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..core.config import Settings
+from ..core.errors import AppError, ErrorCode
+from ..core.jobs import Job
+from ..engines.llm import ChatRequest, ChatResult
+from ..models.registry import ModelRecord
+from ..runtime.host import EngineJob
+from ..runtime.protocol import Event, JobDone, JobFailed
+from ..storage.db import Database
+from .client import RemoteClient, RemoteLimits, fetch_certificate, fingerprint_of, normalize_fingerprint, normalize_url
+from .convert import ChunkReader, openai_request
+from .sse import StreamLimits
+from .store import EngineStore, RemoteEngine
+
+__all__ = ["MAX_ENGINES", "RemoteEngines", "is_remote"]
+
+log = logging.getLogger(__name__)
+
+MAX_ENGINES = 16
+NAME_MAX = 60
+KEY_MAX = 4096
+DOWN_FAIL_FAST_S = 10.0
+"""A server found down this recently is not tried again for an answer: it fails at once."""
+_END = object()
+
+
+def is_remote(model: ModelRecord | None) -> bool:
+    return model is not None and model.source == "remote"
+
+
+def _clean_name(name: str | None, url: str) -> str:
+    text = " ".join((name or "").split())
+    text = "".join(c for c in text if c.isprintable())[:NAME_MAX]
+    return text or (urlsplit(url).hostname or url)
+
+
+class RemoteEngines:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.store = EngineStore(db)
+        self.settings = settings
+        self.limits = RemoteLimits(silence_s=settings.remote_silence_s,
+                                   stream=StreamLimits(max_seconds=settings.remote_stream_s))
+        self._engines: dict[str, RemoteEngine] = {}
+        self._clients: dict[str, RemoteClient] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._checker: asyncio.Task[None] | None = None
+        self._checking: dict[str, asyncio.Task[RemoteEngine]] = {}
+        self._saves: set[asyncio.Task[None]] = set()
+
+    # the servers --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for engine in await self.store.all():
+            engine.state = "unknown"
+            self._engines[engine.id] = engine
+            self._clients[engine.id] = self._client(engine)
+        self._checker = asyncio.create_task(self._check_regularly())
+
+    async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+        for task in [*self._running.values(), *self._checking.values()]:
+            task.cancel()
+        for task in [*self._running.values(), *self._checking.values()]:
+            with contextlib.suppress(BaseException):
+                await task
+        for client in self._clients.values():
+            await client.aclose()
+        self._engines.clear()
+        self._clients.clear()
+
+    def servers(self) -> list[RemoteEngine]:
+        return list(self._engines.values())
+
+    def engine(self, engine_id: str) -> RemoteEngine:
+        engine = self._engines.get(engine_id)
+        if engine is None:
+            raise AppError(ErrorCode.NOT_FOUND, "There is no such engine server (it may have been removed).")
+        return engine
+
+    def _client(self, engine: RemoteEngine) -> RemoteClient:
+        return RemoteClient(engine.url, engine.api_key, engine.certificate, name=engine.name, limits=self.limits)
+
+    async def add(self, url: str, key: str = "", *, fingerprint: str | None = None, name: str | None = None
+                  ) -> RemoteEngine:
+        """Add a server after asking it for its models: nothing is kept when that fails."""
+        base = normalize_url(url)
+        if len(key) > KEY_MAX or not key.isprintable() or any(c.isspace() for c in key.strip()):
+            raise AppError(ErrorCode.INVALID_VALUE, "That key cannot be right (spaces, or too long).", param="key")
+        if any(e.url == base for e in self._engines.values()):
+            raise AppError(ErrorCode.CONFLICT, f"{base} is already added.")
+        if len(self._engines) >= MAX_ENGINES:
+            raise AppError(ErrorCode.CONFLICT, f"At most {MAX_ENGINES} engine servers can be added; remove one first.")
+        engine = RemoteEngine(id=uuid.uuid4().hex[:12], url=base, name=_clean_name(name, base), api_key=key.strip())
+        if fingerprint:
+            if not engine.secure:
+                raise AppError(ErrorCode.INVALID_VALUE, "A fingerprint is only for https:// addresses.",
+                               param="fingerprint")
+            wanted = normalize_fingerprint(fingerprint)
+            der = await fetch_certificate(base)
+            shown = fingerprint_of(der)
+            if shown != wanted:
+                raise AppError(ErrorCode.REMOTE_UNTRUSTED,
+                               f"{engine.name} shows a certificate with the fingerprint {shown}, not {wanted}. "
+                               "Someone may be in between; check the fingerprint on the server.")
+            engine.certificate, engine.fingerprint = ssl.DER_cert_to_PEM_cert(der), shown
+        client = self._client(engine)
+        try:
+            await self._probe(engine, client)
+        except AppError as exc:
+            await client.aclose()
+            if exc.code == ErrorCode.REMOTE_UNTRUSTED and engine.secure and not fingerprint:
+                raise await self._untrusted(engine) from None
+            raise
+        await self.store.add(engine)
+        self._engines[engine.id], self._clients[engine.id] = engine, client
+        return engine
+
+    async def _untrusted(self, engine: RemoteEngine) -> AppError:
+        """The refusal of a certificate not signed by a known authority, with its fingerprint to pin."""
+        try:
+            shown = fingerprint_of(await fetch_certificate(engine.url))
+        except AppError as exc:
+            return exc
+        return AppError(ErrorCode.REMOTE_UNTRUSTED,
+                        f"The certificate of {engine.name} is not signed by a known authority (self-signed?). Its "
+                        f"SHA-256 fingerprint is {shown}. If the server shows the same one, add it again with this "
+                        "fingerprint.", param="fingerprint")
+
+    async def remove(self, engine_id: str) -> None:
+        self.engine(engine_id)
+        for job_id, task in list(self._running.items()):
+            if job_id.startswith(engine_id + ":"):
+                task.cancel()
+        await self.store.remove(engine_id)
+        self._engines.pop(engine_id, None)
+        client = self._clients.pop(engine_id, None)
+        if client is not None:
+            await client.aclose()
+
+    async def check(self, engine_id: str) -> RemoteEngine:
+        """Ask the server for its models now (one check at a time per server)."""
+        engine = self.engine(engine_id)
+        running = self._checking.get(engine_id)
+        if running is None:
+            running = self._checking[engine_id] = asyncio.create_task(self._check(engine))
+            running.add_done_callback(lambda _t: self._checking.pop(engine_id, None))
+        return await asyncio.shield(running)
+
+    async def _check(self, engine: RemoteEngine) -> RemoteEngine:
+        client = self._clients.get(engine.id)
+        if client is None:
+            return engine
+        try:
+            await self._probe(engine, client)
+        except AppError as exc:
+            engine.state, engine.error, engine.checked_at = "down", exc.message, time.time()
+        if engine.id in self._engines:
+            await self.store.save_state(engine)
+        return engine
+
+    async def _probe(self, engine: RemoteEngine, client: RemoteClient) -> None:
+        started = time.monotonic()
+        models = await client.models()
+        engine.latency_ms = round((time.monotonic() - started) * 1000, 1)
+        engine.models, engine.state, engine.error, engine.checked_at = models, "up", None, time.time()
+
+    async def _check_regularly(self) -> None:
+        while True:
+            for engine in list(self._engines.values()):
+                try:
+                    await self.check(engine.id)
+                except AppError:
+                    pass  # removed meanwhile
+                except Exception:
+                    log.exception("checking an engine server failed")
+            await asyncio.sleep(self.settings.remote_check_s)
+
+    def _went_down(self, engine: RemoteEngine, error: AppError) -> None:
+        if error.code in (ErrorCode.REMOTE_UNAVAILABLE, ErrorCode.REMOTE_UNTRUSTED) and engine.id in self._engines:
+            engine.state, engine.error, engine.checked_at = "down", error.message, time.time()
+            self._save_later(engine)
+
+    # their models ---------------------------------------------------------------------------------
+
+    def records(self) -> list[ModelRecord]:
+        """Every model of every server, as model records (`source` "remote")."""
+        return [self._record(engine, model) for engine in self._engines.values() for model in engine.models]
+
+    def get(self, model_id: str) -> ModelRecord | None:
+        engine_id, _, model = model_id.partition("/")
+        engine = self._engines.get(engine_id)
+        if engine is None or model not in engine.models:
+            return None
+        return self._record(engine, model)
+
+    @staticmethod
+    def _record(engine: RemoteEngine, model: str) -> ModelRecord:
+        return ModelRecord(id=f"{engine.id}/{model}", job=Job.CHAT, name=f"{model} · {engine.name}", format="remote",
+                           path=Path(), size_bytes=0, source="remote", added_at=engine.created_at,
+                           info={"engine": engine.id, "engine_name": engine.name, "remote_model": model,
+                                 "state": engine.state, **engine.speed.get(model, {})})
+
+    # answers ----------------------------------------------------------------------------------------
+
+    async def stream(self, model: ModelRecord, request: ChatRequest, job: EngineJob) -> AsyncGenerator[Event, None]:
+        """The answer's events, as a local engine sends them (ending in JobDone or JobFailed)."""
+        engine = self._engines.get(str(model.info.get("engine")))
+        if engine is None:
+            yield JobFailed(job_id=job.id, code=ErrorCode.MODEL_NOT_FOUND,
+                            message=f"{model.name}: its engine server was removed.")
+            return
+        if engine.state == "down" and engine.checked_at is not None \
+                and time.time() - engine.checked_at < DOWN_FAIL_FAST_S:
+            yield JobFailed(job_id=job.id, code=ErrorCode.REMOTE_UNAVAILABLE,
+                            message=f"{engine.name} is not answering: {engine.error or 'down'}")
+            return
+        if job.cancelled:
+            yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
+            return
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        reader = ChunkReader(job.id, model.id, engine.name)
+        task = asyncio.create_task(self._read(engine, str(model.info["remote_model"]), request, reader, queue))
+        key = f"{engine.id}:{job.id}"
+        self._running[key] = task
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                assert isinstance(item, Event)
+                yield item
+        finally:
+            self._running.pop(key, None)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _read(self, engine: RemoteEngine, model: str, request: ChatRequest, reader: ChunkReader,
+                    queue: asyncio.Queue[object]) -> None:
+        client = self._clients[engine.id]
+        try:
+            async for chunk in client.chat(openai_request(request, model)):
+                for event in reader.feed(chunk):
+                    queue.put_nowait(event)
+            events = reader.finish()
+        except asyncio.CancelledError:
+            for event in reader.finish(cancelled=True):
+                queue.put_nowait(event)
+            queue.put_nowait(_END)
+            raise
+        except AppError as exc:
+            self._went_down(engine, exc)
+            queue.put_nowait(JobFailed(job_id=reader.job_id, code=exc.code, message=exc.message))
+        except Exception:
+            log.exception("an answer from an engine server failed")
+            queue.put_nowait(JobFailed(job_id=reader.job_id, code=ErrorCode.INTERNAL,
+                                       message=f"The answer from {engine.name} failed."))
+        else:
+            for event in events:
+                queue.put_nowait(event)
+            self._note_speed(engine, model, events)
+        queue.put_nowait(_END)
+
+    def _note_speed(self, engine: RemoteEngine, model: str, events: list[Event]) -> None:
+        done = next((e for e in events if isinstance(e, JobDone)), None)
+        if done is None or not isinstance(done.result, ChatResult) or done.result.completion_tokens < 2:
+            return
+        engine.speed[model] = {"tokens_per_s": done.result.tokens_per_s, "ttft_s": done.result.ttft_s}
+        if engine.state != "up":
+            engine.state, engine.error = "up", None
+        self._save_later(engine)
+
+    def _save_later(self, engine: RemoteEngine) -> None:
+        """Write a server's state without holding up the answer that found it."""
+        task = asyncio.get_running_loop().create_task(self.store.save_state(engine))
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
+    def cancel(self, job: EngineJob) -> None:
+        """Stop an answer now: its connection is closed; what was read stays."""
+        job.cancelled = True
+        for key, task in self._running.items():
+            if key.endswith(":" + job.id):
+                task.cancel()
