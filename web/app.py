@@ -16,6 +16,7 @@ from backend.api import attachments, audio, model_upload, pairing
 from backend.api import backup as backup_api
 from backend.api import collections as collections_api
 from backend.api import conversations as conversations_api
+from backend.api import engines as engines_api
 from backend.api import images as images_api
 from backend.api import keys as keys_api
 from backend.api import move as move_api
@@ -84,6 +85,7 @@ def create(settings: Settings) -> Services:
     app.include_router(audio.router)
     app.include_router(attachments.router)
     app.include_router(conversations_api.router)
+    app.include_router(engines_api.router)
     app.include_router(images_api.router)
     app.include_router(pwa.router)
     app.include_router(pairing.router)

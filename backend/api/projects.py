@@ -56,7 +56,7 @@ def settings_checked(services: Services, current: dict[str, Any], changes: dict[
         raise invalid(f"settings.{'.'.join(str(p) for p in first['loc'])}", first["msg"]) from None
     model = changes.get("model")
     if model is not None:
-        record = services.models.get(model) if isinstance(model, str) else None
+        record = services.answers.get(model) if isinstance(model, str) else None
         if record is None or not Job(record.job).is_language:
             raise invalid("settings.model", "no language model with that id is installed")
     merged = {**current, **parsed.model_dump(include=set(given))}

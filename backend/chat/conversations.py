@@ -230,6 +230,17 @@ class ConversationService:
         await self.store.set_leaf(conversation_id, last_user.id)
         return await self._start_reply(conversation)
 
+    async def answer_here(self, conversation_id: str) -> ActiveReply:
+        """After an engine server went away: the conversation goes on with this device's chat model,
+        and the last question is answered again here (the cut answer stays as the earlier version)."""
+        conversation = await self._require(conversation_id)
+        self._require_idle(conversation_id)
+        if self.models.active(Job.CHAT) is None:
+            raise AppError(ErrorCode.MODEL_NOT_FOUND, "No chat model is installed on this device.")
+        await self.store.update(conversation_id,
+                                settings={k: v for k, v in conversation.settings.items() if k != "model"})
+        return await self.regenerate(conversation_id)
+
     async def edit_and_resend(self, message_id: str, text: str) -> ActiveReply:
         """Your message with new words, as a new version beside the earlier one (which keeps its
         answers), with the same attachments; the model answers it."""

@@ -7,6 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from backend.chat.params import GenerationSettings
+from backend.models.registry import ModelRecord
 from backend.services import Services
 
 __all__ = ["edit_settings", "model_choices"]
@@ -23,13 +24,22 @@ def model_choices(services: Services) -> tuple[dict[str, str], dict[str, str]]:
     that cannot call tools (id → name), for `edit_settings`."""
     default = services.models.active("chat")
     models = {"": f"App default ({default.name})" if default else "App default"}
-    models.update({m.id: m.name + (" · sees photos" if m.projector else "")
-                   for m in services.models.language_models()})
+    offered = services.answers.language_models()
+    models.update({m.id: m.name + (" · sees photos" if m.projector else "") + _where(m) for m in offered})
     features_of = services.conversations.features_of
-    cannot_call = {m.id: m.name for m in services.models.language_models() if "tools" not in features_of(m)}
+    cannot_call = {m.id: m.name for m in offered if "tools" not in features_of(m)}
     if default is not None and default.id in cannot_call:
         cannot_call[""] = default.name
     return models, cannot_call
+
+
+def _where(model: ModelRecord) -> str:
+    """Where a server's model runs, whether it answers and how fast it last answered."""
+    if model.source != "remote":
+        return ""
+    speed = model.info.get("tokens_per_s")
+    state = " · not answering" if model.info.get("state") == "down" else ""
+    return state + (f" · {speed:.0f} tokens/s" if speed else "")
 
 
 async def edit_settings(system_prompt: str, settings: GenerationSettings, context_cap: int, *,

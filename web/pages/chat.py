@@ -6,7 +6,7 @@ from nicegui import ui
 
 from backend.chat.conversations import MAX_MESSAGE_CHARS, CannotSee
 from backend.chat.replies import ActiveReply
-from backend.core.errors import AppError
+from backend.core.errors import AppError, ErrorCode
 from backend.models.registry import ModelRecord
 from backend.services import Services
 from backend.storage.conversations import Branches, Conversation, Message, MessageStatus
@@ -26,6 +26,10 @@ from ..frame import current_principal, frame, not_found
 from . import projects
 
 __all__ = ["register"]
+
+REMOTE_FAILURES = {ErrorCode.REMOTE_UNAVAILABLE, ErrorCode.REMOTE_FAILED, ErrorCode.REMOTE_UNTRUSTED,
+                   ErrorCode.REMOTE_REFUSED}
+"""An answer from an engine server that ended this way can be given again by this device's model."""
 
 ANSWERS_USE = "Answers use: {names}"
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
@@ -153,6 +157,11 @@ class ChatPage:
             if message.status == MessageStatus.ERROR:
                 ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
+                local = self.services.chat.model
+                if is_last and local is not None and message.stats.get("error_code") in REMOTE_FAILURES:
+                    ui.button(f"Answer here with {local.name}", icon="phone_android",
+                              on_click=lambda: self.run_action("here")) \
+                        .props("outline dense no-caps data-testid=answer-here")
             with ui.row().classes("items-center gap-1 w-full"):
                 if branches is not None:
                     branch_switcher(branches, self.switch)
@@ -283,6 +292,8 @@ class ChatPage:
                 self.attachments.clear()
             elif action == "regenerate" and self.conversation:
                 self.reply = await self.services.conversations.regenerate(self.conversation.id)
+            elif action == "here" and self.conversation:
+                self.reply = await self.services.conversations.answer_here(self.conversation.id)
             elif action == "edit" and message is not None:
                 self.reply = await self.services.conversations.edit_and_resend(message.id, text)
             elif action == "picture" and message is not None and self.conversation:

@@ -1,5 +1,6 @@
 """The Models page: what is loaded in memory, downloads with live progress, and a tab per job with
-its installed models, import, the recommended catalog and hub search.
+its installed models (for chat also the engine servers on other machines), import, the recommended
+catalog and hub search.
 
 Each part is its own component and keeps itself current: twice a second (and after every action)
 the page asks each part to `sync`, and a part redraws only when what it shows has changed. A
@@ -15,6 +16,7 @@ from backend.services import Services
 from ...frame import frame
 from .catalog import CatalogList
 from .downloads import DownloadsPanel
+from .engines import EngineServers
 from .importing import ImportSection
 from .installed import InstalledList
 from .memory import MemoryPanel
@@ -49,6 +51,8 @@ class ModelsPage:
                 for job, _, _ in JOB_TABS:
                     with ui.tab_panel(job).classes("q-px-none"), ui.column().classes("w-full gap-3"):
                         self.parts.append(InstalledList(self.services, job, frame=page, changed=self.sync))
+                        if job == "chat":
+                            self.parts.append(EngineServers(self.services, changed=self.sync))
                         if job in ("chat", "vision", "images"):
                             ImportSection(self.services, job, changed=self.sync)
                         self.parts.append(CatalogList(self.services, job, changed=self.sync))

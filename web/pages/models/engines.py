@@ -1,0 +1,174 @@
+"""Engine servers on other machines: each with whether it answers, how quickly its last check came
+back and how fast each model last answered; Check now and Remove; and Add, by an address typed,
+pasted or read from a QR code, with the key it wants and, for a self-signed https server, the
+fingerprint of its certificate.
+
+Redrawn only when a server, its state or its models change.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+
+from backend.core.errors import AppError, ErrorCode
+from backend.remote.store import RemoteEngine
+from backend.services import Services
+
+from ...components.dialogs import confirm
+from .status import duration
+
+__all__ = ["EngineServers"]
+
+FINGERPRINT = re.compile(r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}")
+
+
+def engine_state(engine: RemoteEngine) -> str:
+    """Whether a server answers, in words."""
+    if engine.state == "up":
+        took = f" in {engine.latency_ms:.0f} ms" if engine.latency_ms is not None else ""
+        ago = f", {duration(time.time() - engine.checked_at)} ago" if engine.checked_at else ""
+        return f"Answering (checked{took}{ago})"
+    if engine.state == "down":
+        return f"Not answering: {engine.error or 'no reason given'}"
+    return "Not checked yet"
+
+
+class EngineServers:
+    def __init__(self, services: Services, *, changed: Callable[[], None]) -> None:
+        self.services = services
+        self.remote = services.remote
+        self.changed = changed
+        self.shown: tuple[Any, ...] | None = None
+        with ui.row().classes("w-full items-center no-wrap gap-2"):
+            ui.label("On other machines").classes("text-subtitle2 col")
+            ui.button("Add a server", icon="add_link", on_click=self.add_dialog) \
+                .props("flat dense no-caps data-testid=add-engine")
+        ui.label("Use the models of a laptop or home server on the same network that runs llama-server, Ollama, "
+                 "vLLM, LM Studio, LocalAI or gridless. Your conversations stay on this device; each question "
+                 "and its history are sent to the server that answers it.").classes("text-caption text-grey-7")
+        self.box = ui.column().classes("w-full gap-3")
+        self.sync()
+
+    def sync(self) -> None:
+        servers = self.remote.servers()
+        signature = tuple((e.id, e.name, e.state, e.error, tuple(e.models), tuple(sorted(
+            (m, s.get("tokens_per_s")) for m, s in e.speed.items())), int(e.latency_ms or 0),
+            int((time.time() - e.checked_at) // 60) if e.checked_at else None) for e in servers)
+        if signature != self.shown:
+            self.shown = signature
+            self.render(servers)
+
+    def render(self, servers: list[RemoteEngine]) -> None:
+        self.box.clear()
+        with self.box:
+            for engine in servers:
+                self.card(engine)
+
+    def card(self, engine: RemoteEngine) -> None:
+        with ui.card().classes("w-full q-pa-sm").props(f"flat bordered data-testid=engine-{engine.id}"):
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                ui.icon("cloud_done" if engine.state == "up" else "cloud_off" if engine.state == "down"
+                        else "cloud_queue", color="positive" if engine.state == "up" else "grey-7")
+                ui.label(engine.name).classes("text-body1 ellipsis col").style("min-width:0")
+                ui.button(icon="refresh", on_click=lambda e=engine: self.check(e)) \
+                    .props(f"flat round dense aria-label='Check now' data-testid=check-{engine.id}") \
+                    .tooltip("Check now")
+                ui.button(icon="delete", on_click=lambda e=engine: self.remove(e)) \
+                    .props(f"flat round dense aria-label=Remove data-testid=remove-{engine.id}").tooltip("Remove")
+            ui.label(engine_state(engine)).classes(
+                "text-caption " + ("text-negative" if engine.state == "down" else "text-grey-8")) \
+                .props(f"data-testid=engine-state-{engine.id}")
+            trust = ("https, pinned certificate " + (engine.fingerprint or "")[:23] + "…" if engine.fingerprint
+                     else "https, verified" if engine.secure
+                     else "plain http: others on this network could read what is sent")
+            ui.label(f"{engine.url} · {trust}" + (" · key set" if engine.api_key else "")) \
+                .classes("text-caption text-grey-7").style("overflow-wrap:anywhere")
+            for model in engine.models[:50]:
+                speed = engine.speed.get(model, {})
+                facts = [f"{speed['tokens_per_s']:.0f} tokens/s" if speed.get("tokens_per_s") else None,
+                         f"first words after {speed['ttft_s']:.2f} s" if speed.get("ttft_s") else None]
+                ui.label(" · ".join([model, *(f for f in facts if f)])).classes("text-body2") \
+                    .style("overflow-wrap:anywhere")
+            if len(engine.models) > 50:
+                ui.label(f"and {len(engine.models) - 50} more").classes("text-caption text-grey-7")
+            if not engine.models:
+                ui.label("It offers no models.").classes("text-caption text-grey-7")
+
+    async def check(self, engine: RemoteEngine) -> None:
+        try:
+            checked = await self.remote.check(engine.id)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
+        else:
+            ui.notify(f"{checked.name}: {engine_state(checked)}",
+                      type="positive" if checked.state == "up" else "warning")
+        self.changed()
+
+    async def remove(self, engine: RemoteEngine) -> None:
+        if not await confirm(f"Remove {engine.name}?", "Its models are no longer offered; conversations that used "
+                             "them answer with this device's model.", "Remove"):
+            return
+        try:
+            await self.remote.remove(engine.id)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
+        self.changed()
+
+    async def add_dialog(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width:32rem"):
+            ui.label("Add an engine server").classes("text-h6")
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                url = ui.input("Address", placeholder="192.168.1.20:8080").classes("col") \
+                    .props("autofocus outlined dense data-testid=engine-url autocomplete=off")
+                ui.button(icon="qr_code_scanner", on_click=lambda: self.scan(url)) \
+                    .props("flat round dense aria-label='Read the address from a QR code' data-testid=engine-scan") \
+                    .tooltip("Read the address from a QR code")
+            key = ui.input("Key (if the server wants one)", password=True, password_toggle_button=True) \
+                .classes("w-full").props("outlined dense data-testid=engine-key autocomplete=off")
+            name = ui.input("Name (optional)", placeholder="Laptop").classes("w-full") \
+                .props("outlined dense data-testid=engine-name")
+            fingerprint = ui.input("Certificate fingerprint (self-signed https only)").classes("w-full") \
+                .props("outlined dense data-testid=engine-fingerprint autocomplete=off")
+            problem = ui.label("").classes("text-negative text-body2").style("overflow-wrap:anywhere") \
+                .props("role=alert data-testid=engine-error")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+                add = ui.button("Add").props("unelevated no-caps data-testid=engine-add")
+
+            async def submit() -> None:
+                problem.set_text("")
+                add.props("loading")
+                try:
+                    engine = await self.remote.add(url.value or "", key.value or "",
+                                                   fingerprint=(fingerprint.value or "").strip() or None,
+                                                   name=name.value or None)
+                except AppError as exc:
+                    problem.set_text(exc.message)
+                    shown = FINGERPRINT.search(exc.message)
+                    if exc.code == ErrorCode.REMOTE_UNTRUSTED and shown and not fingerprint.value:
+                        fingerprint.set_value(shown.group(0))
+                    return
+                finally:
+                    add.props(remove="loading")
+                dialog.close()
+                count = len(engine.models)
+                ui.notify(f"{engine.name} added with {count} model{'s' if count != 1 else ''}.", type="positive")
+                self.changed()
+
+            add.on_click(submit)
+            url.on("keydown.enter", submit)
+        dialog.open()
+
+    @staticmethod
+    async def scan(target: ui.input) -> None:
+        """Read an address from a QR code with the camera, where the browser can (BarcodeDetector)."""
+        text = await ui.run_javascript("window.gridlessScanQr ? window.gridlessScanQr() : null", timeout=120)
+        if isinstance(text, str) and text.strip():
+            target.set_value(text.strip()[:500])
+        elif text is None:
+            ui.notify("This browser cannot read QR codes; type or paste the address.", type="warning")
