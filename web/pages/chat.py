@@ -271,7 +271,8 @@ class ChatPage:
     def show_model(self) -> None:
         """The header names the model that answers here (a conversation may have its own)."""
         model = self.services.conversations.model_for(self.draft())
-        self.frame.show_model(model.id if model else None)
+        # a server's model by its name, which says where it runs ("qwen3:14b · Laptop")
+        self.frame.show_model((model.name if model.source == "remote" else model.id) if model else None)
 
     async def choose_model(self, model: ModelRecord) -> None:
         """Answer this conversation with `model` from now on (a vision model for photos)."""
@@ -313,6 +314,8 @@ class ChatPage:
         with self.messages_box:  # the button pressed may be one the render replaces
             await self.render()
             await self.refresh_names()
+            if action == "here":  # the conversation's own model was dropped: the header names this device's
+                self.show_model()
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
