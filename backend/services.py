@@ -249,6 +249,7 @@ class Services:
         await self.devices.flush(0)
         await self.keys.flush(0)
         await self.conversations.shutdown()
+        await self.remote.stop()
         await self.transcripts.shutdown()
         await self.images.shutdown()
         await self.knowledge.shutdown()

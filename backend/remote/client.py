@@ -165,7 +165,9 @@ class RemoteClient:
         self.url = url
         self.name = name or (urlsplit(url).hostname or url)
         self.limits = limits
-        headers = {"accept": "application/json"}
+        # bodies are read raw (the limits count what arrives): ask for them uncompressed, or a
+        # server that compresses when asked (llama-server's HTTP library does) sends gzip
+        headers = {"accept": "application/json", "accept-encoding": "identity"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
@@ -210,7 +212,14 @@ class RemoteClient:
                 await self._check(response)
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if kind == "application/json":
-                    yield _whole_answer(_json(await _read(response, self.limits.stream.max_line, self.name), self.name))
+                    limit_s = self.limits.stream.max_seconds
+                    try:
+                        async with asyncio.timeout(limit_s):  # each read is bounded; the whole too
+                            body = await _read(response, self.limits.stream.max_line, self.name)
+                    except TimeoutError:
+                        raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} was still sending its answer after "
+                                                                f"{limit_s:.0f} s; it was stopped.") from None
+                    yield _whole_answer(_json(body, self.name))
                     return
                 if kind != "text/event-stream":
                     raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} answered with {kind or 'no content type'}, "
@@ -242,7 +251,12 @@ class RemoteClient:
     async def _check(self, response: httpx.Response) -> None:
         if response.status_code == 200:
             return
-        said = _said(await _read(response, SMALL_BODY, self.name, quiet=True))
+        try:
+            async with asyncio.timeout(self.limits.small_s):  # an error's body, as the model list
+                body = await _read(response, SMALL_BODY, self.name, quiet=True)
+        except TimeoutError:
+            body = b""
+        said = _said(body)
         detail = f": {said}" if said else ""
         if response.status_code in (401, 403):
             raise AppError(ErrorCode.REMOTE_REFUSED, f"{self.name} refused the key (HTTP {response.status_code})"

@@ -104,6 +104,8 @@ class ThinkSplitter:
     def __init__(self) -> None:
         self._state = "start"  # start → thinking → answer
         self._held = ""
+        self._trim = False
+        """The blank lines after the closing tag are left out, whichever pieces they come in."""
 
     def feed(self, text: str) -> tuple[str, str]:
         """(answer text, thinking) of the next piece."""
@@ -123,12 +125,18 @@ class ThinkSplitter:
         if self._state == "thinking":
             end = text.find(self.CLOSE)
             if end >= 0:
-                self._state = "answer"
-                return text[end + len(self.CLOSE):].lstrip("\n"), text[:end]
+                self._state, self._trim = "answer", True
+                return self._answer(text[end + len(self.CLOSE):]), text[:end]
             keep = _partial_suffix(text, self.CLOSE)
             self._held = text[len(text) - keep:] if keep else ""
             return "", text[:len(text) - keep]
-        return text, ""
+        return self._answer(text), ""
+
+    def _answer(self, text: str) -> str:
+        if self._trim:
+            text = text.lstrip("\n")
+            self._trim = not text
+        return text
 
     def finish(self) -> tuple[str, str]:
         held, self._held = self._held, ""
@@ -248,11 +256,11 @@ class ChunkReader:
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.who} ended the answer without saying it was done "
                                                     "(the connection may have been cut).")
         now = time.monotonic()
-        completion = int(self.usage.get("completion_tokens") or 0) or self.pieces
+        completion = _count(self.usage.get("completion_tokens")) or self.pieces
         first = self.first if self.first is not None else now
         spent = now - first
         finish = "cancelled" if cancelled else "tool_calls" if calls else (self.finish_reason or "stop")
-        result = ChatResult(finish_reason=finish, prompt_tokens=int(self.usage.get("prompt_tokens") or 0),
+        result = ChatResult(finish_reason=finish, prompt_tokens=_count(self.usage.get("prompt_tokens")),
                             completion_tokens=completion, model=self.model_id,
                             ttft_s=round(first - self.started, 4),
                             tokens_per_s=round((completion - 1) / spent, 2) if spent > 0 and completion > 1 else 0.0,
@@ -260,3 +268,7 @@ class ChunkReader:
         events.append(JobDone(job_id=self.job_id, result=result))
         return events
 
+
+def _count(value: Any) -> int:
+    """A token count from a server's `usage`: 0 for anything that is not a whole number."""
+    return int(value) if isinstance(value, int | float) and 0 <= value < 2**53 else 0

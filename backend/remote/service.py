@@ -65,6 +65,7 @@ class RemoteEngines:
         self._checker: asyncio.Task[None] | None = None
         self._checking: dict[str, asyncio.Task[RemoteEngine]] = {}
         self._saves: set[asyncio.Task[None]] = set()
+        self._adding = asyncio.Lock()
 
     # the servers --------------------------------------------------------------------------------
 
@@ -109,10 +110,7 @@ class RemoteEngines:
         base = normalize_url(url)
         if len(key) > KEY_MAX or not key.isprintable() or any(c.isspace() for c in key.strip()):
             raise AppError(ErrorCode.INVALID_VALUE, "That key cannot be right (spaces, or too long).", param="key")
-        if any(e.url == base for e in self._engines.values()):
-            raise AppError(ErrorCode.CONFLICT, f"{base} is already added.")
-        if len(self._engines) >= MAX_ENGINES:
-            raise AppError(ErrorCode.CONFLICT, f"At most {MAX_ENGINES} engine servers can be added; remove one first.")
+        self._room_for(base)
         engine = RemoteEngine(id=uuid.uuid4().hex[:12], url=base, name=_clean_name(name, base), api_key=key.strip())
         if fingerprint:
             if not engine.secure:
@@ -134,9 +132,21 @@ class RemoteEngines:
             if exc.code == ErrorCode.REMOTE_UNTRUSTED and engine.secure and not fingerprint:
                 raise await self._untrusted(engine) from None
             raise
-        await self.store.add(engine)
-        self._engines[engine.id], self._clients[engine.id] = engine, client
+        async with self._adding:  # two requests at once may have checked the same server
+            try:
+                self._room_for(base)
+                await self.store.add(engine)
+            except BaseException:
+                await client.aclose()
+                raise
+            self._engines[engine.id], self._clients[engine.id] = engine, client
         return engine
+
+    def _room_for(self, base: str) -> None:
+        if any(e.url == base for e in self._engines.values()):
+            raise AppError(ErrorCode.CONFLICT, f"{base} is already added.")
+        if len(self._engines) >= MAX_ENGINES:
+            raise AppError(ErrorCode.CONFLICT, f"At most {MAX_ENGINES} engine servers can be added; remove one first.")
 
     async def _untrusted(self, engine: RemoteEngine) -> AppError:
         """The refusal of a certificate not signed by a known authority, with its fingerprint to pin."""
@@ -190,6 +200,10 @@ class RemoteEngines:
     async def _check_regularly(self) -> None:
         while True:
             for engine in list(self._engines.values()):
+                if self._answering(engine.id):
+                    # an answer streaming from it shows it is up; and llama-cpp-python's server
+                    # ends the stream it is sending when any other request reaches it
+                    continue
                 try:
                     await self.check(engine.id)
                 except AppError:
@@ -197,6 +211,9 @@ class RemoteEngines:
                 except Exception:
                     log.exception("checking an engine server failed")
             await asyncio.sleep(self.settings.remote_check_s)
+
+    def _answering(self, engine_id: str) -> bool:
+        return any(key.startswith(engine_id + ":") for key in self._running)
 
     def _went_down(self, engine: RemoteEngine, error: AppError) -> None:
         if error.code in (ErrorCode.REMOTE_UNAVAILABLE, ErrorCode.REMOTE_UNTRUSTED) and engine.id in self._engines:

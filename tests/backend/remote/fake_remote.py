@@ -1,0 +1,430 @@
+"""An engine server on loopback that can behave well or badly: an asyncio TCP server with its own
+event loop in a thread (so it serves async tests and a gridless server process alike), writing
+every byte of its answers itself.
+
+It speaks enough HTTP/1.1 for an OpenAI client: `GET …/models` and `POST …/chat/completions` under
+any prefix, keep-alive, streams in chunked transfer encoding as llama-server sends them. `mode`
+selects how it answers (and can be changed between requests):
+
+- `good`: the model list; answers streamed in llama-server's shape (role chunk, a chunk per word,
+  a finish chunk, a usage chunk with empty choices, `[DONE]`), `delay_s` between chunks; a JSON
+  completion when the request does not ask for a stream.
+- `gzip`: as `good`, but the model list is gzip-compressed whenever the client accepts gzip (as
+  cpp-httplib, llama-server's HTTP library, does for JSON).
+- `bad_json`, `html` (HTML with status 200), `not_openai` (JSON without `data`).
+- `text_plain`: the answer as `text/plain`; `html_stream`: HTML labelled `text/event-stream`.
+- `huge`: a body of 1 GiB generated on the fly (JSON for the list, comment lines for a stream);
+  `huge_json`: a 1 GiB `application/json` answer to a streamed request.
+- `endless`: valid chunks without end; `no_newline`: bytes without end and without a newline.
+- `silent`: the headers (and for a stream the role chunk), then nothing, with the connection kept open.
+- `die`: `die_after` words, then the connection is closed mid-stream.
+- `unauthorized` (401), `error500` (500 with an OpenAI error body of `error_length` characters),
+  `redirect` (302 to `/elsewhere/v1/…`, which records it if the client follows).
+- `json_answer`: a whole JSON completion even to a streamed request.
+- `trickle_error` (500), `trickle_json` (200, JSON): a body sent a byte every 0.1 s.
+- `tools`: two tool calls with their arguments cut over many chunks.
+
+With `key` set, a request without `Authorization: Bearer <key>` gets 401. With `tls` (a
+certificate and key file), connections are upgraded to TLS in the handler, so connections that
+never get past the handshake are counted too (`connections`, `handshakes_failed`) and
+`http_bytes` says whether any HTTP reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["GIB", "WORDS", "FakeRemote", "Seen", "llama_chunk"]
+
+GIB = 1024 * 1024 * 1024
+BLOCK = 64 * 1024
+WORDS = ("Hello", " from", " the", " big", " box", ".")
+ERROR_MESSAGE = "The model is overloaded; try again later. "
+
+T = TypeVar("T")
+
+
+@dataclass
+class Seen:
+    """One request the fake read."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+    closed_at: float | None = None
+    """When the client closed the connection while this request's answer was being written."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def llama_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One chunk as llama-server streams it (`choices` empty when `delta` is None)."""
+    choices = [] if delta is None else [{"finish_reason": finish, "index": 0, "delta": delta}]
+    return {"choices": choices, "created": 1735689600, "id": "chatcmpl-fake", "model": "big-model",
+            "system_fingerprint": "b6000-fake", "object": "chat.completion.chunk", **extra}
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"data: {text}\n\n".encode()
+
+
+class _Closed(Exception):
+    """The client closed the connection."""
+
+
+class FakeRemote:
+    def __init__(self, *, mode: str = "good", key: str | None = None,
+                 models: Sequence[str] = ("big-model", "small-model"), words: Sequence[str] = WORDS,
+                 delay_s: float = 0.0, tls: tuple[Path, Path] | None = None, port: int = 0,
+                 die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp") -> None:
+        self.mode = mode
+        self.key = key
+        self.models = list(models)
+        self.words = list(words)
+        self.delay_s = delay_s
+        self.die_after = die_after
+        self.error_length = error_length
+        self.owned_by = owned_by
+        self.port = port
+        self.seen: list[Seen] = []
+        self.connections = 0
+        self.handshakes_failed = 0
+        self.http_bytes = 0
+        self.sent = 0
+        """Body bytes written."""
+        self._tls: ssl.SSLContext | None = None
+        self._set_tls(tls)
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    # running -------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self.host}"
+
+    def start(self) -> FakeRemote:
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-remote", daemon=True)
+        self._thread.start()
+        self._call(self._listen)
+        return self
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self._call(self._shut)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._thread = None
+        self._loop.close()
+
+    def __enter__(self) -> FakeRemote:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def down(self) -> None:
+        """Stop listening and cut every open connection (the machine went away)."""
+        self._call(self._shut)
+
+    def up(self, tls: tuple[Path, Path] | None = None) -> None:
+        """Listen again on the same port (with another certificate, if given)."""
+        if tls is not None:
+            self._set_tls(tls)
+        self._call(self._listen)
+
+    def requests(self, suffix: str) -> list[Seen]:
+        return [s for s in list(self.seen) if s.path.endswith(suffix)]
+
+    def _set_tls(self, tls: tuple[Path, Path] | None) -> None:
+        if tls is None:
+            return
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self._tls = context
+
+    def _call(self, make: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _shut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    # a connection -------------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            if self._tls is not None:
+                try:
+                    await writer.start_tls(self._tls)
+                except (ssl.SSLError, OSError):
+                    self.handshakes_failed += 1
+                    return
+            while True:
+                request = await self._request(reader)
+                if request is None:
+                    return
+                self.seen.append(request)
+                if not await self._answer(request, reader, writer):
+                    return
+        except (_Closed, ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    async def _request(self, reader: asyncio.StreamReader) -> Seen | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            self.http_bytes += len(exc.partial)
+            return None
+        self.http_bytes += len(head)
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.http_bytes += len(body)
+        return Seen(method, path, headers, body)
+
+    async def _answer(self, seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Write the answer; whether the connection stays open for another request."""
+        mode = self.mode
+        if seen.path.startswith("/elsewhere/"):
+            return await self._json(writer, 200, {"object": "list", "data": [{"id": "redirected"}]})
+        if self.key is not None and seen.headers.get("authorization") != f"Bearer {self.key}":
+            mode = "unauthorized"
+        if mode == "unauthorized":
+            return await self._json(writer, 401, {"error": {"code": 401, "message": "Invalid API Key",
+                                                            "type": "authentication_error"}})
+        if mode == "error500":
+            message = (ERROR_MESSAGE * (self.error_length // len(ERROR_MESSAGE) + 1))[:self.error_length]
+            return await self._json(writer, 500, {"error": {"code": 500, "message": message,
+                                                            "type": "server_error"}})
+        if mode in ("trickle_error", "trickle_json"):  # a body a byte at a time, slower than any limit
+            status = 500 if mode == "trickle_error" else 200
+            await self._head(writer, status, "application/json", length=10_000)
+            for _ in range(10_000):
+                writer.write(b" ")
+                self.sent += 1
+                await writer.drain()
+                await asyncio.sleep(0.1)
+            return False
+        if mode == "redirect":
+            await self._head(writer, 302, "text/plain", length=0,
+                             extra={"location": f"/elsewhere{seen.path}"})
+            return True
+        if seen.method == "GET" and seen.path.endswith("/models"):
+            if mode == "silent":  # the headers, then nothing until the client leaves
+                await self._head(writer, 200, "application/json", length=100)
+                await reader.read(1)
+                seen.closed_at = time.monotonic()
+                return False
+            return await self._models(seen, writer, mode)
+        if seen.method == "POST" and seen.path.endswith("/chat/completions"):
+            return await self._chat(seen, reader, writer, mode)
+        return await self._json(writer, 404, {"error": {"code": 404, "message": "File Not Found",
+                                                        "type": "not_found_error"}})
+
+    async def _models(self, seen: Seen, writer: asyncio.StreamWriter, mode: str) -> bool:
+        if mode == "bad_json":
+            return await self._raw(writer, 200, "application/json", b'{"object": "list", "data": [{"id": "big')
+        if mode in ("html", "html_stream"):
+            return await self._raw(writer, 200, "text/html; charset=utf-8",
+                                   b"<!DOCTYPE html>\n<html><body><h1>Router login</h1></body></html>\n")
+        if mode == "not_openai":
+            return await self._json(writer, 200, {"models": [{"name": m} for m in self.models]})
+        if mode == "huge":
+            await self._head(writer, 200, "application/json", length=GIB)
+            await self._endless_body(writer, b'{"object": "list", "data": [' + b" " * (BLOCK - 28), GIB)
+            return False
+        listing = {"object": "list", "data": [{"id": m, "object": "model", "created": 1735689600,
+                                               "owned_by": self.owned_by} for m in self.models]}
+        if mode == "gzip" and "gzip" in seen.headers.get("accept-encoding", ""):
+            body = gzip.compress(json.dumps(listing).encode())
+            return await self._raw(writer, 200, "application/json", body, extra={"content-encoding": "gzip"})
+        return await self._json(writer, 200, listing)
+
+    async def _chat(self, seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    mode: str) -> bool:
+        streamed = bool(seen.json().get("stream"))
+        if mode == "json_answer" or (mode == "good" and not streamed):
+            return await self._json(writer, 200, self._completion())
+        if mode == "text_plain":
+            return await self._raw(writer, 200, "text/plain; charset=utf-8", "".join(self.words).encode())
+        if mode == "huge_json":
+            await self._head(writer, 200, "application/json", length=GIB)
+            await self._endless_body(writer, b'{"choices": [' + b" " * (BLOCK - 13), GIB)
+            return False
+        await self._head(writer, 200, "text/event-stream", chunked=True)
+        closed = asyncio.Event()
+
+        async def watch() -> None:  # the client sends nothing while it reads: EOF is it leaving
+            with contextlib.suppress(ConnectionError, OSError):
+                await reader.read(1)
+            seen.closed_at = time.monotonic()
+            closed.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._stream(writer, mode, closed)
+        finally:
+            if not watcher.done():
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+        return mode not in ("die", "huge", "endless", "no_newline", "silent")
+
+    async def _stream(self, writer: asyncio.StreamWriter, mode: str, closed: asyncio.Event) -> None:
+        async def send(data: bytes) -> None:
+            if closed.is_set():
+                raise _Closed
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.sent += len(data)
+            await writer.drain()
+
+        async def pause(seconds: float) -> None:
+            if seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), seconds)
+            if closed.is_set():
+                raise _Closed
+
+        if mode == "html_stream":
+            await send(b"<!DOCTYPE html>\n<html><body><h1>Router login</h1></body></html>\n")
+        elif mode == "huge":
+            line = b": " + b"x" * 1021 + b"\n"
+            while True:
+                await send(line * 64)
+        elif mode == "no_newline":
+            block = b"data: " + b"x" * (16 * 1024 - 6)
+            await send(block)
+            while True:
+                await send(b"x" * 16 * 1024)
+        elif mode == "endless":
+            await send(_sse(llama_chunk({"role": "assistant", "content": None})))
+            while True:
+                await send(_sse(llama_chunk({"content": " and"})))
+                await pause(0.01)
+        elif mode == "silent":
+            await send(_sse(llama_chunk({"role": "assistant", "content": None})))
+            await pause(3600)
+        elif mode == "tools":
+            for part in _tool_chunks():
+                await send(_sse(part))
+                await pause(self.delay_s)
+            await send(_sse("[DONE]"))
+        else:  # good, die
+            await send(_sse(llama_chunk({"role": "assistant", "content": None})))
+            for index, word in enumerate(self.words):
+                if mode == "die" and index == self.die_after:
+                    writer.transport.abort()
+                    return
+                await pause(self.delay_s)
+                await send(_sse(llama_chunk({"content": word})))
+            await send(_sse(llama_chunk({}, "stop")))
+            await send(_sse(llama_chunk(None, usage={"completion_tokens": len(self.words), "prompt_tokens": 9,
+                                                     "total_tokens": 9 + len(self.words)},
+                                        timings={"predicted_per_second": 42.0})))
+            await send(_sse("[DONE]"))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    def _completion(self) -> dict[str, Any]:
+        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1735689600, "model": "big-model",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "".join(self.words)}}],
+                "usage": {"completion_tokens": len(self.words), "prompt_tokens": 9,
+                          "total_tokens": 9 + len(self.words)}}
+
+    # writing ------------------------------------------------------------------------------------
+
+    async def _head(self, writer: asyncio.StreamWriter, status: int, kind: str, *, length: int | None = None,
+                    chunked: bool = False, extra: dict[str, str] | None = None) -> None:
+        reason = {200: "OK", 302: "Found", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
+        lines = [f"HTTP/1.1 {status} {reason.get(status, 'Status')}", f"Content-Type: {kind}",
+                 "Server: fake-remote", "Keep-Alive: timeout=5, max=100"]
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        elif length is not None:
+            lines.append(f"Content-Length: {length}")
+        lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+
+    async def _raw(self, writer: asyncio.StreamWriter, status: int, kind: str, body: bytes, *,
+                   extra: dict[str, str] | None = None) -> bool:
+        await self._head(writer, status, kind, length=len(body), extra=extra)
+        writer.write(body)
+        self.sent += len(body)
+        await writer.drain()
+        return True
+
+    async def _json(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> bool:
+        return await self._raw(writer, status, "application/json; charset=utf-8", json.dumps(payload).encode())
+
+    async def _endless_body(self, writer: asyncio.StreamWriter, block: bytes, total: int) -> None:
+        """`total` bytes made of `block` again and again, never held whole."""
+        view = memoryview(block)
+        written = 0
+        while written < total:
+            piece = view[:min(len(view), total - written)]
+            writer.write(piece)
+            written += len(piece)
+            self.sent += len(piece)
+            await writer.drain()
+
+
+def _tool_chunks() -> list[dict[str, Any]]:
+    """Two tool calls streamed as llama-server and OpenAI do: the id and name first, then the
+    arguments a few characters at a time, each under its call's index."""
+    chunks = [llama_chunk({"role": "assistant", "content": None})]
+    for index, (call_id, name, arguments) in enumerate([
+            ("call_weather", "get_weather", '{"city": "Zürich", "unit": "celsius"}'),
+            ("call_time", "get_time", '{"zone": "Europe/Zurich"}')]):
+        chunks.append(llama_chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                                   "function": {"name": name, "arguments": ""}}]}))
+        for start in range(0, len(arguments), 4):
+            chunks.append(llama_chunk({"tool_calls": [{"index": index,
+                                                       "function": {"arguments": arguments[start:start + 4]}}]}))
+    chunks.append(llama_chunk({}, "tool_calls"))
+    chunks.append(llama_chunk(None, usage={"completion_tokens": 30, "prompt_tokens": 50, "total_tokens": 80}))
+    return chunks
