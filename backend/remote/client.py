@@ -23,8 +23,8 @@ from ..core.errors import AppError, ErrorCode
 from ..core.units import format_limit
 from .sse import StreamLimits, server_events
 
-__all__ = ["RemoteClient", "RemoteLimits", "fetch_certificate", "fingerprint_of", "normalize_fingerprint",
-           "normalize_url"]
+__all__ = ["RemoteClient", "RemoteLimits", "fetch_authority", "fetch_certificate", "fingerprint_of",
+           "normalize_fingerprint", "normalize_url"]
 
 SMALL_BODY = 1024 * 1024
 """The model list, an error's body: anything that is not a stream."""
@@ -104,6 +104,24 @@ async def fetch_certificate(url: str, within_s: float = 5.0) -> bytes:
     if not der:
         raise AppError(ErrorCode.REMOTE_UNTRUSTED, f"{parts.netloc} showed no certificate.")
     return bytes(der)
+
+
+async def fetch_authority(url: str, within_s: float = 5.0) -> bytes | None:
+    """The certificate authority another gridless serves publicly (`/ca/gridless-ca.pem`: the one
+    its Sharing page shows the fingerprint of), as DER; None when there is none. Read without
+    trusting the connection and without the key: it is compared with the fingerprint the owner gives."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        async with asyncio.timeout(within_s), httpx.AsyncClient(verify=False, trust_env=False,
+                                                                follow_redirects=False) as http:
+            async with http.stream("GET", f"{origin}/ca/gridless-ca.pem") as response:
+                if response.status_code != 200:
+                    return None
+                body = await _read(response, 64 * 1024, parts.netloc, quiet=True)
+        return ssl.PEM_cert_to_DER_cert(body.decode("ascii"))
+    except (httpx.HTTPError, TimeoutError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _is_address(host: str) -> bool:

@@ -26,7 +26,15 @@ from ..models.registry import ModelRecord
 from ..runtime.host import EngineJob
 from ..runtime.protocol import Event, JobDone, JobFailed
 from ..storage.db import Database
-from .client import RemoteClient, RemoteLimits, fetch_certificate, fingerprint_of, normalize_fingerprint, normalize_url
+from .client import (
+    RemoteClient,
+    RemoteLimits,
+    fetch_authority,
+    fetch_certificate,
+    fingerprint_of,
+    normalize_fingerprint,
+    normalize_url,
+)
 from .convert import ChunkReader, openai_request
 from .sse import StreamLimits
 from .store import EngineStore, RemoteEngine
@@ -120,10 +128,14 @@ class RemoteEngines:
             der = await fetch_certificate(base)
             shown = fingerprint_of(der)
             if shown != wanted:
-                raise AppError(ErrorCode.REMOTE_UNTRUSTED,
-                               f"{engine.name} shows a certificate with the fingerprint {shown}, not {wanted}. "
-                               "Someone may be in between; check the fingerprint on the server.")
-            engine.certificate, engine.fingerprint = ssl.DER_cert_to_PEM_cert(der), shown
+                # another gridless shows its own authority's fingerprint: pinning that authority keeps
+                # working when it renews the certificate it serves
+                der = await fetch_authority(base) or b""
+                if not der or fingerprint_of(der) != wanted:
+                    raise AppError(ErrorCode.REMOTE_UNTRUSTED,
+                                   f"{engine.name} shows a certificate with the fingerprint {shown}, not {wanted}. "
+                                   "Someone may be in between; check the fingerprint on the server.")
+            engine.certificate, engine.fingerprint = ssl.DER_cert_to_PEM_cert(der), wanted
         client = self._client(engine)
         try:
             await self._probe(engine, client)

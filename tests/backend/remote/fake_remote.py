@@ -90,8 +90,11 @@ class FakeRemote:
     def __init__(self, *, mode: str = "good", key: str | None = None,
                  models: Sequence[str] = ("big-model", "small-model"), words: Sequence[str] = WORDS,
                  delay_s: float = 0.0, tls: tuple[Path, Path] | None = None, port: int = 0,
-                 die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp") -> None:
+                 die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp",
+                 authority: bytes | None = None) -> None:
         self.mode = mode
+        self.authority = authority
+        """A PEM certificate served at /ca/gridless-ca.pem without a key, as another gridless does."""
         self.key = key
         self.models = list(models)
         self.words = list(words)
@@ -228,6 +231,8 @@ class FakeRemote:
     async def _answer(self, seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Write the answer; whether the connection stays open for another request."""
         mode = self.mode
+        if seen.method == "GET" and seen.path == "/ca/gridless-ca.pem" and self.authority is not None:
+            return await self._raw(writer, 200, "application/x-pem-file", self.authority)
         if seen.path.startswith("/elsewhere/"):
             return await self._json(writer, 200, {"object": "list", "data": [{"id": "redirected"}]})
         if self.key is not None and seen.headers.get("authorization") != f"Bearer {self.key}":

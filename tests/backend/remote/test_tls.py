@@ -68,7 +68,9 @@ async def test_pinning_a_self_signed_server(engines: RemoteEngines, tmp_path: Pa
 
         wrong = await refused(engines, url, fingerprint=other)
         assert real in wrong.message and other in wrong.message
-        assert fake.http_bytes == 0
+        # the one request made: whether it is a gridless with an authority of that fingerprint (public, no key)
+        assert [(s.method, s.path, s.headers.get("authorization")) for s in fake.seen] == \
+            [("GET", "/ca/gridless-ca.pem", None)]
 
         engine = await engines.add(url, fingerprint=real.replace(":", "").lower())
         assert engine.fingerprint == real and engine.url == url + "/v1" and engine.secure
@@ -126,11 +128,37 @@ async def test_another_gridless_in_secure_mode(engines: RemoteEngines, tmp_path:
         assert (await answer(engines, f"{engine.id}/small-model")).text == TEXT
 
 
-@pytest.mark.xfail(strict=True, reason="the fingerprint pinned is the server certificate's, while another gridless "
-                                       "shows its local authority's (Sharing page); they never match")
 async def test_another_gridless_by_the_fingerprint_it_shows(engines: RemoteEngines, tmp_path: Path) -> None:
+    """Another gridless shows its own authority's fingerprint (Sharing page) and serves that authority at
+    /ca/gridless-ca.pem: the authority is pinned, so a certificate it renews is still trusted, and one
+    from any other authority is not."""
     ca = LocalCA(tmp_path / "tls")
     leaf = ca.server_certificate("127.0.0.1")
-    with FakeRemote(tls=(leaf.cert_file, leaf.key_file)) as fake:
+    with FakeRemote(tls=(leaf.cert_file, leaf.key_file), authority=ca.ca_pem()) as fake:
         engine = await engines.add(f"https://{fake.host}", fingerprint=ca.fingerprint())
         assert engine.models == ["big-model", "small-model"]
+        assert engine.fingerprint == ca.fingerprint()
+        assert not any(s.headers.get("authorization") for s in fake.requests("/ca/gridless-ca.pem"))
+        renewed = ca.server_certificate("127.0.0.2")  # another certificate from the same authority
+        fake.down()
+        fake.up(tls=(renewed.cert_file, renewed.key_file))
+        assert (await answer(engines, f"{engine.id}/small-model")).text == TEXT
+        stranger = LocalCA(tmp_path / "other").server_certificate("127.0.0.1")
+        fake.down()
+        fake.up(tls=(stranger.cert_file, stranger.key_file))
+        with pytest.raises(AppError) as refused_later:
+            await engines.check(engine.id)
+            raise AppError(engines.engine(engine.id).state, engines.engine(engine.id).error or "")
+        assert "not trusted" in refused_later.value.message
+
+
+async def test_an_authority_with_another_fingerprint_is_not_pinned(engines: RemoteEngines, tmp_path: Path) -> None:
+    ca = LocalCA(tmp_path / "tls")
+    leaf = ca.server_certificate("127.0.0.1")
+    other = LocalCA(tmp_path / "other")
+    with FakeRemote(tls=(leaf.cert_file, leaf.key_file), authority=ca.ca_pem()) as fake:
+        with pytest.raises(AppError) as refused_now:
+            await engines.add(f"https://{fake.host}", fingerprint=other.fingerprint())
+        assert refused_now.value.code == ErrorCode.REMOTE_UNTRUSTED
+        assert engines.servers() == []
+        assert fake.requests("/models") == []
