@@ -16,7 +16,7 @@ from .core.config import Settings
 from .core.errors import AppError, ErrorCode
 from .images.engine import image_engine
 from .images.service import ImageService
-from .knowledge.embedder import embedding_engine
+from .knowledge.embedder import EmbeddingEngines, embedding_engine
 from .knowledge.service import KnowledgeService
 from .knowledge.store import KnowledgeStore
 from .models.manager import ModelManager
@@ -71,8 +71,8 @@ class Services:
     images: ImageService
     speech: EngineHost
     voice: EngineHost
-    embeddings: EngineHost
-    """The embedding model's engine (documents' passages and queries)."""
+    embeddings: EmbeddingEngines
+    """The embedding models (documents' passages and queries): the local engine, or a server's."""
     knowledge: KnowledgeService
     """Collections of documents, their indexing and search."""
     transcripts: TranscriptService
@@ -112,7 +112,7 @@ class Services:
         attachments = AttachmentService(settings, AttachmentStore(db), media)
         images = ImageService(settings, image_engine(settings, models, residency), ImageStore(db), media,
                               attachments.store)
-        embeddings = embedding_engine(settings, models, residency)
+        embeddings = EmbeddingEngines(embedding_engine(settings, models, residency), remote, models)
         knowledge = KnowledgeService(settings, KnowledgeStore(db), media, embeddings)
         return cls(media=media, attachments=attachments, images=images, speech=speech, embeddings=embeddings,
                    knowledge=knowledge,

@@ -39,6 +39,8 @@ class CollectionIn(BaseModel):
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     project_id: str | None = None
+    embedder: Annotated[str, StringConstraints(max_length=300)] | None = None
+    """The embedding model to index it with (this device's or an engine server's); the active one if left out."""
 
 
 class CollectionPatch(BaseModel):
@@ -64,7 +66,7 @@ async def create_collection(body: CollectionIn, services: ServicesDep) -> Any:
     if body.project_id is not None and await services.projects.get(body.project_id) is None:
         raise AppError(ErrorCode.NOT_FOUND, "There is no such project.")
     collection = await services.knowledge.create_collection(body.name, description=body.description,
-                                                            project_id=body.project_id)
+                                                            project_id=body.project_id, embedder=body.embedder)
     return JSONResponse(collection.to_json(), status_code=201)
 
 

@@ -3,17 +3,18 @@
 - `GET /api/engines`: every server with its state, models, last check and speeds (never its key).
 - `POST /api/engines` with `{"url", "key"?, "fingerprint"?, "name"?}`: the server is asked for its
   models first; 201 with it, or the reason it cannot be used (nothing is kept then).
+- `PATCH /api/engines/{id}` with `{"jobs": {"<model>": "chat" | "embeddings"}}`: what its models are used for.
 - `POST /api/engines/{id}/check`: ask it again now.
 - `DELETE /api/engines/{id}`: forget it (answers streaming from it stop).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..core.errors import AppError, ErrorCode
 from .deps import ServicesDep
@@ -46,6 +47,22 @@ async def add_engine(body: EngineAdd, services: ServicesDep) -> JSONResponse:
             raise AppError(exc.code, exc.message, param=exc.param, status=422) from None
         raise
     return JSONResponse(engine.public(), status_code=201)
+
+
+class EngineChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: dict[Annotated[str, StringConstraints(max_length=200)], Literal["chat", "embeddings"]] = \
+        Field(default_factory=dict, max_length=500)
+    """What some of its models are used for here: "chat" or "embeddings" (guessed from their names otherwise)."""
+
+
+@router.patch("/api/engines/{engine_id}")
+async def change_engine(engine_id: str, body: EngineChange, services: ServicesDep) -> dict[str, Any]:
+    engine = services.remote.engine(engine_id)
+    for model, job in body.jobs.items():
+        engine = await services.remote.set_job(engine_id, model, job)
+    return engine.public()
 
 
 @router.post("/api/engines/{engine_id}/check")

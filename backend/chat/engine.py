@@ -52,16 +52,21 @@ class ChatEngines:
         """The app's own chat model (the one used when a conversation chose none)."""
         return self.local.model
 
+    def _remote(self, model_id: str | None) -> ModelRecord | None:
+        """A server's model used for chat, by id."""
+        record = self.remote.get(model_id) if model_id else None
+        return record if record is not None and record.job is Job.CHAT else None
+
     def get(self, model_id: str) -> ModelRecord | None:
-        """A local model or a server's, by id."""
-        return self.models.get(model_id) or self.remote.get(model_id)
+        """A local model or a server's chat model, by id."""
+        return self.models.get(model_id) or self._remote(model_id)
 
     def language_models(self) -> list[ModelRecord]:
-        """The local chat and vision models, then every server's."""
-        return [*self.models.language_models(), *self.remote.records()]
+        """The local chat and vision models, then the servers' chat models."""
+        return [*self.models.language_models(), *self.remote.records(Job.CHAT)]
 
     def resolve(self, model_id: str | None) -> ModelRecord:
-        remote = self.remote.get(model_id) if model_id else None
+        remote = self._remote(model_id)
         return remote if remote is not None else self.local.resolve(model_id)
 
     @staticmethod
@@ -72,7 +77,7 @@ class ChatEngines:
 
     async def stream(self, request: ChatRequest, job: EngineJob, *, model_id: str | None = None,
                      on_position: PositionCallback | None = None) -> AsyncGenerator[Event, None]:
-        remote = self.remote.get(model_id) if model_id else None
+        remote = self._remote(model_id)
         events = self.remote.stream(remote, request, job) if remote is not None \
             else self.local.stream(request, job, model_id=model_id, on_position=on_position)
         try:

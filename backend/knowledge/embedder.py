@@ -9,7 +9,7 @@ prefix for the purpose in front of each text, so callers never need to know them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,11 +21,13 @@ from ..core.jobs import Job
 from ..engines.embed import EmbedConfig, EmbedProgress, EmbedRequest, EmbedResult
 from ..models.manager import ModelManager
 from ..models.memory import EMBEDDING_BATCH
+from ..models.registry import ModelRecord
+from ..remote.service import RemoteEngines
 from ..runtime.host import EngineHost, EngineJob, EngineSpec
-from ..runtime.protocol import JobDone, JobFailed
+from ..runtime.protocol import Event, JobDone, JobFailed
 from ..runtime.residency import ResidencyManager
 
-__all__ = ["Embeddings", "embed", "embedding_engine", "prefix_for"]
+__all__ = ["EmbeddingEngines", "Embeddings", "embed", "embedding_engine", "prefix_for"]
 
 Purpose = Literal["query", "passage"]
 
@@ -50,6 +52,57 @@ class Embeddings:
     """How many texts were longer than the model takes and were cut."""
 
 
+class EmbeddingEngines:
+    """The embedding models: the local engine, or an embedding model of an engine server the owner
+    added (its vectors come over HTTP, in the same result the local engine gives)."""
+
+    def __init__(self, local: EngineHost, remote: RemoteEngines, models: ModelManager) -> None:
+        self.local = local
+        self.remote = remote
+        self.models = models
+
+    def _remote(self, model_id: str | None) -> ModelRecord | None:
+        record = self.remote.get(model_id) if model_id else None
+        return record if record is not None and record.job is Job.EMBEDDINGS else None
+
+    def resolve(self, model_id: str | None) -> ModelRecord:
+        remote = self._remote(model_id)
+        return remote if remote is not None else self.local.resolve(model_id)
+
+    def choices(self) -> list[ModelRecord]:
+        """The embedding models a collection may be indexed with: this device's, then the servers'."""
+        return [*self.models.installed(Job.EMBEDDINGS.value), *self.remote.records(Job.EMBEDDINGS)]
+
+    async def stream(self, request: EmbedRequest, job: EngineJob, *, model_id: str | None = None
+                     ) -> AsyncGenerator[Event, None]:
+        remote = self._remote(model_id)
+        if remote is None:
+            events = self.local.stream(request, job, model_id=model_id)
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await events.aclose()
+            return
+        if job.cancelled:
+            yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
+            return
+        try:
+            vectors, tokens = await self.remote.embed(remote, list(request.texts))
+        except AppError as exc:
+            yield JobFailed(job_id=job.id, code=exc.code, message=exc.message)
+            return
+        yield JobDone(job_id=job.id, result=EmbedResult(vectors=vectors.astype(np.float32).tobytes(),
+                                                        dim=int(vectors.shape[1]), tokens=tokens))
+
+    def cancel(self, job: EngineJob) -> None:
+        job.cancelled = True
+        self.local.cancel(job)
+
+    async def close(self) -> None:
+        await self.local.close()
+
+
 def prefix_for(model: object, purpose: Purpose) -> str:
     """The words an embedding model wants in front of a text read for `purpose` (often none)."""
     info = getattr(model, "info", None) or {}
@@ -57,9 +110,9 @@ def prefix_for(model: object, purpose: Purpose) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def embed(host: EngineHost, texts: Sequence[str], *, purpose: Purpose = "passage", model_id: str | None = None,
-                job: EngineJob | None = None, on_progress: Callable[[int, int], None] | None = None,
-                truncate: bool = True) -> Embeddings:
+async def embed(host: EmbeddingEngines, texts: Sequence[str], *, purpose: Purpose = "passage",
+                model_id: str | None = None, job: EngineJob | None = None,
+                on_progress: Callable[[int, int], None] | None = None, truncate: bool = True) -> Embeddings:
     """Vectors for `texts` from the embedding model `model_id` (else the active one). Raises
     AppError for what went wrong (no model, busy, no memory, an empty text, cancelled)."""
     if not texts:

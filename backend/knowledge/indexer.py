@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..core.errors import AppError, ErrorCode
-from ..runtime.host import EngineHost, EngineJob
+from ..runtime.host import EngineJob
 from ..storage.media import MediaStore
 from .chunking import chunk, embedding_text
-from .embedder import embed
+from .embedder import EmbeddingEngines, embed
 from .extract import Limits, extract
 from .store import Collection, Document, KnowledgeStore
 
@@ -32,7 +32,7 @@ large enough that the engine's batching is used."""
 
 
 class Indexer:
-    def __init__(self, store: KnowledgeStore, media: MediaStore, embeddings: EngineHost, *,
+    def __init__(self, store: KnowledgeStore, media: MediaStore, embeddings: EmbeddingEngines, *,
                  limits: Callable[[], Limits], changed: Callable[[], None]) -> None:
         self.store = store
         self.media = media

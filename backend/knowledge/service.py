@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
-from ..runtime.host import EngineHost
 from ..storage.media import MediaStore, MediaTooLarge
-from .embedder import embed
+from .embedder import EmbeddingEngines, embed
 from .extract import SUPPORTED_SUFFIXES, Limits
 from .indexer import Indexer
 from .retrieval import fuse
@@ -71,7 +70,8 @@ def _suffix(name: str) -> str:
 
 
 class KnowledgeService:
-    def __init__(self, settings: Settings, store: KnowledgeStore, media: MediaStore, embeddings: EngineHost) -> None:
+    def __init__(self, settings: Settings, store: KnowledgeStore, media: MediaStore,
+                 embeddings: EmbeddingEngines) -> None:
         self.settings = settings
         self.store = store
         self.media = media
@@ -119,14 +119,23 @@ class KnowledgeService:
 
     # collections ---------------------------------------------------------------------------
 
-    async def create_collection(self, name: str, *, description: str = "", project_id: str | None = None) \
-            -> Collection:
+    async def create_collection(self, name: str, *, description: str = "", project_id: str | None = None,
+                                embedder: str | None = None) -> Collection:
+        """A new collection, indexed with `embedder` (an embedding model of this device or of an engine
+        server the owner added) or else with the active embedding model."""
         name = name.strip()
         if not name:
             raise AppError(ErrorCode.BAD_REQUEST, "A collection needs a name.")
         if len(name) > MAX_NAME:
             raise AppError(ErrorCode.BAD_REQUEST, f"The name is longer than {MAX_NAME} characters.")
-        return await self.store.create_collection(name, description=description.strip(), project_id=project_id)
+        if embedder:
+            try:
+                embedder = self.embeddings.resolve(embedder).id
+            except AppError as exc:
+                exc.param = "embedder"
+                raise
+        return await self.store.create_collection(name, description=description.strip(), project_id=project_id,
+                                                  embedder=embedder or None)
 
     async def collections(self, *, project_id: Any = ANY) -> list[Collection]:
         return await self.store.list_collections(project_id=project_id)

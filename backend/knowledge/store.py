@@ -178,12 +178,15 @@ class KnowledgeStore:
     # collections ---------------------------------------------------------------------------
 
     async def create_collection(self, name: str, *, description: str = "", project_id: str | None = None,
-                                conversation_id: str | None = None) -> Collection:
+                                conversation_id: str | None = None, embedder: str | None = None) -> Collection:
+        """A new collection; `embedder` is the model its passages are to be embedded with (else the
+        active one when the first are)."""
         now = time.time()
         cid = new_id()
         await self.db.execute(
-            "INSERT INTO collections (id, name, description, project_id, conversation_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)", (cid, name, description, project_id, conversation_id, now, now))
+            "INSERT INTO collections (id, name, description, project_id, conversation_id, embedder, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cid, name, description, project_id, conversation_id, embedder, now, now))
         collection = await self.get_collection(cid)
         assert collection is not None
         return collection

@@ -29,6 +29,9 @@ __all__ = ["RemoteClient", "RemoteLimits", "fetch_authority", "fetch_certificate
 SMALL_BODY = 1024 * 1024
 """The model list, an error's body: anything that is not a stream."""
 MAX_MODELS = 500
+MAX_DIM = 8192
+EMBEDDINGS_BODY = 64 * 1024 * 1024
+"""Vectors for a batch of texts, as JSON numbers."""
 MAX_MODEL_ID = 200
 
 
@@ -249,6 +252,41 @@ class RemoteClient:
                     yield chunk
         except httpx.HTTPError as exc:
             raise self._transport(exc) from None
+
+    async def embeddings(self, model: str, texts: list[str]) -> tuple[list[list[float]], int]:
+        """POST /embeddings: one vector per text, in order, and the tokens the server counted."""
+        limit = min(EMBEDDINGS_BODY, SMALL_BODY + len(texts) * MAX_DIM * 24)
+        try:
+            async with asyncio.timeout(self.limits.silence_s):
+                async with self._http.stream("POST", f"{self.url}/embeddings",
+                                             json={"model": model, "input": texts, "encoding_format": "float"}) \
+                        as response:
+                    await self._check(response)
+                    self._content_type(response, "application/json")
+                    body = await _read(response, limit, self.name)
+        except TimeoutError:
+            raise AppError(ErrorCode.REMOTE_UNAVAILABLE,
+                           f"{self.name} did not give the vectors within {self.limits.silence_s:.0f} s.") from None
+        except httpx.HTTPError as exc:
+            raise self._transport(exc) from None
+        payload = _json(body, self.name)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list) or len(data) != len(texts):
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not give one vector for each text.")
+        rows: list[tuple[int, list[float]]] = []
+        for position, item in enumerate(data):
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            index = item.get("index", position) if isinstance(item, dict) else position
+            if not isinstance(vector, list) or not 0 < len(vector) <= MAX_DIM or not isinstance(index, int) \
+                    or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vector):
+                raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} sent a vector gridless cannot read.")
+            rows.append((index, [float(x) for x in vector]))
+        rows.sort(key=lambda row: row[0])
+        if [i for i, _ in rows] != list(range(len(texts))) or len({len(v) for _, v in rows}) != 1:
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} sent vectors that do not match the texts.")
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return [v for _, v in rows], tokens if isinstance(tokens, int) and tokens >= 0 else 0
 
     def _transport(self, exc: httpx.HTTPError) -> AppError:
         if _certificate_problem(exc):

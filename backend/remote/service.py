@@ -18,6 +18,8 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
@@ -37,7 +39,7 @@ from .client import (
 )
 from .convert import ChunkReader, openai_request
 from .sse import StreamLimits
-from .store import EngineStore, RemoteEngine
+from .store import JOBS, EngineStore, RemoteEngine
 
 __all__ = ["MAX_ENGINES", "RemoteEngines", "is_remote"]
 
@@ -234,9 +236,21 @@ class RemoteEngines:
 
     # their models ---------------------------------------------------------------------------------
 
-    def records(self) -> list[ModelRecord]:
-        """Every model of every server, as model records (`source` "remote")."""
-        return [self._record(engine, model) for engine in self._engines.values() for model in engine.models]
+    def records(self, job: Job | None = None) -> list[ModelRecord]:
+        """Every model of every server (or those used for `job`), as model records (`source` "remote")."""
+        return [self._record(engine, model) for engine in self._engines.values() for model in engine.models
+                if job is None or engine.job_of(model) == job.value]
+
+    async def set_job(self, engine_id: str, model: str, job: str) -> RemoteEngine:
+        """What a server's model is used for here (its name may not tell): "chat" or "embeddings"."""
+        engine = self.engine(engine_id)
+        if model not in engine.models:
+            raise AppError(ErrorCode.NOT_FOUND, f"{engine.name} does not offer a model '{model[:100]}'.")
+        if job not in JOBS:
+            raise AppError(ErrorCode.INVALID_VALUE, f"A server's model is used for {' or '.join(JOBS)}.", param="job")
+        engine.jobs[model] = job
+        await self.store.save_state(engine)
+        return engine
 
     def get(self, model_id: str) -> ModelRecord | None:
         engine_id, _, model = model_id.partition("/")
@@ -247,8 +261,8 @@ class RemoteEngines:
 
     @staticmethod
     def _record(engine: RemoteEngine, model: str) -> ModelRecord:
-        return ModelRecord(id=f"{engine.id}/{model}", job=Job.CHAT, name=f"{model} · {engine.name}", format="remote",
-                           path=Path(), size_bytes=0, source="remote", added_at=engine.created_at,
+        return ModelRecord(id=f"{engine.id}/{model}", job=Job(engine.job_of(model)), name=f"{model} · {engine.name}",
+                           format="remote", path=Path(), size_bytes=0, source="remote", added_at=engine.created_at,
                            info={"engine": engine.id, "engine_name": engine.name, "remote_model": model,
                                  "state": engine.state, **engine.speed.get(model, {})})
 
@@ -328,6 +342,26 @@ class RemoteEngines:
         task = asyncio.get_running_loop().create_task(self.store.save_state(engine))
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
+
+    async def embed(self, model: ModelRecord, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Vectors for `texts` from a server's embedding model (float32, one normalised row each), and the
+        tokens it counted."""
+        engine = self._engines.get(str(model.info.get("engine")))
+        if engine is None:
+            raise AppError(ErrorCode.MODEL_NOT_FOUND, f"{model.name}: its engine server was removed.")
+        if engine.state == "down" and engine.checked_at is not None \
+                and time.time() - engine.checked_at < DOWN_FAIL_FAST_S:
+            raise AppError(ErrorCode.REMOTE_UNAVAILABLE, f"{engine.name} is not answering: {engine.error or 'down'}")
+        try:
+            rows, tokens = await self._clients[engine.id].embeddings(str(model.info["remote_model"]), texts)
+        except AppError as exc:
+            self._went_down(engine, exc)
+            raise
+        vectors = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{engine.name} sent an empty or broken vector.")
+        return vectors / norms, tokens
 
     def cancel(self, job: EngineJob) -> None:
         """Stop an answer now: its connection is closed; what was read stays."""

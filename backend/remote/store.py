@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..storage.db import Database
 
-__all__ = ["EngineStore", "RemoteEngine"]
+__all__ = ["JOBS", "EngineStore", "RemoteEngine", "guess_job"]
+
+JOBS = ("chat", "embeddings")
+"""What a server's model may be used for here."""
+_EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina)([/_:.-]|$)", re.I)
+
+
+def guess_job(model: str) -> str:
+    """What a model is for, from its name (servers do not say): the usual embedding families, else chat."""
+    return "embeddings" if _EMBEDDING_NAMES.search(model) else "chat"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -23,6 +33,8 @@ class RemoteEngine:
     """The pinned certificate (PEM) of a self-signed https server."""
     fingerprint: str | None = None
     models: list[str] = field(default_factory=list)
+    jobs: dict[str, str] = field(default_factory=dict)
+    """What each model is used for: "chat" or "embeddings" (guessed from its name, or the owner's choice)."""
     state: str = "unknown"
     """"up", "down" or "unknown" (not checked since the start)."""
     error: str | None = None
@@ -37,10 +49,14 @@ class RemoteEngine:
     def secure(self) -> bool:
         return self.url.startswith("https://")
 
+    def job_of(self, model: str) -> str:
+        return self.jobs.get(model) or guess_job(model)
+
     def public(self) -> dict[str, Any]:
         """What the API and pages show: never the key."""
         return {"id": self.id, "url": self.url, "name": self.name, "has_key": bool(self.api_key),
                 "secure": self.secure, "fingerprint": self.fingerprint, "models": list(self.models),
+                "jobs": {m: self.job_of(m) for m in self.models},
                 "state": self.state, "error": self.error, "latency_ms": self.latency_ms,
                 "speed": dict(self.speed), "checked_at": self.checked_at, "created_at": self.created_at}
 
@@ -48,7 +64,8 @@ class RemoteEngine:
 def _from_row(row: Any) -> RemoteEngine:
     return RemoteEngine(id=row["id"], url=row["url"], name=row["name"], api_key=row["api_key"],
                         certificate=row["certificate"], fingerprint=row["fingerprint"],
-                        models=json.loads(row["models"]), state=row["state"], error=row["error"],
+                        models=json.loads(row["models"]), jobs=json.loads(row["jobs"]), state=row["state"],
+                        error=row["error"],
                         latency_ms=row["latency_ms"], speed=json.loads(row["speed"]), checked_at=row["checked_at"],
                         created_at=row["created_at"])
 
@@ -63,17 +80,19 @@ class EngineStore:
 
     async def add(self, engine: RemoteEngine) -> None:
         await self.db.execute(
-            "INSERT INTO engines (id, url, name, api_key, certificate, fingerprint, models, state, error, latency_ms,"
-            " speed, checked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO engines (id, url, name, api_key, certificate, fingerprint, models, jobs, state, error,"
+            " latency_ms, speed, checked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (engine.id, engine.url, engine.name, engine.api_key, engine.certificate, engine.fingerprint,
-             json.dumps(engine.models), engine.state, engine.error, engine.latency_ms, json.dumps(engine.speed),
+             json.dumps(engine.models), json.dumps(engine.jobs), engine.state, engine.error, engine.latency_ms,
+             json.dumps(engine.speed),
              engine.checked_at, engine.created_at))
 
     async def save_state(self, engine: RemoteEngine) -> None:
         await self.db.execute(
-            "UPDATE engines SET models = ?, state = ?, error = ?, latency_ms = ?, speed = ?, checked_at = ?"
-            " WHERE id = ?",
-            (json.dumps(engine.models), engine.state, engine.error, engine.latency_ms, json.dumps(engine.speed),
+            "UPDATE engines SET models = ?, jobs = ?, state = ?, error = ?, latency_ms = ?, speed = ?,"
+            " checked_at = ? WHERE id = ?",
+            (json.dumps(engine.models), json.dumps(engine.jobs), engine.state, engine.error, engine.latency_ms,
+             json.dumps(engine.speed),
              engine.checked_at, engine.id))
 
     async def remove(self, engine_id: str) -> bool:

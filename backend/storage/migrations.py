@@ -362,6 +362,7 @@ MIGRATIONS: list[str] = [
         certificate  TEXT,
         fingerprint  TEXT,
         models       TEXT NOT NULL DEFAULT '[]',
+        jobs         TEXT NOT NULL DEFAULT '{}',
         state        TEXT NOT NULL DEFAULT 'unknown',
         error        TEXT,
         latency_ms   REAL,

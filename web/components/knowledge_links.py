@@ -52,6 +52,28 @@ async def collection_name_dialog(heading: str, action: str, value: str = "") -> 
     return name.strip()[:MAX_NAME] or None if isinstance(name, str) else None
 
 
+async def new_collection_dialog(models: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """A name for a new collection and, when there is more than one embedding model to choose from
+    (this device's and those of engine servers), the one to index it with (None: the active one)."""
+    with ui.dialog() as dialog, ui.card().classes("w-80"):
+        ui.label("New collection").classes("text-h6")
+        field = ui.input("Name").props(f"outlined dense autofocus maxlength={MAX_NAME} "
+                                       "data-testid=collection-name-input").classes("w-full")
+        model = ui.select({"": "This device's model", **models}, value="", label="Indexed with") \
+            .props("outlined dense data-testid=collection-embedder").classes("w-full")
+        model.set_visibility(bool(models))
+        ui.label("Passages and questions are sent to the server whose model indexes the collection; "
+                 "when it cannot be reached, search uses words alone.").classes("text-caption text-grey-7") \
+            .bind_visibility_from(model, "value", backward=bool)
+        field.on("keydown.enter", lambda: dialog.submit(field.value))
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Create", on_click=lambda: dialog.submit(field.value)).props("data-testid=collection-name-ok")
+    name = await dialog
+    name = name.strip()[:MAX_NAME] if isinstance(name, str) else ""
+    return (name, model.value or None) if name else None
+
+
 async def choose_collections(services: Services, chosen: set[str], *, fixed: Mapping[str, str] | None = None,
                              heading: str = "Documents for this chat",
                              explanation: str = "Answers here use the passages of the collections turned on.") \

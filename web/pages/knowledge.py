@@ -17,7 +17,7 @@ from backend.services import Services
 
 from ..components.dialogs import confirm
 from ..components.knowledge_documents import DocumentActions, document_card, document_key
-from ..components.knowledge_links import collection_counts, collection_name_dialog
+from ..components.knowledge_links import collection_counts, collection_name_dialog, new_collection_dialog
 from ..components.knowledge_passage import passage_view
 from ..components.knowledge_search import CollectionSearch
 from ..components.knowledge_upload import DocumentUpload
@@ -118,11 +118,13 @@ class CollectionsPage(_Live):
                     ui.menu_item("Delete", lambda c=collection: self.delete(c))
 
     async def create(self) -> None:
-        name = await collection_name_dialog("New collection", "Create")
-        if name is None:
+        remote = {m.id: m.name for m in self.services.embeddings.choices() if m.source == "remote"}
+        chosen = await new_collection_dialog(remote)
+        if chosen is None:
             return
+        name, embedder = chosen
         try:
-            collection = await self.services.knowledge.create_collection(name)
+            collection = await self.services.knowledge.create_collection(name, embedder=embedder)
         except AppError as exc:
             ui.notify(exc.message, type="warning")
             return

@@ -24,6 +24,8 @@ from .status import duration
 
 __all__ = ["EngineServers"]
 
+USES = {"chat": "for chat", "embeddings": "for documents"}
+"""What a server's model is used for here (servers do not say; it is guessed from the name)."""
 FINGERPRINT = re.compile(r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}")
 
 
@@ -56,9 +58,10 @@ class EngineServers:
 
     def sync(self) -> None:
         servers = self.remote.servers()
-        signature = tuple((e.id, e.name, e.state, e.error, tuple(e.models), tuple(sorted(
-            (m, s.get("tokens_per_s")) for m, s in e.speed.items())), int(e.latency_ms or 0),
-            int((time.time() - e.checked_at) // 60) if e.checked_at else None) for e in servers)
+        signature = tuple((e.id, e.name, e.state, e.error, tuple(e.models), tuple(map(e.job_of, e.models)),
+                           tuple(sorted((m, s.get("tokens_per_s")) for m, s in e.speed.items())),
+                           int(e.latency_ms or 0), int((time.time() - e.checked_at) // 60) if e.checked_at else None)
+                          for e in servers)
         if signature != self.shown:
             self.shown = signature
             self.render(servers)
@@ -88,16 +91,28 @@ class EngineServers:
                      else "plain http: others on this network could read what is sent")
             ui.label(f"{engine.url} · {trust}" + (" · key set" if engine.api_key else "")) \
                 .classes("text-caption text-grey-7").style("overflow-wrap:anywhere")
-            for model in engine.models[:50]:
+            for index, model in enumerate(engine.models[:50]):
                 speed = engine.speed.get(model, {})
                 facts = [f"{speed['tokens_per_s']:.0f} tokens/s" if speed.get("tokens_per_s") else None,
                          f"first words after {speed['ttft_s']:.2f} s" if speed.get("ttft_s") else None]
-                ui.label(" · ".join([model, *(f for f in facts if f)])).classes("text-body2") \
-                    .style("overflow-wrap:anywhere")
+                with ui.row().classes("w-full items-center no-wrap gap-2"):
+                    ui.label(" · ".join([model, *(f for f in facts if f)])).classes("text-body2 col") \
+                        .style("overflow-wrap:anywhere;min-width:0")
+                    ui.select(USES, value=engine.job_of(model),
+                              on_change=lambda e, m=model, en=engine: self.set_job(en, m, str(e.value))) \
+                        .props(f"dense borderless options-dense aria-label='What {model} is used for' "
+                               f"data-testid=engine-job-{engine.id}-{index}").classes("w-40")
             if len(engine.models) > 50:
                 ui.label(f"and {len(engine.models) - 50} more").classes("text-caption text-grey-7")
             if not engine.models:
                 ui.label("It offers no models.").classes("text-caption text-grey-7")
+
+    async def set_job(self, engine: RemoteEngine, model: str, job: str) -> None:
+        try:
+            await self.remote.set_job(engine.id, model, job)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
+        self.changed()
 
     async def check(self, engine: RemoteEngine) -> None:
         try:
