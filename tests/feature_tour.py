@@ -121,6 +121,7 @@ class Tour:
         self.spoken = b""
         self.steps: list[Step] = []
         self.onnx_used_at = 0.0
+        self.remote: Any = None
 
     def run(self, name: str, action: Callable[[], str]) -> None:
         before = {p.pid for p in self.server.children()}
@@ -180,6 +181,36 @@ class Tour:
             "model": self.plan.image_model, "prompt": "a quiet harbour", "size": "128x128", "steps": 1,
             "response_format": "url"})).json()
         return f"made {made['data'][0]['url']}"
+
+    def documents(self) -> str:
+        """A collection: a document read and indexed by the embedding worker, then found by meaning."""
+        collection = expect(self.http.post("/api/collections", json={"name": "Notes"}), 201).json()["id"]
+        expect(self.http.post(f"/api/collections/{collection}/documents", params={"name": "harbour.md"},
+                              content=b"# The harbour\n\nThe ferry to the island leaves the harbour at six.\n"), 201)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            states = [d["state"] for d in expect(self.http.get(f"/api/collections/{collection}/documents"))
+                      .json()["documents"]]
+            if states == ["ready"]:
+                break
+            assert states and states[0] not in ("failed", "cancelled"), states
+            time.sleep(0.2)
+        hits = expect(self.http.get(f"/api/collections/{collection}/search",
+                                    params={"q": "when does the boat depart", "mode": "vector"})).json()["results"]
+        assert hits and "ferry" in hits[0]["text"], hits
+        return f"indexed and found {hits[0]['document']!r}"
+
+    def engine_server(self) -> str:
+        """Another machine's OpenAI server, added by its address: checked and asked only there."""
+        from tests.backend.remote.fake_remote import FakeRemote
+
+        self.remote = FakeRemote(models=("big-model",)).start()
+        added = expect(self.http.post("/api/engines", json={"url": self.remote.url, "name": "Laptop"}), 201).json()
+        answer = expect(self.http.post("/v1/chat/completions", json={
+            "model": f"{added['id']}/big-model", "messages": [{"role": "user", "content": "Hi"}]})).json()
+        text = answer["choices"][0]["message"]["content"]
+        assert text and len(self.remote.requests("/chat/completions")) == 1, text
+        return f"{self.remote.url} answered {text[:40]!r}"
 
     def download(self) -> str:
         """From the Models page, as the owner does; done when the model is installed."""
@@ -243,9 +274,12 @@ def tour(plan: TourPlan, hub: HubServer, report: dict[str, Any]) -> None:
         for name, action in (("models", visit.models), ("chat page", visit.chat_page), ("chat", visit.chat),
                              ("read aloud", visit.read_aloud), ("dictation", visit.dictation),
                              ("photo question", visit.photo_question), ("attachment", visit.attachment),
-                             ("image", visit.image), ("download", visit.download)):
+                             ("image", visit.image), ("documents", visit.documents),
+                             ("engine server", visit.engine_server), ("download", visit.download)):
             visit.run(name, action)
         visit.http.close()
+        if visit.remote is not None:
+            visit.remote.close()
         visit.keep_onnx_workers()
         report["workers_at_stop"] = sorted(p.pid for p in server.children())
         server.send_signal(signal.SIGTERM)
