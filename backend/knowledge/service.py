@@ -34,6 +34,8 @@ CANDIDATES = 50
 MAX_NAME = 200
 MAX_QUERY_CHARS = 2000
 MAX_K = 50
+_REMOTE_ERRORS = (ErrorCode.REMOTE_UNAVAILABLE, ErrorCode.REMOTE_FAILED, ErrorCode.REMOTE_REFUSED,
+                  ErrorCode.REMOTE_UNTRUSTED)
 
 
 @dataclass(slots=True)
@@ -295,23 +297,30 @@ class KnowledgeService:
 
     async def query_vectors(self, collections: Sequence[Collection], query: str) -> tuple[dict[str, bytes], str | None]:
         """The query embedded by each embedding model the collections were indexed with; a
-        collection whose model is gone is searched by words alone, and the notice says so."""
+        collection whose model is gone, or whose engine server does not answer, is searched by words
+        alone, and the notice says so."""
         vectors: dict[str, bytes] = {}
         missing: list[str] = []
+        away: list[str] = []
         for embedder in dict.fromkeys(c.embedder for c in collections if c.embedder):
             assert embedder is not None
             try:
                 vectors[embedder] = (await embed(self.embeddings, [query], purpose="query",
                                                  model_id=embedder)).vectors[0].tobytes()
             except AppError as exc:
-                if exc.code != ErrorCode.MODEL_NOT_FOUND:
+                names = ", ".join(f"«{c.name}»" for c in collections if c.embedder == embedder)
+                if exc.code == ErrorCode.MODEL_NOT_FOUND:
+                    missing.append(names)
+                elif exc.code in _REMOTE_ERRORS:  # the engine server that indexed them is away or failing
+                    away.append(f"{names} was searched by its words only: {exc.message}")
+                else:
                     raise
-                missing += [c.name for c in collections if c.embedder == embedder]
-        notice = None
+        said = []
         if missing:
-            notice = (f"The embedding model that indexed {', '.join(f'«{m}»' for m in missing)} is no longer "
-                      "installed: those documents were searched by their words only.")
-        return vectors, notice
+            said.append(f"The embedding model that indexed {', '.join(missing)} is no longer "
+                        "installed: those documents were searched by their words only.")
+        said += away
+        return vectors, " ".join(said) or None
 
     async def rank(self, collections: Sequence[Collection], query: str, vectors: dict[str, bytes], *, k: int,
                    mode: SearchMode = "hybrid") -> SearchResult:

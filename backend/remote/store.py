@@ -14,7 +14,8 @@ __all__ = ["JOBS", "EngineStore", "RemoteEngine", "guess_job"]
 
 JOBS = ("chat", "embeddings")
 """What a server's model may be used for here."""
-_EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina)([/_:.-]|$)", re.I)
+_EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina|paraphrase)([/_:.-]|$)",
+                              re.I)
 
 
 def guess_job(model: str) -> str:

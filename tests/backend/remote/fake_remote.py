@@ -24,6 +24,16 @@ selects how it answers (and can be changed between requests):
 - `trickle_error` (500), `trickle_json` (200, JSON): a body sent a byte every 0.1 s.
 - `tools`: two tool calls with their arguments cut over many chunks.
 
+`POST …/embeddings` answers in the good mode with one vector of `embedding_dim` numbers per text
+(made from the text, so the same text has the same vector), and a usage with `prompt_tokens` (the
+texts' words). It misbehaves with `bad_json`, `html` (HTML with status 200), `huge` (1 GiB of
+JSON), and the embedding modes: `embed_shuffled` (the vectors in reverse order, each with its
+`index`), `embed_short` (one vector fewer than the texts), `embed_strings`, `embed_bools` and
+`embed_nulls` (a vector of strings, of booleans, with a null where a NaN was), `embed_nan` (a
+bare `NaN` number, which Python's JSON reader takes), `embed_ragged` (the second vector one number
+shorter), `embed_wide` (8 193 numbers each), `embed_zero` (the first vector all zeros) and
+`embed_bad_index` (every vector with index 0).
+
 With `key` set, a request without `Authorization: Bearer <key>` gets 401. With `tls` (a
 certificate and key file), connections are upgraded to TLS in the handler, so connections that
 never get past the handshake are counted too (`connections`, `handshakes_failed`) and
@@ -35,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
 import json
 import ssl
 import threading
@@ -91,8 +102,9 @@ class FakeRemote:
                  models: Sequence[str] = ("big-model", "small-model"), words: Sequence[str] = WORDS,
                  delay_s: float = 0.0, tls: tuple[Path, Path] | None = None, port: int = 0,
                  die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp",
-                 authority: bytes | None = None) -> None:
+                 authority: bytes | None = None, embedding_dim: int = 8) -> None:
         self.mode = mode
+        self.embedding_dim = embedding_dim
         self.authority = authority
         """A PEM certificate served at /ca/gridless-ca.pem without a key, as another gridless does."""
         self.key = key
@@ -266,6 +278,8 @@ class FakeRemote:
             return await self._models(seen, writer, mode)
         if seen.method == "POST" and seen.path.endswith("/chat/completions"):
             return await self._chat(seen, reader, writer, mode)
+        if seen.method == "POST" and seen.path.endswith("/embeddings"):
+            return await self._embeddings(seen, writer, mode)
         return await self._json(writer, 404, {"error": {"code": 404, "message": "File Not Found",
                                                         "type": "not_found_error"}})
 
@@ -372,6 +386,54 @@ class FakeRemote:
             await send(_sse("[DONE]"))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    def vector(self, text: str, dim: int | None = None) -> list[float]:
+        """The vector the good mode gives for `text`: numbers in [-1, 1) made from its hash."""
+        size = self.embedding_dim if dim is None else dim
+        seed = hashlib.sha256(text.encode()).digest()
+        numbers: list[float] = []
+        counter = 0
+        while len(numbers) < size:
+            block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+            numbers += [b / 128.0 - 1.0 for b in block]
+            counter += 1
+        return numbers[:size]
+
+    async def _embeddings(self, seen: Seen, writer: asyncio.StreamWriter, mode: str) -> bool:
+        if mode == "bad_json":
+            return await self._raw(writer, 200, "application/json", b'{"object": "list", "data": [{"embedding": [0.1')
+        if mode in ("html", "html_stream"):
+            return await self._raw(writer, 200, "text/html; charset=utf-8",
+                                   b"<!DOCTYPE html>\n<html><body><h1>Router login</h1></body></html>\n")
+        if mode == "huge":
+            await self._head(writer, 200, "application/json", length=GIB)
+            await self._endless_body(writer, b'{"object": "list", "data": [' + b" " * (BLOCK - 28), GIB)
+            return False
+        given = seen.json().get("input")
+        texts = [given] if isinstance(given, str) else [str(t) for t in given or []]
+        dim = 8193 if mode == "embed_wide" else None
+        rows: list[Any] = [self.vector(text, dim) for text in texts]
+        if mode == "embed_strings" and rows:
+            rows[0] = [str(x) for x in rows[0]]
+        elif mode == "embed_bools" and rows:
+            rows[0] = [x > 0 for x in rows[0]]
+        elif mode == "embed_nulls" and rows:
+            rows[0] = [None, *rows[0][1:]]
+        elif mode == "embed_nan" and rows:
+            rows[0] = [float("nan"), *rows[0][1:]]
+        elif mode == "embed_ragged" and len(rows) > 1:
+            rows[1] = rows[1][:-1]
+        elif mode == "embed_zero" and rows:
+            rows[0] = [0.0] * len(rows[0])
+        data = [{"object": "embedding", "index": 0 if mode == "embed_bad_index" else i, "embedding": row}
+                for i, row in enumerate(rows)]
+        if mode == "embed_short":
+            data = data[:-1]
+        elif mode == "embed_shuffled":
+            data.reverse()
+        words = sum(len(text.split()) for text in texts)
+        return await self._json(writer, 200, {"object": "list", "model": seen.json().get("model"), "data": data,
+                                              "usage": {"prompt_tokens": words, "total_tokens": words}})
 
     def _completion(self) -> dict[str, Any]:
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1735689600, "model": "big-model",
