@@ -32,6 +32,15 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+def _kill_inside(name: str) -> None:
+    """Deleting a namespace leaves its processes running: whatever is still in it goes first."""
+    for pid in _ip("netns", "pids", name, check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def netns_available() -> bool:
     if shutil.which("ip") is None or os.geteuid() != 0:
         return False
@@ -52,12 +61,7 @@ class NoNetwork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Deleting a namespace leaves its processes running: whatever is still in it goes first."""
-        for pid in _ip("netns", "pids", self.name, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_inside(self.name)
         _ip("netns", "del", self.name, check=False)
 
     def command(self, *argv: str) -> list[str]:
@@ -90,13 +94,22 @@ class SecondHost:
         _ip("-n", self.name, "addr", "add", f"{self.peer_address}/30", "dev", "eth0")
         _ip("-n", self.name, "link", "set", "eth0", "up")
         _ip("-n", self.name, "link", "set", "lo", "up")
+        # under the pair's own route: once the veth is gone (`host_side_down`), nothing meant for the
+        # peer leaves by the default route
+        _ip("route", "add", "blackhole", self.network, "metric", "4242")
+
+    @property
+    def network(self) -> str:
+        return self.host_address.rsplit(".", 1)[0] + ".0/30"
 
     def destroy(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        _kill_inside(self.name)  # deleting a namespace leaves its processes running
         _ip("link", "del", self.veth, check=False)
         _ip("netns", "del", self.name, check=False)
+        _ip("route", "del", "blackhole", self.network, "metric", "4242", check=False)
 
     def host_side_down(self) -> None:
         """As if the hotspot were turned off: our address disappears."""

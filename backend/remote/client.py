@@ -201,18 +201,8 @@ class RemoteClient:
 
     async def models(self) -> list[str]:
         """The ids of the models the server offers."""
-        try:
-            async with asyncio.timeout(self.limits.small_s):
-                async with self._http.stream("GET", f"{self.url}/models") as response:
-                    await self._check(response)
-                    self._content_type(response, "application/json")
-                    body = await _read(response, SMALL_BODY, self.name)
-        except TimeoutError:
-            raise AppError(ErrorCode.REMOTE_UNAVAILABLE,
-                           f"{self.name} did not list its models within {self.limits.small_s:.0f} s.") from None
-        except httpx.HTTPError as exc:
-            raise self._transport(exc) from None
-        payload = _json(body, self.name)
+        payload = await self._json_call("GET", "/models", None, limit=SMALL_BODY, within_s=self.limits.small_s,
+                                        what="list its models")
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list):
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with a list of models "
@@ -255,21 +245,10 @@ class RemoteClient:
 
     async def embeddings(self, model: str, texts: list[str]) -> tuple[list[list[float]], int]:
         """POST /embeddings: one vector per text, in order, and the tokens the server counted."""
-        limit = min(EMBEDDINGS_BODY, SMALL_BODY + len(texts) * MAX_DIM * 24)
-        try:
-            async with asyncio.timeout(self.limits.silence_s):
-                async with self._http.stream("POST", f"{self.url}/embeddings",
-                                             json={"model": model, "input": texts, "encoding_format": "float"}) \
-                        as response:
-                    await self._check(response)
-                    self._content_type(response, "application/json")
-                    body = await _read(response, limit, self.name)
-        except TimeoutError:
-            raise AppError(ErrorCode.REMOTE_UNAVAILABLE,
-                           f"{self.name} did not give the vectors within {self.limits.silence_s:.0f} s.") from None
-        except httpx.HTTPError as exc:
-            raise self._transport(exc) from None
-        payload = _json(body, self.name)
+        payload = await self._json_call("POST", "/embeddings",
+                                        {"model": model, "input": texts, "encoding_format": "float"},
+                                        limit=min(EMBEDDINGS_BODY, SMALL_BODY + len(texts) * MAX_DIM * 24),
+                                        within_s=self.limits.silence_s, what="give the vectors")
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list) or len(data) != len(texts):
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not give one vector for each text.")
@@ -287,6 +266,22 @@ class RemoteClient:
         usage = payload.get("usage") if isinstance(payload, dict) else None
         tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return [v for _, v in rows], tokens if isinstance(tokens, int) and tokens >= 0 else 0
+
+    async def _json_call(self, method: str, path: str, body: dict[str, Any] | None, *, limit: int, within_s: float,
+                         what: str) -> Any:
+        """A request answered with JSON of at most `limit` bytes, all within `within_s`."""
+        try:
+            async with asyncio.timeout(within_s):
+                async with self._http.stream(method, f"{self.url}{path}", json=body) as response:
+                    await self._check(response)
+                    self._content_type(response, "application/json")
+                    raw = await _read(response, limit, self.name)
+        except TimeoutError:
+            raise AppError(ErrorCode.REMOTE_UNAVAILABLE,
+                           f"{self.name} did not {what} within {within_s:.0f} s.") from None
+        except httpx.HTTPError as exc:
+            raise self._transport(exc) from None
+        return _json(raw, self.name)
 
     def _transport(self, exc: httpx.HTTPError) -> AppError:
         if _certificate_problem(exc):
