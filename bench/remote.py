@@ -5,9 +5,10 @@
 Prints a table on stdout (progress goes to stderr) and writes the numbers as JSON into
 `bench/results/` (and into PATH with `--json`).
 
-Set-up: `python -m llama_cpp.server` serves the bundled SmolLM2 (`--n_threads 1 --n_threads_batch 1`,
-n_ctx 2048) on loopback, or with `--netns` inside a second network namespace joined by a veth pair
-(`tests/netns.py: SecondHost`, needs root and `ip netns`), so that both clients cross a real link.
+Set-up: `python -m llama_cpp.server` (`tests/llama_server.py: LlamaServer`) serves the bundled SmolLM2
+(`--n_threads 1 --n_threads_batch 1`, n_ctx 2048) on loopback, or with `--netns` inside a second
+network namespace joined by a veth pair (`tests/netns.py: SecondHost`, needs root and `ip netns`),
+so that both clients cross a real link.
 A real gridless (`tests/server.py: ServerProcess`, its own data folder) adds that server through
 `POST /api/engines`. Both sides are asked with the official `openai` client, `stream=True`, the
 same request: a long-story prompt, `max_tokens`, temperature 0, a seed:
@@ -45,7 +46,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,7 +66,8 @@ if str(ROOT) not in sys.path:
 
 from backend.models.local import bundled_chat_model  # noqa: E402
 from bench.report import load_avg, log, ms, save  # noqa: E402
-from tests.server import ServerProcess, free_port  # noqa: E402
+from tests.llama_server import LlamaServer  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
 
 ALIAS = "smollm2"
 SEED = 1234
@@ -110,9 +111,10 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 @contextmanager
-def llama_server(model: Path, log_path: Path, netns: bool) -> Iterator[tuple[str, int]]:
-    """llama_cpp.server with the bundled model: its base URL (without /v1) and its process id."""
+def llama_server(model: Path, log_path: Path, netns: bool) -> Iterator[LlamaServer]:
+    """llama_cpp.server with the bundled model, on loopback or in a second host; killed at the end."""
     host = None
+    where: dict[str, Any] = {}
     if netns:
         from tests.netns import SecondHost, netns_available
 
@@ -120,33 +122,12 @@ def llama_server(model: Path, log_path: Path, netns: bool) -> Iterator[tuple[str
             sys.exit("--netns needs root and `ip netns`")
         host = SecondHost(index=21)
         host.create()
-        address, port = host.peer_address, 8080
-    else:
-        address, port = "127.0.0.1", free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS,
-               "--host", address, "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-               "--n_threads_batch", "1", "--verbose", "False"]
-    if host is not None:
-        command = host.command(*command)
-    base = f"http://{address}:{port}"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        where = {"host": host, "address": host.peer_address, "port": 8080}
+    llama = LlamaServer(model=model, alias=ALIAS, log_path=log_path, **where)
     try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(trust_env=False, timeout=2) as http:
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start:\n{log_path.read_text()[-2000:]}")
-                try:
-                    if http.get(f"{base}/v1/models").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-        yield base, process.pid
+        yield llama.start()
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        llama.kill()
         if host is not None:
             host.destroy()
 
@@ -247,18 +228,18 @@ def main() -> None:
                               "where": "a second network namespace" if args.netns else "loopback",
                               "load_avg": {"start": load_avg()}}
     with tempfile.TemporaryDirectory(prefix="gridless-bench-remote-") as tmp, \
-            llama_server(model, Path(tmp) / "llama-server.log", args.netns) as (base, llama_pid), \
+            llama_server(model, Path(tmp) / "llama-server.log", args.netns) as llama, \
             ServerProcess(data_dir=Path(tmp) / "data", command=gridless_command(args.profile)) as gridless:
-        added = httpx.post(f"{gridless.base}/api/engines", json={"url": base, "name": "bench"},
+        added = httpx.post(f"{gridless.base}/api/engines", json={"url": llama.url, "name": "bench"},
                            headers=gridless.headers(), timeout=30, trust_env=False)
         if added.status_code != 201:
             sys.exit(f"adding the server failed: {added.text}")
         engine_id = added.json()["id"]
-        assert gridless.process is not None
-        processes = {"server": psutil.Process(llama_pid), "gridless": psutil.Process(gridless.process.pid),
+        assert gridless.process is not None and llama.process is not None
+        processes = {"server": psutil.Process(llama.process.pid), "gridless": psutil.Process(gridless.process.pid),
                      "client": psutil.Process()}
         with httpx.Client(trust_env=False) as http_direct, httpx.Client(trust_env=False) as http_gridless:
-            direct = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=120,
+            direct = openai.OpenAI(base_url=f"{llama.url}/v1", api_key="none", max_retries=0, timeout=120,
                                    http_client=http_direct)
             through = openai.OpenAI(base_url=f"{gridless.base}/v1", api_key=gridless.token, max_retries=0,
                                     timeout=120, http_client=http_gridless)

@@ -2,27 +2,22 @@
 on the Models page, a conversation answers with its model, the server is killed mid-answer
 and the answer is made again on this device, and the server is removed.
 
-The server on the other machine is `llama_cpp.server` on loopback, serving the bundled
-SmolLM2 as `smollm2`; it runs as a subprocess so it can be SIGKILLed and started again on the
-same port, and its access log says which requests reached it.
+The server on the other machine is `llama_cpp.server` on loopback (`tests/llama_server.py`),
+serving the bundled SmolLM2 as `smollm2`; it runs as a subprocess so it can be SIGKILLed and
+started again on the same port, and its access log says which requests reached it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.server import ServerProcess, free_port, kill_group, stop_group
+from tests.llama_server import LlamaServer
+from tests.server import ServerProcess
 
 from .conftest import wait_live
 from .test_chat import (
@@ -50,7 +45,7 @@ NAME = "Laptop"
 OPTION = f"{ALIAS} · {NAME}"
 LOCAL = "smollm2-135m-instruct"  # the bundled model's id, shown in the header
 LOCAL_NAME = "SmolLM2 135M Instruct"  # and its name
-CHAT_POST = '"POST /v1/chat/completions HTTP/1.1"'
+CHAT = "POST /v1/chat/completions"
 ANSWER_TIMEOUT_MS = 180_000
 
 DIALOG = ".q-dialog"
@@ -61,65 +56,10 @@ BRANCH_LABEL = "[data-testid=branch-label]"
 
 # the server on the other machine ------------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class LlamaServer:
-    """`python -m llama_cpp.server` on 127.0.0.1 with one model; SIGKILLable and started again
-    on the same port."""
-
-    model: Path
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, timeout: float = 60.0) -> LlamaServer:
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", ALIAS,
-                   "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited early:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"http://{self.address}/v1/models", timeout=1, trust_env=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not start:\n{self.log()[-3000:]}")
-
-    def ensure_running(self) -> LlamaServer:
-        return self if self.running() else self.start()
-
-    def kill(self) -> None:
-        """SIGKILL, like a laptop whose lid is closed mid-answer."""
-        kill_group(self.process)
-
-    def stop(self) -> None:
-        stop_group(self.process, grace_s=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def chat_requests(self) -> int:
-        """How many chat completion requests reached it (its access log)."""
-        return self.log().count(CHAT_POST)
-
-
 @pytest.fixture(scope="module")
 def remote(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     folder = tmp_path_factory.mktemp("remote")
-    llama = LlamaServer(model=smollm_path, log_path=folder / "llama-server.log")
+    llama = LlamaServer(model=smollm_path, alias=ALIAS, log_path=folder / "llama-server.log")
     llama.start()
     yield llama
     llama.stop()
@@ -138,7 +78,7 @@ def add_server(page: Page, server: ServerProcess, remote: LlamaServer) -> Locato
     page.get_by_test_id("add-engine").click()
     dialog = page.locator(DIALOG)
     expect(dialog).to_contain_text("Add an engine server")
-    page.get_by_test_id("engine-url").fill(remote.address)
+    page.get_by_test_id("engine-url").fill(remote.netloc)
     page.get_by_test_id("engine-name").fill(NAME)
     page.get_by_test_id("engine-add").click()
     expect(dialog).to_be_hidden()
@@ -147,7 +87,7 @@ def add_server(page: Page, server: ServerProcess, remote: LlamaServer) -> Locato
     expect(card).to_have_count(1)
     expect(card.locator(ENGINE_STATE)).to_have_text(re.compile(r"^Answering \(checked in \d+ ms"))
     expect(card.get_by_text(ALIAS, exact=True)).to_be_visible()
-    expect(card).to_contain_text(f"http://{remote.address}")
+    expect(card).to_contain_text(f"http://{remote.netloc}")
     expect(card).to_contain_text("plain http")
     return card
 
@@ -183,7 +123,8 @@ def choose(page: Page, select: Locator, option: str) -> None:
 
 def test_answer_from_a_server_then_here_when_it_goes_away(server: ServerProcess, remote: LlamaServer,
                                                           page: Page) -> None:
-    remote.ensure_running()
+    if not remote.running:
+        remote.start()
     add_server(page, server, remote)
 
     # a new chat that answers with the laptop's model
@@ -196,12 +137,12 @@ def test_answer_from_a_server_then_here_when_it_goes_away(server: ServerProcess,
     expect(page.locator(MODEL)).to_have_text(re.compile(re.escape(OPTION)))  # the header says where it runs
     conv_id = conversation_id(page)
 
-    before = remote.chat_requests()
+    before = remote.requests(CHAT)
     send(page, "Say hello in one short sentence.")
     answer = wait_complete(page)
     assert answer, "the laptop's answer is empty"
     expect(page.locator(STATS).last).to_have_text(COMPLETE_STATS)
-    assert remote.chat_requests() > before, f"the answer did not come from the laptop:\n{remote.log()[-2000:]}"
+    assert remote.requests(CHAT) > before, f"the answer did not come from the laptop:\n{remote.log()[-2000:]}"
     expect(page.locator("[data-testid=answer-error]")).to_have_count(0)
 
     # the laptop goes away while it writes a long story
@@ -257,7 +198,8 @@ def test_answer_from_a_server_then_here_when_it_goes_away(server: ServerProcess,
 
 
 def test_remove_a_server(server: ServerProcess, remote: LlamaServer, page: Page) -> None:
-    remote.ensure_running()
+    if not remote.running:
+        remote.start()
     add_server(page, server, remote)
 
     sign_in(page, server)

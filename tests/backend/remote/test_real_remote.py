@@ -15,9 +15,7 @@ route keeps anything meant for the laptop from leaving by the default route once
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,8 +27,9 @@ import httpx
 import openai
 import pytest
 
+from tests.llama_server import LlamaServer
 from tests.netns import SecondHost, netns_available
-from tests.server import ServerProcess, kill_group
+from tests.server import ServerProcess
 
 if not netns_available():
     pytest.skip("network namespaces are not available (needs root and `ip netns`)", allow_module_level=True)
@@ -40,58 +39,11 @@ pytestmark = [pytest.mark.engine]
 ALIAS = "smollm2"
 PORT = 8080
 NAME = "laptop"
-CHAT_LINE = '"POST /v1/chat/completions HTTP/1.1"'
+CHAT = "POST /v1/chat/completions"
+CHECK = "GET /v1/models"
 SILENCE_S = 5
 """How long gridless waits on a server that went silent (a cut link) before leaving it."""
 STORY = "Write a very long story about a lighthouse keeper and her cat, in ten chapters with titles."
-
-
-@dataclass
-class LlamaServer:
-    """`python -m llama_cpp.server` inside the namespace, serving the bundled model. One thread for
-    the prompt too: on a busy machine two spinning threads can stall a short prompt for seconds."""
-
-    host: SecondHost
-    model: Path
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host.peer_address}:{PORT}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.kill()
-        command = self.host.command(
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", ALIAS,
-            "--host", self.host.peer_address, "--port", str(PORT), "--n_ctx", "2048", "--n_threads", "1",
-            "--n_threads_batch", "1", "--verbose", "False")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        with httpx.Client(trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"llama_cpp.server exited early:\n{self.log()[-3000:]}")
-                try:
-                    if http.get(f"{self.url}/v1/models").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"llama_cpp.server did not answer:\n{self.log()[-3000:]}")
-
-    def kill(self) -> None:
-        kill_group(self.process)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def chat_requests(self) -> int:
-        return self.log().count(CHAT_LINE)
 
 
 @dataclass
@@ -141,7 +93,8 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterator[Lab]:
     folder = tmp_path_factory.mktemp("real-remote")
     host = SecondHost(index=5)
-    llama = LlamaServer(host, smollm_path, folder / "llama-server.log")
+    llama = LlamaServer(model=smollm_path, alias=ALIAS, log_path=folder / "llama-server.log", host=host,
+                        address=host.peer_address, port=PORT)
     gridless = ServerProcess(data_dir=folder / "data",
                              env={"GRIDLESS_REMOTE_CHECK_S": "2", "GRIDLESS_REMOTE_SILENCE_S": str(SILENCE_S)})
     try:
@@ -216,7 +169,7 @@ def test_adding_the_server_lists_its_model(lab: Lab) -> None:
 
 def test_a_conversation_is_answered_by_the_laptop(lab: Lab) -> None:
     assert lab.health()["chat_engine"] == "idle"
-    before = lab.llama.chat_requests()
+    before = lab.llama.requests(CHAT)
     conversation_id = lab.conversation(lab.remote_model, max_tokens=48)
 
     response = lab.http.post(f"/api/conversations/{conversation_id}/messages", params={"stream": "false"},
@@ -228,14 +181,14 @@ def test_a_conversation_is_answered_by_the_laptop(lab: Lab) -> None:
     assert answer["stats"]["tokens_per_s"] > 0 and answer["stats"]["completion_tokens"] > 1
     assert answer["stats"]["model"] == lab.remote_model
 
-    assert lab.llama.chat_requests() == before + 1  # the laptop was asked…
+    assert lab.llama.requests(CHAT) == before + 1  # the laptop was asked…
     assert lab.health()["chat_engine"] == "idle"  # …and gridless's own engine never loaded
     speed = lab.engine()["speed"][ALIAS]
     assert speed["tokens_per_s"] > 0
 
 
 def test_the_openai_client_through_gridless(lab: Lab) -> None:
-    before = lab.llama.chat_requests()
+    before = lab.llama.requests(CHAT)
     client = lab.client
     whole = client.chat.completions.create(model=lab.remote_model, max_tokens=24, temperature=0,
                                            messages=[{"role": "user", "content": "Say hello to the sea."}])
@@ -252,7 +205,7 @@ def test_the_openai_client_through_gridless(lab: Lab) -> None:
             finish = chunk.choices[0].finish_reason or finish
     assert "".join(pieces).strip() and sum(1 for p in pieces if p) > 1
     assert finish in ("stop", "length")
-    assert lab.llama.chat_requests() == before + 2
+    assert lab.llama.requests(CHAT) == before + 2
     assert lab.health()["chat_engine"] == "idle"
 
 
@@ -260,7 +213,7 @@ def test_a_long_answer_outlasts_the_regular_checks(lab: Lab) -> None:
     """llama-cpp-python's server ends the stream it is sending when another request reaches it
     (`interrupt_requests`): gridless's regular check (every 2 s here) must leave a server alone
     while an answer streams from it."""
-    checks = lab.llama.log().count('"GET /v1/models HTTP/1.1"')
+    checks = lab.llama.requests(CHECK)
     started = time.monotonic()
     reply = lab.client.chat.completions.create(model=lab.remote_model, max_tokens=200, temperature=0,
                                                messages=[{"role": "user", "content": STORY}])
@@ -269,7 +222,7 @@ def test_a_long_answer_outlasts_the_regular_checks(lab: Lab) -> None:
     assert reply.usage is not None and reply.usage.completion_tokens > 60, reply
     if took > 2.5:  # it spanned a check that was left out
         time.sleep(2.5)
-        assert lab.llama.log().count('"GET /v1/models HTTP/1.1"') > checks  # the checks went on after it
+        assert lab.llama.requests(CHECK) > checks  # the checks went on after it
 
 
 def test_killed_mid_answer_keeps_the_text_and_goes_on_locally(lab: Lab) -> None:
@@ -352,17 +305,17 @@ def test_a_server_that_is_down_never_holds_up_local_answers(lab: Lab) -> None:
 
 def test_started_again_it_is_up_after_a_check(lab: Lab) -> None:
     assert lab.engine()["state"] == "down"
-    lab.llama.start()
+    lab.llama.restart()
     checked = lab.http.post(f"/api/engines/{lab.engine_id}/check")
     assert checked.status_code == 200, checked.text
     assert checked.json()["state"] == "up" and checked.json()["error"] is None
     assert checked.json()["latency_ms"] is not None
 
-    before = lab.llama.chat_requests()
+    before = lab.llama.requests(CHAT)
     reply = lab.client.chat.completions.create(model=lab.remote_model, max_tokens=16, temperature=0,
                                                    messages=[{"role": "user", "content": "Say hi."}])
     assert (reply.choices[0].message.content or "").strip()
-    assert lab.llama.chat_requests() == before + 1
+    assert lab.llama.requests(CHAT) == before + 1
 
 
 def test_the_link_cut_mid_answer(lab: Lab) -> None:

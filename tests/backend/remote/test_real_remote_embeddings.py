@@ -11,9 +11,6 @@ still searched (by its words) and a document added meanwhile fails with a reason
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +23,14 @@ import psutil
 import pytest
 
 from backend.models.install import BUNDLED_DIR, BUNDLED_EMBEDDING_ID
-from tests.server import ServerProcess, free_port, kill_group
+from tests.llama_server import LlamaServer
+from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.engine]
 
 ALIAS = "all-minilm-l6-v2"
 NAME = "Laptop"
-EMBEDDINGS_LINE = '"POST /v1/embeddings HTTP/1.1"'
+EMBEDDINGS = "POST /v1/embeddings"
 NOTES = b"""# Garden notes
 
 ## Tomatoes
@@ -55,49 +53,6 @@ The sourdough starter is fed every morning with flour and water.
 """
 TEXTS = ["When can young tomato plants be planted out?", "Prune the climbing roses in late winter.",
          "The pond pump runs from April to October."]
-
-
-@dataclass
-class LlamaServer:
-    model: Path
-    log_path: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", ALIAS,
-                   "--embedding", "true", "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "512",
-                   "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "False"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        with httpx.Client(trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"llama_cpp.server exited early:\n{self.log()[-3000:]}")
-                try:
-                    if http.get(f"{self.url}/v1/models").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"llama_cpp.server did not answer:\n{self.log()[-3000:]}")
-
-    def kill(self) -> None:
-        kill_group(self.process)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def embedding_requests(self) -> int:
-        return self.log().count(EMBEDDINGS_LINE)
 
 
 @dataclass
@@ -158,7 +113,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("real-remote-embeddings")
     env = {"GRIDLESS_CACHE_DIR": str(folder / "cache"), "GRIDLESS_REMOTE_CHECK_S": "3600"}
     with ServerProcess(data_dir=folder / "data", env=env) as gridless:
-        llama = LlamaServer(model=written_model(folder / "cache"), log_path=folder / "llama.log", port=free_port())
+        llama = LlamaServer(model=written_model(folder / "cache"), alias=ALIAS, log_path=folder / "llama.log",
+                            embedding=True, n_ctx=512)
         llama.start()
         try:
             with httpx.Client(base_url=gridless.base, headers=gridless.headers(), timeout=60,
@@ -182,7 +138,7 @@ def test_an_embedding_model_of_a_real_server(setup: Setup) -> None:
     assert made.status_code == 201, made.text
     collection = made.json()["id"]
     assert made.json()["embedding_model"] == setup.remote_model
-    before = setup.llama.embedding_requests()
+    before = setup.llama.requests(EMBEDDINGS)
     up = http.post(f"/api/collections/{collection}/documents", params={"name": "garden.md"}, content=NOTES)
     assert up.status_code == 201, up.text
     [document] = setup.settled(collection)
@@ -190,9 +146,9 @@ def test_an_embedding_model_of_a_real_server(setup: Setup) -> None:
     assert document["embedded"] == document["passages"] >= 3
     listed = http.get(f"/api/collections/{collection}").json()
     assert listed["embedding_model"] == setup.remote_model and listed["dimensions"] == 384
-    assert setup.llama.embedding_requests() > before
+    assert setup.llama.requests(EMBEDDINGS) > before
 
-    asked = setup.llama.embedding_requests()
+    asked = setup.llama.requests(EMBEDDINGS)
     found = setup.search(collection, "when can young tomato plants go out", "vector")
     assert found.status_code == 200, found.text
     top = found.json()["results"][0]
@@ -200,7 +156,7 @@ def test_an_embedding_model_of_a_real_server(setup: Setup) -> None:
     assert found.json()["notice"] is None
     pond = setup.search(collection, "water feature pump season", "vector").json()["results"][0]
     assert "pond pump" in pond["text"]
-    assert setup.llama.embedding_requests() == asked + 2  # each query embedded there
+    assert setup.llama.requests(EMBEDDINGS) == asked + 2  # each query embedded there
     assert setup.workers() == []
 
     # its vectors through gridless are those of gridless's own engine (the same model)
