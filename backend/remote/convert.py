@@ -6,16 +6,20 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.errors import AppError, ErrorCode
 from ..engines.llm import MEDIA_MARKER, ChatRequest, ChatResult, TokenDelta, ToolCallDelta
 from ..runtime.protocol import Event, JobDone
 
-__all__ = ["ChunkReader", "ThinkSplitter", "openai_request"]
+__all__ = ["ChunkReader", "ThinkSplitter", "openai_request", "trimmed"]
 
 MAX_TOOL_CALLS = 16
+CHARS_PER_TOKEN = 3
+"""Characters a token is taken to hold when the server's tokenizer is not known (fewer than most
+tokenizers give in English or Italian, so the estimate is long rather than short)."""
+PHOTO_TOKENS = 768
 MAX_ARGUMENTS = 256 * 1024
 
 
@@ -41,6 +45,46 @@ def _content(text: str, images: list[bytes]) -> str | list[dict[str, Any]]:
             url = f"data:{_image_type(data)};base64,{base64.b64encode(data).decode()}"
             parts.append({"type": "image_url", "image_url": {"url": url}})
     return parts
+
+
+def trimmed(request: ChatRequest) -> tuple[ChatRequest, int]:
+    """For a conversation that asks for it (`trim_history`), its oldest turns left out until the
+    prompt fits the context it may use, as the local engine does, here estimated from characters
+    (the server's tokenizer is not known here; the estimate errs on the long side). A turn goes
+    whole (a question with its answer, tool calls and their results) with its photos; the system
+    message and the last turn always stay. Returns the request and how many messages were left out."""
+    if not request.trim_history or not request.context_limit:
+        return request, 0
+    budget = max(0, request.context_limit - (request.max_tokens or 0)) * CHARS_PER_TOKEN
+    messages = request.messages
+    lead = 1 if messages and messages[0].get("role") == "system" else 0
+    starts = [i for i in range(lead, len(messages)) if messages[i].get("role") == "user"]
+    if len(starts) < 2:
+        return request, 0
+    sizes = [_size(m) for m in messages]
+    total, cut = sum(sizes), lead
+    for start in starts[1:]:  # drop whole turns from the oldest, never the last
+        if total <= budget:
+            break
+        total -= sum(sizes[cut:start])
+        cut = start
+    if cut == lead:
+        return request, 0
+    dropped_images = sum(_text_of(m).count(MEDIA_MARKER) for m in messages[lead:cut])
+    kept = [*messages[:lead], *messages[cut:]]
+    return replace(request, messages=kept, images=list(request.images[dropped_images:])), cut - lead
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def _size(message: dict[str, Any]) -> int:
+    """Characters a message adds to the prompt, a photo counted as a few hundred tokens."""
+    text = _text_of(message)
+    calls = json.dumps(message.get("tool_calls") or [], ensure_ascii=False) if message.get("tool_calls") else ""
+    return len(text) + len(calls) + 16 + text.count(MEDIA_MARKER) * PHOTO_TOKENS * CHARS_PER_TOKEN
 
 
 def openai_request(request: ChatRequest, model: str) -> dict[str, Any]:
@@ -163,8 +207,10 @@ class ChunkReader:
     """A stream's chunks into `TokenDelta`s as they come, and at the end the tool calls and the
     answer's `ChatResult` (tokens from the server's `usage` where it gives them)."""
 
-    def __init__(self, job_id: str, model_id: str, who: str, started: float | None = None) -> None:
+    def __init__(self, job_id: str, model_id: str, who: str, started: float | None = None, *,
+                 trimmed_messages: int = 0) -> None:
         self.job_id = job_id
+        self.trimmed_messages = trimmed_messages
         self.model_id = model_id
         self.who = who
         self.started = time.monotonic() if started is None else started
@@ -262,6 +308,7 @@ class ChunkReader:
         finish = "cancelled" if cancelled else "tool_calls" if calls else (self.finish_reason or "stop")
         result = ChatResult(finish_reason=finish, prompt_tokens=_count(self.usage.get("prompt_tokens")),
                             completion_tokens=completion, model=self.model_id,
+                            trimmed_messages=self.trimmed_messages,
                             ttft_s=round(first - self.started, 4),
                             tokens_per_s=round((completion - 1) / spent, 2) if spent > 0 and completion > 1 else 0.0,
                             tool_calls=calls)

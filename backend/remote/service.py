@@ -37,7 +37,7 @@ from .client import (
     normalize_fingerprint,
     normalize_url,
 )
-from .convert import ChunkReader, openai_request
+from .convert import ChunkReader, openai_request, trimmed
 from .sse import StreamLimits
 from .store import JOBS, EngineStore, RemoteEngine
 
@@ -284,7 +284,8 @@ class RemoteEngines:
             yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
             return
         queue: asyncio.Queue[object] = asyncio.Queue()
-        reader = ChunkReader(job.id, model.id, engine.name)
+        request, left_out = trimmed(request)
+        reader = ChunkReader(job.id, model.id, engine.name, trimmed_messages=left_out)
         task = asyncio.create_task(self._read(engine, str(model.info["remote_model"]), request, reader, queue))
         key = f"{engine.id}:{job.id}"
         self._running[key] = task

@@ -16,7 +16,7 @@ from PIL import Image
 from backend.core.errors import AppError, ErrorCode
 from backend.engines.llm import MEDIA_MARKER, ChatRequest, ChatResult, TokenDelta, ToolCallDelta
 from backend.remote import convert
-from backend.remote.convert import ChunkReader, ThinkSplitter, openai_request
+from backend.remote.convert import CHARS_PER_TOKEN, ChunkReader, ThinkSplitter, openai_request, trimmed
 from backend.runtime.protocol import Event, JobDone
 
 from .fake_remote import llama_chunk
@@ -409,3 +409,59 @@ def test_speed_and_first_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert done.result.completion_tokens == 41  # the server's count over the pieces
     assert done.result.tokens_per_s == 20.0 and done.result.ttft_s == 1.0
     assert done.result.prompt_tokens == 5
+
+
+# --- a long conversation trimmed to the context it may use ------------------------------------
+
+def _turns(count: int, size: int) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    for i in range(count):
+        messages += [{"role": "user", "content": f"q{i} " + "x" * size},
+                     {"role": "assistant", "content": f"a{i} " + "y" * size}]
+    return messages
+
+
+def test_trimming_drops_whole_turns_from_the_oldest_and_keeps_the_system_message_and_the_last() -> None:
+    messages = [*_turns(6, 600), {"role": "user", "content": "the question"}]
+    request = ChatRequest(messages=messages, context_limit=1000, max_tokens=200, trim_history=True)
+    kept, left_out = trimmed(request)
+    assert kept.messages[0] == messages[0] and kept.messages[-1] == messages[-1]
+    assert left_out == len(messages) - len(kept.messages) and left_out % 2 == 0 and left_out > 0
+    assert kept.messages[1]["role"] == "user"  # a turn starts with its question
+    assert sum(len(m["content"]) for m in kept.messages) <= 800 * CHARS_PER_TOKEN
+    assert kept.messages[1:] == messages[1 + left_out:]
+
+
+def test_nothing_is_trimmed_when_it_fits_or_when_not_asked() -> None:
+    messages = [*_turns(2, 50), {"role": "user", "content": "and now?"}]
+    fits = ChatRequest(messages=messages, context_limit=4096, max_tokens=512, trim_history=True)
+    assert trimmed(fits) == (fits, 0)
+    long = [*_turns(8, 2000), {"role": "user", "content": "and now?"}]
+    unasked = ChatRequest(messages=long, context_limit=1000, trim_history=False)
+    assert trimmed(unasked) == (unasked, 0)
+
+
+def test_a_turn_left_out_takes_its_photos_and_its_tool_calls_with_it() -> None:
+    first_photo, second_photo = b"\x89PNG first", b"\x89PNG second"
+    messages = [
+        {"role": "user", "content": f"{MEDIA_MARKER}what is this? " + "x" * 3000},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "calc", "arguments": {"x": 1}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "1"},
+        {"role": "assistant", "content": "a cat"},
+        {"role": "user", "content": f"{MEDIA_MARKER}and this?"},
+    ]
+    request = ChatRequest(messages=messages, images=[first_photo, second_photo], context_limit=1000,
+                          max_tokens=100, trim_history=True)
+    kept, left_out = trimmed(request)
+    assert left_out == 4 and kept.messages == messages[4:] and kept.images == [second_photo]
+    body = openai_request(kept, "m")
+    assert [p["type"] for p in body["messages"][0]["content"]] == ["image_url", "text"]
+
+
+def test_the_reader_reports_what_was_left_out() -> None:
+    reader = ChunkReader("j", "e/m", "Laptop", trimmed_messages=4)
+    reader.feed({"choices": [{"delta": {"content": "hi"}, "finish_reason": "stop"}]})
+    done = reader.finish()[-1]
+    assert isinstance(done, JobDone) and isinstance(done.result, ChatResult)
+    assert done.result.trimmed_messages == 4
