@@ -10,7 +10,9 @@ indexing goes on from its first passage without a vector. Cancelling stops betwe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,11 +35,15 @@ large enough that the engine's batching is used."""
 
 class Indexer:
     def __init__(self, store: KnowledgeStore, media: MediaStore, embeddings: EmbeddingEngines, *,
-                 limits: Callable[[], Limits], changed: Callable[[], None]) -> None:
+                 limits: Callable[[], Limits], changed: Callable[[], None], retry_s: float = 60.0) -> None:
         self.store = store
         self.media = media
         self.embeddings = embeddings
         self.limits = limits
+        self.retry_s = retry_s
+        """How long a document whose embedding model is on a server that cannot be reached waits before
+        it is tried again; the documents behind it go on meanwhile."""
+        self._held: dict[str, float] = {}
         self.changed = changed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,9 +94,14 @@ class Indexer:
     async def _next(self) -> None:
         """Index the oldest pending document, or wait until there is one."""
         self._wake.clear()
-        pending = await self.store.pending()
+        now = time.monotonic()
+        waiting = await self.store.pending()
+        self._held = {d.id: self._held[d.id] for d in waiting if d.id in self._held}
+        pending = [d for d in waiting if self._held.get(d.id, 0.0) <= now]
         if not pending:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self._held.values()) - now if self._held else None):
+                    await self._wake.wait()
             return
         document = pending[0]
         self._current, self._stop_current = document.id, False
@@ -99,13 +110,25 @@ class Indexer:
         except asyncio.CancelledError:
             raise
         except AppError as exc:
-            await self._failed(document, exc.code, exc.message)
+            if exc.code == ErrorCode.REMOTE_UNAVAILABLE and not self._stop_current:
+                await self._hold(document, exc.message)
+            else:
+                await self._failed(document, exc.code, exc.message)
         except Exception as exc:
             log.exception("indexing %s failed", document.name)
             await self._failed(document, ErrorCode.INTERNAL, f"Indexing failed: {exc}")
         finally:
             self._current, self._job = None, None
             self.changed()
+
+    async def _hold(self, document: Document, reason: str) -> None:
+        """The server whose model embeds this collection cannot be reached: the document keeps what is
+        done, says why it waits, and is tried again later."""
+        self._held[document.id] = time.monotonic() + self.retry_s
+        if await self.store.get_document(document.id) is not None:
+            await self.store.set_state(document.id, "indexing", error_code=ErrorCode.REMOTE_UNAVAILABLE,
+                                       error=f"Waiting for the server, tried again every {self.retry_s:.0f} s: "
+                                             f"{reason}")
 
     async def _failed(self, document: Document, code: str, message: str) -> None:
         current = await self.store.get_document(document.id)

@@ -81,7 +81,8 @@ class KnowledgeService:
         self.version = 0
         """Goes up whenever a document changes state or progress (pages redraw on it)."""
         self._changed = asyncio.Condition()
-        self.indexer = Indexer(store, media, embeddings, limits=self.limits, changed=self._bump)
+        self.indexer = Indexer(store, media, embeddings, limits=self.limits, changed=self._bump,
+                               retry_s=settings.remote_check_s)
 
     @property
     def max_bytes(self) -> int:

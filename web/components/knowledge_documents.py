@@ -38,7 +38,8 @@ def state_text(document: Document) -> str:
     if state == "reading":
         return READING
     if state == "indexing":
-        return INDEXING.format(done=f"{document.embedded:,}", total=f"{document.passages:,}")
+        done = INDEXING.format(done=f"{document.embedded:,}", total=f"{document.passages:,}")
+        return f"{done} · {document.error}" if document.error else done  # waiting for a server to answer
     if state == "ready":
         parts = [READY, counted(document.passages, "{n} passage", "{n} passages")]
         if document.pages:

@@ -6,6 +6,7 @@ server's model to the other job. Then `PATCH /api/engines/{id}`, `/v1/models`, `
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -348,10 +349,22 @@ async def test_a_collection_indexed_by_a_server_that_goes_away(routes: Routes, e
             assert words in found.notice, found.notice
         assert (await knowledge.search([collection.id], "roses", mode="vector")).hits == []
 
+        # a document added while the server is away waits for it (the others go on), then is indexed
+        knowledge.indexer.retry_s = 0.3
         kitchen = await knowledge.add_document(collection.id, "kitchen.md", body(b"# Bread\n\nFeed the starter."))
-        [failed] = await knowledge.wait([kitchen.id], within=10)
-        assert failed.state == "failed" and failed.error_code == ErrorCode.REMOTE_UNAVAILABLE
-        assert failed.error is not None and "Laptop" in failed.error and failed.passages == 0
+        deadline = asyncio.get_running_loop().time() + 10
+        while (waiting := await knowledge.document(kitchen.id)).error_code is None:
+            assert asyncio.get_running_loop().time() < deadline, waiting
+            await asyncio.sleep(0.05)
+        assert waiting.state == "indexing" and waiting.error_code == ErrorCode.REMOTE_UNAVAILABLE
+        assert waiting.error is not None and "Waiting for the server" in waiting.error and "Laptop" in waiting.error
+        assert waiting.passages > 0 and waiting.embedded == 0
+        fake.mode = "good"
+        fake.up()
+        assert (await engines.check(engine.id)).state == "up"  # as the regular check finds it
+        [done] = await knowledge.wait([kitchen.id], within=10)
+        assert done.state == "ready" and done.embedded == done.passages and done.error is None
+        fake.down()
 
         await engines.remove(engine.id)  # its model is gone for good
         found = await knowledge.search([collection.id], "roses")
