@@ -3,7 +3,8 @@
 - `GET /api/engines`: every server with its state, models, last check and speeds (never its key).
 - `POST /api/engines` with `{"url", "key"?, "fingerprint"?, "name"?}`: the server is asked for its
   models first; 201 with it, or the reason it cannot be used (nothing is kept then).
-- `PATCH /api/engines/{id}` with `{"jobs": {"<model>": "chat" | "embeddings"}}`: what its models are used for.
+- `PATCH /api/engines/{id}` with `{"jobs": {"<model>": "chat" | "embeddings"}, "tools": bool}`: what its
+  models are used for, and whether its chat models can call tools.
 - `POST /api/engines/{id}/check`: ask it again now.
 - `DELETE /api/engines/{id}`: forget it (answers streaming from it stop).
 """
@@ -55,6 +56,8 @@ class EngineChange(BaseModel):
     jobs: dict[Annotated[str, StringConstraints(max_length=200)], Literal["chat", "embeddings"]] = \
         Field(default_factory=dict, max_length=500)
     """What some of its models are used for here: "chat" or "embeddings" (guessed from their names otherwise)."""
+    tools: bool | None = None
+    """Whether its chat models can call tools (conversations then offer them the tools)."""
 
 
 @router.patch("/api/engines/{engine_id}")
@@ -62,6 +65,8 @@ async def change_engine(engine_id: str, body: EngineChange, services: ServicesDe
     engine = services.remote.engine(engine_id)
     for model, job in body.jobs.items():
         engine = await services.remote.set_job(engine_id, model, job)
+    if body.tools is not None:
+        engine = await services.remote.set_tools(engine_id, body.tools)
     return engine.public()
 
 

@@ -133,8 +133,10 @@ class ConversationService:
     @staticmethod
     def features_of(model: ModelRecord | None) -> list[str]:
         """What a model can do beyond plain chat: "thinking", "tools", "vision"."""
-        if model is None or is_remote(model):
-            return []  # what a server's model can do is not known here: tools stay off, photos are given
+        if model is None:
+            return []
+        if is_remote(model):  # what a server's model can do is its owner's word: tools when they said so
+            return ["tools"] if model.info.get("tools") else []
         return model_features(model, lambda template: template_features(template).labels())
 
     def vision_models(self) -> list[ModelRecord]:

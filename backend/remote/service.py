@@ -241,6 +241,13 @@ class RemoteEngines:
         return [self._record(engine, model) for engine in self._engines.values() for model in engine.models
                 if job is None or engine.job_of(model) == job.value]
 
+    async def set_tools(self, engine_id: str, tools: bool) -> RemoteEngine:
+        """Whether conversations may give this server's chat models the tools (its owner knows)."""
+        engine = self.engine(engine_id)
+        engine.tools = tools
+        await self.store.set_tools(engine_id, tools)
+        return engine
+
     async def set_job(self, engine_id: str, model: str, job: str) -> RemoteEngine:
         """What a server's model is used for here (its name may not tell): "chat" or "embeddings"."""
         engine = self.engine(engine_id)
@@ -264,6 +271,7 @@ class RemoteEngines:
         return ModelRecord(id=f"{engine.id}/{model}", job=Job(engine.job_of(model)), name=f"{model} · {engine.name}",
                            format="remote", path=Path(), size_bytes=0, source="remote", added_at=engine.created_at,
                            info={"engine": engine.id, "engine_name": engine.name, "remote_model": model,
+                                 "tools": engine.tools,
                                  "state": engine.state, **engine.speed.get(model, {})})
 
     # answers ----------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class RemoteEngine:
     models: list[str] = field(default_factory=list)
     jobs: dict[str, str] = field(default_factory=dict)
     """What each model is used for: "chat" or "embeddings" (guessed from its name, or the owner's choice)."""
+    tools: bool = False
+    """The owner says its chat models can call tools (llama-server with --jinja, Ollama, vLLM with a tool
+    parser): conversations then offer them the tools as they do local models that can."""
     state: str = "unknown"
     """"up", "down" or "unknown" (not checked since the start)."""
     error: str | None = None
@@ -57,7 +60,7 @@ class RemoteEngine:
         """What the API and pages show: never the key."""
         return {"id": self.id, "url": self.url, "name": self.name, "has_key": bool(self.api_key),
                 "secure": self.secure, "fingerprint": self.fingerprint, "models": list(self.models),
-                "jobs": {m: self.job_of(m) for m in self.models},
+                "jobs": {m: self.job_of(m) for m in self.models}, "tools": self.tools,
                 "state": self.state, "error": self.error, "latency_ms": self.latency_ms,
                 "speed": dict(self.speed), "checked_at": self.checked_at, "created_at": self.created_at}
 
@@ -65,7 +68,8 @@ class RemoteEngine:
 def _from_row(row: Any) -> RemoteEngine:
     return RemoteEngine(id=row["id"], url=row["url"], name=row["name"], api_key=row["api_key"],
                         certificate=row["certificate"], fingerprint=row["fingerprint"],
-                        models=json.loads(row["models"]), jobs=json.loads(row["jobs"]), state=row["state"],
+                        models=json.loads(row["models"]), jobs=json.loads(row["jobs"]), tools=bool(row["tools"]),
+                        state=row["state"],
                         error=row["error"],
                         latency_ms=row["latency_ms"], speed=json.loads(row["speed"]), checked_at=row["checked_at"],
                         created_at=row["created_at"])
@@ -95,6 +99,9 @@ class EngineStore:
             (json.dumps(engine.models), json.dumps(engine.jobs), engine.state, engine.error, engine.latency_ms,
              json.dumps(engine.speed),
              engine.checked_at, engine.id))
+
+    async def set_tools(self, engine_id: str, tools: bool) -> None:
+        await self.db.execute("UPDATE engines SET tools = ? WHERE id = ?", (int(tools), engine_id))
 
     async def remove(self, engine_id: str) -> bool:
         return await self.db.execute("DELETE FROM engines WHERE id = ?", (engine_id,)) > 0

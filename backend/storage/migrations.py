@@ -363,6 +363,7 @@ MIGRATIONS: list[str] = [
         fingerprint  TEXT,
         models       TEXT NOT NULL DEFAULT '[]',
         jobs         TEXT NOT NULL DEFAULT '{}',
+        tools        INTEGER NOT NULL DEFAULT 0,
         state        TEXT NOT NULL DEFAULT 'unknown',
         error        TEXT,
         latency_ms   REAL,

@@ -23,6 +23,7 @@ selects how it answers (and can be changed between requests):
 - `json_answer`: a whole JSON completion even to a streamed request.
 - `trickle_error` (500), `trickle_json` (200, JSON): a body sent a byte every 0.1 s.
 - `tools`: two tool calls with their arguments cut over many chunks.
+- `calculator`: a call of the app's calculator, then, asked again with its result, an answer that says it.
 
 `POST …/embeddings` answers in the good mode with one vector of `embedding_dim` numbers per text
 (made from the text, so the same text has the same vector), and a usage with `prompt_tokens` (the
@@ -313,6 +314,13 @@ class FakeRemote:
             await self._head(writer, 200, "application/json", length=GIB)
             await self._endless_body(writer, b'{"choices": [' + b" " * (BLOCK - 13), GIB)
             return False
+        if mode == "calculator":  # a model that calls the app's calculator, then answers with its result
+            messages = seen.json().get("messages", [])
+            if messages and messages[-1].get("role") == "tool":
+                self.words = ["It is ", str(messages[-1].get("content")), "."]
+                mode = "good"
+            else:
+                mode = "calculator_call"
         await self._head(writer, 200, "text/event-stream", chunked=True)
         closed = asyncio.Event()
 
@@ -366,8 +374,8 @@ class FakeRemote:
         elif mode == "silent":
             await send(_sse(llama_chunk({"role": "assistant", "content": None})))
             await pause(3600)
-        elif mode == "tools":
-            for part in _tool_chunks():
+        elif mode in ("tools", "calculator_call"):
+            for part in _tool_chunks() if mode == "tools" else _calculator_chunks():
                 await send(_sse(part))
                 await pause(self.delay_s)
             await send(_sse("[DONE]"))
@@ -478,6 +486,14 @@ class FakeRemote:
             written += len(piece)
             self.sent += len(piece)
             await writer.drain()
+
+
+def _calculator_chunks() -> list[dict[str, Any]]:
+    return [llama_chunk({"role": "assistant", "content": None}),
+            llama_chunk({"tool_calls": [{"index": 0, "id": "call_calc", "type": "function",
+                                         "function": {"name": "calculator", "arguments": '{"expression": '}}]}),
+            llama_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"6*7"}'}}]}),
+            llama_chunk({}, "tool_calls")]
 
 
 def _tool_chunks() -> list[dict[str, Any]]:

@@ -58,7 +58,7 @@ class EngineServers:
 
     def sync(self) -> None:
         servers = self.remote.servers()
-        signature = tuple((e.id, e.name, e.state, e.error, tuple(e.models), tuple(map(e.job_of, e.models)),
+        signature = tuple((e.id, e.name, e.state, e.error, e.tools, tuple(e.models), tuple(map(e.job_of, e.models)),
                            tuple(sorted((m, s.get("tokens_per_s")) for m, s in e.speed.items())),
                            int(e.latency_ms or 0), int((time.time() - e.checked_at) // 60) if e.checked_at else None)
                           for e in servers)
@@ -102,10 +102,22 @@ class EngineServers:
                               on_change=lambda e, m=model, en=engine: self.set_job(en, m, str(e.value))) \
                         .props(f"dense borderless options-dense aria-label='What {model} is used for' "
                                f"data-testid=engine-job-{engine.id}-{index}").classes("w-40")
+            ui.switch("Its chat models can call tools", value=engine.tools,
+                      on_change=lambda e, en=engine: self.set_tools(en, bool(e.value))) \
+                .props(f"dense data-testid=engine-tools-{engine.id}").classes("text-body2") \
+                .tooltip("Turn on when the server supports tool calls (llama-server with --jinja, Ollama, "
+                         "vLLM with a tool parser); conversations then offer the tools to its models.")
             if len(engine.models) > 50:
                 ui.label(f"and {len(engine.models) - 50} more").classes("text-caption text-grey-7")
             if not engine.models:
                 ui.label("It offers no models.").classes("text-caption text-grey-7")
+
+    async def set_tools(self, engine: RemoteEngine, tools: bool) -> None:
+        try:
+            await self.remote.set_tools(engine.id, tools)
+        except AppError as exc:
+            ui.notify(exc.message, type="negative")
+        self.changed()
 
     async def set_job(self, engine: RemoteEngine, model: str, job: str) -> None:
         try:
