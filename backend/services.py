@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .attachments.service import AttachmentService
-from .audio.engines import speech_engine, voice_engine
+from .audio.engines import SpeechEngines, speech_engine, voice_engine
 from .audio.transcripts import TranscriptService
 from .chat.conversations import ConversationService
 from .chat.engine import ChatEngines, chat_engine
@@ -69,7 +69,9 @@ class Services:
     media: MediaStore
     attachments: AttachmentService
     images: ImageService
-    speech: EngineHost
+    speech: SpeechEngines
+    """The speech models (dictation, recordings): a server's when one is marked for it and answers, else
+    this device's."""
     voice: EngineHost
     embeddings: EmbeddingEngines
     """The embedding models (documents' passages and queries): the local engine, or a server's."""
@@ -108,7 +110,7 @@ class Services:
         answers = ChatEngines(chat, remote, models)
         devices = DeviceStore(db, settings.device_idle_s)
         media = MediaStore(settings.media_dir)
-        speech = speech_engine(settings, models, residency)
+        speech = SpeechEngines(speech_engine(settings, models, residency), remote)
         attachments = AttachmentService(settings, AttachmentStore(db), media)
         images = ImageService(settings, image_engine(settings, models, residency), ImageStore(db), media,
                               attachments.store)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from ..audio.engines import spoken
+from ..audio.engines import SpeechEngines, spoken
 from ..audio.intake import wav_header
 from ..core.errors import AppError, ErrorCode
 from ..engines.voice import SpeakRequest, speakable
@@ -71,7 +71,7 @@ async def warm_speech(services: ServicesDep) -> Any:
     return await _warm(services.speech)
 
 
-async def _warm(host: EngineHost) -> dict[str, Any]:
+async def _warm(host: EngineHost | SpeechEngines) -> dict[str, Any]:
     if host.loaded is not None:
         return {"loaded": host.loaded.id}
     await host.warm()

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
-from ..engines.speech import SpeechConfig
+from ..engines.speech import SpeechConfig, TranscribeRequest
 from ..engines.voice import AudioChunk, SpeakRequest, VoiceConfig
 from ..models.manager import ModelManager
+from ..models.registry import ModelRecord
+from ..remote.service import RemoteEngines, is_remote
 from ..runtime.host import EngineHost, EngineJob, EngineSpec
-from ..runtime.protocol import JobDone, JobFailed
+from ..runtime.protocol import Event, JobDone, JobFailed
 from ..runtime.residency import ResidencyManager
 
-__all__ = ["is_multilingual", "speech_engine", "spoken", "voice_engine"]
+__all__ = ["SpeechEngines", "is_multilingual", "speaks_languages", "speech_engine", "spoken", "voice_engine"]
 
 ENGLISH_ONLY_VOCABULARY = 51864
 """Whisper's English-only models have this many tokens; the multilingual ones have more."""
@@ -41,12 +44,87 @@ def is_multilingual(model_dir: Path) -> bool:
         return not model_dir.name.endswith((".en", "-en", "_en"))
 
 
+def speaks_languages(model: ModelRecord) -> bool:
+    """Whether a speech model understands more than English: a server's unless its name says English
+    only (`….en`), this device's from its vocabulary."""
+    if is_remote(model):
+        return not str(model.info.get("remote_model", "")).lower().endswith((".en", "-en", "_en"))
+    return is_multilingual(model.path)
+
+
 def speech_engine(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> EngineHost:
     spec = EngineSpec(slot=Job.SPEECH, factory="backend.engines.speech:SpeechEngine",
                       configure=lambda m, _estimate: SpeechConfig(model_dir=str(m.path),
                                                                   n_threads=settings.inference_threads),
                       stall_timeout_s=settings.engine_stall_s)
     return EngineHost(spec, manager, residency, queue_limit=settings.queue_limit)
+
+
+class SpeechEngines:
+    """The speech models: a server's speech model when one is marked for dictation and its server is not
+    known to be down (a large multilingual Whisper on a laptop), else this device's, which also takes
+    over a recording when the server cannot be reached."""
+
+    def __init__(self, local: EngineHost, remote: RemoteEngines) -> None:
+        self.local = local
+        self.remote = remote
+
+    @property
+    def model(self) -> Any:
+        return self.remote.speech_model() or self.local.model
+
+    @property
+    def loaded(self) -> Any:
+        return self.remote.speech_model() or self.local.loaded
+
+    async def warm(self) -> None:
+        if self.remote.speech_model() is None:
+            await self.local.warm()
+
+    def _remote(self, model_id: str | None) -> ModelRecord | None:
+        if model_id:
+            record = self.remote.get(model_id)
+            return record if record is not None and record.job is Job.SPEECH else None
+        return self.remote.speech_model()
+
+    async def stream(self, request: TranscribeRequest, job: EngineJob, *, model_id: str | None = None
+                     ) -> AsyncGenerator[Event, None]:
+        remote = self._remote(model_id)
+        if remote is None:
+            async for event in self._here(request, job, model_id):
+                yield event
+            return
+        if job.cancelled:
+            yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
+            return
+        try:
+            done = await self.remote.transcribe(remote, request, job)
+        except AppError as exc:
+            if model_id is None and exc.code == ErrorCode.REMOTE_UNAVAILABLE and self.local.model is not None:
+                # the server went away: this device's model transcribes it rather than lose the words
+                async for event in self._here(request, job, None):
+                    yield event
+                return
+            yield JobFailed(job_id=job.id, code=exc.code, message=exc.message)
+            return
+        for event in done:
+            yield event
+
+    async def _here(self, request: TranscribeRequest, job: EngineJob, model_id: str | None
+                    ) -> AsyncGenerator[Event, None]:
+        events = self.local.stream(request, job, model_id=model_id)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    def cancel(self, job: EngineJob) -> None:
+        job.cancelled = True
+        self.local.cancel(job)
+
+    async def close(self) -> None:
+        await self.local.close()
 
 
 def voice_engine(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> EngineHost:

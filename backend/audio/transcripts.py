@@ -21,11 +21,12 @@ from typing import Any
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
-from ..runtime.host import EngineHost, EngineJob
+from ..runtime.host import EngineJob
 from ..runtime.protocol import JobDone, JobFailed
 from ..runtime.tasks import ServerTask, TaskSet
 from ..storage.media import MediaStore, MediaTooLarge
 from ..storage.transcripts import Transcript, TranscriptState, TranscriptStore
+from .engines import SpeechEngines
 from .intake import probe, sniff
 
 __all__ = ["TranscriptService", "segment_json"]
@@ -61,7 +62,7 @@ class _Live(ServerTask):
 
 
 class TranscriptService:
-    def __init__(self, settings: Settings, store: TranscriptStore, media: MediaStore, speech: EngineHost) -> None:
+    def __init__(self, settings: Settings, store: TranscriptStore, media: MediaStore, speech: SpeechEngines) -> None:
         self.settings = settings
         self.store = store
         self.media = media

@@ -14,6 +14,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,8 @@ MAX_MODELS = 500
 MAX_DIM = 8192
 EMBEDDINGS_BODY = 64 * 1024 * 1024
 """Vectors for a batch of texts, as JSON numbers."""
+TRANSCRIPT_BODY = 16 * 1024 * 1024
+"""A transcript with its segments (an hour of speech is well under 1 MiB)."""
 MAX_MODEL_ID = 200
 
 
@@ -267,12 +270,31 @@ class RemoteClient:
         tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return [v for _, v in rows], tokens if isinstance(tokens, int) and tokens >= 0 else 0
 
+    async def transcription(self, model: str, audio: Path, *, language: str | None = None, prompt: str | None = None,
+                            temperature: float = 0.0) -> dict[str, Any]:
+        """POST /audio/transcriptions with the recording: OpenAI's `verbose_json` answer (text, language,
+        duration, segments), or the plain `json` one (text) from a server that gives no more."""
+        fields = {"model": model, "response_format": "verbose_json", "temperature": str(temperature)}
+        if language:
+            fields["language"] = language
+        if prompt:
+            fields["prompt"] = prompt
+        with audio.open("rb") as fh:
+            payload = await self._json_call("POST", "/audio/transcriptions", None, limit=TRANSCRIPT_BODY,
+                                            within_s=self.limits.stream.max_seconds, what="transcribe the recording",
+                                            files={"file": (audio.name, fh, "application/octet-stream")},
+                                            data=fields)
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with a transcript.")
+        return payload
+
     async def _json_call(self, method: str, path: str, body: dict[str, Any] | None, *, limit: int, within_s: float,
-                         what: str) -> Any:
+                         what: str, files: dict[str, Any] | None = None, data: dict[str, str] | None = None) -> Any:
         """A request answered with JSON of at most `limit` bytes, all within `within_s`."""
         try:
             async with asyncio.timeout(within_s):
-                async with self._http.stream(method, f"{self.url}{path}", json=body) as response:
+                async with self._http.stream(method, f"{self.url}{path}", json=body, files=files,
+                                             data=data) as response:
                     await self._check(response)
                     self._content_type(response, "application/json")
                     raw = await _read(response, limit, self.name)

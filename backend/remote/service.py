@@ -24,6 +24,7 @@ from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
 from ..engines.llm import ChatRequest, ChatResult
+from ..engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
 from ..models.registry import ModelRecord
 from ..runtime.host import EngineJob
 from ..runtime.protocol import Event, JobDone, JobFailed
@@ -249,7 +250,7 @@ class RemoteEngines:
         return engine
 
     async def set_job(self, engine_id: str, model: str, job: str) -> RemoteEngine:
-        """What a server's model is used for here (its name may not tell): "chat" or "embeddings"."""
+        """What a server's model is used for here (its name may not tell): "chat", "embeddings" or "speech"."""
         engine = self.engine(engine_id)
         if model not in engine.models:
             raise AppError(ErrorCode.NOT_FOUND, f"{engine.name} does not offer a model '{model[:100]}'.")
@@ -371,6 +372,46 @@ class RemoteEngines:
         if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
             raise AppError(ErrorCode.REMOTE_FAILED, f"{engine.name} sent an empty or broken vector.")
         return vectors / norms, tokens
+
+    def speech_model(self) -> ModelRecord | None:
+        """The first speech model of a server that is not known to be down: dictation and recordings go
+        there (a large multilingual Whisper on a laptop) while it answers."""
+        return next((self._record(e, m) for e in self._engines.values() if e.state != "down"
+                     for m in e.models if e.job_of(m) == Job.SPEECH.value), None)
+
+    async def transcribe(self, model: ModelRecord, request: TranscribeRequest, job: EngineJob) -> list[Event]:
+        """A recording transcribed by a server's speech model, as the events the local engine sends."""
+        engine = self._engines.get(str(model.info.get("engine")))
+        if engine is None:
+            raise AppError(ErrorCode.MODEL_NOT_FOUND, f"{model.name}: its engine server was removed.")
+        started = time.monotonic()
+        try:
+            said = await self._clients[engine.id].transcription(
+                str(model.info["remote_model"]), Path(request.audio_path), language=request.language,
+                prompt=request.prompt, temperature=request.temperature)
+        except AppError as exc:
+            self._went_down(engine, exc)
+            raise
+        text = said["text"].strip()
+        language = str(said.get("language") or request.language or "")[:32]
+        duration = said.get("duration")
+        duration = float(duration) if isinstance(duration, int | float) and 0 <= duration < 10 ** 7 else 0.0
+        events: list[Event] = [SpeechInfo(job_id=job.id, language=language, language_probability=1.0,
+                                          duration=duration, decode_seconds=0.0)]
+        parts = said.get("segments")
+        segments = [p for p in parts[:100_000] if isinstance(p, dict) and isinstance(p.get("text"), str)] \
+            if isinstance(parts, list) else []
+        if not segments and text:
+            segments = [{"start": 0.0, "end": duration, "text": text}]
+        for index, part in enumerate(segments):
+            start, end = part.get("start"), part.get("end")
+            events.append(SpeechSegment(job_id=job.id, index=index, text=str(part["text"]),
+                                        start=float(start) if isinstance(start, int | float) else 0.0,
+                                        end=float(end) if isinstance(end, int | float) else 0.0))
+        events.append(JobDone(job_id=job.id, result=TranscribeResult(
+            text=text, language=language, duration=duration, segments=len(segments),
+            seconds=time.monotonic() - started)))
+        return events
 
     def cancel(self, job: EngineJob) -> None:
         """Stop an answer now: its connection is closed; what was read stays."""

@@ -12,14 +12,18 @@ from ..storage.db import Database
 
 __all__ = ["JOBS", "EngineStore", "RemoteEngine", "guess_job"]
 
-JOBS = ("chat", "embeddings")
+JOBS = ("chat", "embeddings", "speech")
 """What a server's model may be used for here."""
+_SPEECH_NAMES = re.compile(r"whisper|parakeet|canary|moonshine|transcri", re.I)
 _EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina|paraphrase)([/_:.-]|$)",
                               re.I)
 
 
 def guess_job(model: str) -> str:
-    """What a model is for, from its name (servers do not say): the usual embedding families, else chat."""
+    """What a model is for, from its name (servers do not say): the usual speech and embedding families,
+    else chat."""
+    if _SPEECH_NAMES.search(model):
+        return "speech"
     return "embeddings" if _EMBEDDING_NAMES.search(model) else "chat"
 
 
@@ -35,7 +39,8 @@ class RemoteEngine:
     fingerprint: str | None = None
     models: list[str] = field(default_factory=list)
     jobs: dict[str, str] = field(default_factory=dict)
-    """What each model is used for: "chat" or "embeddings" (guessed from its name, or the owner's choice)."""
+    """What each model is used for: "chat", "embeddings" or "speech" (guessed from its name, or the owner's
+    choice)."""
     tools: bool = False
     """The owner says its chat models can call tools (llama-server with --jinja, Ollama, vLLM with a tool
     parser): conversations then offer them the tools as they do local models that can."""

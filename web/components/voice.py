@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nicegui import app, ui
 
-from backend.audio.engines import is_multilingual
+from backend.audio.engines import speaks_languages
 from backend.services import Services
 
 from .dictation import Dictation, DictationStatus
@@ -22,7 +22,7 @@ LANGUAGE_NAMES = {"": "Detect the language", "en": "English", "de": "Deutsch", "
 def dictation(services: Services, box: ui.textarea, status: DictationStatus) -> Dictation:
     """The microphone button; its words go into `box`, its state into `status`."""
     model = services.speech.model
-    multilingual = model is not None and is_multilingual(model.path)
+    multilingual = model is not None and speaks_languages(model)
 
     def add_words(text: str) -> None:
         current = box.value or ""

@@ -40,7 +40,7 @@ UPLOAD_CHUNK = 256 * 1024
 def _model_id(services: Services, job: Job, requested: str | None, aliases: set[str]) -> str | None:
     if not requested or requested in aliases:
         return None
-    model = services.models.get(requested)
+    model = services.models.get(requested) or services.remote.get(requested)  # a server's speech model too
     if model is None or model.job != job:
         raise AppError(ErrorCode.MODEL_NOT_FOUND, f"there is no {job} model '{requested}'; GET /v1/models lists them",
                        param="model")
