@@ -72,7 +72,7 @@ def test_the_owners_choice_wins_over_the_guess() -> None:
                           jobs={"qwen3:14b": "embeddings"})
     assert engine.job_of("nomic-embed-text") == "embeddings" and engine.job_of("qwen3:14b") == "embeddings"
     assert engine.public()["jobs"] == {"nomic-embed-text": "embeddings", "qwen3:14b": "embeddings"}
-    assert set(JOBS) == {"chat", "embeddings"}
+    assert set(JOBS) == {"chat", "embeddings", "speech"}
 
 
 # the client ------------------------------------------------------------------------------------------------
