@@ -279,22 +279,29 @@ class RemoteClient:
             fields["language"] = language
         if prompt:
             fields["prompt"] = prompt
+        # nothing comes back before the model has heard the whole recording: the answer's bound is the
+        # only one, not the silence allowed between two tokens
+        within_s = self.limits.stream.max_seconds
         with audio.open("rb") as fh:
             payload = await self._json_call("POST", "/audio/transcriptions", None, limit=TRANSCRIPT_BODY,
-                                            within_s=self.limits.stream.max_seconds, what="transcribe the recording",
+                                            within_s=within_s, what="transcribe the recording",
                                             files={"file": (audio.name, fh, "application/octet-stream")},
-                                            data=fields)
+                                            data=fields, silence_s=within_s)
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with a transcript.")
         return payload
 
     async def _json_call(self, method: str, path: str, body: dict[str, Any] | None, *, limit: int, within_s: float,
-                         what: str, files: dict[str, Any] | None = None, data: dict[str, str] | None = None) -> Any:
-        """A request answered with JSON of at most `limit` bytes, all within `within_s`."""
+                         what: str, files: dict[str, Any] | None = None, data: dict[str, str] | None = None,
+                         silence_s: float | None = None) -> Any:
+        """A request answered with JSON of at most `limit` bytes, all within `within_s` (and no byte
+        awaited longer than `silence_s`, the client's limit unless given)."""
+        timeout = httpx.USE_CLIENT_DEFAULT if silence_s is None else httpx.Timeout(
+            silence_s, connect=self.limits.connect_s, write=30.0, pool=self.limits.connect_s)
         try:
             async with asyncio.timeout(within_s):
                 async with self._http.stream(method, f"{self.url}{path}", json=body, files=files,
-                                             data=data) as response:
+                                             data=data, timeout=timeout) as response:
                     await self._check(response)
                     self._content_type(response, "application/json")
                     raw = await _read(response, limit, self.name)

@@ -35,6 +35,13 @@ bare `NaN` number, which Python's JSON reader takes), `embed_ragged` (the second
 shorter), `embed_wide` (8 193 numbers each), `embed_zero` (the first vector all zeros) and
 `embed_bad_index` (every vector with index 0).
 
+`POST …/audio/transcriptions` reads the whole multipart body (its form fields go to `Seen.form`, its
+files to `Seen.files`) and answers in the good mode with OpenAI's `verbose_json` (`text`, `language`,
+`duration`, `segments` with `id`, `start`, `end`, `text`) made from `speech_segments`, after `delay_s`
+(the time the model takes). It misbehaves with `bad_json`, `html`, `huge` (1 GiB of JSON),
+`error500`, and the speech modes: `speech_json` (the plain `json` answer, the text only) and
+`speech_no_text` (segments without a `text`).
+
 With `key` set, a request without `Authorization: Bearer <key>` gets 401. With `tls` (a
 certificate and key file), connections are upgraded to TLS in the handler, so connections that
 never get past the handshake are counted too (`connections`, `handshakes_failed`) and
@@ -56,12 +63,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["GIB", "WORDS", "FakeRemote", "Seen", "llama_chunk"]
+__all__ = ["GIB", "SPEECH_SEGMENTS", "WORDS", "FakeRemote", "Seen", "llama_chunk", "multipart"]
 
 GIB = 1024 * 1024 * 1024
 BLOCK = 64 * 1024
 WORDS = ("Hello", " from", " the", " big", " box", ".")
 ERROR_MESSAGE = "The model is overloaded; try again later. "
+SPEECH_SEGMENTS = ((0.0, 1.8, " Plant the tomatoes"), (1.8, 3.2, " after the last frost."))
+"""(start, end, text) of each segment the good mode hears, in order."""
 
 T = TypeVar("T")
 
@@ -77,9 +86,45 @@ class Seen:
     at: float = field(default_factory=time.monotonic)
     closed_at: float | None = None
     """When the client closed the connection while this request's answer was being written."""
+    form: dict[str, str] = field(default_factory=dict)
+    """A multipart body's plain fields."""
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """A multipart body's files: (file name, bytes) by field name."""
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+def multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """The fields and files of a `multipart/form-data` body, read byte for byte."""
+    boundary = next((p.strip().partition("=")[2].strip('"') for p in content_type.split(";")
+                     if p.strip().lower().startswith("boundary=")), "")
+    if not content_type.lower().startswith("multipart/form-data") or not boundary:
+        raise ValueError(f"not a multipart form: {content_type!r}")
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    delimiter = b"--" + boundary.encode()
+    parts = body.split(b"\r\n" + delimiter)
+    if not parts[0].startswith(delimiter):
+        raise ValueError("the body does not start with its boundary")
+    parts[0] = parts[0][len(delimiter):]
+    if not parts[-1].startswith(b"--"):
+        raise ValueError("the body does not end with its closing boundary")
+    for part in parts[:-1]:
+        head, separator, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise ValueError("a part without headers")
+        disposition = next((line for line in head.decode("utf-8").split("\r\n")
+                            if line.lower().startswith("content-disposition:")), "")
+        params = {}
+        for item in disposition.split(";")[1:]:
+            key, _, value = item.strip().partition("=")
+            params[key.lower()] = value.strip('"')
+        if "filename" in params:
+            files[params["name"]] = (params["filename"], content)
+        else:
+            fields[params["name"]] = content.decode("utf-8")
+    return fields, files
 
 
 def llama_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -103,8 +148,13 @@ class FakeRemote:
                  models: Sequence[str] = ("big-model", "small-model"), words: Sequence[str] = WORDS,
                  delay_s: float = 0.0, tls: tuple[Path, Path] | None = None, port: int = 0,
                  die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp",
-                 authority: bytes | None = None, embedding_dim: int = 8) -> None:
+                 authority: bytes | None = None, embedding_dim: int = 8,
+                 speech_segments: Sequence[tuple[float, float, str]] = SPEECH_SEGMENTS,
+                 speech_language: str = "en") -> None:
         self.mode = mode
+        self.speech_segments = list(speech_segments)
+        self.speech_language = speech_language
+        """As the server names it: faster-whisper's servers say "en", OpenAI says "english"."""
         self.embedding_dim = embedding_dim
         self.authority = authority
         """A PEM certificate served at /ca/gridless-ca.pem without a key, as another gridless does."""
@@ -237,9 +287,21 @@ class FakeRemote:
             if ":" in line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                body += await reader.readexactly(size + 2)
+                body = body[:-2]
+                if size == 0:
+                    break
+        else:
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
         self.http_bytes += len(body)
-        return Seen(method, path, headers, body)
+        seen = Seen(method, path, headers, body)
+        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            seen.form, seen.files = multipart(headers["content-type"], body)
+        return seen
 
     async def _answer(self, seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Write the answer; whether the connection stays open for another request."""
@@ -281,6 +343,8 @@ class FakeRemote:
             return await self._chat(seen, reader, writer, mode)
         if seen.method == "POST" and seen.path.endswith("/embeddings"):
             return await self._embeddings(seen, writer, mode)
+        if seen.method == "POST" and seen.path.endswith("/audio/transcriptions"):
+            return await self._transcription(seen, writer, mode)
         return await self._json(writer, 404, {"error": {"code": 404, "message": "File Not Found",
                                                         "type": "not_found_error"}})
 
@@ -442,6 +506,38 @@ class FakeRemote:
         words = sum(len(text.split()) for text in texts)
         return await self._json(writer, 200, {"object": "list", "model": seen.json().get("model"), "data": data,
                                               "usage": {"prompt_tokens": words, "total_tokens": words}})
+
+    @property
+    def speech_text(self) -> str:
+        """The whole text the good mode answers."""
+        return "".join(text for _, _, text in self.speech_segments).strip()
+
+    async def _transcription(self, seen: Seen, writer: asyncio.StreamWriter, mode: str) -> bool:
+        if "file" not in seen.files:
+            return await self._json(writer, 400, {"error": {"code": 400, "message": "No file was sent",
+                                                            "type": "invalid_request_error"}})
+        if mode == "bad_json":
+            return await self._raw(writer, 200, "application/json", b'{"text": " Plant the tom')
+        if mode in ("html", "html_stream"):
+            return await self._raw(writer, 200, "text/html; charset=utf-8",
+                                   b"<!DOCTYPE html>\n<html><body><h1>Router login</h1></body></html>\n")
+        if mode == "huge":
+            await self._head(writer, 200, "application/json", length=GIB)
+            await self._endless_body(writer, b'{"text": "' + b"a" * (BLOCK - 10), GIB)
+            return False
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
+        if mode == "speech_json":
+            return await self._json(writer, 200, {"text": self.speech_text})
+        segments = [{"id": i, "seek": 0, "start": start, "end": end, "text": text, "tokens": [], "temperature": 0.0,
+                     "avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
+                    for i, (start, end, text) in enumerate(self.speech_segments)]
+        answer: dict[str, Any] = {"task": "transcribe", "language": self.speech_language,
+                                  "duration": self.speech_segments[-1][1] if self.speech_segments else 0.0,
+                                  "text": self.speech_text, "segments": segments}
+        if mode == "speech_no_text":
+            del answer["text"]
+        return await self._json(writer, 200, answer)
 
     def _completion(self) -> dict[str, Any]:
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1735689600, "model": "big-model",
