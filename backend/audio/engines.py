@@ -5,6 +5,7 @@ idle or when a heavy model needs the room.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -14,7 +15,7 @@ from typing import Any
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
-from ..engines.speech import SpeechConfig, TranscribeRequest
+from ..engines.speech import SpeechConfig, TranscribeRequest, TranscribeResult
 from ..engines.voice import AudioChunk, SpeakRequest, VoiceConfig
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
@@ -68,6 +69,7 @@ class SpeechEngines:
     def __init__(self, local: EngineHost, remote: RemoteEngines) -> None:
         self.local = local
         self.remote = remote
+        self._running: dict[str, asyncio.Future[list[Event]]] = {}
 
     @property
     def model(self) -> Any:
@@ -97,8 +99,15 @@ class SpeechEngines:
         if job.cancelled:
             yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
             return
+        task = asyncio.ensure_future(self.remote.transcribe(remote, request, job))
+        self._running[job.id] = task
         try:
-            done = await self.remote.transcribe(remote, request, job)
+            done = await task
+        except asyncio.CancelledError:
+            if not job.cancelled:
+                raise
+            yield JobDone(job_id=job.id, result=TranscribeResult(finish_reason="cancelled"))
+            return
         except AppError as exc:
             if model_id is None and exc.code == ErrorCode.REMOTE_UNAVAILABLE and self.local.model is not None:
                 # the server went away: this device's model transcribes it rather than lose the words
@@ -107,6 +116,8 @@ class SpeechEngines:
                 return
             yield JobFailed(job_id=job.id, code=exc.code, message=exc.message)
             return
+        finally:
+            self._running.pop(job.id, None)
         for event in done:
             yield event
 
@@ -122,6 +133,9 @@ class SpeechEngines:
     def cancel(self, job: EngineJob) -> None:
         job.cancelled = True
         self.local.cancel(job)
+        running = self._running.get(job.id)
+        if running is not None:  # the request to the server is closed; it stops there too
+            running.cancel()
 
     async def close(self) -> None:
         await self.local.close()

@@ -52,6 +52,12 @@ KEY_MAX = 4096
 DOWN_FAIL_FAST_S = 10.0
 """A server found down this recently is not tried again for an answer: it fails at once."""
 _END = object()
+LANGUAGE_CODES = {"english": "en", "italian": "it", "german": "de", "spanish": "es", "french": "fr",
+                  "portuguese": "pt", "dutch": "nl", "polish": "pl", "russian": "ru", "ukrainian": "uk",
+                  "turkish": "tr", "arabic": "ar", "hindi": "hi", "chinese": "zh", "japanese": "ja", "korean": "ko",
+                  "swedish": "sv", "danish": "da", "norwegian": "no", "finnish": "fi", "greek": "el", "czech": "cs",
+                  "romanian": "ro", "hungarian": "hu", "catalan": "ca"}
+"""Whisper's language names, as OpenAI's `verbose_json` gives them, to the codes this device's model gives."""
 
 
 def is_remote(model: ModelRecord | None) -> bool:
@@ -393,7 +399,8 @@ class RemoteEngines:
             self._went_down(engine, exc)
             raise
         text = said["text"].strip()
-        language = str(said.get("language") or request.language or "")[:32]
+        language = str(said.get("language") or request.language or "").strip().lower()[:32]
+        language = LANGUAGE_CODES.get(language, language)  # OpenAI's answer names it ("english")
         duration = said.get("duration")
         duration = float(duration) if isinstance(duration, int | float) and 0 <= duration < 10 ** 7 else 0.0
         events: list[Event] = [SpeechInfo(job_id=job.id, language=language, language_probability=1.0,

@@ -521,3 +521,33 @@ def test_dictation_when_the_server_has_gone(srv: ServerProcess, shared_fake: Fak
     assert api(srv, "POST", "/api/transcripts/warm").json() == {"loaded": remote_id}
     assert dictate(srv, wav)[-1]["text"] == FAKE_TEXT
     assert "Traceback" not in srv.log()
+
+
+async def test_openai_language_names_become_codes(engines: RemoteEngines, recording: Path) -> None:
+    with FakeRemote(models=[WHISPER], speech_language="italian") as fake:
+        engine = await engines.add(fake.host, name="Laptop")
+        info, *_ = await transcribe(engines, f"{engine.id}/{WHISPER}", recording)
+        assert isinstance(info, SpeechInfo) and info.language == "it"
+
+
+async def test_stopping_a_transcription_on_the_server_ends_it_at_once(services: Services, recording: Path) -> None:
+    with FakeRemote(models=["whisper-large-v3"], delay_s=30) as fake:
+        await services.remote.add(fake.host, name="Laptop")
+        job = EngineJob()
+        events: list[Event] = []
+
+        async def follow() -> None:
+            async for event in services.speech.stream(TranscribeRequest(audio_path=str(recording)), job):
+                events.append(event)
+
+        running = asyncio.create_task(follow())
+        deadline = asyncio.get_running_loop().time() + 10
+        while not fake.requests("/audio/transcriptions"):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        stopped = asyncio.get_running_loop().time()
+        services.speech.cancel(job)
+        await asyncio.wait_for(running, 5)
+        assert asyncio.get_running_loop().time() - stopped < 2
+        [done] = events
+        assert isinstance(done, JobDone) and isinstance(done.result, TranscribeResult) and done.result.cancelled
