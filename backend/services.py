@@ -14,7 +14,7 @@ from .chat.engine import ChatEngines, chat_engine
 from .chat.exchange import ConversationExchange
 from .core.config import Settings
 from .core.errors import AppError, ErrorCode
-from .images.engine import image_engine
+from .images.engine import ImageEngines, image_engine
 from .images.service import ImageService
 from .knowledge.embedder import EmbeddingEngines, embedding_engine
 from .knowledge.service import KnowledgeService
@@ -112,8 +112,8 @@ class Services:
         media = MediaStore(settings.media_dir)
         speech = SpeechEngines(speech_engine(settings, models, residency), remote)
         attachments = AttachmentService(settings, AttachmentStore(db), media)
-        images = ImageService(settings, image_engine(settings, models, residency), ImageStore(db), media,
-                              attachments.store)
+        images = ImageService(settings, ImageEngines(image_engine(settings, models, residency), remote),
+                              ImageStore(db), media, attachments.store)
         embeddings = EmbeddingEngines(embedding_engine(settings, models, residency), remote, models)
         knowledge = KnowledgeService(settings, KnowledgeStore(db), media, embeddings)
         return cls(media=media, attachments=attachments, images=images, speech=speech, embeddings=embeddings,

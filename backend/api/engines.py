@@ -3,8 +3,8 @@
 - `GET /api/engines`: every server with its state, models, last check and speeds (never its key).
 - `POST /api/engines` with `{"url", "key"?, "fingerprint"?, "name"?}`: the server is asked for its
   models first; 201 with it, or the reason it cannot be used (nothing is kept then).
-- `PATCH /api/engines/{id}` with `{"jobs": {"<model>": "chat" | "embeddings" | "speech"}, "tools": bool}`: what its
-  models are used for, and whether its chat models can call tools.
+- `PATCH /api/engines/{id}` with `{"jobs": {"<model>": "chat" | "embeddings" | "speech" | "images"},
+  "tools": bool}`: what its models are used for, and whether its chat models can call tools.
 - `POST /api/engines/{id}/check`: ask it again now.
 - `DELETE /api/engines/{id}`: forget it (answers streaming from it stop).
 """
@@ -53,10 +53,10 @@ async def add_engine(body: EngineAdd, services: ServicesDep) -> JSONResponse:
 class EngineChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    jobs: dict[Annotated[str, StringConstraints(max_length=200)], Literal["chat", "embeddings", "speech"]] = \
+    jobs: dict[Annotated[str, StringConstraints(max_length=200)], Literal["chat", "embeddings", "speech", "images"]] = \
         Field(default_factory=dict, max_length=500)
-    """What some of its models are used for here: "chat", "embeddings" or "speech" (guessed from their names
-    otherwise)."""
+    """What some of its models are used for here: "chat", "embeddings", "speech" or "images" (guessed from
+    their names otherwise)."""
     tools: bool | None = None
     """Whether its chat models can call tools (conversations then offer them the tools)."""
 

@@ -5,12 +5,11 @@ idle or when a heavy model needs the room.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
@@ -19,7 +18,8 @@ from ..engines.speech import SpeechConfig, TranscribeRequest, TranscribeResult
 from ..engines.voice import AudioChunk, SpeakRequest, VoiceConfig
 from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
-from ..remote.service import RemoteEngines, is_remote
+from ..remote.routing import RoutedEngines
+from ..remote.service import RemoteEngines, is_remote, relay
 from ..runtime.host import EngineHost, EngineJob, EngineSpec
 from ..runtime.protocol import Event, JobDone, JobFailed
 from ..runtime.residency import ResidencyManager
@@ -61,33 +61,13 @@ def speech_engine(settings: Settings, manager: ModelManager, residency: Residenc
     return EngineHost(spec, manager, residency, queue_limit=settings.queue_limit)
 
 
-class SpeechEngines:
+class SpeechEngines(RoutedEngines):
     """The speech models: a server's speech model when one is marked for dictation and its server is not
     known to be down (a large multilingual Whisper on a laptop), else this device's, which also takes
     over a recording when the server cannot be reached."""
 
     def __init__(self, local: EngineHost, remote: RemoteEngines) -> None:
-        self.local = local
-        self.remote = remote
-        self._running: dict[str, asyncio.Future[list[Event]]] = {}
-
-    @property
-    def model(self) -> Any:
-        return self.remote.speech_model() or self.local.model
-
-    @property
-    def loaded(self) -> Any:
-        return self.remote.speech_model() or self.local.loaded
-
-    async def warm(self) -> None:
-        if self.remote.speech_model() is None:
-            await self.local.warm()
-
-    def _remote(self, model_id: str | None) -> ModelRecord | None:
-        if model_id:
-            record = self.remote.get(model_id)
-            return record if record is not None and record.job is Job.SPEECH else None
-        return self.remote.speech_model()
+        super().__init__(local, remote, Job.SPEECH)
 
     async def stream(self, request: TranscribeRequest, job: EngineJob, *, model_id: str | None = None
                      ) -> AsyncGenerator[Event, None]:
@@ -96,49 +76,18 @@ class SpeechEngines:
             async for event in self._here(request, job, model_id):
                 yield event
             return
-        if job.cancelled:
-            yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
-            return
-        task = asyncio.ensure_future(self.remote.transcribe(remote, request, job))
-        self._running[job.id] = task
-        try:
-            done = await task
-        except asyncio.CancelledError:
-            if not job.cancelled:
-                raise
-            yield JobDone(job_id=job.id, result=TranscribeResult(finish_reason="cancelled"))
-            return
-        except AppError as exc:
-            if model_id is None and exc.code == ErrorCode.REMOTE_UNAVAILABLE and self.local.model is not None:
-                # the server went away: this device's model transcribes it rather than lose the words
-                async for event in self._here(request, job, None):
-                    yield event
-                return
-            yield JobFailed(job_id=job.id, code=exc.code, message=exc.message)
-            return
-        finally:
-            self._running.pop(job.id, None)
-        for event in done:
-            yield event
-
-    async def _here(self, request: TranscribeRequest, job: EngineJob, model_id: str | None
-                    ) -> AsyncGenerator[Event, None]:
-        events = self.local.stream(request, job, model_id=model_id)
-        try:
+        gone = False
+        async with contextlib.aclosing(relay(self.remote.transcribe(remote, request, job), job, self._running,
+                                             TranscribeResult(finish_reason="cancelled"))) as events:
             async for event in events:
+                if isinstance(event, JobFailed) and model_id is None and event.code == ErrorCode.REMOTE_UNAVAILABLE \
+                        and self.local.model is not None:
+                    gone = True  # the server went away: this device's model transcribes it rather than lose it
+                    break
                 yield event
-        finally:
-            await events.aclose()
-
-    def cancel(self, job: EngineJob) -> None:
-        job.cancelled = True
-        self.local.cancel(job)
-        running = self._running.get(job.id)
-        if running is not None:  # the request to the server is closed; it stops there too
-            running.cancel()
-
-    async def close(self) -> None:
-        await self.local.close()
+        if gone:
+            async for event in self._here(request, job, None):
+                yield event
 
 
 def voice_engine(settings: Settings, manager: ModelManager, residency: ResidencyManager) -> EngineHost:

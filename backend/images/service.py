@@ -31,12 +31,13 @@ from ..core.jobs import Job
 from ..core.thumbnails import jpeg_thumbnail
 from ..engines.diffusion import GenerateRequest, GenerateResult, Preview, Progress
 from ..models.registry import ModelRecord
-from ..runtime.host import EngineHost, EngineJob
+from ..runtime.host import EngineJob
 from ..runtime.protocol import JobDone, JobFailed
 from ..runtime.tasks import ServerTask, TaskSet, failures_to
 from ..storage.attachments import AttachmentStore
 from ..storage.images import ImageRecord, ImageStore
 from ..storage.media import MediaStore
+from .engine import ImageEngines
 from .params import ImageParams
 from .png_text import png_text, with_text
 
@@ -115,7 +116,7 @@ class Generation(ServerTask):
 
 
 class ImageService:
-    def __init__(self, settings: Settings, host: EngineHost, store: ImageStore, media: MediaStore,
+    def __init__(self, settings: Settings, host: ImageEngines, store: ImageStore, media: MediaStore,
                  attachments: AttachmentStore | None = None) -> None:
         self.settings = settings
         self.host = host
@@ -136,7 +137,7 @@ class ImageService:
                        conversation_id: str | None = None) -> Generation:
         """Queue a generation and return at once; raises AppError for a model or source image that
         is not there."""
-        model = self.host.resolve(params.model)
+        model = self.host.resolve(params.model, from_picture=params.source_image is not None)
         if params.source_image is not None:
             await self._source_path(params.source_image)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)

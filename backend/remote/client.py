@@ -8,6 +8,7 @@ no redirects followed, no name looked up but that address's own.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import re
@@ -290,6 +291,30 @@ class RemoteClient:
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with a transcript.")
         return payload
+
+    async def images(self, model: str, prompt: str, *, width: int, height: int, count: int,
+                     extra: dict[str, Any]) -> list[bytes]:
+        """POST /images/generations: the pictures, as the server encoded them (`b64_json`; a server that
+        answers with links is refused, as gridless fetches no address a server names)."""
+        body = {"model": model, "prompt": prompt, "n": count, "size": f"{width}x{height}",
+                "response_format": "b64_json", **extra}
+        payload = await self._json_call("POST", "/images/generations", body,
+                                        limit=SMALL_BODY + count * width * height * 6,
+                                        within_s=self.limits.stream.max_seconds, what="make the picture")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list) or not data or len(data) > count:
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with pictures.")
+        pictures = []
+        for item in data:
+            encoded = item.get("b64_json") if isinstance(item, dict) else None
+            if not isinstance(encoded, str):
+                raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} answered with links to its pictures, not the "
+                                                        "pictures themselves; gridless does not fetch them.")
+            try:
+                pictures.append(base64.b64decode(encoded, validate=True))
+            except ValueError:
+                raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} sent a picture gridless cannot read.") from None
+        return pictures
 
     async def _json_call(self, method: str, path: str, body: dict[str, Any] | None, *, limit: int, within_s: float,
                          what: str, files: dict[str, Any] | None = None, data: dict[str, str] | None = None,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import io
 import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,11 +25,12 @@ import numpy as np
 from ..core.config import Settings
 from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
+from ..engines.diffusion import GenerateRequest, GenerateResult
 from ..engines.llm import ChatRequest, ChatResult
 from ..engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
 from ..models.registry import ModelRecord
 from ..runtime.host import EngineJob
-from ..runtime.protocol import Event, JobDone, JobFailed
+from ..runtime.protocol import Event, JobDone, JobFailed, Result
 from ..storage.db import Database
 from .client import (
     RemoteClient,
@@ -42,7 +45,7 @@ from .convert import ChunkReader, openai_request, trimmed
 from .sse import StreamLimits
 from .store import JOBS, EngineStore, RemoteEngine
 
-__all__ = ["MAX_ENGINES", "RemoteEngines", "is_remote"]
+__all__ = ["MAX_ENGINES", "RemoteEngines", "is_remote", "relay"]
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +259,8 @@ class RemoteEngines:
         return engine
 
     async def set_job(self, engine_id: str, model: str, job: str) -> RemoteEngine:
-        """What a server's model is used for here (its name may not tell): "chat", "embeddings" or "speech"."""
+        """What a server's model is used for here (its name may not tell): "chat", "embeddings", "speech" or
+        "images"."""
         engine = self.engine(engine_id)
         if model not in engine.models:
             raise AppError(ErrorCode.NOT_FOUND, f"{engine.name} does not offer a model '{model[:100]}'.")
@@ -382,8 +386,33 @@ class RemoteEngines:
     def speech_model(self) -> ModelRecord | None:
         """The first speech model of a server that is not known to be down: dictation and recordings go
         there (a large multilingual Whisper on a laptop) while it answers."""
+        return self.first(Job.SPEECH)
+
+    def first(self, job: Job) -> ModelRecord | None:
+        """The first model for `job` of a server that is not known to be down."""
         return next((self._record(e, m) for e in self._engines.values() if e.state != "down"
-                     for m in e.models if e.job_of(m) == Job.SPEECH.value), None)
+                     for m in e.models if e.job_of(m) == job.value), None)
+
+    async def pictures(self, model: ModelRecord, request: GenerateRequest, job: EngineJob) -> list[Event]:
+        """Pictures made by a server's image model, as the events the local engine sends (checked,
+        as PNG)."""
+        engine = self._engines.get(str(model.info.get("engine")))
+        if engine is None:
+            raise AppError(ErrorCode.MODEL_NOT_FOUND, f"{model.name}: its engine server was removed.")
+        started = time.monotonic()
+        extra = {"negative_prompt": request.negative_prompt, "steps": request.steps, "cfg_scale": request.cfg_scale,
+                 "seed": request.seed}
+        try:
+            received = await self._clients[engine.id].images(
+                str(model.info["remote_model"]), request.prompt, width=request.width, height=request.height,
+                count=request.batch_count, extra={k: v for k, v in extra.items() if v not in ("", None)})
+        except AppError as exc:
+            self._went_down(engine, exc)
+            raise
+        pngs, size = await asyncio.to_thread(_as_pngs, received, engine.name)
+        return [JobDone(job_id=job.id, result=GenerateResult(
+            images=pngs, seeds=[request.seed + i for i in range(len(pngs))], seconds=time.monotonic() - started,
+            width=size[0], height=size[1]))]
 
     async def transcribe(self, model: ModelRecord, request: TranscribeRequest, job: EngineJob) -> list[Event]:
         """A recording transcribed by a server's speech model, as the events the local engine sends."""
@@ -426,3 +455,57 @@ class RemoteEngines:
         for key, task in self._running.items():
             if key.endswith(":" + job.id):
                 task.cancel()
+
+
+async def relay(work: Awaitable[list[Event]], job: EngineJob, running: dict[str, asyncio.Future[list[Event]]],
+                cancelled: Result) -> AsyncGenerator[Event, None]:
+    """The events of a request to a server made in one go (a transcription, pictures), as an engine's:
+    `running` lets the caller's cancel end it at once (its connection is closed), and it then ends with
+    `cancelled` as its result; a failure is a `JobFailed`."""
+    if job.cancelled:
+        if inspect.iscoroutine(work):
+            work.close()  # never started
+        yield JobFailed(job_id=job.id, code=ErrorCode.CANCELLED, message="cancelled before it started")
+        return
+    task = running[job.id] = asyncio.ensure_future(work)
+    try:
+        events = await task
+    except asyncio.CancelledError:
+        if not job.cancelled:
+            raise
+        yield JobDone(job_id=job.id, result=cancelled)
+        return
+    except AppError as exc:
+        yield JobFailed(job_id=job.id, code=exc.code, message=exc.message)
+        return
+    finally:
+        running.pop(job.id, None)
+    for event in events:
+        yield event
+
+
+MAX_PICTURE_SIDE = 4096
+
+
+def _as_pngs(received: list[bytes], who: str) -> tuple[list[bytes], tuple[int, int]]:
+    """Pictures a server sent, checked to be pictures of a sane size, as PNGs."""
+    from PIL import Image, UnidentifiedImageError
+
+    pngs, size = [], (0, 0)
+    for data in received:
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                if max(picture.size) > MAX_PICTURE_SIDE:
+                    raise AppError(ErrorCode.REMOTE_FAILED, f"{who} sent a picture larger than "
+                                                            f"{MAX_PICTURE_SIDE} pixels a side.")
+                picture.load()
+                size = picture.size
+                if picture.format == "PNG":
+                    pngs.append(data)
+                else:
+                    out = io.BytesIO()
+                    picture.convert("RGB").save(out, "PNG")
+                    pngs.append(out.getvalue())
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            raise AppError(ErrorCode.REMOTE_FAILED, f"{who} sent something that is not a picture.") from None
+    return pngs, size

@@ -12,18 +12,22 @@ from ..storage.db import Database
 
 __all__ = ["JOBS", "EngineStore", "RemoteEngine", "guess_job"]
 
-JOBS = ("chat", "embeddings", "speech")
+JOBS = ("chat", "embeddings", "speech", "images")
 """What a server's model may be used for here."""
 _SPEECH_NAMES = re.compile(r"whisper|parakeet|canary|moonshine|transcri", re.I)
+_IMAGE_NAMES = re.compile(r"stable-?diffusion|sdxl|sdxs|sd-?turbo|sd3|flux|dall-?e|dreamshaper|kandinsky|"
+                          r"(^|[/_:.-])sd-?(1|2|v1|v2)", re.I)
 _EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina|paraphrase)([/_:.-]|$)",
                               re.I)
 
 
 def guess_job(model: str) -> str:
-    """What a model is for, from its name (servers do not say): the usual speech and embedding families,
-    else chat."""
+    """What a model is for, from its name (servers do not say): the usual speech, image and embedding
+    families, else chat."""
     if _SPEECH_NAMES.search(model):
         return "speech"
+    if _IMAGE_NAMES.search(model):
+        return "images"
     return "embeddings" if _EMBEDDING_NAMES.search(model) else "chat"
 
 
@@ -39,8 +43,8 @@ class RemoteEngine:
     fingerprint: str | None = None
     models: list[str] = field(default_factory=list)
     jobs: dict[str, str] = field(default_factory=dict)
-    """What each model is used for: "chat", "embeddings" or "speech" (guessed from its name, or the owner's
-    choice)."""
+    """What each model is used for: "chat", "embeddings", "speech" or "images" (guessed from its name, or
+    the owner's choice)."""
     tools: bool = False
     """The owner says its chat models can call tools (llama-server with --jinja, Ollama, vLLM with a tool
     parser): conversations then offer them the tools as they do local models that can."""

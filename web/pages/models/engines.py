@@ -24,7 +24,7 @@ from .status import duration
 
 __all__ = ["EngineServers"]
 
-USES = {"chat": "for chat", "embeddings": "for documents", "speech": "for dictation"}
+USES = {"chat": "for chat", "embeddings": "for documents", "speech": "for dictation", "images": "for pictures"}
 """What a server's model is used for here (servers do not say; it is guessed from the name)."""
 FINGERPRINT = re.compile(r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}")
 
