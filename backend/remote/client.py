@@ -298,9 +298,12 @@ class RemoteClient:
         answers with links is refused, as gridless fetches no address a server names)."""
         body = {"model": model, "prompt": prompt, "n": count, "size": f"{width}x{height}",
                 "response_format": "b64_json", **extra}
+        # nothing comes back before the pictures are made: the answer's bound is the only one, as for a
+        # transcription
+        within_s = self.limits.stream.max_seconds
         payload = await self._json_call("POST", "/images/generations", body,
                                         limit=SMALL_BODY + count * width * height * 6,
-                                        within_s=self.limits.stream.max_seconds, what="make the picture")
+                                        within_s=within_s, what="make the picture", silence_s=within_s)
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list) or not data or len(data) > count:
             raise AppError(ErrorCode.REMOTE_FAILED, f"{self.name} did not answer with pictures.")

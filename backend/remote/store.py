@@ -15,8 +15,8 @@ __all__ = ["JOBS", "EngineStore", "RemoteEngine", "guess_job"]
 JOBS = ("chat", "embeddings", "speech", "images")
 """What a server's model may be used for here."""
 _SPEECH_NAMES = re.compile(r"whisper|parakeet|canary|moonshine|transcri", re.I)
-_IMAGE_NAMES = re.compile(r"stable-?diffusion|sdxl|sdxs|sd-?turbo|sd3|flux|dall-?e|dreamshaper|kandinsky|"
-                          r"(^|[/_:.-])sd-?(1|2|v1|v2)", re.I)
+_IMAGE_NAMES = re.compile(r"stable-?diffusion|sdxl|sdxs|sd-?turbo|sd3|flux|dall-?e|gpt-image|dreamshaper|"
+                          r"kandinsky|(^|[/_:.-])sd[-_]?(1|2|v1|v2|xl)", re.I)
 _EMBEDDING_NAMES = re.compile(r"embed|(^|[/_:.-])(e5|bge|gte|minilm|mpnet|nomic|arctic|jina|paraphrase)([/_:.-]|$)",
                               re.I)
 

@@ -42,6 +42,15 @@ files to `Seen.files`) and answers in the good mode with OpenAI's `verbose_json`
 `error500`, and the speech modes: `speech_json` (the plain `json` answer, the text only) and
 `speech_no_text` (segments without a `text`).
 
+`POST …/images/generations` (its JSON body goes to `Seen.body`, as every body) answers in the good mode,
+after `delay_s` (the time the model takes, cut short when the client leaves: `Seen.closed_at`), with
+`{"created", "data": [{"b64_json": …}]}`: `n` real PNGs of the requested `size` (512x512 when none is
+given; `image_size` when set), each a colour of its own. It misbehaves with `bad_json`, `html`, `huge`
+(1 GiB of JSON), `error500`, and the image modes: `images_url` (links to `image_url`, as OpenAI's default answer),
+`images_bad_b64` (text that is not base64), `images_not_picture` (base64 of bytes that are no picture),
+`images_bomb` (a PNG of 10 000 × 10 000 pixels, a few kB on the wire: see `bomb_png`), `images_jpeg`
+(JPEGs rather than PNGs), `images_none` (an empty `data`) and `images_extra` (one picture more than asked).
+
 With `key` set, a request without `Authorization: Bearer <key>` gets 401. With `tls` (a
 certificate and key file), connections are upgraded to TLS in the handler, so connections that
 never get past the handshake are counted too (`connections`, `handshakes_failed`) and
@@ -51,6 +60,7 @@ never get past the handshake are counted too (`connections`, `handshakes_failed`
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -63,7 +73,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["GIB", "SPEECH_SEGMENTS", "WORDS", "FakeRemote", "Seen", "llama_chunk", "multipart"]
+__all__ = ["GIB", "SPEECH_SEGMENTS", "WORDS", "FakeRemote", "Seen", "bomb_png", "llama_chunk", "multipart",
+           "picture_bytes"]
 
 GIB = 1024 * 1024 * 1024
 BLOCK = 64 * 1024
@@ -139,6 +150,37 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
+def picture_bytes(width: int, height: int, index: int = 0, kind: str = "PNG") -> bytes:
+    """A real picture of `width` × `height` (PNG or JPEG), a colour of its own for each `index`, with a
+    stripe so it is not one flat colour."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    colour = ((60 + 70 * index) % 256, (200 - 40 * index) % 256, (90 + 25 * index) % 256)
+    picture = Image.new("RGB", (width, height), colour)
+    ImageDraw.Draw(picture).rectangle((0, height // 3, width - 1, height // 2), fill=(250, 250, 240))
+    out = io.BytesIO()
+    picture.save(out, kind)
+    return out.getvalue()
+
+
+def bomb_png(side: int = 10_000) -> bytes:
+    """A valid PNG of `side` × `side` black pixels (1 bit each), written chunk by chunk without ever
+    holding the picture: about 13 kB for 10 000 pixels a side, 12.5 MB once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte 0, then the row's bits
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
 class _Closed(Exception):
     """The client closed the connection."""
 
@@ -150,8 +192,13 @@ class FakeRemote:
                  die_after: int = 3, error_length: int = 1000, owned_by: str = "llamacpp",
                  authority: bytes | None = None, embedding_dim: int = 8,
                  speech_segments: Sequence[tuple[float, float, str]] = SPEECH_SEGMENTS,
-                 speech_language: str = "en") -> None:
+                 speech_language: str = "en", image_url: str = "http://127.0.0.1:9/files/picture.png",
+                 image_size: tuple[int, int] | None = None) -> None:
         self.mode = mode
+        self.image_size = image_size
+        """The size of every picture it makes, whatever is asked (a model with sizes of its own)."""
+        self.image_url = image_url
+        """Where `images_url` says its pictures are (never fetched by a client that behaves)."""
         self.speech_segments = list(speech_segments)
         self.speech_language = speech_language
         """As the server names it: faster-whisper's servers say "en", OpenAI says "english"."""
@@ -345,6 +392,8 @@ class FakeRemote:
             return await self._embeddings(seen, writer, mode)
         if seen.method == "POST" and seen.path.endswith("/audio/transcriptions"):
             return await self._transcription(seen, writer, mode)
+        if seen.method == "POST" and seen.path.endswith("/images/generations"):
+            return await self._images(seen, reader, writer, mode)
         return await self._json(writer, 404, {"error": {"code": 404, "message": "File Not Found",
                                                         "type": "not_found_error"}})
 
@@ -538,6 +587,48 @@ class FakeRemote:
         if mode == "speech_no_text":
             del answer["text"]
         return await self._json(writer, 200, answer)
+
+    async def _images(self, seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      mode: str) -> bool:
+        if mode == "bad_json":
+            return await self._raw(writer, 200, "application/json", b'{"created": 1735689600, "data": [{"b64_')
+        if mode in ("html", "html_stream"):
+            return await self._raw(writer, 200, "text/html; charset=utf-8",
+                                   b"<!DOCTYPE html>\n<html><body><h1>Router login</h1></body></html>\n")
+        if mode == "huge":
+            await self._head(writer, 200, "application/json", length=GIB)
+            await self._endless_body(writer, b'{"data": [{"b64_json": "' + b"A" * (BLOCK - 24), GIB)
+            return False
+        if self.delay_s > 0:  # the model at work; a client that leaves ends the wait
+            try:
+                await asyncio.wait_for(reader.read(1), self.delay_s)
+            except TimeoutError:
+                pass
+            else:
+                seen.closed_at = time.monotonic()
+                return False
+        asked = seen.json()
+        count = int(asked.get("n") or 1)
+        width, _, height = str(asked.get("size") or "512x512").partition("x")
+        size = self.image_size or (int(width), int(height))
+        if mode == "images_extra":
+            count += 1
+        data: list[dict[str, Any]] = []
+        for index in range(0 if mode == "images_none" else count):
+            if mode == "images_url":
+                data.append({"url": f"{self.image_url}?n={index}", "revised_prompt": asked.get("prompt")})
+                continue
+            if mode == "images_bad_b64":
+                encoded = "this is not base64: ¿?"
+            elif mode == "images_not_picture":
+                encoded = base64.b64encode(b"%PDF-1.7 not a picture at all " * 20).decode()
+            elif mode == "images_bomb":
+                encoded = base64.b64encode(bomb_png()).decode()
+            else:
+                kind = "JPEG" if mode == "images_jpeg" else "PNG"
+                encoded = base64.b64encode(picture_bytes(*size, index=index, kind=kind)).decode()
+            data.append({"b64_json": encoded})
+        return await self._json(writer, 200, {"created": 1735689600, "data": data})
 
     def _completion(self) -> dict[str, Any]:
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1735689600, "model": "big-model",

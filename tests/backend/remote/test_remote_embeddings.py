@@ -72,7 +72,7 @@ def test_the_owners_choice_wins_over_the_guess() -> None:
                           jobs={"qwen3:14b": "embeddings"})
     assert engine.job_of("nomic-embed-text") == "embeddings" and engine.job_of("qwen3:14b") == "embeddings"
     assert engine.public()["jobs"] == {"nomic-embed-text": "embeddings", "qwen3:14b": "embeddings"}
-    assert set(JOBS) == {"chat", "embeddings", "speech"}
+    assert set(JOBS) == {"chat", "embeddings", "speech", "images"}
 
 
 # the client ------------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ async def test_set_job(db: Database, settings: Settings, fake: FakeRemote) -> No
         await engines.set_job(engine.id, "no-such-model", "embeddings")
     assert unknown.value.code == ErrorCode.NOT_FOUND and unknown.value.status == 404
     with pytest.raises(AppError) as bad:
-        await engines.set_job(engine.id, "big-model", "images")
+        await engines.set_job(engine.id, "big-model", "video")
     assert bad.value.code == ErrorCode.INVALID_VALUE and bad.value.param == "job"
     with pytest.raises(AppError) as gone:
         await engines.set_job("nope", "big-model", "embeddings")
@@ -440,7 +440,7 @@ def test_jobs_through_the_api(srv: ServerProcess, shared_fake: FakeRemote) -> No
     assert body["usage"]["prompt_tokens"] == sum(len(t.split()) for t in TEXTS[:2])
     assert shared_fake.requests("/v1/embeddings")[-1].json()["model"] == "big-model"
 
-    for patch, status in (({"jobs": {"no-such-model": "chat"}}, 404), ({"jobs": {"big-model": "images"}}, 422),
+    for patch, status in (({"jobs": {"no-such-model": "chat"}}, 404), ({"jobs": {"big-model": "video"}}, 422),
                           ({"jobs": {"big-model": "chat"}, "name": "x"}, 422)):
         response = api(srv, "PATCH", f"/api/engines/{eid}", json=patch)
         assert response.status_code == status, (patch, response.text)
