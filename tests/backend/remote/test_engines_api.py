@@ -14,6 +14,7 @@ import pytest
 from tests.server import ServerProcess, free_port
 
 from .fake_remote import WORDS, FakeRemote
+from .gridless import api, gridless_server
 
 KEY = "sk-laptop-0123456789"
 TEXT = "".join(WORDS)
@@ -27,10 +28,9 @@ def fake() -> Iterator[FakeRemote]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("engines-api") / "data"
-    # a short stream limit for the endless answer; no regular check in the middle of the tests
-    env = {"GRIDLESS_REMOTE_STREAM_S": "2", "GRIDLESS_REMOTE_SILENCE_S": "5", "GRIDLESS_REMOTE_CHECK_S": "3600"}
-    with ServerProcess(data_dir=data, env=env) as server:
+    # a short stream limit for the endless answer
+    with gridless_server(tmp_path_factory, "engines-api", GRIDLESS_REMOTE_STREAM_S="2",
+                         GRIDLESS_REMOTE_SILENCE_S="5") as server:
         yield server
 
 
@@ -40,9 +40,6 @@ def behaving(fake: FakeRemote) -> Iterator[None]:
     yield
     fake.mode = "good"
 
-
-def api(server: ServerProcess, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.base + path, headers=server.headers(), timeout=30, **kw)
 
 
 def added(server: ServerProcess, fake: FakeRemote) -> dict[str, Any]:

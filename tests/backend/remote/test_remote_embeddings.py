@@ -34,6 +34,7 @@ from backend.storage.media import MediaStore
 from tests.server import ServerProcess
 
 from .fake_remote import GIB, FakeRemote
+from .gridless import api, gridless_server
 
 TEXTS = ["The pond pump runs from April to October.", "Prune the roses in late winter.", "Tomatoes in May."]
 MakeClient = Callable[[str], RemoteClient]
@@ -398,13 +399,9 @@ def shared_fake() -> Iterator[FakeRemote]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("remote-embeddings") / "data"
-    with ServerProcess(data_dir=data, env={"GRIDLESS_REMOTE_CHECK_S": "3600"}) as server:
+    with gridless_server(tmp_path_factory, "remote-embeddings") as server:
         yield server
 
-
-def api(server: ServerProcess, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.base + path, headers=server.headers(), timeout=30, **kw)
 
 
 def test_jobs_through_the_api(srv: ServerProcess, shared_fake: FakeRemote) -> None:

@@ -38,6 +38,7 @@ from tests.sdmodels import register_image_model
 from tests.server import ServerProcess
 
 from .fake_remote import ERROR_MESSAGE, FakeRemote, picture_bytes
+from .gridless import api, gridless_server
 
 SDXL = "stabilityai/sdxl-turbo"
 LOCAL = "local-sd"
@@ -614,13 +615,9 @@ def shared_fake() -> Iterator[FakeRemote]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("remote-images") / "data"
-    with ServerProcess(data_dir=data, env={"GRIDLESS_REMOTE_CHECK_S": "3600"}) as server:
+    with gridless_server(tmp_path_factory, "remote-images") as server:
         yield server
 
-
-def api(server: ServerProcess, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.base + path, headers=server.headers(), timeout=60, **kw)
 
 
 def test_pictures_through_the_server(srv: ServerProcess, shared_fake: FakeRemote) -> None:

@@ -35,6 +35,7 @@ from tests.audiofiles import write_wav
 from tests.server import ServerProcess
 
 from .fake_remote import ERROR_MESSAGE, SPEECH_SEGMENTS, FakeRemote
+from .gridless import api, gridless_server
 
 WHISPER = "Systran/faster-whisper-large-v3"
 LOCAL_SPEECH = "whisper-tiny-en"
@@ -411,8 +412,7 @@ def shared_fake() -> Iterator[FakeRemote]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("remote-speech") / "data"
-    with ServerProcess(data_dir=data, env={"GRIDLESS_REMOTE_CHECK_S": "3600"}) as server:
+    with gridless_server(tmp_path_factory, "remote-speech") as server:
         yield server
 
 
@@ -420,9 +420,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_wav(tmp_path_factory.mktemp("remote-speech-audio") / "note.wav", 1.5).read_bytes()
 
-
-def api(server: ServerProcess, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.base + path, headers=server.headers(), timeout=60, **kw)
 
 
 def engine_id(server: ServerProcess, fake: FakeRemote) -> str:
