@@ -383,13 +383,9 @@ class RemoteEngines:
             raise AppError(ErrorCode.REMOTE_FAILED, f"{engine.name} sent an empty or broken vector.")
         return vectors / norms, tokens
 
-    def speech_model(self) -> ModelRecord | None:
-        """The first speech model of a server that is not known to be down: dictation and recordings go
-        there (a large multilingual Whisper on a laptop) while it answers."""
-        return self.first(Job.SPEECH)
-
     def first(self, job: Job) -> ModelRecord | None:
-        """The first model for `job` of a server that is not known to be down."""
+        """The first model for `job` of a server that is not known to be down: dictation and pictures go
+        there (a large Whisper, a bigger image model on a laptop) while it answers."""
         return next((self._record(e, m) for e in self._engines.values() if e.state != "down"
                      for m in e.models if e.job_of(m) == job.value), None)
 
