@@ -32,7 +32,7 @@ from backend.security.sharing import Sharing
 from backend.services import Services
 from backend.storage.backup_format import MAX_ARCHIVE_BYTES
 
-from . import pwa, socket_guard
+from . import i18n, pwa, socket_guard
 from .asset_cache import AssetCache
 from .pages import backup, chat, images, knowledge, models, move, sharing, transcripts
 
@@ -79,6 +79,7 @@ def create(settings: Settings) -> Services:
     app.add_middleware(SecurityMiddleware, guard=guard)
     core.sio.eio.cors_allowed_origins = socket_guard.same_origin  # engine.io's own check, on top of ours
     socket_guard.install()
+    i18n.install()
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(model_upload.router)

@@ -14,6 +14,7 @@ from backend.security.middleware import principal_of
 from backend.services import Services
 
 from .approvals import ApprovalPrompt
+from .i18n import head_html
 from .components.drawer import ConversationDrawer
 
 __all__ = ["Frame", "frame", "not_found"]
@@ -27,6 +28,7 @@ HEAD = """
 <script src="/static/app.js" defer></script>
 <link rel="modulepreload" href="/static/speech.js">
 <link rel="modulepreload" href="/static/upload.js">
+<link rel="modulepreload" href="/static/i18n.js">
 """
 """The two modules the page's custom elements import are fetched beside the elements' own
 modules instead of after them (the page starts only once every module is in)."""
@@ -58,7 +60,7 @@ def current_principal() -> Principal:
 @asynccontextmanager
 async def frame(services: Services, *, current: str | None, title: str) -> AsyncIterator[Frame]:
     """Yields the header (a page adds its own buttons to it) and the title label."""
-    ui.add_head_html(HEAD)
+    ui.add_head_html(HEAD + head_html())
     ui.page_title(f"{title} · gridless" if title else "gridless")
     ui.colors(primary="#2563eb")
     principal = current_principal()
