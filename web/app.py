@@ -12,7 +12,7 @@ from nicegui import app, core, ui
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from backend import __version__
-from backend.api import attachments, audio, model_upload, pairing
+from backend.api import attachments, audio, model_upload, pairing, voice
 from backend.api import backup as backup_api
 from backend.api import collections as collections_api
 from backend.api import conversations as conversations_api
@@ -84,6 +84,7 @@ def create(settings: Settings) -> Services:
     app.include_router(api_router)
     app.include_router(model_upload.router)
     app.include_router(audio.router)
+    app.include_router(voice.router)
     app.include_router(attachments.router)
     app.include_router(conversations_api.router)
     app.include_router(engines_api.router)

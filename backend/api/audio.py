@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,10 +21,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from ..audio.engines import SpeechEngines, spoken
+from ..audio.following import follow_aloud
 from ..audio.intake import wav_header
+from ..chat.replies import ActiveReply
 from ..core.errors import AppError, ErrorCode
 from ..engines.voice import SpeakRequest, speakable
 from ..runtime.host import EngineHost
+from ..services import Services
 from .deps import ServicesDep
 from .responses import body_chunks, media_file, not_found
 from .streaming import ClosingStreamingResponse
@@ -125,9 +129,13 @@ async def delete_transcript(transcript_id: str, services: ServicesDep) -> Any:
 @router.get("/api/speech/messages/{message_id}")
 async def read_message(message_id: str, services: ServicesDep,
                        speed: float = Query(default=1.0, ge=0.25, le=4.0)) -> Any:
+    """An answer read aloud as WAV; one still being written is read as it is written."""
     message = await services.store.get_message(message_id)
     if message is None or message.role != "assistant":
         raise not_found("There is no answer with that id.")
+    reply = services.conversations.active.get(message.conversation_id)
+    if reply is not None and reply.message_id == message_id and not reply.finished.is_set():
+        return _following(services, reply, speed)
     text = speakable(message.content)
     if not text:
         raise AppError(ErrorCode.NOTHING_TO_READ, "This answer has no text to read aloud.")
@@ -142,4 +150,19 @@ async def read_message(message_id: str, services: ServicesDep,
         yield wav_header(rate)
         async for piece in pcm:
             yield piece
+    return ClosingStreamingResponse(wav(), media_type="audio/wav", headers={"Cache-Control": "no-store"})
+
+
+def _following(services: Services, reply: ActiveReply, speed: float) -> Response:
+    """The answer's sound as its sentences are written: the WAV header goes with the first
+    sound (its rate is the voice's)."""
+    async def wav() -> AsyncIterator[bytes]:
+        started = False
+        speaking = follow_aloud(services.voice, lambda: (reply.text, reply.finished.is_set()), speed=speed)
+        async with contextlib.aclosing(speaking) as chunks:  # type: ignore[type-var]
+            async for rate, pcm in chunks:
+                if not started:
+                    started = True
+                    yield wav_header(rate)
+                yield pcm
     return ClosingStreamingResponse(wav(), media_type="audio/wav", headers={"Cache-Control": "no-store"})

@@ -52,6 +52,10 @@ class TranscribeRequest(Request):
     word_timestamps: bool = False
     beam_size: int = 1
     temperature: float = 0.0
+    one_pass: bool = False
+    """With no language given to a multilingual model: find the language in the same pass that
+    transcribes, instead of one pass to find it and another to transcribe (half the time for a
+    short turn of a conversation). The result's language is then not known ('')."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -155,14 +159,18 @@ class SpeechEngine:
         if language and not self.model.model.is_multilingual and language != "en":
             raise AppError(ErrorCode.BAD_REQUEST, "this Whisper model understands English only; install a "
                                                   "multilingual one (base or small) on the Models page")
+        one_pass = request.one_pass and not language and self.model.model.is_multilingual
         try:
+            # with `multilingual`, each segment's language is found from the encoder output it is
+            # transcribed from; the language given is then only a placeholder for the first
             segments, info = self.model.transcribe(
-                audio, language=language or None, vad_filter=request.vad, beam_size=request.beam_size,
+                audio, language="en" if one_pass else (language or None), multilingual=one_pass,
+                vad_filter=request.vad, beam_size=request.beam_size,
                 temperature=request.temperature, initial_prompt=request.prompt or None,
                 word_timestamps=request.word_timestamps, condition_on_previous_text=False)
         except ValueError as exc:  # an unknown language code
             raise AppError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        ctx.emit(SpeechInfo(job_id=ctx.job_id, language=info.language,
+        ctx.emit(SpeechInfo(job_id=ctx.job_id, language="" if one_pass else info.language,
                             language_probability=float(info.language_probability), duration=duration,
                             decode_seconds=decoded - started))
         texts: list[str] = []
@@ -180,7 +188,8 @@ class SpeechEngine:
                                    no_speech_prob=float(segment.no_speech_prob)))
             texts.append(segment.text)
             count += 1
-        return TranscribeResult(text="".join(texts).strip(), language=info.language, duration=duration,
+        return TranscribeResult(text="".join(texts).strip(), language="" if one_pass else info.language,
+                                duration=duration,
                                 segments=count, seconds=time.perf_counter() - started,
                                 finish_reason="cancelled" if cancelled else "done")
 
