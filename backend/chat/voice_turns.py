@@ -242,7 +242,7 @@ class VoiceConversation:
         result: TranscribeResult | None = None
         try:
             request = TranscribeRequest(audio_path=str(self.media.path(name)), language=self.language, vad=False,
-                                        max_seconds=120.0, one_pass=True)
+                                        max_seconds=120.0, turn=True)
             async with contextlib.aclosing(self.transcribe(request, job)) as events:
                 async for event in events:
                     if isinstance(event, JobFailed):

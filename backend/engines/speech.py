@@ -24,6 +24,15 @@ __all__ = ["SpeechConfig", "SpeechEngine", "SpeechInfo", "SpeechSegment", "Trans
            "audio_too_long", "decode_bounded"]
 
 SAMPLE_RATE = 16_000
+FULL_WINDOW_FRAMES = 3000
+"""Whisper's 30 s window, in 10 ms mel frames."""
+TURN_MAX_S = 28.0
+"""A longer 'turn' is transcribed the usual way."""
+TURN_MARGIN_FRAMES = 100
+TURN_TOKENS_PER_S = 8
+MAX_TURN_TOKENS = 224
+TURN_REPETITION_PENALTY = 1.2
+NO_SPEECH_PROB = 0.6
 
 
 def audio_too_long(max_seconds: float) -> AppError:
@@ -52,10 +61,10 @@ class TranscribeRequest(Request):
     word_timestamps: bool = False
     beam_size: int = 1
     temperature: float = 0.0
-    one_pass: bool = False
-    """With no language given to a multilingual model: find the language in the same pass that
-    transcribes, instead of one pass to find it and another to transcribe (half the time for a
-    short turn of a conversation). The result's language is then not known ('')."""
+    turn: bool = False
+    """A turn of a spoken conversation (a few seconds): transcribed in one pass over an encoder
+    window cut to the audio's length, with the language (when not given) found from the same
+    pass — see `SpeechEngine._turn`."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -159,18 +168,16 @@ class SpeechEngine:
         if language and not self.model.model.is_multilingual and language != "en":
             raise AppError(ErrorCode.BAD_REQUEST, "this Whisper model understands English only; install a "
                                                   "multilingual one (base or small) on the Models page")
-        one_pass = request.one_pass and not language and self.model.model.is_multilingual
+        if request.turn and duration <= TURN_MAX_S:
+            return self._turn(audio, language, ctx, started, decoded)
         try:
-            # with `multilingual`, each segment's language is found from the encoder output it is
-            # transcribed from; the language given is then only a placeholder for the first
             segments, info = self.model.transcribe(
-                audio, language="en" if one_pass else (language or None), multilingual=one_pass,
-                vad_filter=request.vad, beam_size=request.beam_size,
+                audio, language=language or None, vad_filter=request.vad, beam_size=request.beam_size,
                 temperature=request.temperature, initial_prompt=request.prompt or None,
                 word_timestamps=request.word_timestamps, condition_on_previous_text=False)
         except ValueError as exc:  # an unknown language code
             raise AppError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        ctx.emit(SpeechInfo(job_id=ctx.job_id, language="" if one_pass else info.language,
+        ctx.emit(SpeechInfo(job_id=ctx.job_id, language=info.language,
                             language_probability=float(info.language_probability), duration=duration,
                             decode_seconds=decoded - started))
         texts: list[str] = []
@@ -188,10 +195,54 @@ class SpeechEngine:
                                    no_speech_prob=float(segment.no_speech_prob)))
             texts.append(segment.text)
             count += 1
-        return TranscribeResult(text="".join(texts).strip(), language="" if one_pass else info.language,
-                                duration=duration,
+        return TranscribeResult(text="".join(texts).strip(), language=info.language, duration=duration,
                                 segments=count, seconds=time.perf_counter() - started,
                                 finish_reason="cancelled" if cancelled else "done")
+
+    def _turn(self, audio: np.ndarray, language: str | None, ctx: JobContext, started: float,
+              decoded: float) -> TranscribeResult:
+        """A short turn, the quick way. Whisper's encoder is made for 30 s windows and faster-whisper
+        pads every clip to one: for a 2 s turn most of the work is on silence (the encoder is most
+        of a small model's time). The window is cut to the audio plus a second (CTranslate2 takes
+        a shorter one; whisper.cpp's `audio_ctx` does the same), the language is read from that
+        encoder output, and the words are decoded greedily with a length bound from the duration
+        and a mild repetition penalty (a cut window can make a small model repeat itself).
+        Measured on the bundled models: the same words on clear speech in a fifth of the time."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self.model
+        features = model.feature_extractor(audio)
+        frames = features.shape[-1]
+        window = min(FULL_WINDOW_FRAMES, -(-(frames + TURN_MARGIN_FRAMES) // 100) * 100)
+        padded = np.zeros((features.shape[0], window), dtype=np.float32)
+        padded[:, :min(frames, window)] = features[:, :window]
+        encoded = model.model.encode(ctranslate2.StorageView.from_array(padded[None]), to_cpu=False)
+        probability = 1.0
+        multilingual = bool(model.model.is_multilingual)
+        if not multilingual:
+            language = "en"
+        elif not language:
+            token, probability = model.model.detect_language(encoded)[0][0]
+            language = token[2:-2]
+        ctx.emit(SpeechInfo(job_id=ctx.job_id, language=language, language_probability=float(probability),
+                            duration=audio.size / SAMPLE_RATE, decode_seconds=decoded - started))
+        tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        seconds = audio.size / SAMPLE_RATE
+        result = model.model.generate(encoded, [prompt], beam_size=1, return_scores=True,
+                                      return_no_speech_prob=True, repetition_penalty=TURN_REPETITION_PENALTY,
+                                      max_length=min(MAX_TURN_TOKENS, 10 + int(seconds * TURN_TOKENS_PER_S)),
+                                      suppress_blank=True, suppress_tokens=[-1])[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        average = (result.scores[0] / max(1, len(tokens))) if result.scores else 0.0
+        silent = result.no_speech_prob > NO_SPEECH_PROB and average < -1.0
+        text = "" if silent else tokenizer.decode(tokens).strip()
+        if text:
+            ctx.emit(SpeechSegment(job_id=ctx.job_id, index=0, start=0.0, end=seconds, text=" " + text,
+                                   avg_logprob=float(average), no_speech_prob=float(result.no_speech_prob)))
+        return TranscribeResult(text=text, language=language, duration=seconds, segments=1 if text else 0,
+                                seconds=time.perf_counter() - started, finish_reason="done")
 
     def idle(self) -> None:
         pass
