@@ -58,7 +58,7 @@ async def voice_socket(websocket: WebSocket, conversation: str | None = None, la
         conversations=services.conversations, transcribe=transcribe, voice=services.voice, media=services.media,
         conversation_id=conversation, send=send, send_audio=send_audio, choose_voice=None,
         language=_language(language))
-    warming = asyncio.get_running_loop().create_task(_warm(services), name="voice-warm")
+    _keep(asyncio.get_running_loop().create_task(_warm(services), name="voice-warm"))
     await send({"type": "listening"})
     try:
         while True:
@@ -76,8 +76,17 @@ async def voice_socket(websocket: WebSocket, conversation: str | None = None, la
             await send({"type": "error", "code": exc.code.value, "message": exc.message})
             await websocket.close(code=4400)
     finally:
-        warming.cancel()
         await session.close()
+
+
+_warming: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Loading ahead is not cancelled when the socket closes (a worker cut off while it starts is
+    left behind); the task is kept until it ends."""
+    _warming.add(task)
+    task.add_done_callback(_warming.discard)
 
 
 async def _warm(services: Services) -> None:

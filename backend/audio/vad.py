@@ -34,6 +34,9 @@ class VadOptions:
     """Within speech, a frame below this is silence (between the two, speech goes on)."""
     min_speech_ms: int = 224
     end_silence_ms: int = 480
+    ahead_ms: int = 160
+    """Quiet after which the turn *may* be over (`TurnPaused`): shorter pauses between words are
+    not worth a transcription that would be thrown away."""
     pre_roll_ms: int = 320
     post_pad_ms: int = 96
     max_turn_s: float = 30.0
@@ -58,8 +61,8 @@ class TurnEnded:
 
 @dataclass(frozen=True, slots=True)
 class TurnPaused:
-    """The first quiet frame after speech: the turn may be over (it is, if the quiet lasts), so
-    its audio so far can be transcribed ahead of the decision."""
+    """Quiet for `ahead_ms` after speech: the turn may be over (it is, if the quiet lasts), so
+    its audio can be transcribed ahead of the decision."""
 
     start: int
     end: int
@@ -84,6 +87,7 @@ class TurnDetector:
         o = self.options
         self._speech_frames_needed = max(1, round(o.min_speech_ms / _FRAME_MS))
         self._silence_frames_needed = max(1, round(o.end_silence_ms / _FRAME_MS))
+        self._ahead_frames = max(1, round(o.ahead_ms / _FRAME_MS))
         self._pre_roll = int(o.pre_roll_ms * RATE / 1000)
         self._post_pad = int(o.post_pad_ms * RATE / 1000)
         self._max_turn = int(o.max_turn_s * RATE)
@@ -163,7 +167,7 @@ class TurnDetector:
         too_long = self._speech_start is not None and self.position - self._speech_start >= self._max_turn
         if self._run >= self._silence_frames_needed or too_long:
             return self._end()
-        if self._run == 1:
+        if self._run == self._ahead_frames:
             begin, stop = self._span()
             return TurnPaused(start=self._speech_start or 0, end=self._last_speech_end,
                               audio=self._kept[begin - self._kept_from:stop - self._kept_from].copy())
