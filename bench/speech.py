@@ -10,8 +10,8 @@ The test audio is spoken by the bundled Piper voice in this process at the start
 side. Both sides use the server's inference threads (`Settings.inference_threads`).
 
 * transcription real-time factor: the 30 s WAV through `POST /v1/audio/transcriptions`
-  (owner bearer, whisper-1 = the bundled tiny.en int8; wall time of the request, upload
-  included) against faster-whisper in this process on the same file (`WhisperModel` with
+  (owner bearer, whisper-1 = the default speech model, the bundled Whisper base int8; wall time
+  of the request, upload included) against faster-whisper in this process on the same file (`WhisperModel` with
   the same folder, int8 and `cpu_threads`; `vad_filter=True, beam_size=1,
   condition_on_previous_text=False` and temperature 0, as the app asks), and the same again on
   samples decoded before the clock starts (the model's time alone). One warm-up each, then
@@ -66,7 +66,7 @@ from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwri
 
 from backend.core.config import Settings  # noqa: E402
 from backend.engines.voice import pieces, speakable  # noqa: E402
-from backend.models.local import bundled_chat_model, bundled_speech_model, bundled_voice  # noqa: E402
+from backend.models.local import bundled_chat_model, bundled_multilingual_speech_model, bundled_voice  # noqa: E402
 from bench.report import log, median_ms, ms, save  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
 from tests.server import ServerProcess, free_port  # noqa: E402
@@ -427,7 +427,7 @@ def summary(result: dict[str, Any]) -> None:
     print(f"load average at start: {' '.join(map(str, result['load_avg_start']))}; "
           f"inference threads on both sides: {result['threads']}")
     t = result["transcription"]
-    print(f"\ntranscription of {audio['narration_s']} s of Piper narration, Whisper tiny.en int8, "
+    print(f"\ntranscription of {audio['narration_s']} s of Piper narration, Whisper base int8, "
           f"{t['runs']} runs each (interleaved), medians:")
     print(f"{'':<36}{'ms':>9}{'RTF':>8}{'words matched':>15}")
     print(f"{'raw faster-whisper (baseline)':<36}{t['raw_ms_median']:>9.0f}{t['raw_rtf_median']:>8.3f}"
@@ -472,7 +472,7 @@ def main() -> None:
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit("this benchmark needs Debian's chromium at /usr/bin/chromium")
-    speech_model, voice_model = bundled_speech_model(), bundled_voice()
+    speech_model, voice_model = bundled_multilingual_speech_model(), bundled_voice()  # as the server chooses
     if speech_model is None or voice_model is None or bundled_chat_model() is None:
         sys.exit("this benchmark needs the bundled Whisper model, Piper voice and chat model")
     threads = Settings().inference_threads

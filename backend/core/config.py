@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8765, ge=1, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
     cache_dir: Path = Field(default_factory=default_cache_dir)
-    """Files made from what ships with the app (the bundled embedding model as a GGUF)."""
+    """Files made from what ships with the app (the bundled embedding model as a GGUF, the bundled
+    Whisper base put together from its two packages)."""
     token: str | None = Field(default=None, min_length=16, max_length=256)
 
     chat_model: Path | None = None

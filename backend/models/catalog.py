@@ -81,7 +81,9 @@ class CatalogEntry(BaseModel):
     passage_prefix: str = Field(default="", max_length=200)
     """An embedding model's words before a passage it indexes ("passage: ")."""
     languages: list[str] = []
-    """For an embedding model: the languages it is made for (ISO 639-1); empty means English."""
+    """For an embedding model: the languages it is made for (ISO 639-1); empty means English.
+    For a voice: the one language it speaks, so that an answer can be read by a voice that speaks its
+    language (the installed voice's own `.onnx.json` says it too)."""
 
     @field_validator("repo")
     @classmethod
@@ -112,8 +114,12 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"only a language model has features, not a {self.job} model")
         if (self.job == Job.VISION) != ("vision" in self.features):
             raise ValueError("a vision model, and only a vision model, has the feature 'vision'")
-        if self.job != Job.EMBEDDINGS and (self.query_prefix or self.passage_prefix or self.languages):
-            raise ValueError(f"only an embedding model has prefixes and languages, not a {self.job} model")
+        if self.job != Job.EMBEDDINGS and (self.query_prefix or self.passage_prefix):
+            raise ValueError(f"only an embedding model has prefixes, not a {self.job} model")
+        if self.job not in (Job.EMBEDDINGS, Job.VOICE) and self.languages:
+            raise ValueError(f"only an embedding model or a voice has languages, not a {self.job} model")
+        if self.job == Job.VOICE and len(self.languages) > 1:
+            raise ValueError("a voice speaks one language: list one")
         if any(not re.fullmatch(r"[a-z]{2}", code) for code in self.languages):
             raise ValueError("languages are two-letter ISO 639-1 codes")
         return self

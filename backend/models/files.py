@@ -18,7 +18,8 @@ from ..core.errors import AppError, ErrorCode
 from ..core.jobs import Job
 from .gguf_info import GgufError, GgufNoArchitecture, quantization_from_name, read_gguf_info
 
-__all__ = ["JOBS", "Inspected", "ModelFileError", "allowed_suffixes", "check_companion_file", "inspect_model_file"]
+__all__ = ["JOBS", "Inspected", "ModelFileError", "allowed_suffixes", "check_companion_file", "inspect_model_file",
+           "voice_language"]
 
 JOBS = tuple(Job)
 _SAFETENSORS_HEADER_MAX = 100 * 1024 * 1024
@@ -168,7 +169,27 @@ def _inspect_onnx(path: Path) -> Inspected:
         head = fh.read(1)
     if head != b"\x08":  # an ONNX ModelProto starts with field 1, ir_version
         raise ModelFileError(f"{path.name} is not an ONNX model")
-    return Inspected(format="onnx", size=size)
+    language = voice_language(path)
+    return Inspected(format="onnx", size=size, info={"language": language} if language else {})
+
+
+def voice_language(onnx: Path) -> str | None:
+    """The language a Piper voice speaks, from the `.onnx.json` beside it: `language.code` ("it_IT"),
+    else the espeak voice it phonemizes with ("it", "pt-br"); None when the file does not say."""
+    config = onnx.with_name(onnx.name + ".json")
+    try:
+        if config.stat().st_size > _COMPANION_MAX:
+            return None
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for section, key in (("language", "code"), ("espeak", "voice")):
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and 2 <= len(value) <= 16 and value.replace("_", "-").replace("-", "").isalpha():
+            return value
+    return None
 
 
 def check_companion_file(path: Path) -> None:

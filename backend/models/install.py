@@ -24,18 +24,28 @@ from .downloads import Download, free_space_problem
 from .errors import ModelManagerError, unknown_model
 from .files import Inspected, ModelFileError, allowed_suffixes, check_companion_file, inspect_model_file
 from .gguf_info import GgufError, read_gguf_info
-from .local import bundled_chat_model, bundled_embedding_source, bundled_speech_model, bundled_voice
+from .local import (
+    BUNDLED_DIR,
+    bundled_chat_model,
+    bundled_embedding_source,
+    bundled_multilingual_speech_model,
+    bundled_speech_model,
+    bundled_voice,
+)
 from .names import model_id_from
 from .registry import ModelRecord, ModelRegistry
 
-__all__ = ["BUNDLED_DIR", "BUNDLED_EMBEDDING_ID", "Installer", "write_bundled_embedding"]
+__all__ = ["BUNDLED_DIR", "BUNDLED_EMBEDDING_ID", "BUNDLED_MULTILINGUAL_SPEECH_ID", "BUNDLED_SPEECH_ID", "Installer",
+           "write_bundled_embedding"]
 
 log = logging.getLogger(__name__)
 
-BUNDLED_DIR = "bundled"
-"""Under the cache folder (`Settings.cache_dir`, shared by every data folder of the user): models the
-app writes itself from what ships with it. Backups and moves never copy it (a new device writes its
-own), and the models folder's scan does not look there."""
+BUNDLED_SPEECH_ID = "whisper-tiny-en"
+BUNDLED_SPEECH_NAME = "Whisper tiny.en — English only"
+BUNDLED_MULTILINGUAL_SPEECH_ID = "whisper-base"
+BUNDLED_MULTILINGUAL_SPEECH_NAME = "Whisper base (multilingual)"
+"""Dictation's model until the owner chooses another: it understands Italian, Spanish, German… as well
+as English, where tiny.en turns every language into English words."""
 BUNDLED_EMBEDDING_ID = "all-minilm-l6-v2"
 BUNDLED_EMBEDDING_NAME = "all-MiniLM-L6-v2"
 _EMBEDDING_SOURCE_FILES = ("model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json",
@@ -226,12 +236,44 @@ class Installer:
 
     async def sync_bundled(self) -> None:
         bundled = ((bundled_chat_model(), Job.CHAT, "smollm2-135m-instruct", "SmolLM2 135M Instruct"),
-                   (bundled_speech_model(), Job.SPEECH, "whisper-tiny-en", "Whisper tiny.en"),
+                   (bundled_speech_model(), Job.SPEECH, BUNDLED_SPEECH_ID, BUNDLED_SPEECH_NAME),
                    (bundled_voice(), Job.VOICE, "piper-en-us-joe-medium", "Piper Joe (US English)"))
         for path, job, model_id, name in bundled:
             if path is not None:
-                await self.register_found(path, job, "bundled", model_id=model_id, name=name)
+                await self._register_bundled(path, job, model_id, name)
+        await self._sync_bundled_multilingual_speech()
         await self._sync_bundled_embedding()
+
+    async def _register_bundled(self, path: Path, job: str, model_id: str, name: str) -> None:
+        """Register a bundled model, or give one registered by an earlier version its current name."""
+        record = self.registry.by_path(path)
+        if record is None:
+            await self.register_found(path, job, "bundled", model_id=model_id, name=name)
+        elif record.source == "bundled" and record.name != name:
+            await self.registry.rename(record.id, name)
+
+    async def _sync_bundled_multilingual_speech(self) -> None:
+        """Whisper base ships split in two packages: put together once under `<cache>/bundled/`
+        (`local.bundled_multilingual_speech_model`), registered like the other bundled models and made
+        the speech model used when none was chosen."""
+        try:
+            path = await asyncio.to_thread(bundled_multilingual_speech_model, self.settings.cache_dir)
+            if path is None:
+                return
+            record = self.registry.by_path(path)
+            if record is not None:
+                size = await asyncio.to_thread(_folder_size, path)
+                if size != record.size_bytes:  # put together again from another version of the packages
+                    await self.registry.refresh(record.id, size_bytes=size, info=record.info,
+                                                quantization=record.quantization)
+            await self._register_bundled(path, Job.SPEECH, BUNDLED_MULTILINGUAL_SPEECH_ID,
+                                         BUNDLED_MULTILINGUAL_SPEECH_NAME)
+        except Exception:  # dictation still works with tiny.en, in English; say why in the log
+            log.exception("the bundled speech model %s could not be set up", BUNDLED_MULTILINGUAL_SPEECH_NAME)
+            return
+        record = self.registry.by_path(path)
+        if record is not None:
+            self.registry.prefer(Job.SPEECH, record.id)
 
     async def _sync_bundled_embedding(self) -> None:
         """all-MiniLM-L6-v2 ships as safetensors: written once as a GGUF under `<cache>/bundled/` (again

@@ -77,6 +77,7 @@ class ModelRegistry:
         self.db = db
         self._records: dict[str, ModelRecord] = {}
         self._active: dict[str, str] = {}
+        self._preferred: dict[str, str] = {}
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT * FROM models ORDER BY added_at")
@@ -94,10 +95,12 @@ class ModelRegistry:
         return next((r for r in self._records.values() if r.path == path), None)
 
     def active(self, job: str) -> ModelRecord | None:
-        """The one chosen for `job`, else the first installed (the bundled one comes first)."""
-        chosen = self._records.get(self._active.get(job, ""))
-        if chosen is not None and chosen.job == job:
-            return chosen
+        """The one chosen for `job`, else the one preferred for it (`prefer`), else the first installed
+        (the bundled one comes first)."""
+        for model_id in (self._active.get(job, ""), self._preferred.get(job, "")):
+            record = self._records.get(model_id)
+            if record is not None and record.job == job:
+                return record
         candidates = sorted(self.all(job), key=lambda r: (r.source != "bundled", r.added_at))
         return candidates[0] if candidates else None
 
@@ -140,6 +143,17 @@ class ModelRegistry:
             raise KeyError(model_id)
         await self.set_setting(_ACTIVE_KEY + job, model_id)
         self._active[job] = model_id
+
+    def prefer(self, job: str, model_id: str) -> None:
+        """The model `active` gives for `job` while the owner has chosen none (the bundled multilingual
+        Whisper rather than the bundled tiny.en, which came first). Not stored: set at every start."""
+        self._preferred[job] = model_id
+
+    async def rename(self, model_id: str, name: str) -> ModelRecord:
+        record = replace(self._records[model_id], name=name)
+        await self.db.execute("UPDATE models SET name = ? WHERE id = ?", (name, model_id))
+        self._records[model_id] = record
+        return record
 
     async def refresh(self, model_id: str, *, size_bytes: int, info: dict[str, Any],
                       quantization: str | None) -> ModelRecord:

@@ -21,12 +21,14 @@ import pytest
 from backend.audio.intake import wav_bytes, wav_header
 from backend.storage.conversations import ConversationStore
 from backend.storage.db import Database
-from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, silent_flac, wer
+from tests.audiofiles import PARAGRAPH, SENTENCES, italian_speech, opus_webm, png_bytes, silent_flac, wer, words
 from tests.loops import run_alone
 from tests.server import ServerProcess
 
 pytestmark = pytest.mark.engine
-SPEECH_ID = "whisper-tiny-en"
+SPEECH_ID = "whisper-base"
+"""The bundled multilingual Whisper base: the speech model used when none was chosen."""
+ENGLISH_ONLY_ID = "whisper-tiny-en"
 VOICE_ID = "piper-en-us-joe-medium"
 
 
@@ -196,14 +198,23 @@ def test_transcription_subtitles(srv: ServerProcess, spoken: bytes, spoken_secon
 
 
 def test_transcription_model_and_language(srv: ServerProcess, spoken: bytes) -> None:
-    assert wer(transcribe(srv, spoken, model=SPEECH_ID).text, SENTENCES) <= 0.25  # an installed model by id
+    assert wer(transcribe(srv, spoken, model=ENGLISH_ONLY_ID).text, SENTENCES) <= 0.25  # an installed model by id
     with pytest.raises(openai.NotFoundError) as missing:
         transcribe(srv, spoken, model="no-such-whisper")
     assert missing.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as german:
-        transcribe(srv, spoken, language="de")
+        transcribe(srv, spoken, model=ENGLISH_ONLY_ID, language="de")
     assert "English only" in german.value.message
+    english = transcribe(srv, spoken, language="en", response_format="verbose_json")  # the multilingual default
+    assert wer(english.text, SENTENCES) <= 0.25 and english.language == "english"
     assert_healthy(srv)
+
+
+def test_italian_is_understood_out_of_the_box(srv: ServerProcess, tmp_path: Path) -> None:
+    audio = italian_speech(tmp_path / "roma.wav").read_bytes()
+    result = transcribe(srv, audio, response_format="verbose_json")
+    assert result.language == "italian", result
+    assert {"tempo", "roma"} <= set(words(result.text)), result.text
 
 
 # --- bad recordings ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The speech (faster-whisper) and voice (Piper) engines with the bundled models, in worker
-processes behind their sidecar hosts: Piper speaks known sentences and Whisper writes them down."""
+processes behind their sidecar hosts: Piper speaks known sentences and Whisper writes them down;
+espeak-ng speaks Italian, which the bundled Whisper base (the default) understands and tiny.en does not."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from backend.runtime.protocol import Event, JobDone, JobFailed
 from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.runtime.worker import WorkerProcess, WorkerSpec
 from backend.storage.db import Database
-from tests.audiofiles import PARAGRAPH, SENTENCES, opus_webm, png_bytes, wer
+from tests.audiofiles import PARAGRAPH, SENTENCES, italian_speech, opus_webm, png_bytes, wer, words
 from tests.threads import ENGINE_THREADS
 
 pytestmark = pytest.mark.engine
@@ -51,6 +52,9 @@ class Engines:
 
 
 DAMAGED = "damaged-whisper"
+BASE = "whisper-base"
+"""The bundled multilingual Whisper base: the speech model when none was chosen."""
+TINY_EN = "whisper-tiny-en"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -167,8 +171,10 @@ async def test_voice_refuses_bad_requests(engines: Engines, request_: SpeakReque
 # --- speech -----------------------------------------------------------------------------------
 
 @in_module_loop
-async def test_round_trip_piper_to_whisper(engines: Engines, spoken: Spoken) -> None:
-    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(spoken.short)))
+@pytest.mark.parametrize("model_id", [None, TINY_EN], ids=["default-base", "tiny-en"])
+async def test_round_trip_piper_to_whisper(engines: Engines, spoken: Spoken, model_id: str | None) -> None:
+    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(spoken.short)), model_id=model_id)
+    assert engines.speech.loaded is not None and engines.speech.loaded.id == (model_id or BASE)
     info, *segments, done = events
     assert isinstance(info, SpeechInfo) and isinstance(done, JobDone), events
     assert segments and all(isinstance(s, SpeechSegment) for s in segments)
@@ -215,9 +221,39 @@ async def test_segments_stream_before_the_end_and_cancel_stops(engines: Engines,
 
 @in_module_loop
 async def test_english_only_model_refuses_another_language(engines: Engines, spoken: Spoken) -> None:
-    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(spoken.short), language="de"))
+    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(spoken.short), language="de"),
+                             model_id=TINY_EN)
     assert isinstance(events[-1], JobFailed) and events[-1].code == "bad_request"
     assert "English only" in events[-1].message
+
+
+@pytest.fixture(scope="module")
+def italian(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return italian_speech(tmp_path_factory.mktemp("italian") / "roma.wav")
+
+
+@in_module_loop
+async def test_the_default_model_understands_italian(engines: Engines, italian: Path) -> None:
+    assert engines.manager.active("speech").id == BASE  # type: ignore[union-attr]
+    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(italian)))
+    info, done = events[0], events[-1]
+    assert isinstance(info, SpeechInfo) and isinstance(done, JobDone), events
+    assert info.language == "it" and done.result.language == "it"
+    heard = words(done.result.text)
+    assert "tempo" in heard and "roma" in heard, done.result.text
+    # told the language, it hears the same
+    told = await events_of(engines.speech, TranscribeRequest(audio_path=str(italian), language="it"))
+    assert isinstance(told[-1], JobDone) and {"tempo", "roma"} <= set(words(told[-1].result.text))
+
+
+@in_module_loop
+async def test_tiny_en_hears_italian_as_english(engines: Engines, italian: Path) -> None:
+    """Why Whisper base is the default: tiny.en knows no other language, and writes whatever it
+    hears as English."""
+    events = await events_of(engines.speech, TranscribeRequest(audio_path=str(italian)), model_id=TINY_EN)
+    info, done = events[0], events[-1]
+    assert isinstance(info, SpeechInfo) and isinstance(done, JobDone), events
+    assert info.language == "en" and done.result.language == "en"
 
 
 @in_module_loop

@@ -49,7 +49,8 @@ def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "config.json": _text(folder / "config.json", json.dumps({"alignment_heads": [[1, 0]]})),
             "vocabulary.txt": _text(folder / "vocabulary.txt", "a\nb\nc\n"),
             "en/en_US/test/medium/en_US-test-medium.onnx": voice / "en_US-test-medium.onnx",
-            "en/en_US/test/medium/en_US-test-medium.onnx.json": _text(voice / "cfg.json", json.dumps({"audio": {}}))}
+            "en/en_US/test/medium/en_US-test-medium.onnx.json":
+                _text(voice / "cfg.json", json.dumps({"audio": {}, "language": {"code": "en_US"}}))}
 
 
 def _text(path: Path, text: str) -> Path:

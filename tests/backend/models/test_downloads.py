@@ -236,6 +236,7 @@ async def test_voice_with_its_config_in_nested_folders(env: Env) -> None:
     assert record.path.name == "en_US-test-medium.onnx" and record.path.is_file()
     companion = record.path.with_name("en_US-test-medium.onnx.json")
     assert companion in record.files and companion.is_file()
+    assert record.info["language"] == "en_US"  # from the .onnx.json, for choosing a voice by language
     await env.manager.delete(record.id)
     assert not record.path.exists() and not companion.exists()
     assert not (env.settings.model_folder / "acme__piper-voices").exists()  # empty folders go too
@@ -246,4 +247,4 @@ async def test_small_file_with_a_wrong_git_id_is_refused(env: Env) -> None:
     dl = await env.manager.pull_catalog("tiny-whisper")
     failed = await wait_for(env, dl.id)
     assert failed.state == "failed" and failed.error is not None and "config.json failed its checksum" in failed.error
-    assert [m.source for m in env.manager.installed("speech")] == ["bundled"]  # nothing added beside it
+    assert {m.source for m in env.manager.installed("speech")} == {"bundled"}  # nothing added beside them

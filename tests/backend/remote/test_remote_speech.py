@@ -20,7 +20,7 @@ from backend.core.config import Settings
 from backend.core.errors import AppError, ErrorCode
 from backend.core.jobs import Job
 from backend.engines.speech import SpeechInfo, SpeechSegment, TranscribeRequest, TranscribeResult
-from backend.models.local import bundled_speech_model
+from backend.models.local import bundled_multilingual_speech_model, bundled_speech_model
 from backend.models.manager import ModelManager
 from backend.remote.client import TRANSCRIPT_BODY, RemoteClient, RemoteLimits
 from backend.remote.service import RemoteEngines
@@ -38,7 +38,8 @@ from .fake_remote import ERROR_MESSAGE, SPEECH_SEGMENTS, FakeRemote
 from .gridless import api, gridless_server
 
 WHISPER = "Systran/faster-whisper-large-v3"
-LOCAL_SPEECH = "whisper-tiny-en"
+LOCAL_SPEECH = "whisper-base"
+"""The bundled multilingual Whisper base: this device's speech model when none was chosen."""
 FAKE_TEXT = "Plant the tomatoes after the last frost."
 MakeClient = Callable[..., RemoteClient]
 
@@ -264,11 +265,13 @@ def test_which_models_speak_languages() -> None:
     assert speaks_languages(records["distil-large-v3-en"]) is False
     local = bundled_speech_model()
     assert local is not None and is_multilingual(local) is False  # Whisper tiny.en
+    base = bundled_multilingual_speech_model()
+    assert base is not None and is_multilingual(base) is True  # Whisper base
 
 
 async def test_a_server_speech_model_is_used_while_its_server_answers(services: Services, recording: Path) -> None:
     speech = services.speech
-    assert speech.model is not None and speech.model.id == LOCAL_SPEECH and not speaks_languages(speech.model)
+    assert speech.model is not None and speech.model.id == LOCAL_SPEECH and speaks_languages(speech.model)
     with FakeRemote(models=["qwen3:14b", "whisper-large-v3"]) as fake:
         engine = await services.remote.add(fake.host, name="Laptop")
         remote_id = f"{engine.id}/whisper-large-v3"
@@ -494,7 +497,7 @@ def test_dictation_when_the_server_has_gone(srv: ServerProcess, shared_fake: Fak
         first = dictate(srv, wav)
         assert first[-1]["type"] == "done" and first[-1]["state"] == "done", first
         assert "error" not in [e["type"] for e in first]
-        assert (first[-1]["language"], first[-1]["duration"]) == ("en", 1.5)  # as Whisper tiny.en heard it
+        assert (first[-1]["language"], first[-1]["duration"]) == ("en", 1.5)  # as this device's Whisper base heard it
         [listed] = api(srv, "GET", "/api/engines").json()["engines"]
         assert listed["state"] == "down" and "Cannot connect" in listed["error"]
         assert api(srv, "POST", "/api/transcripts/warm").json() == {"loaded": LOCAL_SPEECH}
