@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from ..audio.engines import SpeechEngines, spoken
 from ..audio.following import follow_aloud
 from ..audio.intake import wav_header
+from ..audio.voices import voice_chooser
 from ..chat.replies import ActiveReply
 from ..core.errors import AppError, ErrorCode
 from ..engines.voice import SpeakRequest, speakable
@@ -140,7 +141,8 @@ async def read_message(message_id: str, services: ServicesDep,
     if not text:
         raise AppError(ErrorCode.NOTHING_TO_READ, "This answer has no text to read aloud.")
     try:
-        rate, pcm = await spoken(services.voice, SpeakRequest(text=text, speed=speed))
+        rate, pcm = await spoken(services.voice, SpeakRequest(text=text, speed=speed),
+                                 model_id=voice_chooser(services.models)(text))
     except AppError as exc:
         if exc.code == ErrorCode.NOTHING_TO_SAY:
             return Response(status_code=204)
@@ -158,7 +160,8 @@ def _following(services: Services, reply: ActiveReply, speed: float) -> Response
     sound (its rate is the voice's)."""
     async def wav() -> AsyncIterator[bytes]:
         started = False
-        speaking = follow_aloud(services.voice, lambda: (reply.text, reply.finished.is_set()), speed=speed)
+        speaking = follow_aloud(services.voice, lambda: (reply.text, reply.finished.is_set()), speed=speed,
+                                choose_voice=voice_chooser(services.models))
         async with contextlib.aclosing(speaking) as chunks:  # type: ignore[type-var]
             async for rate, pcm in chunks:
                 if not started:

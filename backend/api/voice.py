@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from ..audio.voices import voice_chooser
 from ..chat.voice_turns import VoiceConversation
 from ..core.errors import AppError, ErrorCode
 from ..core.i18n import _
@@ -56,7 +57,7 @@ async def voice_socket(websocket: WebSocket, conversation: str | None = None, la
 
     session = VoiceConversation(
         conversations=services.conversations, transcribe=transcribe, voice=services.voice, media=services.media,
-        conversation_id=conversation, send=send, send_audio=send_audio, choose_voice=None,
+        conversation_id=conversation, send=send, send_audio=send_audio, choose_voice=voice_chooser(services.models),
         language=_language(language))
     _keep(asyncio.get_running_loop().create_task(_warm(services), name="voice-warm"))
     await send({"type": "listening"})

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core.jobs import Job
 from ..models.files import voice_language
+from ..models.manager import ModelManager
 from ..models.registry import ModelRecord
 from .language import guess_language
 
-__all__ = ["language_of", "voice_for"]
+__all__ = ["language_of", "voice_chooser", "voice_for"]
 
 
 def language_of(voice: ModelRecord) -> str | None:
@@ -47,3 +49,11 @@ def voice_for(text: str, voices: list[ModelRecord], active_id: str | None) -> st
         return active_id
     match = next((v for v in candidates if language_of(v) == language), None)
     return match.id if match is not None else active_id
+
+
+def voice_chooser(models: ModelManager) -> Callable[[str], str | None]:
+    """`voice_for` over the installed voices and the active one, as they are when it is asked."""
+    def choose(text: str) -> str | None:
+        active = models.active(Job.VOICE)
+        return voice_for(text, models.installed(Job.VOICE), active.id if active else None)
+    return choose

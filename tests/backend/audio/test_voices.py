@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backend.audio.voices import language_of, voice_for
+from backend.audio.voices import language_of, voice_chooser, voice_for
 from backend.core.jobs import Job
 from backend.models.files import inspect_model_file, voice_language
 from backend.models.registry import ModelRecord
@@ -113,3 +113,29 @@ def test_language_of_a_record(tmp_path: Path) -> None:
     assert language_of(voice("d", older)) == "fr"
     assert voice_for("C'est une ville avec une très longue histoire et beaucoup de musées.",
                      [voice("d", older)], "joe") == "d"
+
+
+class Installed:
+    """What `voice_chooser` asks of the model manager: the installed voices and the active one."""
+
+    def __init__(self, voices: list[ModelRecord], active: str | None) -> None:
+        self.voices, self.active_id = voices, active
+
+    def installed(self, job: str | None = None) -> list[ModelRecord]:
+        return [v for v in self.voices if job is None or v.job == job]
+
+    def active(self, job: str) -> ModelRecord | None:
+        return next((v for v in self.voices if v.id == self.active_id and v.job == job), None)
+
+
+def test_the_chooser_follows_what_is_installed_and_active_when_asked(installed: list[ModelRecord]) -> None:
+    manager = Installed(installed[:1], "joe")
+    choose = voice_chooser(manager)  # type: ignore[arg-type]
+    assert choose(ITALIAN) == "joe"  # no Italian voice yet: the active one reads it
+    manager.voices = installed  # one is installed later: the same chooser finds it
+    assert choose(ITALIAN) == "paola"
+    assert choose(ENGLISH) == "joe"
+    manager.active_id = "riccardo"
+    assert choose(ITALIAN) == "riccardo"
+    manager.voices, manager.active_id = [], None
+    assert choose(ITALIAN) is None  # nothing installed: "the active one", which says there is none
