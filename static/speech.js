@@ -6,6 +6,8 @@
 // time: starting another stops the one playing. Whether this device reads new answers aloud
 // is kept in the browser (a tablet may want it, the phone not).
 
+import { _ } from '/static/i18n.js';
+
 const AUTO_KEY = 'gridless.autoRead';
 const USED_KEY = 'gridless.usedVoice';
 const WAV_HEADER_BYTES = 44;
@@ -51,13 +53,26 @@ export function stopSpeaking() {
   session.owner.ended();
 }
 
+/**
+ * The answer at `url` is being read already (it was read as it was written): `owner` takes the
+ * playing over, hearing `firstAudio` if it has begun; false when that answer is not playing.
+ */
+export function adopt(url, owner) {
+  if (!playing || playing.url !== url) return false;
+  const before = playing.owner;
+  playing.owner = owner;
+  if (before && before !== owner) before.ended();
+  if (playing.firstAudioMs !== undefined) owner.firstAudio(playing.firstAudioMs);
+  return true;
+}
+
 /** Whether `owner` is the one playing now. */
 export function isPlaying(owner) {
   return playing !== null && playing.owner === owner;
 }
 
 async function answerError(response) {
-  let message = 'Reading aloud failed (HTTP ' + response.status + ').';
+  let message = _('Reading aloud failed (HTTP {status}).', { status: response.status });
   try { const body = await response.json(); message = body.error.message || message; } catch (e) { /* keep */ }
   return message;
 }
@@ -71,7 +86,7 @@ export async function speak(url, owner) {
   localStorage.setItem(USED_KEY, '1');
   stopSpeaking();
   const ctx = audioContext();
-  const session = { owner, abort: new AbortController(), sources: [], requestedAt: performance.now() };
+  const session = { owner, url, abort: new AbortController(), sources: [], requestedAt: performance.now() };
   playing = session;
   let response;
   try {
@@ -83,7 +98,7 @@ export async function speak(url, owner) {
   if (!response.ok) {
     const message = await answerError(response);
     if (playing === session) stopSpeaking();
-    owner.failed(message);
+    session.owner.failed(message);
     return;
   }
   const reader = response.body.getReader();
@@ -116,10 +131,14 @@ export async function speak(url, owner) {
     source.start(at);
     at += buffer.duration;
     session.sources.push(source);
-    if (first) { first = false; owner.firstAudio(performance.now() - session.requestedAt); }
+    if (first) {
+      first = false;
+      session.firstAudioMs = performance.now() - session.requestedAt;
+      session.owner.firstAudio(session.firstAudioMs);
+    }
   }
   if (playing === session) {  // the last sound is scheduled; it ends when it has played
     const left = Math.max(0, at - ctx.currentTime);
-    setTimeout(() => { if (playing === session) { playing = null; owner.ended(); } }, left * 1000);
+    setTimeout(() => { if (playing === session) { playing = null; session.owner.ended(); } }, left * 1000);
   }
 }

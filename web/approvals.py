@@ -7,6 +7,7 @@ from collections.abc import Callable
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _
 from backend.security.pairing import Pairing, PairingRequest
 
 __all__ = ["ApprovalPrompt"]
@@ -38,17 +39,18 @@ class ApprovalPrompt:
 
     def ask(self, request: PairingRequest) -> ui.dialog:
         with ui.dialog().props("persistent") as dialog, ui.card().classes("w-80"):
-            ui.label(f"Allow {request.name}?").classes("text-h6").props("data-testid=pair-request-name")
+            ui.label(_("Allow {name}?", name=request.name)).classes("text-h6").props("data-testid=pair-request-name")
             with ui.row().classes("items-baseline gap-2"):
-                ui.label("code")
+                ui.label(_("code"))
                 ui.label(request.confirm).classes("text-h4 text-weight-bold") \
                     .props("data-testid=pair-request-code")
-            ui.label(f"From {request.address}. Allow it only if the device shows the same code. It will get "
-                     "the chats, images and voice, not the models or settings.").classes("text-caption")
+            ui.label(_("From {address}. Allow it only if the device shows the same code. It will get the chats, "
+                       "images and voice, not the models or settings.", address=request.address)) \
+                .classes("text-caption")
             with ui.row().classes("w-full justify-end"):
-                ui.button("Deny", on_click=lambda: self.answer(request.id, False)) \
+                ui.button(_("Deny"), on_click=lambda: self.answer(request.id, False)) \
                     .props("flat data-testid=pair-deny")
-                ui.button("Allow", on_click=lambda: self.answer(request.id, True)) \
+                ui.button(_("Allow"), on_click=lambda: self.answer(request.id, True)) \
                     .props("unelevated data-testid=pair-allow")
         dialog.open()
         return dialog

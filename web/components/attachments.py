@@ -15,12 +15,14 @@ from nicegui import app, ui
 
 from backend.chat.conversations import MAX_ATTACHMENTS
 from backend.core.errors import AppError
+from backend.core.i18n import _, format_number, ngettext
 from backend.models.registry import ModelRecord
 from backend.security.devices import Principal
 from backend.services import Services
 from backend.storage.attachments import Attachment
 from backend.storage.conversations import Conversation
 
+from .aria import named
 from .camera import Camera
 from .knowledge_links import choose_collection
 from .raw_upload import RawUpload, Uploaded, UploadFailed
@@ -32,21 +34,20 @@ FILE_TYPES = ("image/*,application/pdf,text/*,.pdf,.csv,.tsv,.txt,.md,.markdown,
               ".html,.css,.log")
 
 
-ADDED = "«{name}» was added to «{collection}» and is being indexed."
-
 
 def _describe(attachment: Attachment) -> str:
     info = attachment.info
     if attachment.kind == "image":
         return f"{attachment.width} × {attachment.height}"
     if info.get("kind") == "pdf":
-        pages = info.get("pages") or 0
-        return f"PDF · {pages} page{'s' if pages != 1 else ''}"
+        return ngettext("PDF · {n} page", "PDF · {n} pages", int(info.get("pages") or 0))
     if info.get("kind") == "table":
-        rows, columns = info.get("rows") or 0, len(info.get("columns") or [])
-        return f"Table · {rows:,} row{'s' if rows != 1 else ''} × {columns} column{'s' if columns != 1 else ''}"
-    return {"markdown": "Markdown", "json": "JSON", "code": str(info.get("language") or "Code").capitalize()} \
-        .get(str(info.get("kind")), "Text")
+        rows, columns = int(info.get("rows") or 0), len(info.get("columns") or [])
+        return _("Table · {rows} × {columns}", rows=ngettext("{n} row", "{n} rows", rows),
+                 columns=ngettext("{n} column", "{n} columns", columns))
+    if info.get("kind") == "code":
+        return str(info["language"]).capitalize() if info.get("language") else _("Code")
+    return {"markdown": "Markdown", "json": "JSON"}.get(str(info.get("kind")), _("Text"))
 
 
 def _icon(attachment: Attachment) -> str:
@@ -66,10 +67,11 @@ def _preview_table(preview: list[list[str]]) -> str:
 
 def _open_photo(attachment: Attachment) -> None:
     with ui.dialog() as dialog, ui.card().classes("q-pa-none"):
-        ui.image(f"/api/attachments/{attachment.id}/file").props("fit=contain").style(
+        full = ui.image(f"/api/attachments/{attachment.id}/file").props("fit=contain").style(
             "width: min(92vw, 1000px); max-height: 85vh").props("data-testid=photo-full")
+        full.props["alt"] = attachment.name
         with ui.row().classes("w-full justify-end q-pa-xs"):
-            ui.button("Close", on_click=dialog.close).props("flat")
+            ui.button(_("Close"), on_click=dialog.close).props("flat")
     dialog.open()
 
 
@@ -79,9 +81,11 @@ def message_attachments(attachments: list[Attachment]) -> None:
     if photos:
         with ui.element("div").classes("gl-msg-photos"):
             for photo in photos:
-                ui.image(f"/api/attachments/{photo.id}/thumb").classes("gl-msg-photo") \
-                    .props(f"alt='{html.escape(photo.name, quote=True)}' data-testid=message-photo") \
-                    .on("click", lambda p=photo: _open_photo(p))
+                # opens full size: a button for the keyboard and screen readers too, named by its alt text
+                thumb = ui.image(f"/api/attachments/{photo.id}/thumb").classes("gl-msg-photo") \
+                    .props("role=button tabindex=0 data-testid=message-photo") \
+                    .on("click", lambda p=photo: _open_photo(p)).on("keydown.enter", lambda p=photo: _open_photo(p))
+                thumb.props["alt"] = photo.name
     for doc in (a for a in attachments if a.kind == "document"):
         with ui.column().classes("gl-doc-card gap-0").props("data-testid=message-document"):
             with ui.row().classes("items-center no-wrap gap-2"):
@@ -101,31 +105,31 @@ def vision_offer(services: Services, principal: Principal, conversation: Convers
     """What to do when the conversation's model cannot see a photo: the vision models installed,
     else the catalog's smallest one that fits (the owner can get it on the Models page)."""
     model = services.conversations.model_for(conversation)
-    name = model.name if model else "The model in use"
     vision = services.conversations.vision_models()
     with ui.column().classes("w-full gap-1 q-pa-sm rounded-borders bg-amber-1").props("data-testid=vision-offer"):
-        ui.label(f"{name} cannot see photos.").classes("text-sm")
+        ui.label(_("{model} cannot see photos.", model=model.name) if model else
+                 _("The model in use cannot see photos.")).classes("text-sm")
         if vision:
             with ui.row().classes("gap-2 items-center"):
-                ui.label("Answer this conversation with:").classes("text-sm text-grey-8")
+                ui.label(_("Answer this conversation with:")).classes("text-sm text-grey-8")
                 for record in vision:
                     ui.button(record.name, icon="visibility", on_click=lambda r=record: choose(r)) \
                         .props("dense unelevated no-caps data-testid=use-vision-model")
             return
         rows = [r for r in services.models.catalog_rows("vision") if r.fit.fits]
         if not principal.is_owner:
-            ui.label("No vision model is installed; the phone's owner can add one on the Models page.") \
+            ui.label(_("No vision model is installed; the phone's owner can add one on the Models page.")) \
                 .classes("text-sm text-grey-8")
         elif rows:
             best = min(rows, key=lambda r: r.entry.size_bytes)
             with ui.row().classes("gap-2 items-center"):
-                ui.label(f"No vision model is installed. {best.entry.name} "
-                         f"({best.entry.size_bytes / 1e6:,.0f} MB) can read photos on this phone.") \
+                ui.label(_("No vision model is installed. {model} ({size} MB) can read photos on this phone.",
+                           model=best.entry.name, size=format_number(round(best.entry.size_bytes / 1e6)))) \
                     .classes("text-sm text-grey-8")
-                ui.button("Get it", icon="download", on_click=lambda: ui.navigate.to("/models?tab=vision")) \
+                ui.button(_("Get it"), icon="download", on_click=lambda: ui.navigate.to("/models?tab=vision")) \
                     .props("dense unelevated no-caps data-testid=get-vision-model")
         else:
-            ui.label("No vision model is installed, and none in the catalog fits this device's memory.") \
+            ui.label(_("No vision model is installed, and none in the catalog fits this device's memory.")) \
                 .classes("text-sm text-grey-8")
 
 
@@ -148,12 +152,11 @@ class ComposerAttachments:
         """The camera and the paperclip; the paperclip's chooser also takes files pasted or dropped on the page."""
         url = app.url_path_for("upload_attachment")
         with Camera(url, on_started=self._started, on_uploaded=self._attached, on_failed=self._failed):
-            ui.button(icon="photo_camera").props("flat round dense aria-label='Take a photo' "
-                                                 "data-testid=camera-button")
+            named(ui.button(icon="photo_camera").props("flat round dense data-testid=camera-button"), _("Take a photo"))
         with RawUpload(url, accept=FILE_TYPES, multiple=True, paste=True, drop=True, input_testid="attach-input",
                        on_started=self._started, on_uploaded=self._attached, on_failed=self._failed):
-            ui.button(icon="attach_file").props("flat round dense aria-label='Attach a photo or file' "
-                                                "data-testid=attach-button")
+            named(ui.button(icon="attach_file").props("flat round dense data-testid=attach-button"),
+                  _("Attach a photo or file"))
 
     @property
     def ids(self) -> list[str]:
@@ -178,14 +181,16 @@ class ComposerAttachments:
         found = await self.services.attachments.store.pending([str(upload.data.get("id", ""))], self.principal.key)
         if found and len(self.pending) >= MAX_ATTACHMENTS:
             await self.services.attachments.discard(found[0].id, self.principal.key)
-            ui.notify(f"At most {MAX_ATTACHMENTS} files can go with one message.", type="warning")
+            ui.notify(ngettext("At most {n} file can go with one message.",
+                               "At most {n} files can go with one message.", MAX_ATTACHMENTS), type="warning")
         elif found:
             self.pending.append(found[0])
         self.render()
 
     def _failed(self, failure: UploadFailed) -> None:
         self._done_uploading(failure.name)
-        ui.notify(f"{failure.name or 'The file'}: {failure.message}", type="warning", multi_line=True)
+        ui.notify(_("{name}: {problem}", name=failure.name, problem=failure.message) if failure.name else
+                  _("The file: {problem}", problem=failure.message), type="warning", multi_line=True)
         self.render()
 
     async def remove(self, attachment: Attachment) -> None:
@@ -204,7 +209,8 @@ class ComposerAttachments:
         except AppError as exc:
             ui.notify(exc.message, type="warning", multi_line=True)
             return
-        ui.notify(ADDED.format(name=attachment.name, collection=collection.name), timeout=2500)
+        ui.notify(_("«{name}» was added to «{collection}» and is being indexed.", name=attachment.name,
+                    collection=collection.name), timeout=2500)
 
     def clear(self) -> None:
         """After sending: the files went with the message."""
@@ -217,21 +223,21 @@ class ComposerAttachments:
             for a in self.pending:
                 with ui.element("div").classes("gl-tray-item").props(f"data-testid=pending-{a.kind}"):
                     if a.kind == "image":
-                        ui.image(f"/api/attachments/{a.id}/thumb").classes("gl-thumb") \
-                            .props(f"alt='{html.escape(a.name, quote=True)}'")
+                        thumb = ui.image(f"/api/attachments/{a.id}/thumb").classes("gl-thumb")
+                        thumb.props["alt"] = a.name
                     else:
                         with ui.element("div").classes("gl-doc-chip"):
                             ui.icon(_icon(a), size="22px").classes("text-grey-7")
                             with ui.column().classes("gap-0").style("min-width: 0"):
                                 ui.label(a.name).classes("gl-doc-name")
                                 ui.label(_describe(a)).classes("text-xs text-grey-7")
-                            ui.button(icon="library_add", on_click=lambda a=a: self.add_to_collection(a)) \
-                                .props("flat round dense size=sm aria-label='Add to a collection' "
-                                       "data-testid=add-to-collection").classes("text-grey-7") \
-                                .tooltip("Add to a collection")
-                    ui.button(icon="close", on_click=lambda a=a: self.remove(a)) \
-                        .props("round dense unelevated size=xs color=grey-8 aria-label=Remove "
-                               "data-testid=remove-attachment").classes("gl-remove")
+                            named(ui.button(icon="library_add", on_click=lambda a=a: self.add_to_collection(a))
+                                  .props("flat round dense size=sm data-testid=add-to-collection"),
+                                  _("Add to a collection")).classes("text-grey-7") \
+                                .tooltip(_("Add to a collection"))
+                    named(ui.button(icon="close", on_click=lambda a=a: self.remove(a))
+                          .props("round dense unelevated size=xs color=grey-8 data-testid=remove-attachment"),
+                          _("Remove {name}", name=a.name)).classes("gl-remove")
             for name in self.uploading:
                 with ui.element("div").classes("gl-doc-chip").props("data-testid=attachment-uploading"):
                     ui.spinner(size="20px")

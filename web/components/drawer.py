@@ -9,9 +9,11 @@ from __future__ import annotations
 from nicegui import app, ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _, ngettext
 from backend.services import Services
 from backend.storage.conversations import Conversation
 
+from .aria import named
 from .dialogs import confirm
 from .knowledge_links import conversation_choice
 from .organise import choose_project, delete_many, export_conversation, rename_dialog
@@ -63,7 +65,7 @@ class ConversationDrawer:
     @ui.refreshable_method
     async def projects(self) -> None:
         projects = await self.services.projects.list()
-        with ui.expansion("Projects", icon="folder", value=False) \
+        with ui.expansion(_("Projects"), icon="folder", value=False) \
                 .props("dense header-class='q-px-sm' data-testid=projects").classes("w-full"):
             with ui.list().props("dense").classes("w-full"):
                 for project in projects:
@@ -73,7 +75,7 @@ class ConversationDrawer:
                             ui.item_label(project.name).classes("ellipsis")
                         with ui.item_section().props("side"):
                             ui.item_label(str(project.conversations)).props("caption")
-            ui.button("New project", icon="create_new_folder", on_click=self.new_project) \
+            ui.button(_("New project"), icon="create_new_folder", on_click=self.new_project) \
                 .props("flat no-caps dense align=left data-testid=new-project").classes("w-full")
 
     async def new_project(self) -> None:
@@ -90,33 +92,33 @@ class ConversationDrawer:
         self.selected &= {c.id for c in rows}
         with ui.row().classes("w-full items-center no-wrap gap-0 q-mt-sm"):
             if self.archived:
-                ui.button(icon="arrow_back", on_click=lambda: self.show_archived(False)) \
-                    .props("flat round dense aria-label='Back to conversations' data-testid=archived-back")
-            ui.label("Archived" if self.archived else "Chats").classes("text-caption text-grey-7 q-pl-sm")
+                named(ui.button(icon="arrow_back", on_click=lambda: self.show_archived(False))
+                      .props("flat round dense data-testid=archived-back"), _("Back to conversations"))
+            ui.label(_("Archived") if self.archived else _("Chats")).classes("text-caption text-grey-7 q-pl-sm")
             ui.space()
             if rows:
-                ui.button(icon="close" if self.selecting else "checklist", on_click=self.toggle_select) \
-                    .props("flat round dense size=sm data-testid=select-mode "
-                           f"aria-label={'Done' if self.selecting else 'Select'}")
+                named(ui.button(icon="close" if self.selecting else "checklist", on_click=self.toggle_select)
+                      .props("flat round dense size=sm data-testid=select-mode"),
+                      _("Done") if self.selecting else _("Select"))
             # the file goes to the import route as it is (no size limit of a page's own uploads)
             with RawUpload(app.url_path_for("import_conversations"), accept=".json,application/json",
                            input_testid="import-file", on_uploaded=self.imported, on_failed=self.import_failed):
-                ui.button(icon="upload_file") \
-                    .props("flat round dense size=sm aria-label='Import conversations' data-testid=import") \
-                    .tooltip("Import: ChatGPT, Open WebUI or gridless JSON")
+                named(ui.button(icon="upload_file").props("flat round dense size=sm data-testid=import"),
+                      _("Import conversations")) \
+                    .tooltip(_("Import: ChatGPT, Open WebUI or gridless JSON"))
         if self.selecting:
             self.selection_bar()
         if not rows:
-            ui.label("No archived conversations" if self.archived else "No conversations yet") \
+            ui.label(_("No archived conversations") if self.archived else _("No conversations yet")) \
                 .classes("text-grey-6 q-pa-sm")
         with ui.list().props("dense").classes("w-full"):
             for conv in rows:
                 self.row(conv)
         if more:
-            ui.button("Show more", on_click=self.show_more) \
+            ui.button(_("Show more"), on_click=self.show_more) \
                 .props("flat no-caps dense data-testid=show-more").classes("w-full")
         if not self.archived:
-            ui.button("Archived", icon="inventory_2", on_click=lambda: self.show_archived(True)) \
+            ui.button(_("Archived"), icon="inventory_2", on_click=lambda: self.show_archived(True)) \
                 .props("flat no-caps dense align=left data-testid=show-archived").classes("w-full text-grey-8")
 
     def row(self, conv: Conversation) -> None:
@@ -128,43 +130,47 @@ class ConversationDrawer:
                 box = ui.checkbox(value=conv.id in self.selected,
                                   on_change=lambda e, c=conv: self.pick(c.id, bool(e.value))) \
                     .props("dense data-testid=select-conversation")
-                box.props["aria-label"] = f"Select {conv.title}"
+                box.props["aria-label"] = _("Select {title}", title=conv.title)
             with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
-                    .style("min-width: 0").props("clickable data-testid=conversation-item"):
+                    .style("min-width: 0").props("clickable data-testid=conversation-item") as item:
+                if conv.id == self.current:  # said in words too, not by its colour alone
+                    item.props["aria-current"] = "page"
                 with ui.item_section():
                     ui.item_label(conv.title).classes("ellipsis")
                 if conv.pinned:
                     with ui.item_section().props("side"):
-                        ui.icon("push_pin", size="xs").props("aria-label=Pinned data-testid=pinned")
+                        named(ui.icon("push_pin", size="xs").props("data-testid=pinned"), _("Pinned"))
             if not self.selecting:
-                with ui.button(icon="more_vert").props("flat round dense size=sm aria-label=More") \
+                with named(ui.button(icon="more_vert").props("flat round dense size=sm"), _("More")) \
                         .style("flex-shrink: 0"):
                     with ui.menu():
                         self.menu(conv)
 
     def menu(self, conv: Conversation) -> None:
-        ui.menu_item("Rename", lambda c=conv: self.rename(c))
-        ui.menu_item("Unpin" if conv.pinned else "Pin", lambda c=conv: self.organise([c.id], pinned=not c.pinned))
-        ui.menu_item("Move to project…", lambda c=conv: self.move([c.id]))
-        ui.menu_item("Documents…", lambda c=conv: self.documents(c))
-        ui.menu_item("Unarchive" if conv.archived else "Archive",
+        ui.menu_item(_("Rename"), lambda c=conv: self.rename(c))
+        ui.menu_item(_("Unpin") if conv.pinned else _("Pin"),
+                     lambda c=conv: self.organise([c.id], pinned=not c.pinned))
+        ui.menu_item(_("Move to project…"), lambda c=conv: self.move([c.id]))
+        ui.menu_item(_("Documents…"), lambda c=conv: self.documents(c))
+        ui.menu_item(_("Unarchive") if conv.archived else _("Archive"),
                      lambda c=conv: self.organise([c.id], archived=not c.archived))
-        ui.menu_item("Export as Markdown", lambda c=conv: export_conversation(self.services, c.id, "md"))
-        ui.menu_item("Export as JSON", lambda c=conv: export_conversation(self.services, c.id, "json"))
-        ui.menu_item("Delete", lambda c=conv: self.delete(c))
+        ui.menu_item(_("Export as Markdown"), lambda c=conv: export_conversation(self.services, c.id, "md"))
+        ui.menu_item(_("Export as JSON"), lambda c=conv: export_conversation(self.services, c.id, "json"))
+        ui.menu_item(_("Delete"), lambda c=conv: self.delete(c))
 
     def selection_bar(self) -> None:
         count = len(self.selected)
         with ui.row().classes("w-full items-center no-wrap gap-0 q-px-sm bg-blue-1 rounded-borders"):
-            ui.label(f"{count} selected").classes("text-caption").props("data-testid=selected-count")
+            ui.label(ngettext("{n} selected", "{n} selected", count)).classes("text-caption") \
+                .props("data-testid=selected-count")
             ui.space()
-            for icon, label, action in (("drive_file_move", "Move to project", self.move_selected),
-                                        ("unarchive" if self.archived else "archive",
-                                         "Unarchive" if self.archived else "Archive", self.archive_selected),
-                                        ("delete", "Delete", self.delete_selected)):
-                ui.button(icon=icon, on_click=action) \
-                    .props(f"flat round dense size=sm aria-label='{label}' "
-                           f"data-testid=selected-{label.split()[0].lower()}") \
+            for icon, testid, label, action in (
+                    ("drive_file_move", "move", _("Move to project"), self.move_selected),
+                    ("unarchive", "unarchive", _("Unarchive"), self.archive_selected) if self.archived
+                    else ("archive", "archive", _("Archive"), self.archive_selected),
+                    ("delete", "delete", _("Delete"), self.delete_selected)):
+                named(ui.button(icon=icon, on_click=action)
+                      .props(f"flat round dense size=sm data-testid=selected-{testid}"), label) \
                     .set_enabled(count > 0)
 
     # actions ----------------------------------------------------------------------------------
@@ -214,7 +220,7 @@ class ConversationDrawer:
         except AppError as exc:
             ui.notify(exc.message, type="warning")
             return
-        ui.notify("Saved", timeout=1000)
+        ui.notify(_("Saved"), timeout=1000)
         if conv.id == self.current:  # the chat shows which collections answer it
             ui.navigate.to(f"/c/{conv.id}")
 
@@ -225,7 +231,8 @@ class ConversationDrawer:
         project_id = chosen or None
         await self.services.store.organise(ids, project_id=project_id)
         project = await self.services.projects.get(project_id) if project_id else None
-        ui.notify(f"Moved to {project.name}" if project else "Moved out of the project", timeout=1500)
+        ui.notify(_("Moved to {project}", project=project.name) if project else _("Moved out of the project"),
+                  timeout=1500)
         self.selected.clear()
         self.refresh()
         self.projects.refresh()
@@ -239,8 +246,8 @@ class ConversationDrawer:
         self.refresh()
 
     async def delete(self, conv: Conversation) -> None:
-        if not await confirm(f"Delete “{conv.title}”?", "Its messages are removed from this device.", "Delete",
-                             danger=True):
+        if not await confirm(_("Delete “{name}”?", name=conv.title), _("Its messages are removed from this device."),
+                             _("Delete"), danger=True):
             return
         await self.services.conversations.delete(conv.id)
         if conv.id == self.current:
@@ -264,7 +271,8 @@ class ConversationDrawer:
         """A ChatGPT export, an Open WebUI export or gridless JSON became new conversations."""
         made = upload.data.get("conversations")
         count = len(made) if isinstance(made, list) else 0
-        ui.notify(f"Imported {count} conversation{'' if count == 1 else 's'} from {upload.name}", timeout=2500)
+        ui.notify(ngettext("Imported {n} conversation from {name}", "Imported {n} conversations from {name}", count,
+                           name=upload.name), timeout=2500)
         self.archived = False
         self.refresh()
         self.projects.refresh()

@@ -14,13 +14,10 @@ from typing import Any
 
 from nicegui import ui
 
+from backend.core.i18n import _
 from backend.knowledge.chunking import HEADING_SEPARATOR
 
 __all__ = ["CitedMarkdown", "cite_html", "passage_link", "source_label", "source_links", "sources_list"]
-
-SOURCE_WITH_PAGE = "{document} · page {page}"
-SOURCE = "{document}"
-SOURCES_HEADING = "Sources"
 
 _TAG = re.compile(r"""(<(?:[^>"']|"[^"]*"|'[^']*')*>)""")
 _TAG_NAME = re.compile(r"<(/?)\s*([a-zA-Z][a-zA-Z0-9-]*)")
@@ -101,7 +98,7 @@ class CitedMarkdown(ui.markdown):
 def source_label(source: dict[str, Any]) -> str:
     document = str(source.get("document") or "")
     page = source.get("page")
-    return SOURCE_WITH_PAGE.format(document=document, page=page) if page else SOURCE.format(document=document)
+    return _("{document} · page {page}", document=document, page=page) if page else document
 
 
 def sources_list(sources: Sequence[dict[str, Any]]) -> None:
@@ -111,7 +108,7 @@ def sources_list(sources: Sequence[dict[str, Any]]) -> None:
     if not listed:
         return
     with ui.column().classes("w-full gap-0 text-sm").props("data-testid=answer-sources"):
-        ui.label(SOURCES_HEADING).classes("text-caption text-grey-7")
+        ui.label(_("Sources")).classes("text-caption text-grey-7")
         for source in listed:
             n = int(source["n"])
             with ui.row().classes("items-baseline no-wrap gap-1 w-full"):

@@ -6,48 +6,42 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import ui
 
-from backend.core.units import format_bytes
+from backend.core.i18n import _, format_number, ngettext
 from backend.knowledge.store import Document
 
-from .knowledge_links import counted
+from ..formats import size
+from .aria import named
 
 __all__ = ["DocumentActions", "document_card", "document_key", "kind_name", "state_text"]
 
-WAITING = "Waiting"
-READING = "Reading…"
-INDEXING = "Indexing {done} of {total}"
-READY = "Ready"
-FAILED = "Failed: {error}"
-FAILED_NO_REASON = "Failed"
-CANCELLED = "Cancelled"
-KIND_NAMES = {"pdf": "PDF", "docx": "Word", "markdown": "Markdown", "text": "Text", "csv": "Table",
-              "html": "Web page"}
 KIND_ICONS = {"pdf": "picture_as_pdf", "docx": "article", "markdown": "description", "csv": "table_chart",
               "html": "language"}
 
 
 def kind_name(kind: str) -> str:
-    return KIND_NAMES.get(kind, "")
+    return {"pdf": "PDF", "docx": "Word", "markdown": "Markdown", "text": _("Text"), "csv": _("Table"),
+            "html": _("Web page")}.get(kind, "")
 
 
 def state_text(document: Document) -> str:
     """The document's state as a person reads it: "Indexing 12 of 40", "Ready · 40 passages · 12 pages"."""
     state = document.state
     if state == "queued":
-        return WAITING
+        return _("Waiting")
     if state == "reading":
-        return READING
+        return _("Reading…")
     if state == "indexing":
-        done = INDEXING.format(done=f"{document.embedded:,}", total=f"{document.passages:,}")
+        done = _("Indexing {done} of {total}", done=format_number(document.embedded),
+                 total=format_number(document.passages))
         return f"{done} · {document.error}" if document.error else done  # waiting for a server to answer
     if state == "ready":
-        parts = [READY, counted(document.passages, "{n} passage", "{n} passages")]
+        parts = [_("Ready"), ngettext("{n} passage", "{n} passages", document.passages)]
         if document.pages:
-            parts.append(counted(document.pages, "{n} page", "{n} pages"))
+            parts.append(ngettext("{n} page", "{n} pages", document.pages))
         return " · ".join(parts)
     if state == "failed":
-        return FAILED.format(error=document.error) if document.error else FAILED_NO_REASON
-    return CANCELLED
+        return _("Failed: {error}", error=document.error) if document.error else _("Failed")
+    return _("Cancelled")
 
 
 def document_key(document: Document) -> tuple[object, ...]:
@@ -74,18 +68,18 @@ def document_card(document: Document, actions: DocumentActions) -> None:
             ui.icon(KIND_ICONS.get(document.kind, "description")).classes("text-grey-7")
             with ui.column().classes("col gap-0").style("min-width: 0"):
                 ui.label(document.name).classes("text-subtitle2 ellipsis").props("data-testid=document-name")
-                details = " · ".join(p for p in (kind_name(document.kind), format_bytes(document.size)) if p)
+                details = " · ".join(p for p in (kind_name(document.kind), size(document.size)) if p)
                 ui.label(details).classes("text-caption text-grey-7")
             if document.pending:
-                ui.button(icon="stop", on_click=lambda d=document: actions.cancel(d)) \
-                    .props("flat round dense aria-label='Stop indexing' data-testid=document-cancel") \
-                    .tooltip("Stop indexing")
+                named(ui.button(icon="stop", on_click=lambda d=document: actions.cancel(d))
+                      .props("flat round dense data-testid=document-cancel"), _("Stop indexing")) \
+                    .tooltip(_("Stop indexing"))
             elif document.state in ("failed", "cancelled"):
-                ui.button(icon="refresh", on_click=lambda d=document: actions.reindex(d)) \
-                    .props("flat round dense aria-label='Index again' data-testid=document-reindex") \
-                    .tooltip("Index again")
-            ui.button(icon="delete", on_click=lambda d=document: actions.delete(d)) \
-                .props("flat round dense aria-label=Delete data-testid=document-delete")
+                named(ui.button(icon="refresh", on_click=lambda d=document: actions.reindex(d))
+                      .props("flat round dense data-testid=document-reindex"), _("Index again")) \
+                    .tooltip(_("Index again"))
+            named(ui.button(icon="delete", on_click=lambda d=document: actions.delete(d))
+                  .props("flat round dense data-testid=document-delete"), _("Delete {name}", name=document.name))
         failed = document.state == "failed"
         ui.label(state_text(document)).classes("text-sm " + ("text-negative" if failed else "text-grey-8")) \
             .props("data-testid=document-state")

@@ -11,20 +11,17 @@ from collections.abc import Sequence
 
 from nicegui import ui
 
+from backend.core.i18n import _, ngettext
 from backend.knowledge.store import Document, Passage
 from backend.services import Services
 
 from ..frame import frame
 from .knowledge_documents import kind_name
-from .knowledge_links import counted
 
 __all__ = ["WINDOW", "passage_view"]
 
 WINDOW = 20
 """Passages shown before and after the chosen one, and added by each "Show more"."""
-PAGE = "page {page}"
-BACK = "Back to «{name}»"
-BACK_TO_CHAT = "Back to the chat"
 SCROLL_JS = "document.querySelector('[data-testid=passage-current]')?.scrollIntoView({block: 'center'})"
 
 
@@ -41,12 +38,12 @@ class PassageList:
         self.box.clear()
         with self.box:
             if self.start > 0:
-                ui.button("Show earlier passages", icon="expand_less", on_click=self.earlier) \
+                ui.button(_("Show earlier passages"), icon="expand_less", on_click=self.earlier) \
                     .props("flat no-caps dense data-testid=passages-earlier")
             for i in range(self.start, self.end):
                 self.passage(self.passages[i], current=i == self.index)
             if self.end < len(self.passages):
-                ui.button("Show later passages", icon="expand_more", on_click=self.later) \
+                ui.button(_("Show later passages"), icon="expand_more", on_click=self.later) \
                     .props("flat no-caps dense data-testid=passages-later")
 
     @staticmethod
@@ -61,7 +58,7 @@ class PassageList:
                         ui.label(passage.heading).classes("ellipsis col").style("min-width: 0") \
                             .props("data-testid=passage-heading")
                     if passage.page:
-                        ui.label(PAGE.format(page=passage.page)).props("data-testid=passage-page")
+                        ui.label(_("page {page}", page=passage.page)).props("data-testid=passage-page")
             ui.label(passage.text).classes("text-body2").style("white-space: pre-wrap; overflow-wrap: anywhere") \
                 .props("data-testid=passage-text")
 
@@ -78,18 +75,18 @@ async def passage_view(services: Services, document: Document, passages: Sequenc
     collection = await services.knowledge.collection(document.collection_id)
     async with frame(services, current=None, title=document.name):
         if collection.hidden and collection.conversation_id:
-            ui.link(BACK_TO_CHAT, f"/c/{collection.conversation_id}").classes("text-sm q-pt-sm") \
+            ui.link(_("Back to the chat"), f"/c/{collection.conversation_id}").classes("text-sm q-pt-sm") \
                 .props("data-testid=passage-back")
         else:
-            ui.link(BACK.format(name=collection.name), f"/knowledge/{collection.id}").classes("text-sm q-pt-sm") \
-                .props("data-testid=passage-back")
+            ui.link(_("Back to «{name}»", name=collection.name), f"/knowledge/{collection.id}") \
+                .classes("text-sm q-pt-sm").props("data-testid=passage-back")
         with ui.row().classes("w-full items-center no-wrap gap-2"):
             ui.icon("description", size="md").classes("text-grey-7")
             with ui.column().classes("col gap-0").style("min-width: 0"):
                 ui.label(document.name).classes("text-h6 ellipsis").props("data-testid=passage-document")
                 details = [kind_name(document.kind)]
                 if document.pages:
-                    details.append(counted(document.pages, "{n} page", "{n} pages"))
+                    details.append(ngettext("{n} page", "{n} pages", document.pages))
                 ui.label(" · ".join(d for d in details if d)).classes("text-caption text-grey-7") \
                     .props("data-testid=passage-document-details")
         PassageList(passages, index)

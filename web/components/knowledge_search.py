@@ -6,16 +6,16 @@ from __future__ import annotations
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _, format_decimal
 from backend.knowledge.store import Hit
 from backend.services import Services
 
+from .aria import named
 from .knowledge_citations import passage_link, source_label
 
 __all__ = ["CollectionSearch", "search_result"]
 
 SEARCH_K = 10
-SCORE = "Score {score}"
-PLACEHOLDER = "Search these documents"
 
 
 def search_result(hit: Hit) -> None:
@@ -28,7 +28,7 @@ def search_result(hit: Hit) -> None:
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.label(source_label(source)).classes("text-subtitle2 ellipsis col").style("min-width: 0") \
                     .props("data-testid=search-result-source")
-                ui.label(SCORE.format(score=f"{hit.score:.3f}")).classes("text-caption text-grey-7") \
+                ui.label(_("Score {score}", score=format_decimal(hit.score, 3))).classes("text-caption text-grey-7") \
                     .props("data-testid=search-result-score")
             if passage.heading:
                 ui.label(passage.heading).classes("text-caption text-grey-7 ellipsis") \
@@ -44,13 +44,13 @@ class CollectionSearch:
         self.collection_id = collection_id
         self.asked = 0  # the answer to an older search that arrives late is dropped
         with ui.row().classes("w-full items-center no-wrap gap-1"):
-            self.query = ui.input(placeholder=PLACEHOLDER) \
-                .props(f"dense outlined clearable type=search maxlength=2000 aria-label='{PLACEHOLDER}' "
-                       "data-testid=knowledge-search").classes("col")
+            self.query = named(ui.input(placeholder=_("Search these documents")).props(
+                "dense outlined clearable type=search maxlength=2000 data-testid=knowledge-search"),
+                _("Search these documents")).classes("col")
             with self.query.add_slot("prepend"):
                 ui.icon("search")
             self.query.on("keydown.enter", self.search)
-            ui.button("Search", on_click=self.search).props("unelevated no-caps data-testid=knowledge-search-go")
+            ui.button(_("Search"), on_click=self.search).props("unelevated no-caps data-testid=knowledge-search-go")
         self.results = ui.column().classes("w-full gap-0").props("data-testid=search-results")
 
     async def search(self) -> None:
@@ -76,7 +76,7 @@ class CollectionSearch:
             if result.notice:
                 ui.label(result.notice).classes("gl-notice").props("data-testid=search-notice")
             if not result.hits:
-                ui.label(f"No passages match «{text}».").classes("text-grey-7 q-pa-sm") \
+                ui.label(_("No passages match «{text}».", text=text)).classes("text-grey-7 q-pa-sm") \
                     .props("data-testid=search-empty")
                 return
             with ui.list().props("separator").classes("w-full"):

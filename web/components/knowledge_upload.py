@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from backend.core.i18n import _
+
 from .raw_upload import FailedHandler, StartedHandler, UploadedHandler, on_upload_events
 
 __all__ = ["DOCUMENT_TYPES", "DocumentUpload"]
 
 DOCUMENT_TYPES = ".pdf,.docx,.md,.markdown,.txt,.text,.csv,.tsv,.html,.htm,application/pdf,text/*"
 """What the chooser offers first (the server decides what a collection takes, and says why not)."""
-WAITING = "Waiting"
 
 
 class DocumentUpload(ui.element, component="knowledge_upload.js"):
@@ -25,7 +26,7 @@ class DocumentUpload(ui.element, component="knowledge_upload.js"):
                  on_started: StartedHandler | None = None, on_uploaded: UploadedHandler | None = None,
                  on_failed: FailedHandler | None = None) -> None:
         super().__init__()
-        self._props.update({"url": url, "accept": accept, "waiting-text": WAITING})
+        self._props.update({"url": url, "accept": accept, "waiting-text": _("Waiting")})
         if input_testid:
             self._props["testid"] = input_testid
         on_upload_events(self, on_started=on_started, on_uploaded=on_uploaded, on_failed=on_failed)

@@ -7,10 +7,12 @@ from typing import Any
 
 from nicegui import ui
 
+from backend.core.i18n import _, format_decimal, ngettext
 from backend.core.jobs import Job
 from backend.storage.attachments import Attachment
 from backend.storage.conversations import Branches, Message, MessageStatus
 
+from .aria import named
 from .attachments import message_attachments
 from .knowledge_citations import CitedMarkdown
 
@@ -21,29 +23,41 @@ SwitchHandler = Callable[[str], Awaitable[None]]
 """Shows the version of a message with this id (and the branch that follows it)."""
 
 
+def _engine_name(job: str) -> str:
+    """An engine in words for a person ("the language model")."""
+    slot = Job(job).slot
+    return {Job.CHAT: _("the language model"), Job.IMAGES: _("the image model"), Job.SPEECH: _("the speech model"),
+            Job.VOICE: _("the voice"), Job.EMBEDDINGS: _("the embedding model")}.get(slot, slot.engine_name)
+
+
 def stats_text(stats: dict[str, Any], status: str = MessageStatus.DONE) -> str:
+    """The line under an answer, in the page's language. Whole counts are written without
+    separators (as a measurement reads: "1234 ms"), decimals in the language's way."""
     parts: list[str] = []
     if stats.get("kind") == "image":
         if stats.get("seconds") is not None:
-            parts.append(f"picture made in {stats['seconds']:.1f} s")
+            parts.append(_("picture made in {seconds} s", seconds=format_decimal(stats["seconds"], 1)))
         if stats.get("seed") is not None:
-            parts.append(f"seed {stats['seed']}")
+            parts.append(_("seed {seed}", seed=stats["seed"]))
     if stats.get("ttft_s") is not None:
-        parts.append(f"{stats['ttft_s'] * 1000:.0f} ms to first token")
+        parts.append(_("{ms} ms to first token", ms=str(round(stats["ttft_s"] * 1000))))
     if stats.get("tokens_per_s"):
-        parts.append(f"{stats['tokens_per_s']:.1f} tok/s")
+        parts.append(_("{rate} tok/s", rate=format_decimal(stats["tokens_per_s"], 1)))
     if stats.get("completion_tokens"):
-        parts.append(f"{stats['completion_tokens']} tokens")
+        tokens = int(stats["completion_tokens"])
+        parts.append(ngettext("{count} token", "{count} tokens", tokens, count=str(tokens)))
     if stats.get("finish_reason") == "cancelled":
-        parts.append("stopped")
+        parts.append(_("stopped"))
     elif stats.get("finish_reason") == "length":
-        parts.append("reached the token limit")
+        parts.append(_("reached the token limit"))
     if stats.get("trimmed_messages"):
-        parts.append(f"{stats['trimmed_messages']} earlier messages left out to fit the context")
+        parts.append(ngettext("{n} earlier message left out to fit the context",
+                              "{n} earlier messages left out to fit the context", int(stats["trimmed_messages"])))
     if stats.get("unloaded"):
-        parts.append("unloaded " + ", ".join(Job(s).engine_name for s in stats["unloaded"]) + " to make room")
+        parts.append(_("unloaded {engines} to make room",
+                       engines=", ".join(_engine_name(s) for s in stats["unloaded"])))
     if status == MessageStatus.INTERRUPTED:
-        parts.append("interrupted")
+        parts.append(_("interrupted"))
     return " · ".join(parts)
 
 
@@ -55,13 +69,14 @@ def answer_markdown(text: str, sources: Sequence[dict[str, Any]] = ()) -> ui.mar
 def branch_switcher(branches: Branches, on_switch: SwitchHandler) -> None:
     """‹ 2/3 ›: which version of a message is shown, and the buttons to the others."""
     index, ids = branches.index, branches.ids
-    with ui.row().classes("items-center no-wrap gap-0 text-grey-7").props("data-testid=branches"):
-        ui.button(icon="chevron_left", on_click=lambda: on_switch(ids[index - 1])) \
-            .props("flat round dense size=sm aria-label='Previous version' data-testid=branch-prev") \
+    with named(ui.row().classes("items-center no-wrap gap-0 text-grey-7").props("role=group data-testid=branches"),
+               _("Versions")):
+        named(ui.button(icon="chevron_left", on_click=lambda: on_switch(ids[index - 1]))
+              .props("flat round dense size=sm data-testid=branch-prev"), _("Previous version")) \
             .set_enabled(index > 0)
         ui.label(f"{index + 1}/{len(ids)}").classes("text-caption").props("data-testid=branch-label")
-        ui.button(icon="chevron_right", on_click=lambda: on_switch(ids[index + 1])) \
-            .props("flat round dense size=sm aria-label='Next version' data-testid=branch-next") \
+        named(ui.button(icon="chevron_right", on_click=lambda: on_switch(ids[index + 1]))
+              .props("flat round dense size=sm data-testid=branch-next"), _("Next version")) \
             .set_enabled(index < len(ids) - 1)
 
 
@@ -83,18 +98,18 @@ def user_bubble(message: Message, on_edit: Callable[[Message, str], Awaitable[No
                     if branches is not None and on_switch is not None:
                         branch_switcher(branches, on_switch)
                     if on_edit is not None:
-                        ui.button(icon="edit", on_click=edit).props("flat round dense size=sm aria-label=Edit") \
+                        named(ui.button(icon="edit", on_click=edit).props("flat round dense size=sm"), _("Edit")) \
                             .classes("text-grey-6")
 
         def edit() -> None:
             assert on_edit is not None
             box.clear()
             with box, ui.card().classes("w-full"):
-                field = ui.textarea(value=message.content).props("autogrow autofocus outlined") \
-                    .classes("w-full")
+                field = named(ui.textarea(value=message.content).props("autogrow autofocus outlined"),
+                              _("Your message")).classes("w-full")
                 with ui.row().classes("w-full justify-end"):
-                    ui.button("Cancel", on_click=show).props("flat")
-                    ui.button("Send", on_click=lambda: on_edit(message, field.value)) \
+                    ui.button(_("Cancel"), on_click=show).props("flat")
+                    ui.button(_("Send"), on_click=lambda: on_edit(message, field.value)) \
                         .props("data-testid=edit-send")
 
         show()

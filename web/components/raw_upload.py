@@ -14,6 +14,8 @@ from typing import Any
 
 from nicegui import events, ui
 
+from backend.core.i18n import _
+
 __all__ = ["RawUpload", "UploadFailed", "Uploaded", "on_upload_events"]
 
 
@@ -63,7 +65,7 @@ def on_upload_events(element: ui.element, *, on_started: StartedHandler | None =
             found = payload.get("error")
             error: dict[str, Any] = found if isinstance(found, dict) else {}
             return failed(UploadFailed(name=str(payload.get("name", "")), code=str(error.get("code", "")),
-                                       message=str(error.get("message") or "The file could not be sent.")))
+                                       message=str(error.get("message") or _("The file could not be sent."))))
         element.on("failed", _failed)
 
 

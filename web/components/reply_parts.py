@@ -7,15 +7,19 @@ from typing import Any
 
 from nicegui import ui
 
+from backend.core.i18n import _, format_number
+
 __all__ = ["ThinkingBlock", "ToolCallsBlock"]
 
 
 def thinking_title(seconds: float | None, live: bool) -> str:
     if live:
-        return "Thinking…"
+        return _("Thinking…")
     if seconds is None or seconds < 1:
-        return "Thought for a moment"
-    return f"Thought for {seconds:.0f} s" if seconds < 90 else f"Thought for {seconds / 60:.0f} min"
+        return _("Thought for a moment")
+    if seconds < 90:
+        return _("Thought for {seconds} s", seconds=format_number(round(seconds)))
+    return _("Thought for {minutes} min", minutes=format_number(round(seconds / 60)))
 
 
 class ThinkingBlock:
@@ -50,7 +54,7 @@ class ToolCallsBlock:
                 self._call(call)
 
     def _call(self, call: dict[str, Any]) -> None:
-        title = self.titles.get(call.get("name", ""), call.get("name", "tool"))
+        title = self.titles.get(call.get("name", ""), call.get("name") or _("tool"))
         done, ok = "result" in call, call.get("ok", False)
         icon = "build" if not done else "check_circle" if ok else "error"
         with ui.expansion(f"{title}: {_short(call.get('arguments', ''))}", icon=icon) \
@@ -60,7 +64,7 @@ class ToolCallsBlock:
                 ui.label(call["result"]).classes("gl-tool-result" + ("" if ok else " text-negative")) \
                     .props("data-testid=tool-result")
             else:
-                ui.label("Running…").classes("text-grey-7")
+                ui.label(_("Running…")).classes("text-grey-7")
 
 
 def _short(arguments: str, limit: int = 60) -> str:

@@ -12,8 +12,11 @@ from collections.abc import Callable
 
 from nicegui import ui
 
+from backend.core.i18n import _
 from backend.services import Services
 from backend.storage.conversations import MARK_END, MARK_START, SearchHit
+
+from .aria import named
 
 __all__ = ["MAX_HITS", "DrawerSearch", "highlight", "hit_link"]
 
@@ -57,9 +60,9 @@ class DrawerSearch:
         self.show_rest = show_rest
         self.asked = 0  # answers to an older query that arrive late are dropped
         with ui.column().classes("w-full gap-1 q-mb-sm gl-search") as self.box:
-            self.field = ui.input(placeholder="Search conversations") \
-                .props(f"dense outlined clearable debounce={DEBOUNCE_MS} type=search "
-                       "aria-label='Search conversations' data-testid=search") \
+            self.field = named(ui.input(placeholder=_("Search conversations"))
+                               .props(f"dense outlined clearable debounce={DEBOUNCE_MS} type=search "
+                                      "data-testid=search"), _("Search conversations")) \
                 .classes("w-full")
             with self.field.add_slot("prepend"):
                 ui.icon("search")
@@ -84,7 +87,7 @@ class DrawerSearch:
         self.results.clear()
         with self.results:
             if not hits:
-                ui.label(f"No results for “{text}”").classes("text-grey-7 q-pa-sm") \
+                ui.label(_("No results for “{text}”", text=text)).classes("text-grey-7 q-pa-sm") \
                     .props("data-testid=search-empty")
                 return
             with ui.list().props("dense").classes("w-full"):
@@ -102,7 +105,7 @@ class DrawerSearch:
                         .classes("ellipsis text-weight-medium col-shrink").style("min-width: 0") \
                         .props("data-testid=search-hit-title")
                     if hit.archived:
-                        ui.badge("archived", color="grey-6").props("outline data-testid=search-hit-archived")
+                        ui.badge(_("archived"), color="grey-6").props("outline data-testid=search-hit-archived")
                 if hit.message_id is not None:
                     # escaped by `highlight`: the browser's own sanitizer is not in every browser
                     ui.html(highlight(hit.snippet), sanitize=False).classes("gl-snippet text-grey-8") \

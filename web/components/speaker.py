@@ -12,6 +12,8 @@ from typing import Any
 
 from nicegui import events, ui
 
+from backend.core.i18n import _
+
 __all__ = ["AutoRead", "Speaker"]
 
 
@@ -23,7 +25,8 @@ class Speaker(ui.element, component="speaker.js"):
         self._props.update({"url": url, "warm-url": warm_url})
         if on_failed is not None:
             failed = on_failed
-            self.on("failed", lambda e: failed(_message(e)))
+            fallback = _("Reading aloud failed.")
+            self.on("failed", lambda e: failed(_message(e, fallback)))
 
     def read_new(self) -> None:
         """The answer was just written: read it aloud if this device reads new answers by itself
@@ -38,7 +41,11 @@ class AutoRead(ui.element, component="auto_read.js"):
         super().__init__()
         self._props["warm-url"] = warm_url
 
+    def read_live(self, url: str) -> None:
+        """An answer started being written: read it aloud as it comes, if this device reads new answers."""
+        self.run_method("readLive", url)
 
-def _message(event: events.GenericEventArguments) -> str:
+
+def _message(event: events.GenericEventArguments, fallback: str) -> str:
     args = event.args if isinstance(event.args, dict) else {}
-    return str(args.get("message") or "Reading aloud failed.")
+    return str(args.get("message") or fallback)

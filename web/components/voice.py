@@ -7,12 +7,14 @@ from __future__ import annotations
 from nicegui import app, ui
 
 from backend.audio.engines import speaks_languages
+from backend.core.i18n import _
 from backend.services import Services
 
+from .aria import named
 from .dictation import Dictation, DictationStatus
 from .speaker import AutoRead, Speaker
 
-__all__ = ["LANGUAGE_NAMES", "auto_read_button", "dictation", "speak_button"]
+__all__ = ["LANGUAGE_NAMES", "auto_read_button", "dictation", "read_url", "speak_button"]
 
 LANGUAGE_NAMES = {"": "Detect the language", "en": "English", "de": "Deutsch", "es": "Español", "fr": "Français",
              "it": "Italiano", "nl": "Nederlands", "pl": "Polski", "pt": "Português", "tr": "Türkçe",
@@ -30,39 +32,53 @@ def dictation(services: Services, box: ui.textarea, status: DictationStatus) -> 
 
     mic = Dictation(status=status, url=app.url_path_for("upload_recording"), warm_url=app.url_path_for("warm_speech"),
                     language=None if multilingual else "en", on_text=add_words) \
-        .props("round flat aria-label='Dictate' data-testid=mic")
+        .props("round flat data-testid=mic")
+    named(mic, _("Dictate"))
     if model is None:
         mic.disable()
         with mic:
-            ui.tooltip("No speech model is installed")
+            ui.tooltip(_("No speech model is installed"))
     if multilingual:  # English-only models need no choice
-        with ui.button(icon="translate").props("round flat dense size=sm aria-label='Language of your speech' "
-                                               "data-testid=mic-language"):
+        # on a phone the message bar has no room for it: speech is then in the language Whisper hears
+        with named(ui.button(icon="translate").props("round flat dense size=sm data-testid=mic-language")
+                   .classes("gt-xs"),
+                   _("Language of your speech")):
             with ui.menu():
-                ui.label("Language of your speech").classes("text-caption q-px-md q-pt-sm")
-                for code, label in LANGUAGE_NAMES.items():
-                    ui.menu_item(label, on_click=lambda c=code: choose(c)) \
-                        .props(f"data-testid=mic-language-{code or 'auto'}")
+                ui.label(_("Language of your speech")).classes("text-caption q-px-md q-pt-sm")
+                for code in LANGUAGE_NAMES:
+                    # each language named in itself, and said in it
+                    ui.menu_item(language_name(code), on_click=lambda c=code: choose(c)) \
+                        .props(f"data-testid=mic-language-{code or 'auto'}" + (f" lang={code}" if code else ""))
 
     def choose(code: str) -> None:
         mic.set_language(code)
-        ui.notify(f"Dictation language: {LANGUAGE_NAMES[code]}", timeout=1200)
+        ui.notify(_("Dictation language: {language}", language=language_name(code)), timeout=1200)
 
     return mic
+
+
+def language_name(code: str) -> str:
+    """A language of speech named in itself; the automatic choice in the page's language."""
+    return LANGUAGE_NAMES[code] if code else _("Detect the language")
 
 
 def speak_button(message_id: str) -> Speaker:
     speaker = Speaker(app.url_path_for("read_message", message_id=message_id),
                       warm_url=app.url_path_for("warm_voice"),
                       on_failed=lambda message: ui.notify(message, type="warning")) \
-        .props("flat round dense size=sm aria-label='Read aloud' data-testid=speak").classes("text-grey-6")
-    return speaker
+        .props("flat round dense size=sm data-testid=speak").classes("text-grey-6")
+    return named(speaker, _("Read aloud"))
+
+
+def read_url(message_id: str) -> str:
+    """Where an answer is read aloud (as it is written, while it is)."""
+    return app.url_path_for("read_message", message_id=message_id)
 
 
 def auto_read_button() -> AutoRead:
     """Read new answers aloud on this device (kept in the browser: a tablet may want it, the phone not)."""
-    button = AutoRead(warm_url=app.url_path_for("warm_voice")).props(
-        "flat round dense icon=record_voice_over aria-label='Read answers aloud' data-testid=auto-read")
+    button = named(AutoRead(warm_url=app.url_path_for("warm_voice")).props(
+        "flat round dense icon=record_voice_over data-testid=auto-read"), _("Read answers aloud"))
     with button:
-        ui.tooltip("Read new answers aloud")
+        ui.tooltip(_("Read new answers aloud"))
     return button

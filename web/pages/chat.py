@@ -7,11 +7,13 @@ from nicegui import ui
 from backend.chat.conversations import MAX_MESSAGE_CHARS, CannotSee
 from backend.chat.replies import ActiveReply
 from backend.core.errors import AppError, ErrorCode
+from backend.core.i18n import _, ngettext
 from backend.models.registry import ModelRecord
 from backend.services import Services
 from backend.storage.conversations import Branches, Conversation, Message, MessageStatus
 from backend.storage.projects import Project
 
+from ..components.aria import named
 from ..components.attachments import ComposerAttachments
 from ..components.dictation import DictationStatus
 from ..components.knowledge_citations import sources_list
@@ -21,7 +23,8 @@ from ..components.message_view import answer_markdown, branch_switcher, stats_te
 from ..components.reply_parts import ThinkingBlock, ToolCallsBlock
 from ..components.settings_dialog import edit_settings, model_choices
 from ..components.speaker import Speaker
-from ..components.voice import auto_read_button, dictation, speak_button
+from ..components.voice import auto_read_button, dictation, read_url, speak_button
+from ..components.voice_mode import VoiceMode
 from ..frame import current_principal, frame, not_found
 from . import projects
 
@@ -31,7 +34,6 @@ REMOTE_FAILURES = {ErrorCode.REMOTE_UNAVAILABLE, ErrorCode.REMOTE_FAILED, ErrorC
                    ErrorCode.REMOTE_REFUSED}
 """An answer from an engine server that ended this way can be given again by this device's model."""
 
-ANSWERS_USE = "Answers use: {names}"
 SCROLL_JS = "if (innerHeight + scrollY >= document.body.scrollHeight - 160) scrollTo(0, document.body.scrollHeight)"
 
 
@@ -52,6 +54,8 @@ class ChatPage:
         self.live_thinking: ThinkingBlock | None = None
         self.live_tools: ToolCallsBlock | None = None
         self.speak_buttons: dict[str, Speaker] = {}
+        self.read_live: set[str] = set()
+        """Answers whose reading aloud while they are written was asked for (once each)."""
 
     async def build(self) -> None:
         conv = self.conversation
@@ -59,12 +63,12 @@ class ChatPage:
         async with frame(self.services, current=conv.id if conv else None, title=conv.title if conv else "") as page:
             self.frame = page
             with page.header:
-                auto_read_button()
+                self.auto_read = auto_read_button()
                 # on a phone the header has no room: the new chat and the drawer's menu offer it there
-                ui.button(icon="library_books", on_click=self.choose_documents).classes("gt-xs") \
-                    .props("flat round dense aria-label=Documents data-testid=chat-documents").tooltip("Documents")
-                ui.button(icon="tune", on_click=self.open_settings) \
-                    .props("flat round dense aria-label=Settings data-testid=settings")
+                named(ui.button(icon="library_books", on_click=self.choose_documents).classes("gt-xs")
+                      .props("flat round dense data-testid=chat-documents"), _("Documents")).tooltip(_("Documents"))
+                named(ui.button(icon="tune", on_click=self.open_settings)
+                      .props("flat round dense data-testid=settings"), _("Settings"))
             self.messages_box = ui.column().classes("w-full gap-4 q-pt-md")
         self.show_model()
         with ui.footer().classes("bg-white q-pa-sm border-t"), ui.column().classes("gl-composer gap-1 text-grey-9"):
@@ -76,17 +80,18 @@ class ChatPage:
                                                    self.choose_model)
             with ui.row().classes("w-full no-wrap items-end gap-1"):
                 self.attachments.buttons()
-                self.input = ui.textarea(placeholder="Message").props(
-                    f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer") \
-                    .classes("col-grow").style("max-height: 40vh; overflow-y: auto")
+                self.input = named(ui.textarea(placeholder=_("Message")).props(
+                    f"autogrow outlined dense rows=1 maxlength={MAX_MESSAGE_CHARS} data-testid=composer"),
+                    _("Message")).classes("col").style("max-height: 40vh; overflow-y: auto; min-width: 0")
                 self.input.on("keydown", self.send, js_handler=(
                     "(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) "
                     "{ e.preventDefault(); emit(); } }"))
                 dictation(self.services, self.input, status)
-                self.send_button = ui.button(icon="arrow_upward", on_click=self.send) \
-                    .props("round unelevated aria-label=Send data-testid=send")
-                self.stop_button = ui.button(icon="stop", on_click=self.stop, color="negative") \
-                    .props("round unelevated aria-label=Stop data-testid=stop")
+                VoiceMode(self.conversation.id if self.conversation else None, on_closed=self.voice_closed)
+                self.send_button = named(ui.button(icon="arrow_upward", on_click=self.send)
+                                         .props("round unelevated data-testid=send"), _("Send"))
+                self.stop_button = named(ui.button(icon="stop", on_click=self.stop, color="negative")
+                                         .props("round unelevated data-testid=stop"), _("Stop"))
         self.timer = ui.timer(0.1, self.poll, active=False)
         await self.show_linked()
         if conv is not None:
@@ -117,12 +122,13 @@ class ChatPage:
             if not messages:
                 with ui.column().classes("w-full items-center q-mt-xl text-grey-7"):
                     ui.icon("forum", size="48px")
-                    ui.label("Ask anything. It stays on this device.").classes("text-subtitle1")
+                    ui.label(_("Ask anything. It stays on this device.")).classes("text-subtitle1")
                     if self.project is not None:
-                        ui.chip(f"New chat in {self.project.name}", icon="folder") \
+                        ui.chip(_("New chat in {project}", project=self.project.name), icon="folder") \
                             .props("outline data-testid=new-chat-project")
                     if await self.services.knowledge.collections():
-                        ui.button("Answer from your documents", icon="library_books", on_click=self.choose_documents) \
+                        ui.button(_("Answer from your documents"), icon="library_books",
+                                  on_click=self.choose_documents) \
                             .props("flat no-caps dense data-testid=chat-documents-start")
             for message in messages:
                 if message.role == "user":
@@ -155,11 +161,11 @@ class ChatPage:
             if message.stats.get("note"):
                 ui.label(message.stats["note"]).classes("text-sm text-grey-8").props("data-testid=answer-note")
             if message.status == MessageStatus.ERROR:
-                ui.label(message.error or "The answer failed.").classes("text-negative text-sm") \
+                ui.label(message.error or _("The answer failed.")).classes("text-negative text-sm") \
                     .props("data-testid=answer-error")
                 local = self.services.chat.model
                 if is_last and local is not None and message.stats.get("error_code") in REMOTE_FAILURES:
-                    ui.button(f"Answer here with {local.name}", icon="phone_android",
+                    ui.button(_("Answer here with {model}", model=local.name), icon="phone_android",
                               on_click=lambda: self.run_action("here")) \
                         .props("outline dense no-caps data-testid=answer-here")
             with ui.row().classes("items-center gap-1 w-full"):
@@ -168,24 +174,27 @@ class ChatPage:
                 stats = ui.label(stats_text(message.stats, message.status)).classes("gl-stats") \
                     .props("data-testid=answer-stats")
                 if message.status == MessageStatus.INTERRUPTED:
-                    ui.badge("interrupted", color="orange").props("outline data-testid=interrupted")
+                    ui.badge(_("interrupted"), color="orange").props("outline data-testid=interrupted")
                 ui.space()
                 if not live:
                     picture = message.stats.get("kind") == "image"
                     if message.content.strip() and not picture:
                         self.speak_buttons[message.id] = speak_button(message.id)
                         if self.services.images.model is not None:
-                            ui.button(icon="image", on_click=lambda m=message: self.make_image(m)) \
-                                .props("flat round dense size=sm aria-label='Make a picture of this' "
-                                       "data-testid=make-picture").classes("text-grey-6") \
-                                .tooltip("Make a picture of this")
-                    ui.button(icon="content_copy", on_click=lambda m=message: self.copy(m.content)) \
-                        .props("flat round dense size=sm aria-label=Copy").classes("text-grey-6")
+                            named(ui.button(icon="image", on_click=lambda m=message: self.make_image(m))
+                                  .props("flat round dense size=sm data-testid=make-picture"),
+                                  _("Make a picture of this")).classes("text-grey-6") \
+                                .tooltip(_("Make a picture of this"))
+                    named(ui.button(icon="content_copy", on_click=lambda m=message: self.copy(m.content))
+                          .props("flat round dense size=sm"), _("Copy")).classes("text-grey-6")
                     if is_last:
-                        ui.button(icon="refresh", on_click=self.regenerate) \
-                            .props("flat round dense size=sm aria-label=Regenerate data-testid=regenerate") \
+                        named(ui.button(icon="refresh", on_click=self.regenerate)
+                              .props("flat round dense size=sm data-testid=regenerate"), _("Regenerate")) \
                             .classes("text-grey-6")
         if live:
+            if message.id not in self.read_live:
+                self.read_live.add(message.id)
+                self.auto_read.read_live(read_url(message.id))
             md.classes("gl-caret")
             self.live_md, self.live_stats = md, stats
             self.live_parts, self.live_thinking, self.live_tools = parts, thinking, tools
@@ -219,10 +228,11 @@ class ChatPage:
         self.live_md.set_content(reply.text)
         self.update_parts(reply)
         if not reply.text:
-            self.live_stats.set_text(f"Waiting for the model… {reply.position} ahead of you"
-                                     if reply.position > 0 else "Thinking…" if reply.reasoning
-                                     else "Using a tool…" if reply.tools
-                                     else "Writing…" if "prompt_tokens" in reply.stats else "Reading…")
+            self.live_stats.set_text(ngettext("Waiting for the model… {n} ahead of you",
+                                              "Waiting for the model… {n} ahead of you", reply.position)
+                                     if reply.position > 0 else _("Thinking…") if reply.reasoning
+                                     else _("Using a tool…") if reply.tools
+                                     else _("Writing…") if "prompt_tokens" in reply.stats else _("Reading…"))
         else:
             self.live_stats.set_text(stats_text(reply.stats))
         ui.run_javascript(SCROLL_JS)
@@ -231,7 +241,7 @@ class ChatPage:
         await self.render()
         await self.refresh_names()
         speaker = self.speak_buttons.get(message_id or "")
-        if speaker is not None:  # read the new answer aloud when this device asked for that
+        if speaker is not None:  # read the new answer aloud when this device asked for that (and is not already)
             speaker.read_new()
 
     async def refresh_names(self) -> None:
@@ -280,7 +290,7 @@ class ChatPage:
         await self.services.store.update(conv.id, settings={**conv.settings, "model": model.id})
         self.conversation = await self.services.store.get(conv.id) or conv
         self.show_model()
-        ui.notify(f"This conversation now uses {model.name}.", timeout=1500)
+        ui.notify(_("This conversation now uses {model}.", model=model.name), timeout=1500)
         self.attachments.render_offer()  # removes the button that was pressed: last
 
     async def run_action(self, action: str, text: str = "", message: Message | None = None) -> None:
@@ -320,19 +330,19 @@ class ChatPage:
     async def send(self) -> None:
         text = (self.input.value or "").strip()
         if self.attachments.busy:
-            ui.notify("Wait until the files are attached.", type="info")
+            ui.notify(_("Wait until the files are attached."), type="info")
             return
         if not text and not self.attachments.pending:
             return
         if self.reply is not None and not self.reply.finished.is_set():
-            ui.notify("Wait for the answer, or stop it first.", type="info")
+            ui.notify(_("Wait for the answer, or stop it first."), type="info")
             return
         self.input.value = ""
         await self.run_action("send", text)
 
     async def make_image(self, message: Message) -> None:
         if self.reply is not None and not self.reply.finished.is_set():
-            ui.notify("Wait for the answer, or stop it first.", type="info")
+            ui.notify(_("Wait for the answer, or stop it first."), type="info")
             return
         await self.run_action("picture", message=message)
 
@@ -358,9 +368,14 @@ class ChatPage:
         if self.conversation is not None:
             self.services.conversations.stop(self.conversation.id)
 
+    def voice_closed(self, conversation_id: str | None) -> None:
+        """The voice conversation was closed: show its turns here (the conversation it made, if new)."""
+        if conversation_id:
+            ui.navigate.to(f"/c/{conversation_id}")
+
     async def copy(self, text: str) -> None:
         ui.clipboard.write(text)
-        ui.notify("Copied", position="bottom", timeout=1000)
+        ui.notify(_("Copied"), position="bottom", timeout=1000)
 
     async def show_linked(self) -> None:
         """Under the composer, the collections that answers here use (its own and its project's)."""
@@ -373,7 +388,7 @@ class ChatPage:
         self.linked_box.set_visibility(bool(names))
         with self.linked_box:
             ui.icon("library_books", size="16px")
-            ui.label(ANSWERS_USE.format(names=", ".join(names))).classes("ellipsis cursor-pointer") \
+            ui.label(_("Answers use: {names}", names=", ".join(names))).classes("ellipsis cursor-pointer") \
                 .style("min-width: 0").props("data-testid=linked-names").on("click", self.choose_documents)
 
     async def choose_documents(self) -> None:
@@ -390,7 +405,7 @@ class ChatPage:
             ui.notify(exc.message, type="warning")
             return
         await self.show_linked()
-        ui.notify("Saved", timeout=1000)
+        ui.notify(_("Saved"), timeout=1000)
         await self.refresh_names()
 
     async def open_settings(self) -> None:
@@ -410,7 +425,7 @@ class ChatPage:
         self.conversation = await self.services.store.get(conv.id) or conv
         self.show_model()
         self.attachments.render_offer()
-        ui.notify("Settings saved", timeout=1000)
+        ui.notify(_("Settings saved"), timeout=1000)
         await self.refresh_names()
 
 
@@ -422,7 +437,7 @@ def register(services: Services) -> None:
         found = await services.projects.get(project) if project else None
         await ChatPage(services, None, project=found).build()
         if project and found is None:
-            ui.notify("That project does not exist any more; this chat is in no project.", type="warning")
+            ui.notify(_("That project does not exist any more; this chat is in no project."), type="warning")
 
     @ui.page("/c/{conversation_id}")
     async def open_chat(conversation_id: str, m: str | None = None) -> None:
@@ -430,7 +445,7 @@ def register(services: Services) -> None:
         await services.ready()
         conversation = await services.store.get(conversation_id)
         if conversation is None:
-            await not_found(services, "This conversation does not exist. It may have been deleted.")
+            await not_found(services, _("This conversation does not exist. It may have been deleted."))
             return
         await ChatPage(services, conversation, focus=m or None).build()
 

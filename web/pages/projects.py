@@ -5,9 +5,11 @@ from __future__ import annotations
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _
 from backend.services import Services
 from backend.storage.projects import Project
 
+from ..components.aria import named
 from ..components.dialogs import confirm
 from ..components.knowledge_links import choose_collections
 from ..components.projects import edit_project_dialog
@@ -16,8 +18,6 @@ from ..frame import frame, not_found
 __all__ = ["register"]
 
 LISTED = 200
-PROJECT_USES = "Chats in this project answer from: {names}"
-PROJECT_USES_NONE = "No documents are turned on for this project."
 
 
 class ProjectPage:
@@ -30,22 +30,22 @@ class ProjectPage:
         async with frame(self.services, current=None, title=project.name) as page:
             self.frame = page
             with page.header:
-                ui.button(icon="tune", on_click=self.edit) \
-                    .props("flat round dense aria-label='Project settings' data-testid=project-settings")
-                ui.button(icon="delete", on_click=self.delete) \
-                    .props("flat round dense aria-label='Delete project' data-testid=project-delete")
+                named(ui.button(icon="tune", on_click=self.edit)
+                      .props("flat round dense data-testid=project-settings"), _("Project settings"))
+                named(ui.button(icon="delete", on_click=self.delete)
+                      .props("flat round dense data-testid=project-delete"), _("Delete project"))
             with ui.row().classes("w-full items-center no-wrap q-pt-md"):
                 ui.icon("folder", size="md").classes("text-grey-7")
                 self.title = ui.label(project.name).classes("text-h6 ellipsis").props("data-testid=project-title")
                 ui.space()
-                ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to(f"/?project={project.id}")) \
+                ui.button(_("New chat"), icon="add", on_click=lambda: ui.navigate.to(f"/?project={project.id}")) \
                     .props("unelevated no-caps data-testid=project-new-chat")
             self.prompt = ui.label(project.system_prompt).classes("text-grey-8 text-sm gl-clamp") \
                 .props("data-testid=project-prompt")
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.icon("library_books").classes("text-grey-7")
                 self.documents = ui.label().classes("col text-sm text-grey-8").props("data-testid=project-collections")
-                ui.button("Documents", on_click=self.choose_documents) \
+                ui.button(_("Documents"), on_click=self.choose_documents) \
                     .props("flat no-caps dense data-testid=project-documents")
             await self.show_documents()
             await self.conversations()
@@ -53,7 +53,7 @@ class ProjectPage:
     async def conversations(self) -> None:
         rows = await self.services.store.list_recent(LISTED, project_id=self.project.id)
         if not rows:
-            ui.label("No chats in this project yet.").classes("text-grey-7 q-pa-sm")
+            ui.label(_("No chats in this project yet.")).classes("text-grey-7 q-pa-sm")
             return
         with ui.list().props("bordered separator").classes("w-full rounded-borders"):
             for conv in rows:
@@ -63,19 +63,21 @@ class ProjectPage:
                         ui.item_label(conv.title).classes("ellipsis")
                     if conv.pinned:
                         with ui.item_section().props("side"):
-                            ui.icon("push_pin", size="xs").props("aria-label=Pinned")
+                            named(ui.icon("push_pin", size="xs"), _("Pinned"))
 
     async def show_documents(self) -> None:
         linked = await self.services.knowledge.linked(project_id=self.project.id)
         names = ", ".join(c.name for c in linked)
-        self.documents.set_text(PROJECT_USES.format(names=names) if names else PROJECT_USES_NONE)
+        self.documents.set_text(_("Chats in this project answer from: {names}", names=names) if names
+                                else _("No documents are turned on for this project."))
 
     async def choose_documents(self) -> None:
         """Turn collections on for every chat of the project."""
         linked = await self.services.knowledge.linked(project_id=self.project.id)
-        chosen = await choose_collections(self.services, {c.id for c in linked}, heading="Documents for this project",
-                                          explanation="Answers in every chat of this project use the passages "
-                                                      "of the collections turned on.")
+        chosen = await choose_collections(self.services, {c.id for c in linked},
+                                          heading=_("Documents for this project"),
+                                          explanation=_("Answers in every chat of this project use the passages "
+                                                        "of the collections turned on."))
         if chosen is None:
             return
         try:
@@ -84,7 +86,7 @@ class ProjectPage:
             ui.notify(exc.message, type="warning")
             return
         await self.show_documents()
-        ui.notify("Saved", timeout=1000)
+        ui.notify(_("Saved"), timeout=1000)
 
     async def edit(self) -> None:
         if not await edit_project_dialog(self.services, self.project):
@@ -97,11 +99,11 @@ class ProjectPage:
 
     async def delete(self) -> None:
         count = self.project.conversations
-        detail = "Its chats stay, in no project." if count else "It holds no chats."
-        if not await confirm(f"Delete project “{self.project.name}”?", detail, "Delete", danger=True):
+        detail = _("Its chats stay, in no project.") if count else _("It holds no chats.")
+        if not await confirm(_("Delete project “{name}”?", name=self.project.name), detail, _("Delete"), danger=True):
             return
         await self.services.projects.delete(self.project.id)
-        ui.notify(f"Project “{self.project.name}” deleted", timeout=1500)
+        ui.notify(_("Project “{name}” deleted", name=self.project.name), timeout=1500)
         ui.navigate.to("/")
 
 
@@ -111,6 +113,6 @@ def register(services: Services) -> None:
         await services.ready()
         project = await services.projects.get(project_id)
         if project is None:
-            await not_found(services, "This project does not exist. It may have been deleted.")
+            await not_found(services, _("This project does not exist. It may have been deleted."))
             return
         await ProjectPage(services, project).build()

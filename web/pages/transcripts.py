@@ -3,21 +3,28 @@ audio files to transcribe; progress while a long one is transcribed."""
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 
 from nicegui import app, ui
 
+from backend.core.i18n import _, format_datetime
 from backend.services import Services
 from backend.storage.transcripts import Transcript, TranscriptState
 
+from ..components.aria import named
 from ..components.dialogs import confirm
 from ..components.raw_upload import RawUpload, UploadFailed
 from ..frame import frame
 
 __all__ = ["register"]
 
-STATE_LABELS = {TranscriptState.QUEUED: "waiting", TranscriptState.RUNNING: "transcribing", TranscriptState.DONE: "",
-                TranscriptState.ERROR: "failed", TranscriptState.CANCELLED: "stopped"}
+
+
+def state_label(state: TranscriptState) -> str:
+    """A transcript's state in words ("" for one that is done)."""
+    return {TranscriptState.QUEUED: _("waiting"), TranscriptState.RUNNING: _("transcribing"),
+            TranscriptState.DONE: "", TranscriptState.ERROR: _("failed"),
+            TranscriptState.CANCELLED: _("stopped")}[state]
 
 
 def _duration(seconds: float | None) -> str:
@@ -45,13 +52,13 @@ class TranscriptsPage:
         self.shown: tuple[object, ...] = ()
 
     async def build(self) -> None:
-        async with frame(self.services, current=None, title="Transcripts"):
+        async with frame(self.services, current=None, title=_("Transcripts")):
             with ui.row().classes("w-full items-center gap-2"):
-                ui.label("Recordings from the microphone button and audio files you add. They stay on this "
-                         "device.").classes("text-body2 col")
+                ui.label(_("Recordings from the microphone button and audio files you add. They stay on this "
+                           "device.")).classes("text-body2 col")
                 with RawUpload(app.url_path_for("upload_recording"), accept="audio/*", input_testid="transcribe-file",
-                               on_uploaded=lambda _: self.render(), on_failed=self.refused):
-                    ui.button("Transcribe a file", icon="upload_file").props("unelevated no-caps "
+                               on_uploaded=lambda _upload: self.render(), on_failed=self.refused):
+                    ui.button(_("Transcribe a file"), icon="upload_file").props("unelevated no-caps "
                                                                              "data-testid=transcribe-upload")
             self.body = ui.column().classes("w-full gap-3")
             await self.render()
@@ -69,7 +76,7 @@ class TranscriptsPage:
         self.body.clear()
         with self.body:
             if not transcripts:
-                ui.label("No recordings yet. Use the microphone button in a chat, or add an audio file.") \
+                ui.label(_("No recordings yet. Use the microphone button in a chat, or add an audio file.")) \
                     .classes("text-grey-6").props("data-testid=transcripts-empty")
             for t in transcripts:
                 self.render_one(t)
@@ -78,15 +85,15 @@ class TranscriptsPage:
         with ui.card().classes("w-full").props(f"flat bordered data-testid=transcript-{t.id}"):
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 ui.icon("graphic_eq").classes("text-grey-7")
-                title = t.name or "Recording"
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created_at))
+                title = t.name or _("Recording")
+                when = format_datetime(datetime.fromtimestamp(t.created_at), "short")
                 details = " · ".join(p for p in (when, _duration(t.duration), (t.language or "").upper()) if p)
                 with ui.column().classes("col gap-0").style("min-width: 0"):
                     ui.label(title).classes("text-subtitle2 ellipsis")
                     ui.label(details).classes("text-caption text-grey-7")
-                if STATE_LABELS[t.state]:
+                if state_label(t.state):
                     failed = t.state == TranscriptState.ERROR
-                    ui.badge(STATE_LABELS[t.state], color="negative" if failed else "primary") \
+                    ui.badge(state_label(t.state), color="negative" if failed else "primary") \
                         .props("outline data-testid=transcript-state")
             if t.state in (TranscriptState.QUEUED, TranscriptState.RUNNING):
                 ui.linear_progress(value=progress(t), show_value=False).props(
@@ -98,18 +105,18 @@ class TranscriptsPage:
                 ui.label(text).classes("text-body2").style("white-space: pre-wrap") \
                     .props("data-testid=transcript-text")
             elif t.state == TranscriptState.DONE:
-                ui.label("No speech was heard.").classes("text-grey-6 text-caption")
+                ui.label(_("No speech was heard.")).classes("text-grey-6 text-caption")
             with ui.row().classes("w-full items-center gap-1"):
-                ui.audio(f"/api/transcripts/{t.id}/audio").props("preload=none").classes("col") \
-                    .style("min-width: 200px; height: 36px")
+                named(ui.audio(f"/api/transcripts/{t.id}/audio").props("preload=none").classes("col")
+                      .style("min-width: 200px; height: 36px"), _("Recording: {name}", name=title))
                 if text:
-                    ui.button(icon="content_copy", on_click=lambda x=text: self.copy(x)) \
-                        .props("flat round dense aria-label=Copy data-testid=transcript-copy")
+                    named(ui.button(icon="content_copy", on_click=lambda x=text: self.copy(x))
+                          .props("flat round dense data-testid=transcript-copy"), _("Copy the text"))
                 if t.state in (TranscriptState.QUEUED, TranscriptState.RUNNING):
-                    ui.button(icon="stop", on_click=lambda i=t.id: self.services.transcripts.cancel(i)) \
-                        .props("flat round dense aria-label=Stop")
-                ui.button(icon="delete", on_click=lambda x=t: self.delete(x)) \
-                    .props("flat round dense aria-label=Delete data-testid=transcript-delete")
+                    named(ui.button(icon="stop", on_click=lambda i=t.id: self.services.transcripts.cancel(i))
+                          .props("flat round dense"), _("Stop transcribing"))
+                named(ui.button(icon="delete", on_click=lambda x=t: self.delete(x))
+                      .props("flat round dense data-testid=transcript-delete"), _("Delete {name}", name=title))
 
     async def refused(self, failure: UploadFailed) -> None:
         ui.notify(failure.message, type="warning")
@@ -117,11 +124,11 @@ class TranscriptsPage:
 
     async def copy(self, text: str) -> None:
         ui.clipboard.write(text)
-        ui.notify("Copied", position="bottom", timeout=1000)
+        ui.notify(_("Copied"), position="bottom", timeout=1000)
 
     async def delete(self, t: Transcript) -> None:
-        if await confirm(f"Delete “{t.name or 'Recording'}”?", "The recording and its text are removed from this "
-                         "device.", "Delete", danger=True):
+        if await confirm(_("Delete “{name}”?", name=t.name or _("Recording")),
+                         _("The recording and its text are removed from this device."), _("Delete"), danger=True):
             await self.services.transcripts.delete(t.id)
             await self.render()
 
