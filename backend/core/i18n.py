@@ -184,6 +184,6 @@ def format_datetime(value: datetime, form: str = "medium") -> str:
     return babel_dates.format_datetime(value, format=form, locale=_babel_locale())
 
 
-def format_timedelta(value: timedelta | float, *, add_direction: bool = False) -> str:
+def format_timedelta(value: timedelta | int, *, add_direction: bool = False) -> str:
     """"3 minutes", or with `add_direction` "3 minutes ago" / "tra 3 minuti"."""
     return babel_dates.format_timedelta(value, add_direction=add_direction, locale=_babel_locale())
