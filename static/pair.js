@@ -1,6 +1,13 @@
 // Pairing a tablet: the code comes in the URL fragment (never sent to the server in a
 // URL, so it reaches no log), goes out in a POST body, and the fragment is removed at once.
+//
+// Its texts go through `_`, which reads the page's table of translations when it has one (see
+// static/i18n.js; a classic script cannot import it) and is otherwise the English text.
 (() => {
+  const _ = (text) => {
+    const table = window.gridlessText || {};
+    return Object.prototype.hasOwnProperty.call(table, text) ? table[text] : text;
+  };
   const code = decodeURIComponent(location.hash.slice(1));
   history.replaceState(null, "", location.pathname);
   const $ = (id) => document.getElementById(id);
@@ -30,7 +37,7 @@
   }
 
   function paired() {
-    show("approved", "Approved. Opening gridless…");
+    show("approved", _("Approved. Opening gridless…"));
     setTimeout(() => location.replace("/"), 400);
   }
 
@@ -39,19 +46,19 @@
     try {
       response = await fetch("/api/pair/status", { credentials: "same-origin", cache: "no-store" });
     } catch (e) {
-      show("waiting", "Waiting for approval…", "The phone is not answering; still trying.");
+      show("waiting", _("Waiting for approval…"), _("The phone is not answering; still trying."));
       return setTimeout(poll, 2000);
     }
     const body = await answer(response);
-    if (!response.ok) return show("error", body.error ? body.error.message : "Pairing failed.");
+    if (!response.ok) return show("error", body.error ? body.error.message : _("Pairing failed."));
     if (body.state === "approved") return paired();
-    if (body.state === "denied") return show("denied", "The phone's owner did not allow this device.");
+    if (body.state === "denied") return show("denied", _("The phone's owner did not allow this device."));
     if (body.state === "expired") {
-      return show("expired", "Nobody answered in time.", "Scan the QR code on the phone again.");
+      return show("expired", _("Nobody answered in time."), _("Scan the QR code on the phone again."));
     }
     $("confirm").textContent = body.confirm;
-    show("waiting", "Waiting for approval on the phone…",
-         "Allow it there only if the phone shows the same code.");
+    show("waiting", _("Waiting for approval on the phone…"),
+         _("Allow it there only if the phone shows the same code."));
     setTimeout(poll, 1000);
   }
 
@@ -68,14 +75,17 @@
         body: JSON.stringify({ code, name: deviceName() }),
       });
     } catch (e) {
-      return show("error", "Cannot reach the phone.", "Check that this device is on the phone's hotspot or Wi-Fi.");
+      return show("error", _("Cannot reach the phone."), _("Check that this device is on the phone's hotspot or Wi-Fi."));
     }
     const body = await answer(response);
-    if (!response.ok) return show("error", body.error ? body.error.message : `Pairing failed (${response.status}).`);
+    if (!response.ok) {
+      return show("error", body.error ? body.error.message
+        : _("Pairing failed ({status}).").replace("{status}", String(response.status)));
+    }
     if (body.state === "approved") return paired();
     $("confirm").textContent = body.confirm;
-    show("waiting", "Waiting for approval on the phone…",
-         "Allow it there only if the phone shows the same code.");
+    show("waiting", _("Waiting for approval on the phone…"),
+         _("Allow it there only if the phone shows the same code."));
     setTimeout(poll, 1000);
   }
 

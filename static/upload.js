@@ -8,10 +8,13 @@
 // streams (a transcript's NDJSON) is handed over piece by piece through `onText` as it
 // arrives.
 
+import { _ } from '/static/i18n.js';
+
+/** The helper's own failures, in the page's language. */
 const MESSAGES = {
-  connection_lost: 'The connection was lost while the file was being sent.',
-  cancelled: 'The upload was stopped.',
-  request_too_large: 'The file is larger than the server accepts.',
+  connection_lost: () => _('The connection was lost while the file was being sent.'),
+  cancelled: () => _('The upload was stopped.'),
+  request_too_large: () => _('The file is larger than the server accepts.'),
 };
 
 /** A failure in the server's shape; `code` is the server's code, or one of MESSAGES' keys. */
@@ -27,9 +30,9 @@ function refusal(xhr) {
     return failure(String(error.code || 'http_' + xhr.status), error.message);
   }
   // the size gate may answer before the route does, and not every answer is the app's own
-  if (xhr.status === 413) return failure('request_too_large', MESSAGES.request_too_large);
+  if (xhr.status === 413) return failure('request_too_large', MESSAGES.request_too_large());
   const status = xhr.statusText ? `${xhr.status} ${xhr.statusText}` : String(xhr.status);
-  return failure('http_' + xhr.status, `The server did not take the file (HTTP ${status}).`);
+  return failure('http_' + xhr.status, _('The server did not take the file (HTTP {status}).', { status }));
 }
 
 /**
@@ -42,7 +45,7 @@ function refusal(xhr) {
  */
 export function sendRaw(url, body, { method = 'POST', params = {}, onProgress = null, onText = null, signal = null } = {}) {
   return new Promise((resolve) => {
-    if (signal && signal.aborted) { resolve(failure('cancelled', MESSAGES.cancelled)); return; }
+    if (signal && signal.aborted) { resolve(failure('cancelled', MESSAGES.cancelled())); return; }
     const query = new URLSearchParams(params).toString();
     const xhr = new XMLHttpRequest();
     xhr.open(method, query ? `${url}?${query}` : url);
@@ -64,8 +67,8 @@ export function sendRaw(url, body, { method = 'POST', params = {}, onProgress = 
       else { try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; } }
       resolve({ status: xhr.status, data });
     };
-    xhr.onerror = () => resolve(failure('connection_lost', MESSAGES.connection_lost));
-    xhr.onabort = () => resolve(failure('cancelled', MESSAGES.cancelled));
+    xhr.onerror = () => resolve(failure('connection_lost', MESSAGES.connection_lost()));
+    xhr.onabort = () => resolve(failure('cancelled', MESSAGES.cancelled()));
     if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.send(body);
   });

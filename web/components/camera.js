@@ -6,6 +6,7 @@
 //
 // The viewfinder is teleported to <body>: the page's footer, where the button sits, is a
 // transformed box, inside which a fixed overlay could not cover the screen.
+import { _ } from '/static/i18n.js';
 import { sendFile, timestamp } from '/static/upload.js';
 
 const FACING_KEY = 'gl-camera-facing';
@@ -17,18 +18,18 @@ export default {
       <input ref="input" type="file" hidden accept="image/*" capture="environment" data-testid="camera-input"
              @change="chosen">
       <Teleport to="body">
-        <div v-if="shown" class="gl-camera" :class="{ 'gl-flash': flash }" data-testid="camera" role="dialog"
-             aria-label="Camera">
+        <div v-if="shown" ref="dialog" class="gl-camera" :class="{ 'gl-flash': flash }" data-testid="camera"
+             role="dialog" aria-modal="true" :aria-label="texts.camera" @keydown="trap">
           <video ref="video" autoplay muted playsinline data-testid="camera-view"
                  :class="{ 'gl-mirror': facing === 'user' }"></video>
-          <div class="gl-camera-message" data-testid="camera-message">{{ message }}</div>
+          <div class="gl-camera-message" role="alert" data-testid="camera-message">{{ message }}</div>
           <div class="gl-camera-bar">
-            <button type="button" class="gl-camera-button" aria-label="Close camera" data-testid="camera-close"
-                    @click="close"><i class="material-icons">close</i></button>
-            <button type="button" class="gl-camera-button gl-shutter" aria-label="Take photo"
+            <button ref="closeButton" type="button" class="gl-camera-button" :aria-label="texts.close"
+                    data-testid="camera-close" @click="close"><i class="material-icons" aria-hidden="true">close</i></button>
+            <button type="button" class="gl-camera-button gl-shutter" :aria-label="texts.shoot"
                     data-testid="camera-shutter" :disabled="!ready" @click="shoot"></button>
-            <button type="button" class="gl-camera-button" aria-label="Switch camera" data-testid="camera-switch"
-                    :hidden="cameras < 2" @click="flip"><i class="material-icons">cameraswitch</i></button>
+            <button type="button" class="gl-camera-button" :aria-label="texts.flip" data-testid="camera-switch"
+                    :hidden="cameras < 2" @click="flip"><i class="material-icons" aria-hidden="true">cameraswitch</i></button>
           </div>
         </div>
       </Teleport>
@@ -37,7 +38,10 @@ export default {
     url: String,
   },
   data() {
-    return { shown: false, ready: false, flash: false, message: '', cameras: 0, facing: 'environment' };
+    return {
+      shown: false, ready: false, flash: false, message: '', cameras: 0, facing: 'environment',
+      texts: { camera: _('Camera'), close: _('Close camera'), shoot: _('Take photo'), flip: _('Switch camera') },
+    };
   },
   unmounted() {
     this.close();
@@ -51,16 +55,34 @@ export default {
       if (this.shown) return;
       this.facing = localStorage.getItem(FACING_KEY) || 'environment';
       this.flash = false;
+      this.returnTo = document.activeElement;
       this.shown = true;
       this.onKey = (e) => { if (e.key === 'Escape') this.close(); };
       document.addEventListener('keydown', this.onKey);
-      this.$nextTick(() => this.start());
+      this.$nextTick(() => {
+        if (this.$refs.closeButton) this.$refs.closeButton.focus();
+        this.start();
+      });
     },
     close() {
       this.stopStream();
+      const wasShown = this.shown;
       this.shown = false;
       this.ready = false;
       if (this.onKey) { document.removeEventListener('keydown', this.onKey); this.onKey = null; }
+      if (wasShown && this.returnTo && this.returnTo.isConnected) this.returnTo.focus();
+      this.returnTo = null;
+    },
+    // the focus stays in the viewfinder while it is open
+    trap(event) {
+      if (event.key !== 'Tab' || !this.$refs.dialog) return;
+      const buttons = Array.from(this.$refs.dialog.querySelectorAll('button')).filter((b) => !b.disabled && !b.hidden);
+      if (!buttons.length) return;
+      const first = buttons[0];
+      const last = buttons[buttons.length - 1];
+      if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+      else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+      else if (!buttons.includes(document.activeElement)) { event.preventDefault(); first.focus(); }
     },
     stopStream() {
       if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
@@ -78,8 +100,9 @@ export default {
       } catch (e) {
         const refused = e && (e.name === 'NotAllowedError' || e.name === 'SecurityError');
         this.message = refused
-          ? 'Camera access was refused. Allow it in the browser’s site settings, or choose a photo with the paperclip.'
-          : 'No camera could be opened (' + ((e && e.name) || 'error') + '). Choose a photo with the paperclip instead.';
+          ? _('Camera access was refused. Allow it in the browser’s site settings, or choose a photo with the paperclip.')
+          : _('No camera could be opened ({error}). Choose a photo with the paperclip instead.',
+              { error: (e && e.name) || 'error' });
         return;
       }
       if (!this.shown) { stream.getTracks().forEach((t) => t.stop()); return; }  // closed meanwhile

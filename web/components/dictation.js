@@ -8,6 +8,7 @@
 // emitted and the button shows "Done" only once the server answers `showDone()`, after the page
 // has put every word in the box. The state (and the level meter) is shown by the status
 // element given as `status`, and as `data-state` on the button.
+import { _ } from '/static/i18n.js';
 import { sendRaw } from '/static/upload.js';
 
 const MIME_CHOICES = ['audio/webm;codecs=opus', 'audio/webm', 'audio/mp4', 'audio/ogg;codecs=opus'];
@@ -29,6 +30,7 @@ export default {
   template: `
     <span class="gl-contents">
       <q-btn v-bind="$attrs" icon="mic" :disable="disable" :data-state="state"
+             :aria-pressed="state === 'recording' ? 'true' : 'false'"
              @pointerdown="down" @pointerup="up" @click="clicked" @keydown="key"><slot></slot></q-btn>
       <input ref="input" type="file" accept="audio/*" capture hidden data-testid="mic-file" @change="chosen">
     </span>`,
@@ -94,14 +96,14 @@ export default {
       if (file) this.transcribe(file, file.name);
     },
     async start() {
-      this.show('starting', 'Starting the microphone…');
+      this.show('starting', _('Starting the microphone…'));
       fetch(this.warmUrl, { method: 'POST', credentials: 'same-origin' }).catch(() => {});  // loads while one speaks
       try {
         this.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
       } catch (err) {
         this.show('error', err && err.name === 'NotAllowedError'
-          ? 'The microphone is blocked for this page; allow it in the browser settings.'
-          : 'No microphone could be opened (' + ((err && err.name) || err) + ').');
+          ? _('The microphone is blocked for this page; allow it in the browser settings.')
+          : _('No microphone could be opened ({error}).', { error: (err && err.name) || err }));
         return;
       }
       const mime = pickMime();
@@ -113,16 +115,16 @@ export default {
         this.releaseDevices();
         const blob = new Blob(chunks, { type: recorder.mimeType || mime || 'audio/webm' });
         this.recorder = null;
-        if (blob.size === 0) { this.show('error', 'Nothing was recorded.'); return; }
-        this.transcribe(blob, 'Recording');
+        if (blob.size === 0) { this.show('error', _('Nothing was recorded.')); return; }
+        this.transcribe(blob, _('Recording'));
       };
       const level = this.meter(this.stream);
       const startedAt = performance.now();
       recorder.start(250);
-      this.show('recording', 'Recording 0:00', 0);
+      this.show('recording', _('Recording {time}', { time: clock(0) }), 0);
       this.clock = setInterval(() => {
         const seconds = (performance.now() - startedAt) / 1000;
-        this.show('recording', 'Recording ' + clock(seconds) + ' · tap to stop', level());
+        this.show('recording', _('Recording {time} · tap to stop', { time: clock(seconds) }), level());
       }, 100);
     },
     meter(stream) {
@@ -149,7 +151,7 @@ export default {
     stop() {
       this.stopClock();
       if (this.recorder && this.recorder.state !== 'inactive') {
-        this.show('transcribing', 'Transcribing…');
+        this.show('transcribing', _('Transcribing…'));
         this.recorder.stop();
       }
     },
@@ -159,7 +161,7 @@ export default {
       if (this.audio) { this.audio.close().catch(() => {}); this.audio = null; }
     },
     async transcribe(blob, name) {
-      this.show('transcribing', 'Transcribing…');
+      this.show('transcribing', _('Transcribing…'));
       const params = { stream: '1', name: (name || '').slice(0, 200) };
       const language = this.chosenLanguage();
       if (language) params.language = language;
@@ -178,17 +180,17 @@ export default {
         },
       });
       if (result.error) this.show('error', result.error.message);
-      else if (!outcome) this.show('error', 'The connection ended before the transcript was complete.');
-      else if (outcome.type === 'error') this.show('error', outcome.message || 'Transcribing failed.');
+      else if (!outcome) this.show('error', _('The connection ended before the transcript was complete.'));
+      else if (outcome.type === 'error') this.show('error', outcome.message || _('Transcribing failed.'));
       else {
-        this.doneText = outcome.text ? 'Done' : 'No speech was heard.';
+        this.doneText = outcome.text ? _('Done') : _('No speech was heard.');
         this.$emit('finished', { heard: Boolean(outcome.text) });
       }
     },
     heard(event) {
       if (event.type === 'segment') {
         this.$emit('transcribed', { text: event.text });
-        this.show('transcribing', 'Transcribing… ' + clock(event.end));
+        this.show('transcribing', _('Transcribing… {time}', { time: clock(event.end) }));
         return null;
       }
       return event.type === 'done' || event.type === 'error' ? event : null;
@@ -196,7 +198,7 @@ export default {
     // the server put every word in the box
     showDone() {
       if (this.state !== 'transcribing') return;
-      this.show('done', this.doneText || 'Done');
+      this.show('done', this.doneText || _('Done'));
       setTimeout(() => { if (this.state === 'done') this.show('idle'); }, 2500);
     },
   },

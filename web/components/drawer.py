@@ -125,14 +125,15 @@ class ConversationDrawer:
         item_classes = "col rounded-borders" + (" gl-current" if conv.id == self.current else "")
         # the menu button sits beside the clickable item, not inside it, so opening the
         # menu does not also open the conversation
-        with ui.row().classes("gl-conv-item w-full no-wrap items-center gap-0"):
+        # the row is the list's item (it holds the menu button too); the item inside it is a link
+        with ui.row().classes("gl-conv-item w-full no-wrap items-center gap-0").props("role=listitem"):
             if self.selecting:
                 box = ui.checkbox(value=conv.id in self.selected,
                                   on_change=lambda e, c=conv: self.pick(c.id, bool(e.value))) \
                     .props("dense data-testid=select-conversation")
                 box.props["aria-label"] = _("Select {title}", title=conv.title)
             with ui.item(on_click=lambda c=conv: ui.navigate.to(f"/c/{c.id}")).classes(item_classes) \
-                    .style("min-width: 0").props("clickable data-testid=conversation-item") as item:
+                    .style("min-width: 0").props("clickable role=link data-testid=conversation-item") as item:
                 if conv.id == self.current:  # said in words too, not by its colour alone
                     item.props["aria-current"] = "page"
                 with ui.item_section():

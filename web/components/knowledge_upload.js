@@ -4,6 +4,7 @@
 // One at a time: on a phone the files share one connection and one disk, and the first is ready
 // sooner. The progress stays in the browser (no message to the server per step); the server
 // hears `started`, then `uploaded` or `failed` for each file (see `sendFile` in static/upload.js).
+import { _, language } from '/static/i18n.js';
 import { sendFile } from '/static/upload.js';
 
 export default {
@@ -16,9 +17,9 @@ export default {
         <div v-for="file in files" :key="file.key" class="column full-width" data-testid="upload">
           <div class="row no-wrap items-center q-gutter-x-sm text-caption">
             <span class="ellipsis col" style="min-width: 0" data-testid="upload-name">{{ file.name }}</span>
-            <span class="text-grey-7">{{ file.waiting ? waitingText : Math.round(file.sent * 100) + ' %' }}</span>
+            <span class="text-grey-8">{{ file.waiting ? waitingText : percent(file.sent) }}</span>
           </div>
-          <progress max="1" :value="file.sent" style="width: 100%; height: 6px"></progress>
+          <progress max="1" :value="file.sent" :aria-label="file.name" style="width: 100%; height: 6px"></progress>
         </div>
       </div>
     </div>`,
@@ -26,12 +27,15 @@ export default {
     url: String,
     accept: String,
     testid: String,
-    waitingText: { type: String, default: 'Waiting' },
+    waitingText: { type: String, default: () => _('Waiting') },
   },
   data() {
     return { files: [], queue: Promise.resolve(), count: 0 };
   },
   methods: {
+    percent(share) {
+      return new Intl.NumberFormat(language(), { style: 'percent', maximumFractionDigits: 0 }).format(share);
+    },
     pick() {
       this.$refs.input.click();
     },

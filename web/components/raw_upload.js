@@ -4,6 +4,7 @@
 // chooser opened later by the server may be refused as not coming from the person. With
 // `auto` the file is sent as soon as it is chosen; otherwise `send(params)` sends it (the
 // Models page: choose, then Upload). What happens is reported by the events of `sendFile`.
+import { _ } from '/static/i18n.js';
 import { failure, sendFile, timestamp } from '/static/upload.js';
 
 export default {
@@ -11,8 +12,8 @@ export default {
     <div class="gl-contents">
       <div class="gl-contents" @click="pick"><slot></slot></div>
       <input ref="input" type="file" :accept="accept || null" :multiple="multiple" :hidden="!visible"
-             :data-testid="testid || null" @change="chosen">
-      <progress v-if="sent !== null" class="gl-upload-progress" max="1" :value="sent"></progress>
+             :aria-label="label || texts.choose" :data-testid="testid || null" @change="chosen">
+      <progress v-if="sent !== null" class="gl-upload-progress" max="1" :value="sent" :aria-label="texts.sending"></progress>
     </div>`,
   props: {
     url: String,
@@ -27,9 +28,10 @@ export default {
     paste: Boolean,
     drop: Boolean,
     showProgress: Boolean,
+    label: String,  // the name of the file input where it is shown (`visible`)
   },
   data() {
-    return { sent: null };
+    return { sent: null, texts: { choose: _('Choose a file'), sending: _('Sending the file') } };
   },
   mounted() {
     this.listeners = [];
@@ -56,7 +58,7 @@ export default {
     send(params) {
       const file = this.$refs.input.files && this.$refs.input.files[0];
       if (!file) {
-        this.$emit('failed', { name: '', error: failure('no_file', 'Choose a file first.').error });
+        this.$emit('failed', { name: '', error: failure('no_file', _('Choose a file first.')).error });
         return;
       }
       this.upload(file, file.name, params || {}).then((result) => { if (!result.error) this.$refs.input.value = ''; });

@@ -13,12 +13,14 @@ from __future__ import annotations
 from nicegui import app, ui
 
 from backend.core.errors import AppError
-from backend.core.units import format_bytes
+from backend.core.i18n import _, format_percent, ngettext
 from backend.services import Services
 from backend.storage.backup_folder import BackupRun
 
+from ..components.aria import named
 from ..components.dialogs import confirm
 from ..components.raw_upload import RawUpload, Uploaded, UploadFailed
+from ..formats import size
 from ..frame import frame
 
 __all__ = ["register"]
@@ -33,7 +35,7 @@ class BackupPage:
         self.shown: tuple[object, ...] = ()
 
     async def build(self, restored: dict[str, int] | None) -> None:
-        async with frame(self.services, current=None, title="Backup"):
+        async with frame(self.services, current=None, title=_("Backup")):
             if restored is not None:
                 ui.label(_restored_text(restored)).classes("text-positive text-body1") \
                     .props("data-testid=restore-done")
@@ -46,18 +48,19 @@ class BackupPage:
     # backing up ---------------------------------------------------------------------------
 
     def backup_card(self) -> None:
-        ui.label("Back up").classes("text-h6")
-        ui.label("One file with every conversation, picture, recording, document and setting on this device. "
-                 "Keep it somewhere else: restoring it brings everything back, here or on another device.") \
+        ui.label(_("Back up")).classes("text-h6").props("role=heading aria-level=2")
+        ui.label(_("One file with every conversation, picture, recording, document and setting on this device. "
+                   "Keep it somewhere else: restoring it brings everything back, here or on another device.")) \
             .classes("text-body2")
         models = [m for m in self.services.models.installed() if m.source != "bundled"]
-        size = sum(m.size_bytes for m in models)
-        label = f"Include models ({len(models)}, {format_bytes(size)})" if models else "Include models (none added)"
+        label = (ngettext("Include models ({n}, {size})", "Include models ({n}, {size})", len(models),
+                          size=size(sum(m.size_bytes for m in models)))
+                 if models else _("Include models (none added)"))
         self.include_models = ui.switch(label, value=False).props("data-testid=backup-models")
         self.include_models.set_enabled(bool(models))
-        ui.label("The models that come with gridless are never included; it has them on every device.") \
+        ui.label(_("The models that come with gridless are never included; it has them on every device.")) \
             .classes("text-caption text-grey-7")
-        ui.button("Back up now", icon="save_alt", on_click=self.start) \
+        ui.button(_("Back up now"), icon="save_alt", on_click=self.start) \
             .props("unelevated no-caps data-testid=backup-start")
         self.progress_box = ui.column().classes("w-full gap-1")
         self.render_progress()
@@ -93,43 +96,46 @@ class BackupPage:
         run = self.backups.current
         with self.progress_box:
             if run is not None and not run.finished:
-                self.bar = ui.linear_progress(value=round(run.fraction, 3), show_value=False) \
-                    .props("data-testid=backup-progress")
+                self.bar = named(ui.linear_progress(value=round(run.fraction, 3), show_value=False),
+                                 _("Progress of the backup")).props("data-testid=backup-progress")
                 self.figures = ui.label(_progress_text(run)).classes("text-caption")
-                ui.button("Stop", on_click=run.stop.set).props("flat dense no-caps")
+                ui.button(_("Stop"), on_click=run.stop.set).props("flat dense no-caps")
                 return
             if run is not None and run.error:
                 ui.label(run.error).classes("text-negative").props("data-testid=backup-error")
             latest = self.backups.latest()
             if latest is not None:
                 stat = latest.stat()
-                ui.label(f"Latest backup: {latest.name}, {format_bytes(stat.st_size)}. Only the newest one is kept "
-                         "on this device.").classes("text-caption").props("data-testid=backup-latest")
-                ui.button("Download", icon="download", on_click=lambda: ui.download.from_url(_file_url(latest.name))) \
+                ui.label(_("Latest backup: {name}, {size}. Only the newest one is kept on this device.",
+                           name=latest.name, size=size(stat.st_size))) \
+                    .classes("text-caption").props("data-testid=backup-latest")
+                ui.button(_("Download"), icon="download",
+                          on_click=lambda: ui.download.from_url(_file_url(latest.name))) \
                     .props("flat dense no-caps data-testid=backup-download")
 
     # restoring ----------------------------------------------------------------------------
 
     def restore_card(self) -> None:
-        ui.label("Restore from a file").classes("text-h6")
-        ui.label("Everything on this device (conversations, pictures, recordings, settings) is replaced by what "
-                 "the backup holds. Models on this device stay.").classes("text-body2")
+        ui.label(_("Restore from a file")).classes("text-h6").props("role=heading aria-level=2")
+        ui.label(_("Everything on this device (conversations, pictures, recordings, settings) is replaced by what "
+                   "the backup holds. Models on this device stay.")).classes("text-body2")
         self.upload = RawUpload(app.url_path_for("restore_backup"), accept=".tar,application/x-tar", auto=False,
                                 visible_input=True, show_progress=True, input_testid="restore-file",
                                 on_started=self.sending, on_uploaded=self.restored, on_failed=self.refused)
-        self.restore_status = ui.label("").classes("text-body2").props("data-testid=restore-status")
-        ui.button("Restore", icon="restore", on_click=self.restore) \
+        self.restore_status = ui.label("").classes("text-body2").props("role=status data-testid=restore-status")
+        ui.button(_("Restore"), icon="restore", on_click=self.restore) \
             .props("unelevated no-caps color=negative data-testid=restore-start")
 
     async def restore(self) -> None:
-        if await confirm("Replace everything with this backup?",
-                         "The conversations, pictures, recordings and settings on this device are replaced by the "
-                         "backup's. What is here now and not in the backup is lost.", "Restore", danger=True):
+        if await confirm(_("Replace everything with this backup?"),
+                         _("The conversations, pictures, recordings and settings on this device are replaced by the "
+                           "backup's. What is here now and not in the backup is lost."), _("Restore"), danger=True):
             self.upload.send()
 
     def sending(self, name: str) -> None:
         self.restore_status.classes(remove="text-negative")
-        self.restore_status.set_text(f"Sending {name} and checking it… Nothing changes until it is all checked.")
+        self.restore_status.set_text(_("Sending {name} and checking it… Nothing changes until it is all checked.",
+                                       name=name))
 
     def restored(self, upload: Uploaded) -> None:
         counts = upload.data.get("restored", {})
@@ -142,7 +148,8 @@ class BackupPage:
 
 
 def _progress_text(run: BackupRun) -> str:
-    return f"Writing the backup… {run.fraction:.0%} ({format_bytes(run.done)} of {format_bytes(run.total)})"
+    return _("Writing the backup… {percent} ({done} of {total})", percent=format_percent(round(run.fraction, 2)),
+             done=size(run.done), total=size(run.total))
 
 
 def _file_url(name: str) -> str:
@@ -150,12 +157,12 @@ def _file_url(name: str) -> str:
 
 
 def _restored_text(counts: dict[str, int]) -> str:
-    return (f"The backup was restored: {_count(counts['conversations'], 'conversation')}, "
-            f"{_count(counts['messages'], 'message')}, {_count(counts['media_files'], 'media file')}.")
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" if n == 1 else f"{n or 'no'} {what}s"
+    conversations, messages, media = counts["conversations"], counts["messages"], counts["media_files"]
+    return _("The backup was restored: {conversations}, {messages}, {media}.",
+             conversations=ngettext("{n} conversation", "{n} conversations", conversations) if conversations
+             else _("no conversations"),
+             messages=ngettext("{n} message", "{n} messages", messages) if messages else _("no messages"),
+             media=ngettext("{n} media file", "{n} media files", media) if media else _("no media files"))
 
 
 def register(services: Services) -> None:

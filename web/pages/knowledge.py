@@ -11,10 +11,11 @@ from collections.abc import Awaitable
 from nicegui import app, ui
 
 from backend.core.errors import AppError
-from backend.core.units import format_bytes
+from backend.core.i18n import _
 from backend.knowledge.store import Collection, Document
 from backend.services import Services
 
+from ..components.aria import named
 from ..components.dialogs import confirm
 from ..components.knowledge_documents import DocumentActions, document_card, document_key
 from ..components.knowledge_links import collection_counts, collection_name_dialog, new_collection_dialog
@@ -22,31 +23,39 @@ from ..components.knowledge_passage import passage_view
 from ..components.knowledge_search import CollectionSearch
 from ..components.knowledge_upload import DocumentUpload
 from ..components.raw_upload import Uploaded, UploadFailed
+from ..formats import size
 from ..frame import frame, not_found
 
 __all__ = ["register"]
 
 POLL_S = 0.5
-GONE = "This collection does not exist. It may have been deleted."
-PASSAGE_GONE = "That passage is no longer there: its document may have been deleted or indexed again."
+
+
+def gone() -> str:
+    return _("This collection does not exist. It may have been deleted.")
+
+
+def passage_gone() -> str:
+    return _("That passage is no longer there: its document may have been deleted or indexed again.")
 
 
 async def delete_collection(services: Services, collection: Collection) -> bool:
     """Asks first; True when it was deleted."""
-    if not await confirm(f"Delete the collection «{collection.name}»?",
-                         "Its documents and their passages are removed from this device.", "Delete", danger=True):
+    if not await confirm(_("Delete the collection «{name}»?", name=collection.name),
+                         _("Its documents and their passages are removed from this device."), _("Delete"),
+                         danger=True):
         return False
     try:
         await services.knowledge.delete_collection(collection.id)
     except AppError as exc:
         ui.notify(exc.message, type="warning")
         return False
-    ui.notify(f"The collection «{collection.name}» was deleted.", timeout=1500)
+    ui.notify(_("The collection «{name}» was deleted.", name=collection.name), timeout=1500)
     return True
 
 
 async def rename_collection(services: Services, collection: Collection) -> Collection | None:
-    name = await collection_name_dialog("Rename collection", "Save", collection.name)
+    name = await collection_name_dialog(_("Rename collection"), _("Save"), collection.name)
     if name is None or name == collection.name:
         return None
     try:
@@ -78,11 +87,11 @@ class CollectionsPage(_Live):
         self.seen_version = -1
 
     async def build(self) -> None:
-        async with frame(self.services, current=None, title="Documents"):
+        async with frame(self.services, current=None, title=_("Documents")):
             with ui.row().classes("w-full items-center no-wrap gap-2 q-pt-md"):
-                ui.label("Collections of your documents. Turn one on in a chat, and answers cite its passages.") \
+                ui.label(_("Collections of your documents. Turn one on in a chat, and answers cite its passages.")) \
                     .classes("text-body2 col")
-                ui.button("New collection", icon="add", on_click=self.create) \
+                ui.button(_("New collection"), icon="add", on_click=self.create) \
                     .props("unelevated no-caps data-testid=new-collection")
             self.body = ui.column().classes("w-full gap-0")
             await self.render()
@@ -94,28 +103,29 @@ class CollectionsPage(_Live):
         self.body.clear()
         with self.body:
             if not collections:
-                ui.label("No collections yet. Make one, then add PDFs, Word files, Markdown, text, CSV or web "
-                         "pages to it.").classes("text-grey-7 q-pa-sm").props("data-testid=collections-empty")
+                ui.label(_("No collections yet. Make one, then add PDFs, Word files, Markdown, text, CSV or web "
+                           "pages to it.")).classes("text-grey-7 q-pa-sm").props("data-testid=collections-empty")
                 return
             with ui.list().props("bordered separator").classes("w-full rounded-borders"):
                 for collection in collections:
                     self.row(collection)
 
     def row(self, collection: Collection) -> None:
-        with ui.row().classes("w-full items-center no-wrap gap-0"):
+        # the row is the list's item (it holds the menu button too); the item inside it is a link
+        with ui.row().classes("w-full items-center no-wrap gap-0").props("role=listitem"):
             with ui.item(on_click=lambda c=collection: ui.navigate.to(f"/knowledge/{c.id}")) \
-                    .props(f"clickable data-testid=collection-item data-collection-id={collection.id}") \
+                    .props(f"clickable role=link data-testid=collection-item data-collection-id={collection.id}") \
                     .classes("col").style("min-width: 0"):
                 with ui.item_section().props("avatar"):
                     ui.icon("library_books").classes("text-grey-7")
                 with ui.item_section():
                     ui.item_label(collection.name).classes("ellipsis").props("data-testid=collection-item-name")
                     ui.item_label(collection_counts(collection)).props("caption data-testid=collection-counts")
-            with ui.button(icon="more_vert").props("flat round dense aria-label=More data-testid=collection-more") \
-                    .style("flex-shrink: 0"):
+            with named(ui.button(icon="more_vert"), _("Options for {name}", name=collection.name)) \
+                    .props("flat round dense data-testid=collection-more").style("flex-shrink: 0"):
                 with ui.menu():
-                    ui.menu_item("Rename", lambda c=collection: self.rename(c))
-                    ui.menu_item("Delete", lambda c=collection: self.delete(c))
+                    ui.menu_item(_("Rename"), lambda c=collection: self.rename(c))
+                    ui.menu_item(_("Delete"), lambda c=collection: self.delete(c))
 
     async def create(self) -> None:
         remote = {m.id: m.name for m in self.services.embeddings.choices() if m.source == "remote"}
@@ -155,19 +165,19 @@ class CollectionPage(_Live):
         async with frame(self.services, current=None, title=collection.name) as page:
             self.frame = page
             with page.header:
-                ui.button(icon="edit", on_click=self.rename) \
-                    .props("flat round dense aria-label='Rename collection' data-testid=collection-rename")
-                ui.button(icon="delete", on_click=self.delete_collection) \
-                    .props("flat round dense aria-label='Delete collection' data-testid=collection-delete")
-            ui.link("All collections", "/knowledge").classes("text-sm q-pt-sm").props("data-testid=collections-link")
+                named(ui.button(icon="edit", on_click=self.rename), _("Rename collection")) \
+                    .props("flat round dense data-testid=collection-rename").tooltip(_("Rename collection"))
+                named(ui.button(icon="delete", on_click=self.delete_collection), _("Delete collection")) \
+                    .props("flat round dense data-testid=collection-delete").tooltip(_("Delete collection"))
+            ui.link(_("All collections"), "/knowledge").classes("text-sm q-pt-sm").props("data-testid=collections-link")
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.icon("library_books", size="md").classes("text-grey-7")
                 self.title = ui.label(collection.name).classes("text-h6 ellipsis col").style("min-width: 0") \
-                    .props("data-testid=collection-title")
+                    .props("role=heading aria-level=2 data-testid=collection-title")
             # the button, then each file's progress below it, across the page
             with DocumentUpload(app.url_path_for("add_document", collection_id=collection.id),
                                 input_testid="document-files", on_uploaded=self.uploaded, on_failed=self.refused):
-                ui.button("Add documents", icon="upload_file").props("unelevated no-caps data-testid=add-documents")
+                ui.button(_("Add documents"), icon="upload_file").props("unelevated no-caps data-testid=add-documents")
             self.problems_box = ui.column().classes("w-full gap-1").props("data-testid=upload-problems")
             if self.services.settings.shared_folder is not None:
                 await self.shared_folder()
@@ -191,10 +201,10 @@ class CollectionPage(_Live):
         self.body.clear()
         with self.body:
             if documents is None:
-                ui.label(GONE).classes("text-grey-8").props("data-testid=collection-gone")
+                ui.label(gone()).classes("text-grey-8").props("data-testid=collection-gone")
             elif not documents:
-                ui.label("No documents yet. Add PDFs, Word files, Markdown, text, CSV or web pages: they are "
-                         "read and indexed here, on this device.").classes("text-grey-7") \
+                ui.label(_("No documents yet. Add PDFs, Word files, Markdown, text, CSV or web pages: they are "
+                           "read and indexed here, on this device.")).classes("text-grey-7") \
                     .props("data-testid=documents-empty")
             for document in documents or []:
                 document_card(document, self.actions)
@@ -213,9 +223,10 @@ class CollectionPage(_Live):
         with self.problems_box, ui.column().classes("w-full gap-1 q-pa-sm rounded-borders bg-amber-1"):
             for failure in self.problems:
                 with ui.column().classes("w-full gap-0").props("data-testid=upload-problem"):
-                    ui.label(failure.name or "A file").classes("text-subtitle2 ellipsis")
+                    ui.label(failure.name or _("A file")).classes("text-subtitle2 ellipsis")
                     ui.label(failure.message).classes("text-sm").props("data-testid=upload-problem-message")
-            ui.button("Dismiss", on_click=self.dismiss).props("flat dense no-caps data-testid=upload-problems-dismiss")
+            ui.button(_("Dismiss"), on_click=self.dismiss) \
+                .props("flat dense no-caps data-testid=upload-problems-dismiss")
 
     def dismiss(self) -> None:
         self.problems.clear()
@@ -228,8 +239,9 @@ class CollectionPage(_Live):
         await self.act(self.services.knowledge.reindex(document.id))
 
     async def delete(self, document: Document) -> None:
-        if await confirm(f"Delete «{document.name}»?",
-                         "The document and its passages are removed from this collection.", "Delete", danger=True):
+        if await confirm(_("Delete «{name}»?", name=document.name),
+                         _("The document and its passages are removed from this collection."), _("Delete"),
+                         danger=True):
             await self.act(self.services.knowledge.delete_document(document.id))
 
     async def act(self, action: Awaitable[object]) -> None:
@@ -244,20 +256,20 @@ class CollectionPage(_Live):
 
     async def shared_folder(self) -> None:
         files = await asyncio.to_thread(self.services.knowledge.shared_files)
-        with ui.expansion("Add from the phone's folder", icon="folder_open") \
+        with ui.expansion(_("Add from the phone's folder"), icon="folder_open") \
                 .props("dense data-testid=shared-folder").classes("w-full"):
             if not files:
-                ui.label("The folder holds no documents a collection can take.").classes("text-grey-7 text-sm") \
+                ui.label(_("The folder holds no documents a collection can take.")).classes("text-grey-7 text-sm") \
                     .props("data-testid=shared-empty")
             with ui.list().props("dense").classes("w-full"):
                 for shared in files:
                     with ui.item().props("data-testid=shared-file"):
                         with ui.item_section():
                             ui.item_label(shared.name).classes("ellipsis")
-                            ui.item_label(format_bytes(shared.size)).props("caption")
+                            ui.item_label(size(shared.size)).props("caption")
                         with ui.item_section().props("side"):
-                            ui.button("Add", on_click=lambda n=shared.name: self.add_shared(n)) \
-                                .props("flat dense no-caps data-testid=shared-add")
+                            named(ui.button(_("Add"), on_click=lambda n=shared.name: self.add_shared(n)),
+                                  _("Add {name}", name=shared.name)).props("flat dense no-caps data-testid=shared-add")
 
     async def add_shared(self, name: str) -> None:
         try:
@@ -293,7 +305,7 @@ def register(services: Services) -> None:
         try:
             collection = await services.knowledge.collection(collection_id)
         except AppError:
-            await not_found(services, GONE)
+            await not_found(services, gone())
             return
         await CollectionPage(services, collection).build()
 
@@ -307,6 +319,6 @@ def register(services: Services) -> None:
         except AppError:
             found = None
         if found is None:
-            await not_found(services, PASSAGE_GONE)
+            await not_found(services, passage_gone())
             return
         await passage_view(services, *found)

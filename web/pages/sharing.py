@@ -4,6 +4,7 @@ Devices page."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 
@@ -12,6 +13,7 @@ import qrcode.image.svg
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _, ngettext
 from backend.security.certs import is_private_address
 from backend.security.devices import Device
 from backend.security.interfaces import NetworkInterface, lan_interfaces, preselect
@@ -19,39 +21,39 @@ from backend.security.keys import SCOPES, ApiKey
 from backend.security.sharing import ShareState
 from backend.services import Services
 
+from ..components.aria import named
 from ..components.dialogs import confirm
+from ..formats import ago
 from ..frame import frame
 
 __all__ = ["register"]
 
 SETTING_ADDRESS = "share.address"
 SETTING_SECURE = "share.secure"
-SCOPE_LABELS = {
-    "chat": "Chat (chat completions and the model list)",
-    "images": "Pictures (making them and reading them)",
-    "audio": "Voice (transcribing and reading aloud)",
-    "embeddings": "Embeddings (vectors for texts)",
-    "conversations": "Reading your conversations",
-}
 
 
-def qr_svg(text: str) -> str:
-    """A QR code as inline SVG that scales to its box."""
+def scope_labels() -> dict[str, str]:
+    """What each scope of a key opens, in the page's language."""
+    return {"chat": _("Chat (chat completions and the model list)"),
+            "images": _("Pictures (making them and reading them)"),
+            "audio": _("Voice (transcribing and reading aloud)"),
+            "embeddings": _("Embeddings (vectors for texts)"),
+            "conversations": _("Reading your conversations")}
+
+
+def qr_svg(text: str, name: str) -> str:
+    """A QR code as inline SVG that scales to its box, with `name` as what a screen reader says of it."""
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2,
                         error_correction=qrcode.constants.ERROR_CORRECT_M)
     svg = image.to_string(encoding="unicode")
-    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%" role="img"', svg)
+    return re.sub(r'^<svg width="[^"]*" height="[^"]*"',
+                  f'<svg width="100%" height="100%" role="img" aria-label="{html.escape(name, quote=True)}"', svg)
 
 
-def ago(timestamp: float, now: float | None = None) -> str:
-    seconds = max(0.0, (now or time.time()) - timestamp)
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("min", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 and unit != 'min' else ''} ago"
-    return "just now"
+def code_left(seconds: float) -> str:
+    left = int(seconds)
+    clock = f"{left // 60}:{left % 60:02d}"
+    return _("This code works once, for {time} more.", time=clock)
 
 
 class SharePage:
@@ -63,7 +65,7 @@ class SharePage:
         self.code_label: ui.label | None = None
 
     async def build(self) -> None:
-        async with frame(self.services, current=None, title="Share on this network"):
+        async with frame(self.services, current=None, title=_("Share on this network")):
             self.body = ui.column().classes("w-full gap-3")
             await self.render()
             ui.separator().classes("q-my-md")
@@ -81,8 +83,7 @@ class SharePage:
         if self._key() != self.shown:
             await self.render()
         elif self.sharing.state and self.code_label is not None:
-            left = int(self.pairing.code()[1])
-            self.code_label.set_text(f"This code works once, for {left // 60}:{left % 60:02d} more.")
+            self.code_label.set_text(code_left(self.pairing.code()[1]))
 
     async def render(self) -> None:
         self.shown = self._key()
@@ -97,32 +98,32 @@ class SharePage:
         self.code_label = None
         registry = self.services.models.registry
         interfaces = await _interfaces()
-        ui.label("Let a tablet or laptop on the same hotspot or Wi-Fi use gridless: it gets the chats, "
-                 "images and voice, not the models or settings. You approve each device.") \
+        ui.label(_("Let a tablet or laptop on the same hotspot or Wi-Fi use gridless: it gets the chats, "
+                   "images and voice, not the models or settings. You approve each device.")) \
             .classes("text-body2")
         if self.sharing.stopped_reason:
             ui.label(self.sharing.stopped_reason).classes("text-negative").props("data-testid=share-stopped")
         if not interfaces:
-            ui.label("This device has no network address right now. Turn on the hotspot or join a Wi-Fi "
-                     "network, then come back.").classes("text-warning").props("data-testid=share-no-network")
+            ui.label(_("This device has no network address right now. Turn on the hotspot or join a Wi-Fi "
+                       "network, then come back.")).classes("text-warning").props("data-testid=share-no-network")
             return
         chosen = preselect(interfaces, await registry.get_setting(SETTING_ADDRESS))
         options = {i.address: i.label for i in interfaces}
-        address = ui.select(options, value=chosen.address if chosen else None, label="Network") \
+        address = ui.select(options, value=chosen.address if chosen else None, label=_("Network")) \
             .classes("w-full").props("data-testid=share-interface")
-        port = ui.number("Port", value=self.services.settings.share_port or self.services.settings.port,
+        port = ui.number(_("Port"), value=self.services.settings.share_port or self.services.settings.port,
                          min=1024, max=65534, precision=0).classes("w-40").props("data-testid=share-port")
-        secure = ui.switch("Secure mode (HTTPS)", value=bool(await registry.get_setting(SETTING_SECURE))) \
+        secure = ui.switch(_("Secure mode (HTTPS)"), value=bool(await registry.get_setting(SETTING_SECURE))) \
             .props("data-testid=share-secure")
-        ui.label("Needed on the tablet for the camera, the microphone and installing the app. The tablet "
-                 "installs this phone's certificate once; the page guides it.").classes("text-caption text-grey-7")
+        ui.label(_("Needed on the tablet for the camera, the microphone and installing the app. The tablet "
+                   "installs this phone's certificate once; the page guides it.")).classes("text-caption text-grey-7")
         error = ui.label().classes("text-negative").props("data-testid=share-error")
         error.set_visibility(False)
 
         async def start() -> None:
             error.set_visibility(False)
             if secure.value and not is_private_address(address.value or ""):
-                error.set_text("Secure mode works on private network addresses only (like 192.168.x.x).")
+                error.set_text(_("Secure mode works on private network addresses only (like 192.168.x.x)."))
                 error.set_visibility(True)
                 return
             try:
@@ -135,36 +136,37 @@ class SharePage:
             await registry.set_setting(SETTING_SECURE, bool(secure.value))
             await self.render()
 
-        ui.button("Share on this network", icon="share", on_click=start).props("unelevated data-testid=share-start")
+        ui.button(_("Share on this network"), icon="share", on_click=start) \
+            .props("unelevated data-testid=share-start")
 
     def render_on(self, state: ShareState) -> None:
         code, left = self.pairing.code()
         link = f"{state.origin}/pair#{code}"
         with ui.row().classes("items-center gap-2"):
             ui.icon("wifi_tethering", color="positive")
-            ui.label("Sharing on").classes("text-subtitle1")
+            ui.label(_("Sharing on")).classes("text-subtitle1")
             ui.label(state.origin).classes("text-subtitle1 text-weight-bold").props("data-testid=share-address")
         if state.secure and state.guide_url:
-            ui.label("1. First time on this tablet: scan this and install the certificate.") \
+            ui.label(_("1. First time on this tablet: scan this and install the certificate.")) \
                 .classes("text-subtitle2")
-            ui.html(qr_svg(state.guide_url)).classes("gl-qr").props("data-testid=share-ca-qr")
+            ui.html(qr_svg(state.guide_url, _("QR code of the page that installs the certificate"))) \
+                .classes("gl-qr").props("data-testid=share-ca-qr")
             ui.label(state.guide_url).classes("text-caption").props("data-testid=share-ca-url")
-            ui.label("Its fingerprint (compare on the tablet):").classes("text-caption")
+            ui.label(_("Its fingerprint (compare on the tablet):")).classes("text-caption")
             ui.label(self.services.certs.fingerprint()).classes("text-caption gl-mono") \
                 .style("word-break: break-all").props("data-testid=share-ca-fingerprint")
-            ui.label("2. Scan to pair.").classes("text-subtitle2")
+            ui.label(_("2. Scan to pair.")).classes("text-subtitle2")
         else:
-            ui.label("Scan with the tablet's camera to pair it.").classes("text-subtitle2")
-        ui.html(qr_svg(link)).classes("gl-qr").props("data-testid=share-qr")
+            ui.label(_("Scan with the tablet's camera to pair it.")).classes("text-subtitle2")
+        ui.html(qr_svg(link, _("QR code to pair a tablet"))).classes("gl-qr").props("data-testid=share-qr")
         # the full link holds the code; shown small for copying to a laptop
         ui.label(link).classes("text-caption gl-mono").style("word-break: break-all") \
             .props("data-testid=share-link")
-        self.code_label = ui.label(f"This code works once, for {int(left) // 60}:{int(left) % 60:02d} more.") \
-            .classes("text-caption text-grey-7")
+        self.code_label = ui.label(code_left(left)).classes("text-caption text-grey-7")
         with ui.row().classes("gap-2"):
-            ui.button("New code", icon="refresh", on_click=self.new_code).props("flat data-testid=share-new-code")
-            ui.button("Devices", icon="devices", on_click=lambda: ui.navigate.to("/devices")).props("flat")
-            ui.button("Stop sharing", icon="portable_wifi_off", color="negative", on_click=self.stop) \
+            ui.button(_("New code"), icon="refresh", on_click=self.new_code).props("flat data-testid=share-new-code")
+            ui.button(_("Devices"), icon="devices", on_click=lambda: ui.navigate.to("/devices")).props("flat")
+            ui.button(_("Stop sharing"), icon="portable_wifi_off", color="negative", on_click=self.stop) \
                 .props("unelevated data-testid=share-stop")
 
     async def new_code(self) -> None:
@@ -185,22 +187,25 @@ class KeysSection:
         self.shown: tuple[object, ...] = ()
 
     def build(self) -> None:
-        ui.label("Keys for apps").classes("text-h6")
-        ui.label("An app such as Tasker, Shortcuts, Home Assistant or a script of yours can use the models "
-                 "here with a key of its own, sent as a bearer token. A key opens only what its scopes allow, "
-                 "and you can revoke it at any time.").classes("text-body2")
+        ui.label(_("Keys for apps")).classes("text-h6").props("role=heading aria-level=2")
+        ui.label(_("An app such as Tasker, Shortcuts, Home Assistant or a script of yours can use the models "
+                   "here with a key of its own, sent as a bearer token. A key opens only what its scopes allow, "
+                   "and you can revoke it at any time.")).classes("text-body2")
         self.list = ui.column().classes("w-full gap-2").props("data-testid=keys-list")
         self.render()
         with ui.card().classes("w-full").props("flat bordered data-testid=key-form"):
-            ui.label("Make a key").classes("text-subtitle1")
-            self.name = ui.input("Name of the app", placeholder="Home Assistant") \
+            ui.label(_("Make a key")).classes("text-subtitle1").props("role=heading aria-level=3")
+            self.name = ui.input(_("Name of the app"), placeholder="Home Assistant") \
                 .props("maxlength=60 data-testid=key-name").classes("w-full")
-            ui.label("What it may use:").classes("text-caption text-grey-7")
-            self.scopes = {scope: ui.checkbox(SCOPE_LABELS[scope]).props(f"data-testid=key-scope-{scope}")
-                           for scope in SCOPES}
-            self.error = ui.label().classes("text-negative").props("data-testid=key-error")
+            with ui.column().classes("gap-0").props("role=group") as group:
+                group.props["aria-labelledby"] = ui.label(_("What it may use:")).classes("text-caption text-grey-7") \
+                    .html_id
+                labels = scope_labels()
+                self.scopes = {scope: ui.checkbox(labels[scope]).props(f"data-testid=key-scope-{scope}")
+                               for scope in SCOPES}
+            self.error = ui.label().classes("text-negative").props("role=alert data-testid=key-error")
             self.error.set_visibility(False)
-            ui.button("Create key", icon="key", on_click=self.create).props("unelevated data-testid=key-create")
+            ui.button(_("Create key"), icon="key", on_click=self.create).props("unelevated data-testid=key-create")
 
     def _key(self) -> tuple[object, ...]:
         now = time.time()
@@ -217,7 +222,7 @@ class KeysSection:
         keys = self.store.list()
         with self.list:
             if not keys:
-                ui.label("No app has a key yet.").classes("text-grey-6").props("data-testid=keys-empty")
+                ui.label(_("No app has a key yet.")).classes("text-grey-6").props("data-testid=keys-empty")
             for key in keys:
                 self.render_key(key)
 
@@ -236,8 +241,8 @@ class KeysSection:
                             .props(f"data-testid=key-scope-chip-{scope}")
                 ui.label(_usage(key)).classes("text-caption text-grey-7").props("data-testid=key-usage")
             if not key.revoked:
-                ui.button("Revoke", color="negative", on_click=lambda k=key: self.revoke(k)) \
-                    .props(f"flat no-caps data-testid=revoke-key-{key.id}")
+                named(ui.button(_("Revoke"), color="negative", on_click=lambda k=key: self.revoke(k)),
+                      _("Revoke {name}", name=key.name)).props(f"flat no-caps data-testid=revoke-key-{key.id}")
 
     async def create(self) -> None:
         self.error.set_visibility(False)
@@ -255,40 +260,47 @@ class KeysSection:
         self.show_once(key, secret)
 
     def show_once(self, key: ApiKey, secret: str) -> None:
-        with ui.dialog().props("persistent") as dialog, ui.card().classes("w-96").props("data-testid=key-dialog"):
-            ui.label(f"The key for “{key.name}”").classes("text-h6")
-            ui.label("Copy it now and give it to the app: it will not be shown again.")
+        title = _("The key for “{name}”", name=key.name)
+        with named(ui.dialog(), title).props("persistent") as dialog, \
+                ui.card().classes("w-96").props("data-testid=key-dialog"):
+            ui.label(title).classes("text-h6")
+            ui.label(_("Copy it now and give it to the app: it will not be shown again."))
             ui.label(secret).classes("gl-mono q-pa-sm bg-grey-2 rounded-borders w-full") \
                 .style("word-break: break-all; user-select: all").props("data-testid=key-secret")
             with ui.row().classes("w-full justify-end"):
-                ui.button("Copy", icon="content_copy", on_click=lambda: self.copy(secret)) \
-                    .props('flat no-caps aria-label="Copy the key" data-testid=key-copy').tooltip("Copy the key")
-                ui.button("Done", on_click=dialog.close).props("unelevated data-testid=key-done")
+                named(ui.button(_("Copy"), icon="content_copy", on_click=lambda: self.copy(secret)),
+                      _("Copy the key")).props("flat no-caps data-testid=key-copy").tooltip(_("Copy the key"))
+                ui.button(_("Done"), on_click=dialog.close).props("unelevated data-testid=key-done")
         dialog.on("hide", dialog.clear)  # the secret leaves the page once the dialog is closed
         dialog.open()
 
     @staticmethod
     def copy(secret: str) -> None:
         ui.clipboard.write(secret)
-        ui.notify("The key was copied.", timeout=2000)
+        ui.notify(_("The key was copied."), timeout=2000)
 
     async def revoke(self, key: ApiKey) -> None:
-        if await confirm(f"Revoke the key “{key.name}”?",
-                         "The app that uses it is refused from its next request on. This cannot be undone.",
-                         "Revoke", danger=True):
+        if await confirm(_("Revoke the key “{name}”?", name=key.name),
+                         _("The app that uses it is refused from its next request on. This cannot be undone."),
+                         _("Revoke"), danger=True):
             await self.store.revoke(key.id)
-            ui.notify(f"The key “{key.name}” no longer works.", timeout=2000)
+            ui.notify(_("The key “{name}” no longer works.", name=key.name), timeout=2000)
             self.render()
 
 
 def _usage(key: ApiKey) -> str:
-    count = f"{key.requests} request{'s' if key.requests != 1 else ''}"
     if key.revoked:
-        used = f", last used {ago(key.last_used_at)}" if key.last_used_at else ""
-        return f"Revoked {ago(key.revoked_at or time.time())}{used}; {count} in all."
+        revoked = ago(key.revoked_at or time.time())
+        if key.last_used_at:
+            return ngettext("Revoked {revoked}, last used {used}; {n} request in all.",
+                            "Revoked {revoked}, last used {used}; {n} requests in all.", key.requests,
+                            revoked=revoked, used=ago(key.last_used_at))
+        return ngettext("Revoked {revoked}; {n} request in all.", "Revoked {revoked}; {n} requests in all.",
+                        key.requests, revoked=revoked)
     if key.last_used_at is None:
-        return "Never used."
-    return f"Last used {ago(key.last_used_at)}; {count} in all."
+        return _("Never used.")
+    return ngettext("Last used {used}; {n} request in all.", "Last used {used}; {n} requests in all.", key.requests,
+                    used=ago(key.last_used_at))
 
 
 async def _interfaces() -> list[NetworkInterface]:
@@ -302,9 +314,9 @@ class DevicesPage:
         self.shown: tuple[object, ...] = ()
 
     async def build(self) -> None:
-        async with frame(self.services, current=None, title="Devices"):
-            ui.label("Devices you allowed to use gridless over the network. Revoking one disconnects it at "
-                     "once; it would have to pair again.").classes("text-body2")
+        async with frame(self.services, current=None, title=_("Devices")):
+            ui.label(_("Devices you allowed to use gridless over the network. Revoking one disconnects it at "
+                       "once; it would have to pair again.")).classes("text-body2")
             self.body = ui.column().classes("w-full gap-2")
             self.render()
             ui.timer(2.0, self.tick)
@@ -322,8 +334,8 @@ class DevicesPage:
         devices = self.devices.list()
         with self.body:
             if not devices:
-                ui.label("No paired devices.").classes("text-grey-6").props("data-testid=devices-empty")
-                ui.button("Share on this network", icon="share", on_click=lambda: ui.navigate.to("/sharing")) \
+                ui.label(_("No paired devices.")).classes("text-grey-6").props("data-testid=devices-empty")
+                ui.button(_("Share on this network"), icon="share", on_click=lambda: ui.navigate.to("/sharing")) \
                     .props("flat")
                 return
             for device in devices:
@@ -335,30 +347,35 @@ class DevicesPage:
             ui.icon("tablet_android").classes("text-h5 text-grey-7")
             with ui.column().classes("col gap-0").style("min-width: 0"):
                 ui.label(device.name).classes("text-subtitle1 ellipsis").props("data-testid=device-name")
-                ui.label(f"{device.address or 'unknown address'} · last seen {ago(device.last_seen)} · paired "
-                         f"{time.strftime('%Y-%m-%d', time.localtime(device.created_at))}") \
+                # the day it was paired as an ISO date (2025-06-01), read the same way in every language
+                ui.label(" · ".join([device.address or _("unknown address"),
+                                     _("last seen {time}", time=ago(device.last_seen)),
+                                     _("paired {date}", date=time.strftime("%Y-%m-%d",
+                                                                          time.localtime(device.created_at)))])) \
                     .classes("text-caption text-grey-7").props("data-testid=device-seen")
-            ui.button(icon="edit", on_click=lambda d=device: self.rename(d)) \
-                .props("flat round dense aria-label=Rename")
-            ui.button("Revoke", color="negative", on_click=lambda d=device: self.revoke(d)) \
-                .props(f"flat no-caps data-testid=revoke-{device.id}")
+            named(ui.button(icon="edit", on_click=lambda d=device: self.rename(d)), _("Rename")) \
+                .props("flat round dense").tooltip(_("Rename"))
+            named(ui.button(_("Revoke"), color="negative", on_click=lambda d=device: self.revoke(d)),
+                  _("Revoke {name}", name=device.name)).props(f"flat no-caps data-testid=revoke-{device.id}")
 
     async def rename(self, device: Device) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-80"):
-            field = ui.input("Name", value=device.name).props("autofocus maxlength=60").classes("w-full")
+        title = _("Rename the device")
+        with named(ui.dialog(), title) as dialog, ui.card().classes("w-80"):
+            ui.label(title).classes("text-h6")
+            field = ui.input(_("Name"), value=device.name).props("autofocus maxlength=60").classes("w-full")
             with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=dialog.close).props("flat")
-                ui.button("Save", on_click=lambda: dialog.submit(field.value))
+                ui.button(_("Cancel"), on_click=dialog.close).props("flat")
+                ui.button(_("Save"), on_click=lambda: dialog.submit(field.value))
         name = await dialog
         if name and name.strip():
             await self.devices.rename(device.id, name)
             self.render()
 
     async def revoke(self, device: Device) -> None:
-        if await confirm(f"Revoke “{device.name}”?", "It is disconnected now and must pair again to come back.",
-                         "Revoke", danger=True):
+        if await confirm(_("Revoke “{name}”?", name=device.name),
+                         _("It is disconnected now and must pair again to come back."), _("Revoke"), danger=True):
             await self.devices.revoke(device.id)
-            ui.notify(f"{device.name} can no longer connect", timeout=2000)
+            ui.notify(_("{name} can no longer connect", name=device.name), timeout=2000)
             self.render()
 
 

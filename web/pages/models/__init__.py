@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from backend.core.i18n import _
 from backend.services import Services
 
 from ...frame import frame
@@ -21,34 +22,35 @@ from .importing import ImportSection
 from .installed import InstalledList
 from .memory import MemoryPanel
 from .search import HubSearch
-from .status import Part
+from .status import Part, job_names
 
 __all__ = ["register"]
 
-JOB_TABS = (("chat", "Chat", "chat"), ("vision", "Vision", "photo_camera"), ("images", "Images", "image"),
-            ("speech", "Speech", "mic"), ("voice", "Voice", "record_voice_over"),
-            ("embeddings", "Embeddings", "manage_search"))
+JOBS = ("chat", "vision", "images", "speech", "voice", "embeddings")
+"""The jobs, a tab each, in this order (as `job_names` lists them)."""
+ICONS = {"chat": "chat", "vision": "photo_camera", "images": "image", "speech": "mic", "voice": "record_voice_over",
+         "embeddings": "manage_search"}
 TICK_S = 0.5
 
 
 class ModelsPage:
     def __init__(self, services: Services, tab: str = "chat") -> None:
         self.services = services
-        self.tab = tab if tab in {job for job, _, _ in JOB_TABS} else "chat"
+        self.tab = tab if tab in JOBS else "chat"
         self.parts: list[Part] = []
 
     async def build(self) -> None:
         await self.services.models.registry.load()  # the command line may have changed it
         self.client = ui.context.client  # a download may start from a dialog that is gone by then
-        async with frame(self.services, current=None, title="Models") as page:
+        async with frame(self.services, current=None, title=_("Models")) as page:
             self.parts.append(MemoryPanel(self.services, changed=self.sync))
             self.downloads = DownloadsPanel(self.services, changed=self.sync)
             self.parts.append(self.downloads)
             with ui.tabs().classes("w-full").props("dense align=left outside-arrows mobile-arrows") as tabs:
-                for job, label, icon in JOB_TABS:
-                    ui.tab(job, label, icon).props(f"no-caps data-testid=tab-{job}")
+                for job, label in job_names().items():
+                    ui.tab(job, label, ICONS[job]).props(f"no-caps data-testid=tab-{job}")
             with ui.tab_panels(tabs, value=self.tab).classes("w-full"):
-                for job, _, _ in JOB_TABS:
+                for job in JOBS:
                     with ui.tab_panel(job).classes("q-px-none"), ui.column().classes("w-full gap-3"):
                         self.parts.append(InstalledList(self.services, job, frame=page, changed=self.sync))
                         if job == "chat":

@@ -13,13 +13,14 @@ from typing import Any
 from nicegui import ui
 
 from backend.core.errors import AppError
-from backend.core.units import format_bytes
+from backend.core.i18n import _
 from backend.models.catalog import CatalogEntry
 from backend.models.downloads import DownloadState
 from backend.models.manager import CatalogRow
 from backend.services import Services
 
 from ...components.dialogs import confirm
+from ...formats import size
 from .features import feature_badges
 from .status import ProgressLine
 
@@ -33,7 +34,7 @@ class CatalogList:
         self.changed = changed
         self.lines: list[ProgressLine] = []
         self.shown: tuple[Any, ...] | None = None
-        ui.label("Recommended").classes("text-subtitle2 q-mt-md")
+        ui.label(_("Recommended")).classes("text-subtitle2 q-mt-md").props("role=heading aria-level=2")
         self.box = ui.column().classes("w-full gap-3")
         self.sync()
 
@@ -66,31 +67,40 @@ class CatalogList:
                     ui.label(entry.description).classes("text-caption text-grey-8")
                     feature_badges(entry.features)
                 if row.installed is not None:
-                    ui.badge("installed", color="grey-6")
+                    ui.badge(_("installed"), color="grey-6")
                 elif row.download is not None:
-                    ui.badge(row.download.state if row.download.state != DownloadState.RUNNING else "downloading",
-                             color="primary")
+                    ui.badge(download_state(row.download.state), color="primary")
                 else:
-                    ui.button("Download", icon="download", on_click=lambda e=entry, f=row.fit.fits: self.pull(e, f)) \
+                    ui.button(_("Download"), icon="download",
+                              on_click=lambda e=entry, f=row.fit.fits: self.pull(e, f)) \
                         .props(f"unelevated dense no-caps data-testid=download-{entry.id}") \
                         .props("" if row.fit.fits else "outline color=warning")
-            facts = [f"{format_bytes(entry.size_bytes)} download", f"needs about {format_bytes(row.fit.estimate)} RAM",
-                     entry.quantization, "multilingual" if len(entry.languages) > 1 else None, entry.license,
+            facts = [_("{size} download", size=size(entry.size_bytes)),
+                     _("needs about {size} RAM", size=size(row.fit.estimate)),
+                     entry.quantization, _("multilingual") if len(entry.languages) > 1 else None, entry.license,
                      entry.repo]
             ui.label(" · ".join(f for f in facts if f)).classes("text-caption text-grey-7")
             if not row.fit.fits:
-                ui.label(f"Will not fit this device: {row.fit.reason}").classes("text-caption text-warning") \
-                    .props("data-testid=does-not-fit")
+                ui.label(_("Will not fit this device: {reason}", reason=row.fit.reason)) \
+                    .classes("text-caption text-warning").props("data-testid=does-not-fit")
             if row.download is not None:  # the progress is also shown here, where the button was pressed
                 self.lines.append(ProgressLine.build(row.download, bar_props="rounded size=6px "
                                                                              "data-testid=catalog-progress"))
 
     async def pull(self, entry: CatalogEntry, fits: bool) -> None:
-        if not fits and not await confirm(f"{entry.name} will probably not fit this device's memory. "
-                                          "Download it anyway?"):
+        if not fits and not await confirm(_("{name} will probably not fit this device's memory. Download it anyway?",
+                                            name=entry.name), action=_("Download")):
             return
         try:
             await self.manager.pull_catalog(entry.id, override=not fits)
         except AppError as exc:
             ui.notify(exc.message, type="negative", multi_line=True)
         self.changed()
+
+
+def download_state(state: str) -> str:
+    """A download's state on a catalog card's badge."""
+    words: dict[str, str] = {DownloadState.QUEUED: _("queued"), DownloadState.RUNNING: _("downloading"),
+                             DownloadState.PAUSED: _("paused"), DownloadState.DONE: _("done"),
+                             DownloadState.FAILED: _("download failed"), DownloadState.CANCELLED: _("cancelled")}
+    return words.get(state, state)

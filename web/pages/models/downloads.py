@@ -13,9 +13,11 @@ from typing import Any
 from nicegui import ui
 
 from backend.core.errors import AppError
+from backend.core.i18n import _
 from backend.models.downloads import DownloadState
 from backend.services import Services
 
+from ...components.aria import named
 from .status import ProgressLine
 
 __all__ = ["DownloadsPanel"]
@@ -51,7 +53,7 @@ class DownloadsPanel:
         if not downloads:
             return
         with self.box:
-            ui.label("Downloads").classes("text-subtitle2")
+            ui.label(_("Downloads")).classes("text-subtitle2").props("role=heading aria-level=2")
             for dl in downloads:
                 with ui.card().classes("w-full q-pa-sm").props("flat bordered data-testid=download-row"):
                     with ui.row().classes("w-full items-center no-wrap gap-2"):
@@ -66,17 +68,17 @@ class DownloadsPanel:
 
     def buttons(self, download_id: str, state: str) -> None:
         if state in (DownloadState.RUNNING, DownloadState.QUEUED):
-            ui.button(icon="pause", on_click=lambda: self.act("pause", download_id)) \
-                .props("flat round dense aria-label=Pause data-testid=download-pause")
+            named(ui.button(icon="pause", on_click=lambda: self.act("pause", download_id)), _("Pause")) \
+                .props("flat round dense data-testid=download-pause").tooltip(_("Pause"))
         if state in (DownloadState.PAUSED, DownloadState.FAILED):
-            ui.button(icon="play_arrow", on_click=lambda: self.act("resume", download_id)) \
-                .props("flat round dense aria-label=Resume data-testid=download-resume")
+            named(ui.button(icon="play_arrow", on_click=lambda: self.act("resume", download_id)), _("Resume")) \
+                .props("flat round dense data-testid=download-resume").tooltip(_("Resume"))
         if state in (DownloadState.RUNNING, DownloadState.QUEUED, DownloadState.PAUSED, DownloadState.FAILED):
-            ui.button(icon="close", on_click=lambda: self.act("cancel", download_id)) \
-                .props("flat round dense aria-label=Cancel data-testid=download-cancel")
+            named(ui.button(icon="close", on_click=lambda: self.act("cancel", download_id)), _("Cancel the download")) \
+                .props("flat round dense data-testid=download-cancel").tooltip(_("Cancel the download"))
         else:
-            ui.button(icon="done", on_click=lambda: self.act("forget", download_id)) \
-                .props("flat round dense aria-label=Dismiss data-testid=download-dismiss")
+            named(ui.button(icon="done", on_click=lambda: self.act("forget", download_id)), _("Dismiss")) \
+                .props("flat round dense data-testid=download-dismiss").tooltip(_("Dismiss"))
 
     async def act(self, action: str, download_id: str) -> None:
         downloads = self.downloads

@@ -16,28 +16,40 @@ from typing import Any
 from nicegui import ui
 
 from backend.core.errors import AppError, ErrorCode
+from backend.core.i18n import _, format_decimal, format_number, ngettext
 from backend.remote.store import RemoteEngine
 from backend.services import Services
 
+from ...components.aria import named
 from ...components.dialogs import confirm
-from .status import duration
+from ...formats import duration
 
 __all__ = ["EngineServers"]
 
-USES = {"chat": "for chat", "embeddings": "for documents", "speech": "for dictation", "images": "for pictures"}
-"""What a server's model is used for here (servers do not say; it is guessed from the name)."""
 FINGERPRINT = re.compile(r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}")
+
+
+def uses() -> dict[str, str]:
+    """What a server's model is used for here (servers do not say; it is guessed from the name)."""
+    return {"chat": _("for chat"), "embeddings": _("for documents"), "speech": _("for dictation"),
+            "images": _("for pictures")}
 
 
 def engine_state(engine: RemoteEngine) -> str:
     """Whether a server answers, in words."""
     if engine.state == "up":
-        took = f" in {engine.latency_ms:.0f} ms" if engine.latency_ms is not None else ""
-        ago = f", {duration(time.time() - engine.checked_at)} ago" if engine.checked_at else ""
-        return f"Answering (checked{took}{ago})"
+        ms = format_number(round(engine.latency_ms)) if engine.latency_ms is not None else None
+        ago = duration(time.time() - engine.checked_at) if engine.checked_at else None
+        if ms is not None and ago is not None:
+            return _("Answering (checked in {ms} ms, {time} ago)", ms=ms, time=ago)
+        if ms is not None:
+            return _("Answering (checked in {ms} ms)", ms=ms)
+        if ago is not None:
+            return _("Answering (checked {time} ago)", time=ago)
+        return _("Answering (checked)")
     if engine.state == "down":
-        return f"Not answering: {engine.error or 'no reason given'}"
-    return "Not checked yet"
+        return _("Not answering: {reason}", reason=engine.error or _("no reason given"))
+    return _("Not checked yet")
 
 
 class EngineServers:
@@ -47,12 +59,12 @@ class EngineServers:
         self.changed = changed
         self.shown: tuple[Any, ...] | None = None
         with ui.row().classes("w-full items-center no-wrap gap-2"):
-            ui.label("On other machines").classes("text-subtitle2 col")
-            ui.button("Add a server", icon="add_link", on_click=self.add_dialog) \
+            ui.label(_("On other machines")).classes("text-subtitle2 col").props("role=heading aria-level=2")
+            ui.button(_("Add a server"), icon="add_link", on_click=self.add_dialog) \
                 .props("flat dense no-caps data-testid=add-engine")
-        ui.label("Use the models of a laptop or home server on the same network that runs llama-server, Ollama, "
-                 "vLLM, LM Studio, LocalAI or gridless. Your conversations stay on this device; each question "
-                 "and its history are sent to the server that answers it.").classes("text-caption text-grey-7")
+        ui.label(_("Use the models of a laptop or home server on the same network that runs llama-server, Ollama, "
+                   "vLLM, LM Studio, LocalAI or gridless. Your conversations stay on this device; each question "
+                   "and its history are sent to the server that answers it.")).classes("text-caption text-grey-7")
         self.box = ui.column().classes("w-full gap-3")
         self.sync()
 
@@ -78,39 +90,43 @@ class EngineServers:
                 ui.icon("cloud_done" if engine.state == "up" else "cloud_off" if engine.state == "down"
                         else "cloud_queue", color="positive" if engine.state == "up" else "grey-7")
                 ui.label(engine.name).classes("text-body1 ellipsis col").style("min-width:0")
-                ui.button(icon="refresh", on_click=lambda e=engine: self.check(e)) \
-                    .props(f"flat round dense aria-label='Check now' data-testid=check-{engine.id}") \
-                    .tooltip("Check now")
-                ui.button(icon="delete", on_click=lambda e=engine: self.remove(e)) \
-                    .props(f"flat round dense aria-label=Remove data-testid=remove-{engine.id}").tooltip("Remove")
+                named(ui.button(icon="refresh", on_click=lambda e=engine: self.check(e)), _("Check now")) \
+                    .props(f"flat round dense data-testid=check-{engine.id}").tooltip(_("Check now"))
+                named(ui.button(icon="delete", on_click=lambda e=engine: self.remove(e)), _("Remove")) \
+                    .props(f"flat round dense data-testid=remove-{engine.id}").tooltip(_("Remove"))
             ui.label(engine_state(engine)).classes(
                 "text-caption " + ("text-negative" if engine.state == "down" else "text-grey-8")) \
                 .props(f"data-testid=engine-state-{engine.id}")
-            trust = ("https, pinned certificate " + (engine.fingerprint or "")[:23] + "…" if engine.fingerprint
-                     else "https, verified" if engine.secure
-                     else "plain http: others on this network could read what is sent")
-            ui.label(f"{engine.url} · {trust}" + (" · key set" if engine.api_key else "")) \
+            trust = (_("https, pinned certificate {fingerprint}…", fingerprint=engine.fingerprint[:23])
+                     if engine.fingerprint
+                     else _("https, verified") if engine.secure
+                     else _("plain http: others on this network could read what is sent"))
+            ui.label(" · ".join([engine.url, trust, *([_("key set")] if engine.api_key else [])])) \
                 .classes("text-caption text-grey-7").style("overflow-wrap:anywhere")
             for index, model in enumerate(engine.models[:50]):
                 speed = engine.speed.get(model, {})
-                facts = [f"{speed['tokens_per_s']:.0f} tokens/s" if speed.get("tokens_per_s") else None,
-                         f"first words after {speed['ttft_s']:.2f} s" if speed.get("ttft_s") else None]
+                facts = [_("{n} tokens/s", n=format_decimal(speed["tokens_per_s"], 0))
+                         if speed.get("tokens_per_s") else None,
+                         _("first words after {seconds} s", seconds=format_decimal(speed["ttft_s"], 2))
+                         if speed.get("ttft_s") else None]
                 with ui.row().classes("w-full items-center no-wrap gap-2"):
                     ui.label(" · ".join([model, *(f for f in facts if f)])).classes("text-body2 col") \
                         .style("overflow-wrap:anywhere;min-width:0")
-                    ui.select(USES, value=engine.job_of(model),
-                              on_change=lambda e, m=model, en=engine: self.set_job(en, m, str(e.value))) \
-                        .props(f"dense borderless options-dense aria-label='What {model} is used for' "
-                               f"data-testid=engine-job-{engine.id}-{index}").classes("w-40")
-            ui.switch("Its chat models can call tools", value=engine.tools,
+                    named(ui.select(uses(), value=engine.job_of(model),
+                                    on_change=lambda e, m=model, en=engine: self.set_job(en, m, str(e.value))),
+                          _("What {model} is used for", model=model)) \
+                        .props(f"dense borderless options-dense data-testid=engine-job-{engine.id}-{index}") \
+                        .classes("w-40")
+            ui.switch(_("Its chat models can call tools"), value=engine.tools,
                       on_change=lambda e, en=engine: self.set_tools(en, bool(e.value))) \
                 .props(f"dense data-testid=engine-tools-{engine.id}").classes("text-body2") \
-                .tooltip("Turn on when the server supports tool calls (llama-server with --jinja, Ollama, "
-                         "vLLM with a tool parser); conversations then offer the tools to its models.")
+                .tooltip(_("Turn on when the server supports tool calls (llama-server with --jinja, Ollama, "
+                           "vLLM with a tool parser); conversations then offer the tools to its models."))
             if len(engine.models) > 50:
-                ui.label(f"and {len(engine.models) - 50} more").classes("text-caption text-grey-7")
+                ui.label(ngettext("and {n} more", "and {n} more", len(engine.models) - 50)) \
+                    .classes("text-caption text-grey-7")
             if not engine.models:
-                ui.label("It offers no models.").classes("text-caption text-grey-7")
+                ui.label(_("It offers no models.")).classes("text-caption text-grey-7")
 
     async def set_tools(self, engine: RemoteEngine, tools: bool) -> None:
         try:
@@ -137,8 +153,9 @@ class EngineServers:
         self.changed()
 
     async def remove(self, engine: RemoteEngine) -> None:
-        if not await confirm(f"Remove {engine.name}?", "Its models are no longer offered; conversations that used "
-                             "them answer with this device's model.", "Remove"):
+        if not await confirm(_("Remove {name}?", name=engine.name),
+                             _("Its models are no longer offered; conversations that used them answer with this "
+                               "device's model."), _("Remove")):
             return
         try:
             await self.remote.remove(engine.id)
@@ -147,25 +164,26 @@ class EngineServers:
         self.changed()
 
     async def add_dialog(self) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-full").style("max-width:32rem"):
-            ui.label("Add an engine server").classes("text-h6")
+        title = _("Add an engine server")
+        with named(ui.dialog(), title) as dialog, ui.card().classes("w-full").style("max-width:32rem"):
+            ui.label(title).classes("text-h6")
             with ui.row().classes("w-full items-center no-wrap gap-2"):
-                url = ui.input("Address", placeholder="192.168.1.20:8080").classes("col") \
+                url = ui.input(_("Address"), placeholder="192.168.1.20:8080").classes("col") \
                     .props("autofocus outlined dense data-testid=engine-url autocomplete=off")
-                ui.button(icon="qr_code_scanner", on_click=lambda: self.scan(url)) \
-                    .props("flat round dense aria-label='Read the address from a QR code' data-testid=engine-scan") \
-                    .tooltip("Read the address from a QR code")
-            key = ui.input("Key (if the server wants one)", password=True, password_toggle_button=True) \
+                named(ui.button(icon="qr_code_scanner", on_click=lambda: self.scan(url)),
+                      _("Read the address from a QR code")) \
+                    .props("flat round dense data-testid=engine-scan").tooltip(_("Read the address from a QR code"))
+            key = ui.input(_("Key (if the server wants one)"), password=True, password_toggle_button=True) \
                 .classes("w-full").props("outlined dense data-testid=engine-key autocomplete=off")
-            name = ui.input("Name (optional)", placeholder="Laptop").classes("w-full") \
+            name = ui.input(_("Name (optional)"), placeholder=_("Laptop")).classes("w-full") \
                 .props("outlined dense data-testid=engine-name")
-            fingerprint = ui.input("Certificate fingerprint (self-signed https only)").classes("w-full") \
+            fingerprint = ui.input(_("Certificate fingerprint (self-signed https only)")).classes("w-full") \
                 .props("outlined dense data-testid=engine-fingerprint autocomplete=off")
             problem = ui.label("").classes("text-negative text-body2").style("overflow-wrap:anywhere") \
                 .props("role=alert data-testid=engine-error")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-                add = ui.button("Add").props("unelevated no-caps data-testid=engine-add")
+                ui.button(_("Cancel"), on_click=dialog.close).props("flat no-caps")
+                add = ui.button(_("Add")).props("unelevated no-caps data-testid=engine-add")
 
             async def submit() -> None:
                 problem.set_text("")
@@ -183,8 +201,8 @@ class EngineServers:
                 finally:
                     add.props(remove="loading")
                 dialog.close()
-                count = len(engine.models)
-                ui.notify(f"{engine.name} added with {count} model{'s' if count != 1 else ''}.", type="positive")
+                ui.notify(ngettext("{name} added with {n} model.", "{name} added with {n} models.", len(engine.models),
+                                   name=engine.name), type="positive")
                 self.changed()
 
             add.on_click(submit)
@@ -198,4 +216,4 @@ class EngineServers:
         if isinstance(text, str) and text.strip():
             target.set_value(text.strip()[:500])
         elif text is None:
-            ui.notify("This browser cannot read QR codes; type or paste the address.", type="warning")
+            ui.notify(_("This browser cannot read QR codes; type or paste the address."), type="warning")

@@ -7,16 +7,19 @@ from collections.abc import Sequence
 
 from nicegui import ui
 
+from backend.core.i18n import _
 from backend.engines.reply_format import template_features
 from backend.models.features import model_features
 from backend.models.registry import ModelRecord
 
-__all__ = ["FEATURE_TEXT", "feature_badges", "installed_features"]
+__all__ = ["feature_badges", "feature_text", "installed_features"]
 
-FEATURE_TEXT = {"thinking": ("Thinks", "psychology", "Thinks step by step before it answers"),
-                "tools": ("Tools", "build", "Can use tools (a calculator, the clock, …)"),
-                "vision": ("Sees photos", "photo_camera", "Reads and describes photos")}
-"""A feature → its label, icon and tooltip."""
+
+def feature_text() -> dict[str, tuple[str, str, str]]:
+    """A feature → its label, icon and tooltip (in the page's language)."""
+    return {"thinking": (_("Thinks"), "psychology", _("Thinks step by step before it answers")),
+            "tools": (_("Tools"), "build", _("Can use tools (a calculator, the clock, …)")),
+            "vision": (_("Sees photos"), "photo_camera", _("Reads and describes photos"))}
 
 
 def _template_labels(template: str | None) -> list[str]:
@@ -32,11 +35,12 @@ def feature_badges(features: Sequence[str]) -> None:
     """The badges in a row, or nothing for a model without any."""
     if not features:
         return
+    texts = feature_text()
     with ui.row().classes("items-center gap-1").props("data-testid=model-features"):
         for feature in features:
-            if feature not in FEATURE_TEXT:
+            if feature not in texts:
                 continue
-            label, icon, tooltip = FEATURE_TEXT[feature]
+            label, icon, tooltip = texts[feature]
             with ui.badge(color="teal-8").props(f"outline data-testid=feature-{feature}").classes("q-px-xs"):
                 ui.icon(icon, size="14px").classes("q-mr-xs")
                 ui.label(label)

@@ -13,18 +13,49 @@ from typing import Any
 from nicegui import ui
 
 from backend.core.errors import AppError
-from backend.core.units import format_bytes
+from backend.core.i18n import _, format_number
+from backend.models.memory import MemoryEstimate
 from backend.models.registry import ModelRecord
 from backend.runtime.residency import MemoryRefused
 from backend.services import Services
 
+from ...components.aria import named
 from ...components.dialogs import confirm
+from ...formats import size
 from ...frame import Frame
 from .features import feature_badges, installed_features
 
 __all__ = ["InstalledList"]
 
-SOURCES = {"bundled": "comes with the app", "import": "imported", "folder": "models folder"}
+
+
+def source_text(source: str) -> str | None:
+    """Where an installed model came from, when it has no repository."""
+    return {"bundled": _("comes with the app"), "import": _("imported"), "folder": _("models folder")}.get(source)
+
+
+def now_used(name: str, job: str) -> str:
+    """The notice after a model is chosen for its job."""
+    return {"chat": _("{name} is now used for chat", name=name),
+            "vision": _("{name} is now used for photos", name=name),
+            "images": _("{name} is now used for pictures", name=name),
+            "speech": _("{name} is now used for dictation", name=name),
+            "voice": _("{name} is now used for reading aloud", name=name),
+            "embeddings": _("{name} is now used for documents", name=name)}.get(job) \
+        or _("{name} is now in use", name=name)
+
+
+def needs(estimate: MemoryEstimate) -> str:
+    """The memory a model needs, and for what (as `MemoryEstimate.describe`, in the page's language)."""
+    parts = [_("weights {size}", size=size(estimate.weights))]
+    if estimate.kv_cache:
+        parts.append(_("KV cache {size} for {n} tokens", size=size(estimate.kv_cache), n=estimate.context_length))
+    parts.append(_("working memory {size}", size=size(estimate.compute + estimate.overhead)))
+    return _("Needs about {total} ({parts})", total=size(estimate.total), parts=", ".join(parts))
+
+
+def tokens(count: int) -> str:
+    return _("{n} tokens", n=format_number(count))
 
 
 class InstalledList:
@@ -35,7 +66,7 @@ class InstalledList:
         self.frame = frame
         self.changed = changed
         self.shown: tuple[Any, ...] | None = None
-        ui.label("Installed").classes("text-subtitle2")
+        ui.label(_("Installed")).classes("text-subtitle2").props("role=heading aria-level=2")
         self.box = ui.column().classes("w-full gap-3")
         self.sync()
 
@@ -53,7 +84,7 @@ class InstalledList:
         self.box.clear()
         with self.box:
             if not installed:
-                ui.label("None yet: download one below.").classes("text-grey-7 text-body2")
+                ui.label(_("None yet: download one below.")).classes("text-grey-7 text-body2")
             for record, can in installed:
                 self.card(record, can, active is not None and record.id == active.id)
 
@@ -65,20 +96,22 @@ class InstalledList:
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 ui.label(record.name).classes("text-body1 ellipsis col").style("min-width:0")
                 if is_active:
-                    ui.badge("active", color="positive").props(f"data-testid=active-{record.job}")
+                    ui.badge(_("active"), color="positive").props(f"data-testid=active-{record.job}")
                 else:
-                    ui.button("Use", on_click=lambda r=record: self.activate(r)) \
+                    named(ui.button(_("Use"), on_click=lambda r=record: self.activate(r)),
+                          _("Use {name}", name=record.name)) \
                         .props(f"unelevated dense no-caps data-testid=activate-{record.id}")
                 if record.deletable:
-                    ui.button(icon="delete", on_click=lambda r=record: self.delete(r)) \
-                        .props(f"flat round dense aria-label=Delete data-testid=delete-{record.id}")
+                    named(ui.button(icon="delete", on_click=lambda r=record: self.delete(r)),
+                          _("Delete {name}", name=record.name)) \
+                        .props(f"flat round dense data-testid=delete-{record.id}").tooltip(_("Delete"))
             feature_badges(features)
-            facts = [format_bytes(record.size_bytes), record.quantization,
-                     f"{record.context_length:,} tokens" if record.context_length else None,
-                     record.license, record.repo or SOURCES.get(record.source)]
+            facts = [size(record.size_bytes), record.quantization,
+                     tokens(record.context_length) if record.context_length else None,
+                     record.license, record.repo or source_text(record.source)]
             ui.label(" · ".join(f for f in facts if f)).classes("text-caption text-grey-8")
             with ui.row().classes("w-full items-center no-wrap gap-2"):
-                ui.label(f"Needs {estimate.describe()}").classes(
+                ui.label(needs(estimate)).classes(
                     "text-caption col " + ("text-negative" if over else "text-grey-7"))
                 if record.job in ("chat", "vision") and record.info.get("layers"):
                     self.context_select(record)
@@ -86,7 +119,7 @@ class InstalledList:
                 with ui.row().classes("items-center gap-2"):
                     ui.label(self.manager.suggestion(record, budget, here=True) or "") \
                         .classes("text-caption text-negative")
-                    ui.switch("Load anyway", value=record.memory_override,
+                    ui.switch(_("Load anyway"), value=record.memory_override,
                               on_change=lambda e, r=record: self.set_override(r, e.value)) \
                         .props("dense data-testid=override")
 
@@ -94,16 +127,16 @@ class InstalledList:
         """The context this model is loaded with: shorter needs less memory."""
         trained = record.context_length or 131072
         default = min(self.services.settings.context_length, trained)
-        options: dict[int, str] = {0: f"default ({default:,})"}
-        size = 512
-        while size <= trained:
-            options[size] = f"{size:,} tokens"
-            size *= 2
+        options: dict[int, str] = {0: _("default ({n})", n=format_number(default))}
+        length = 512
+        while length <= trained:
+            options[length] = tokens(length)
+            length *= 2
         if record.context_choice and record.context_choice not in options:
-            options[record.context_choice] = f"{record.context_choice:,} tokens"
-        ui.select(options, value=record.context_choice or 0, label="Context",
+            options[record.context_choice] = tokens(record.context_choice)
+        ui.select(options, value=record.context_choice or 0, label=_("Context"),
                   on_change=lambda e, r=record: self.set_context(r, int(e.value or 0))) \
-            .props(f"dense outlined options-dense data-testid=context-{record.id}").classes("w-36")
+            .props(f"dense outlined options-dense data-testid=context-{record.id}").classes("w-44")
 
     async def set_context(self, record: ModelRecord, value: int) -> None:
         try:
@@ -124,12 +157,12 @@ class InstalledList:
         await self.manager.activate(record.job, record.id)
         if record.job == "chat":
             self.frame.show_model(record.id)
-        ui.notify(f"{record.name} is now used for {record.job}")
+        ui.notify(now_used(record.name, record.job))
         self.changed()
 
     async def delete(self, record: ModelRecord) -> None:
-        if not await confirm(f"Delete {record.name}? Its files ({format_bytes(record.size_bytes)}) are removed "
-                             "from this device."):
+        if not await confirm(_("Delete {name}? Its files ({size}) are removed from this device.",
+                               name=record.name, size=size(record.size_bytes)), action=_("Delete"), danger=True):
             return
         try:
             await self.manager.delete(record.id)

@@ -11,18 +11,23 @@ from collections.abc import Callable
 
 from nicegui import ui
 
-from backend.core.units import format_bytes
+from backend.core.i18n import _
 from backend.services import Services
 
-from .status import duration
+from ...formats import duration, size
+from .status import job_names
 
 __all__ = ["MemoryPanel"]
 
-IDLE_CHOICES = {120: "2 minutes", 300: "5 minutes", 600: "10 minutes", 1800: "30 minutes", 0: "never"}
 DISK_EVERY = 4
 """Disk use is read every this many syncs: it walks the partial files."""
 
 LoadedLine = tuple[str, str, bool]  # slot, text, busy
+
+
+def idle_choices() -> dict[int, str]:
+    """How long a model may stay idle before it is unloaded (seconds → in words)."""
+    return {120: _("2 minutes"), 300: _("5 minutes"), 600: _("10 minutes"), 1800: _("30 minutes"), 0: _("never")}
 
 
 class MemoryPanel:
@@ -40,9 +45,10 @@ class MemoryPanel:
                 self.disk_label = ui.label().classes("text-caption")
                 ui.space()
                 idle = int(residency.idle_unload_s)
-                ui.select(IDLE_CHOICES, value=idle if idle in IDLE_CHOICES else 600, label="Unload when idle for",
+                choices = idle_choices()
+                ui.select(choices, value=idle if idle in choices else 600, label=_("Unload when idle for"),
                           on_change=lambda e: self.set_idle(e.value)) \
-                    .props("dense outlined options-dense").classes("w-40")
+                    .props("dense outlined options-dense").classes("w-48")
         self.loaded_shown: list[LoadedLine] | None = None
         self.show_loaded()
         self.show_disk()
@@ -55,8 +61,9 @@ class MemoryPanel:
 
     def show_loaded(self) -> None:
         budget = self.services.residency.budget
-        self.budget_label.set_text(f"Memory budget {format_bytes(budget.limit)} of {format_bytes(budget.physical)} "
-                                   f"RAM · {format_bytes(budget.available())} free now")
+        self.budget_label.set_text(_("Memory budget {limit} of {physical} RAM · {free} free now",
+                                     limit=size(budget.limit), physical=size(budget.physical),
+                                     free=size(budget.available())))
         lines = self.loaded_lines()
         if lines == self.loaded_shown:
             return
@@ -64,32 +71,36 @@ class MemoryPanel:
         self.loaded_box.clear()
         with self.loaded_box:
             if not lines:
-                ui.label("Nothing is loaded. A model loads when it is first used.").classes("text-caption text-grey-7")
+                ui.label(_("Nothing is loaded. A model loads when it is first used.")) \
+                    .classes("text-caption text-grey-7")
             for slot, text, busy in lines:
                 with ui.row().classes("w-full items-center no-wrap gap-2"):
                     ui.label(text).classes("text-caption col")
-                    ui.button("Unload", on_click=lambda n=slot: self.unload(n)) \
+                    ui.button(_("Unload"), on_click=lambda n=slot: self.unload(n)) \
                         .props("flat dense no-caps size=sm").set_enabled(not busy)
 
     def loaded_lines(self) -> list[LoadedLine]:
         lines = []
+        slots = job_names()
         for item in self.services.residency.snapshot():
             record = self.services.models.get(item["model"])
-            name = record.name if record else item["model"]
-            kind = "heavy" if item["heavy"] else "sidecar"
-            used = format_bytes(item["rss"]) if item["rss"] else "starting"
-            state = "working" if item["busy"] else f"idle {duration(item['idle_s'])}"
-            lines.append((item["name"], f"{item['name']}: {name} — {used} in use (estimate "
-                                        f"{format_bytes(item['estimate'])}), {kind}, {state}", item["busy"]))
+            values = {"slot": slots.get(item["name"], item["name"]), "name": record.name if record else item["model"],
+                      "estimate": size(item["estimate"]),
+                      "kind": _("heavy") if item["heavy"] else _("sidecar"),
+                      "state": _("working") if item["busy"] else _("idle {time}", time=duration(item["idle_s"]))}
+            text = (_("{slot}: {name} — {used} in use (estimate {estimate}), {kind}, {state}", used=size(item["rss"]),
+                      **values) if item["rss"]
+                    else _("{slot}: {name} — starting (estimate {estimate}), {kind}, {state}", **values))
+            lines.append((item["name"], text, item["busy"]))
         return lines
 
     def show_disk(self) -> None:
-        self.disk_label.set_text(f"Models use {format_bytes(self.services.models.disk_used())} of disk")
+        self.disk_label.set_text(_("Models use {size} of disk", size=size(self.services.models.disk_used())))
 
     async def set_idle(self, seconds: int) -> None:
         await self.services.models.set_idle_unload(float(seconds))
 
     async def unload(self, name: str) -> None:
         if not await self.services.residency.unload(name):
-            ui.notify("It is working right now", type="warning")
+            ui.notify(_("It is working right now"), type="warning")
         self.changed()

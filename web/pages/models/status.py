@@ -7,10 +7,13 @@ from typing import Protocol
 
 from nicegui import ui
 
-from backend.core.units import format_bytes
+from backend.core.i18n import _
 from backend.models.downloads import Download, DownloadState
 
-__all__ = ["Part", "ProgressLine", "download_status", "duration"]
+from ...components.aria import named
+from ...formats import duration, size, speed
+
+__all__ = ["Part", "ProgressLine", "download_status", "duration", "job_names"]
 
 
 class Part(Protocol):
@@ -20,35 +23,34 @@ class Part(Protocol):
     def sync(self) -> None: ...
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def job_names() -> dict[str, str]:
+    """Each job (and the engine slot that runs it) by name, in the page's language."""
+    return {"chat": _("Chat"), "vision": _("Vision"), "images": _("Images"), "speech": _("Speech"),
+            "voice": _("Voice"), "embeddings": _("Embeddings")}
 
 
 def download_status(dl: Download) -> str:
-    done = f"{format_bytes(dl.bytes_done)} of {format_bytes(dl.bytes_total)}"
+    done = _("{done} of {total}", done=size(dl.bytes_done), total=size(dl.bytes_total))
     if dl.state == DownloadState.RUNNING:
         if dl.error:
             return f"{done} · {dl.error}"
         if dl.stalled:
-            return f"{done} · waiting for the network…"
-        speed = f" · {format_bytes(dl.speed)}/s" if dl.speed else ""
-        left = f" · {duration(dl.eta_s)} left" if dl.eta_s is not None else ""
-        return done + speed + left
+            return f"{done} · " + _("waiting for the network…")
+        parts = [done]
+        if dl.speed:
+            parts.append(speed(dl.speed))
+        if dl.eta_s is not None:
+            parts.append(_("{time} left", time=duration(dl.eta_s)))
+        return " · ".join(parts)
     if dl.state == DownloadState.QUEUED:
-        return f"{done} · waiting"
+        return f"{done} · " + _("waiting")
     if dl.state == DownloadState.PAUSED:
-        return f"{done} · paused"
+        return f"{done} · " + _("paused")
     if dl.state == DownloadState.DONE:
-        return f"{format_bytes(dl.bytes_total)} · installed"
+        return f"{size(dl.bytes_total)} · " + _("installed")
     if dl.state == DownloadState.CANCELLED:
-        return "cancelled"
-    return dl.error or "failed"
+        return _("cancelled")
+    return dl.error or _("download failed")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -62,7 +64,8 @@ class ProgressLine:
     @classmethod
     def build(cls, dl: Download, *, bar_props: str, color: str = "primary", label_classes: str = "text-caption",
               label_props: str = "") -> ProgressLine:
-        bar = ui.linear_progress(value=round(dl.fraction, 4), show_value=False, color=color).props(bar_props)
+        bar = named(ui.linear_progress(value=round(dl.fraction, 4), show_value=False, color=color).props(bar_props),
+                    _("Progress of {name}", name=dl.name))
         label = ui.label(download_status(dl)).classes(label_classes).props(label_props)
         return cls(download_id=dl.id, bar=bar, label=label)
 
