@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, expect, sync_playwright
@@ -47,9 +48,12 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-def _context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
-             viewport: ViewportSize) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport=viewport)
+def browser_context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
+                    viewport: ViewportSize = DESKTOP, *, name: str = "failure", **options: Any) \
+        -> Iterator[BrowserContext]:
+    """A fresh browser profile (`options` go to `new_context`: a locale, reduced motion…) whose pages
+    are screenshot into `tmp_path` when the test using it failed."""
+    context = browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(30_000)
     context.set_default_navigation_timeout(30_000)
     yield context
@@ -57,7 +61,7 @@ def _context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
     if call_report is not None and call_report.failed:
         for i, page in enumerate(context.pages):
             try:
-                page.screenshot(path=str(tmp_path / f"failure-{i}.png"), full_page=True)
+                page.screenshot(path=str(tmp_path / f"{name}-{i}.png"), full_page=True)
             except Exception as exc:  # the page may be the reason the test failed
                 print(f"could not save a screenshot of page {i}: {exc}")
         print(f"screenshots and server log are in {tmp_path}")
@@ -67,13 +71,13 @@ def _context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
 @pytest.fixture
 def context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies) with a desktop-sized window."""
-    yield from _context(browser, request, tmp_path, DESKTOP)
+    yield from browser_context(browser, request, tmp_path, DESKTOP)
 
 
 @pytest.fixture
 def phone_context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrowserContext]:
     """A fresh browser profile with a phone-sized window (390×844)."""
-    yield from _context(browser, request, tmp_path, PHONE)
+    yield from browser_context(browser, request, tmp_path, PHONE)
 
 
 @pytest.fixture

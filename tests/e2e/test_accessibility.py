@@ -23,7 +23,7 @@ from backend.core.i18n import _ as translate
 from backend.core.i18n import use_locale
 from tests.server import ServerProcess
 
-from .conftest import DESKTOP, wait_live
+from .conftest import DESKTOP, browser_context, wait_live
 
 pytestmark = pytest.mark.e2e
 
@@ -98,19 +98,9 @@ def audit(request: pytest.FixtureRequest, browser: Browser, axe_script: Path, tm
     """A fresh browser profile speaking the language (its Accept-Language), motion reduced so a
     check never catches a dialog halfway in."""
     language = str(request.param)
-    context = browser.new_context(viewport=DESKTOP, locale=LOCALES[language], reduced_motion="reduce")
-    context.set_default_timeout(30_000)
-    context.set_default_navigation_timeout(30_000)
-    yield Audit(page=context.new_page(), language=language, script=axe_script)
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for i, page in enumerate(context.pages):
-            try:
-                page.screenshot(path=str(tmp_path / f"failure-{language}-{i}.png"), full_page=True)
-            except Exception as exc:  # the page may be the reason the test failed
-                print(f"could not save a screenshot of page {i}: {exc}")
-        print(f"screenshots and server log are in {tmp_path}")
-    context.close()
+    for context in browser_context(browser, request, tmp_path, DESKTOP, name=f"failure-{language}",
+                                   locale=LOCALES[language], reduced_motion="reduce"):
+        yield Audit(page=context.new_page(), language=language, script=axe_script)
 
 
 # helpers ------------------------------------------------------------------------------------------

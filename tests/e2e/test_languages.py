@@ -17,7 +17,7 @@ from backend.storage.db import Database
 from backend.storage.transcripts import Transcript, TranscriptState, TranscriptStore
 from tests.server import ServerProcess
 
-from .conftest import DESKTOP
+from .conftest import DESKTOP, browser_context
 from .test_chat import sign_in
 
 pytestmark = pytest.mark.e2e
@@ -60,18 +60,7 @@ def seeded(tmp_path: Path) -> Iterator[ServerProcess]:
 def browser_in(browser: Browser, locale: str, tmp_path: Path, request: pytest.FixtureRequest) \
         -> Iterator[BrowserContext]:
     """A fresh profile whose browser speaks `locale` (its Accept-Language and navigator.language)."""
-    context = browser.new_context(viewport=DESKTOP, locale=locale)
-    context.set_default_timeout(30_000)
-    context.set_default_navigation_timeout(30_000)
-    yield context
-    call_report = getattr(request.node, "report_call", None)
-    if call_report is not None and call_report.failed:
-        for i, page in enumerate(context.pages):
-            try:
-                page.screenshot(path=str(tmp_path / f"failure-{i}.png"), full_page=True)
-            except Exception as exc:  # the page may be the reason the test failed
-                print(f"could not save a screenshot of page {i}: {exc}")
-    context.close()
+    yield from browser_context(browser, request, tmp_path, DESKTOP, locale=locale)
 
 
 @pytest.fixture
