@@ -29,6 +29,9 @@ _ITEM_NUMBER = re.compile(r"[ \t]*\d+")
 _FENCE = "```"
 FIRST_CLAUSE_MIN = 12
 """A first clause shorter than this (characters) waits for more: "Sure, " is not worth a pause."""
+LONGEST_WAIT = 200
+"""Text without a sentence or clause end this long (characters) is cut at its last space rather
+than waited on (a list of words, or a model that writes without stops)."""
 POLL_S = 0.03
 
 
@@ -64,6 +67,10 @@ class SpokenPieces:
             for match in _CLAUSE.finditer(text, self._taken):
                 if match.start() - self._taken >= FIRST_CLAUSE_MIN and outside(match.start()):
                     return match.end()
+        if best == self._taken and len(text) - self._taken >= LONGEST_WAIT:
+            space = text.rfind(" ", self._taken, len(text))
+            if space > self._taken and outside(space):
+                return space + 1
         return best
 
 

@@ -6,7 +6,7 @@ each of its pages, and the server's log is already in the test's tmp_path.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +49,22 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 def browser_context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path,
-                    viewport: ViewportSize = DESKTOP, *, name: str = "failure", **options: Any) \
+                    viewport: ViewportSize = DESKTOP, *, name: str = "failure", init_scripts: tuple[str, ...] = (),
+                    on_failure: Callable[[BrowserContext], None] | None = None, **options: Any) \
         -> Iterator[BrowserContext]:
-    """A fresh browser profile (`options` go to `new_context`: a locale, reduced motion…) whose pages
-    are screenshot into `tmp_path` when the test using it failed."""
+    """A fresh browser profile (`options` go to `new_context`: a locale, reduced motion…; `init_scripts`
+    run first in each page) whose pages are screenshot into `tmp_path` when the test using it failed,
+    after `on_failure` has said what else it knows."""
     context = browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(30_000)
     context.set_default_navigation_timeout(30_000)
+    for script in init_scripts:
+        context.add_init_script(script)
     yield context
     call_report = getattr(request.node, "report_call", None)
     if call_report is not None and call_report.failed:
+        if on_failure is not None:
+            on_failure(context)
         for i, page in enumerate(context.pages):
             try:
                 page.screenshot(path=str(tmp_path / f"{name}-{i}.png"), full_page=True)

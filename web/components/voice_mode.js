@@ -71,6 +71,11 @@ export default {
       this.shown = true;
       this.error = '';
       this.state = 'connecting';
+      this.lines = [];  // the server numbers a new session's turns from 1 again
+      this.session = null;
+      this.silencedTurn = undefined;
+      this.lastTurn = 0;
+      this.playingTurn = undefined;
       this.playCtx = audioContext();  // within the tap: browsers start audio only after a gesture
       stopSpeaking();
       window.gridlessVoice = window.gridlessVoice || { turns: [] };
@@ -83,6 +88,7 @@ export default {
           : _('The microphone could not be started: {reason}', { reason: (e && e.message) || e });
         this.state = 'off';
         this.teardown();
+        return;
       }
       this.keepAwake();
     },
@@ -253,8 +259,13 @@ export default {
     },
     async keepAwake() {
       try {
-        if (navigator.wakeLock && this.shown) this.wakeLock = await navigator.wakeLock.request('screen');
+        if (navigator.wakeLock && this.shown) {
+          const lock = await navigator.wakeLock.request('screen');
+          if (!this.shown) { lock.release().catch(() => {}); return; }  // closed while it was asked for
+          this.wakeLock = lock;
+        }
       } catch (e) { /* not allowed here (battery saver, no https): the screen may sleep */ }
+      if (!this.shown) return;
       if (!this.onVisible) {
         this.onVisible = () => { if (document.visibilityState === 'visible' && this.shown) this.keepAwake(); };
         document.addEventListener('visibilitychange', this.onVisible);

@@ -366,3 +366,26 @@ async def test_an_answer_of_unfinished_code_is_said_to_be_left_out() -> None:
 async def test_an_answer_with_nothing_to_say_says_nothing() -> None:
     voice = Voice(Answer("*** --- ***"))
     assert await follow(voice) == [] and voice.asked == []
+
+
+def test_text_without_stops_is_not_waited_on_forever() -> None:
+    """A model that writes without stops (or a long list of words) is still read while it writes:
+    past LONGEST_WAIT characters the text is cut at its last space, and no word is lost."""
+    from backend.audio.following import LONGEST_WAIT
+
+    words = " ".join(f"word{n}" for n in range(120))
+    feed = SpokenPieces()
+    spoken: list[str] = []
+    first_at = None
+    for end in range(1, len(words) + 1):
+        got = feed.feed(words[:end])
+        if got and first_at is None:
+            first_at = end
+        spoken += got
+    spoken += feed.feed(words, final=True)
+    assert first_at is not None and first_at <= LONGEST_WAIT + 10, first_at
+    assert " ".join(spoken).replace(".", "").split() == words.split()
+    # inside a code block nothing is cut, however long
+    code = "```\n" + words
+    feed = SpokenPieces()
+    assert all(feed.feed(code[:end]) == [] for end in range(1, len(code) + 1))
