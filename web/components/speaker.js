@@ -3,6 +3,8 @@
 // its first sound was scheduled (`data-first-audio-ms`, how long after the tap).
 import { adopt, autoRead, isPlaying, speak, stopSpeaking, usedBefore, warm } from '/static/speech.js';
 
+const REDRAW_MS = 1000;
+
 export default {
   template: `
     <q-btn :icon="playing ? 'stop' : 'volume_up'" :data-state="playing ? 'playing' : 'idle'"
@@ -15,8 +17,15 @@ export default {
   data() {
     return { playing: false, firstAudioMs: null };
   },
+  mounted() {
+    // the answer may be playing already: read while it was written, by the switch or by this answer's
+    // button before the page was redrawn; this button shows it now
+    if (adopt(this.url, this)) this.playing = true;
+  },
   unmounted() {
-    if (isPlaying(this)) stopSpeaking();
+    // a redraw puts a new button for the same answer in its place, which takes the playing over;
+    // if none does (the answer is gone from the page), it stops
+    if (isPlaying(this)) setTimeout(() => { if (isPlaying(this)) stopSpeaking(); }, REDRAW_MS);
   },
   methods: {
     toggle() {

@@ -176,6 +176,8 @@ class ChatPage:
                 if message.status == MessageStatus.INTERRUPTED:
                     ui.badge(_("interrupted"), color="orange").props("outline data-testid=interrupted")
                 ui.space()
+                if live and reply is not None and reply.generation_id is None:  # it can be heard as it is written
+                    self.speak_buttons[message.id] = speak_button(message.id)
                 if not live:
                     picture = message.stats.get("kind") == "image"
                     if message.content.strip() and not picture:
