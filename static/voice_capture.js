@@ -1,6 +1,7 @@
-// The microphone for the voice conversation, as an AudioWorklet: the input is brought down to
-// 16 kHz mono (averaging the samples each output sample stands for) and posted to the page in
-// frames of 512 16-bit samples (32 ms), each with the audio clock time at its end.
+// The microphone for the voice conversation, as an AudioWorklet: 16 kHz mono posted to the page in
+// frames of 512 16-bit samples (32 ms), each with the audio clock time at its end. The page runs it
+// in a 16 kHz context where it can (samples pass through); in a context at the device's rate the
+// input is brought down by averaging the samples each output sample stands for.
 const OUT_RATE = 16000;
 const FRAME = 512;
 

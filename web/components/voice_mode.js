@@ -100,9 +100,19 @@ export default {
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
       });
       const Ctx = window.AudioContext || window.webkitAudioContext;
-      this.micCtx = new Ctx();
+      // at 16 kHz the browser's own resampler brings the microphone down (band-limited, unlike the
+      // worklet's averaging, which aliases what lies above 8 kHz into the speech); a browser that
+      // cannot connect a microphone to a context at another rate gets one at the device's rate
+      let source;
+      try {
+        this.micCtx = new Ctx({ sampleRate: RATE });
+        source = this.micCtx.createMediaStreamSource(this.stream);
+      } catch (e) {
+        if (this.micCtx) this.micCtx.close().catch(() => {});
+        this.micCtx = new Ctx();
+        source = this.micCtx.createMediaStreamSource(this.stream);
+      }
       await this.micCtx.audioWorklet.addModule('/static/voice_capture.js');
-      const source = this.micCtx.createMediaStreamSource(this.stream);
       this.node = new AudioWorkletNode(this.micCtx, 'gridless-voice-capture');
       this.captured = [];
       this.samples = 0;
