@@ -107,9 +107,8 @@ class TurnDetector:
         self._speech_start: int | None = None
         self._last_speech_end = 0
         self.in_turn = False
-        self.last_probability = 0.0
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         """Forget the turn in progress (not the model's sense of the sound so far)."""
         self.in_turn = False
         self._run = 0
@@ -143,7 +142,6 @@ class TurnDetector:
         start = self.position
         self.position += FRAME
         p = self._probability(frame)
-        self.last_probability = p
         self._keep(frame)
         if not self.in_turn:
             if p >= o.threshold:
@@ -196,5 +194,5 @@ class TurnDetector:
         event = TurnEnded(start=self._speech_start, end=self._last_speech_end, audio=audio, detected_at=self.position)
         self._kept = self._kept[max(0, len(self._kept) - self._pre_roll):]
         self._kept_from = self.position - len(self._kept)
-        self.reset()
+        self._reset()
         return event
